@@ -1,0 +1,1 @@
+"""Small shared parts every capability uses: database scope, errors, HTTP helpers, clock."""

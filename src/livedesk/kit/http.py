@@ -1,0 +1,165 @@
+"""HTTP plumbing shared by every capability: the error middleware, request validation with
+pydantic models (the same models produce the OpenAPI document), and JSON responses."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+from aiohttp import web
+from aiohttp_pydantic.decorator import inject_params
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from livedesk.kit.errors import AppError
+from livedesk.kit.logging import get_logger
+
+log = get_logger("livedesk.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "rate_limited",
+}
+
+
+class ApiModel(BaseModel):
+    """Base for request bodies: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message, "details": details}}, status=status)
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(body)"
+
+
+def validation_details(exc: ValidationError, where: str) -> list[dict[str, Any]]:
+    return [
+        {"in": where, "field": _field_path(err["loc"]), "message": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+async def _on_validation_error(exc: ValidationError, context: str) -> web.StreamResponse:
+    where = {"query string": "query", "body": "body", "path": "path", "headers": "headers"}.get(
+        context, context
+    )
+    details = validation_details(exc, where)
+    first = details[0]
+    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    message = f"{where} field '{first['field']}': {first['message']}{more}"
+    return error_response(422, "validation_failed", message, details)
+
+
+def endpoint(handler: Callable[..., Awaitable[web.StreamResponse]]) -> Handler:
+    """Validate path, query and body against the handler's annotations (pydantic models),
+    answering 422 with one message per field otherwise. aiohttp-pydantic reads the same
+    annotations to write the OpenAPI document."""
+    wrapped: Handler = inject_params(on_validation_error=_on_validation_error).and_request(handler)
+    return wrapped
+
+
+def json_ok(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=_dumps)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+
+
+def model_json(model: BaseModel | list[BaseModel], status: int = 200) -> web.Response:
+    if isinstance(model, list):
+        body = "[" + ",".join(m.model_dump_json() for m in model) + "]"
+    else:
+        body = model.model_dump_json()
+    return web.Response(text=body, status=status, content_type="application/json")
+
+
+def _bad_request_message(exc: web.HTTPException) -> str:
+    """aiohttp-pydantic answers malformed JSON and non-object bodies with its own 400 text;
+    turn that into a sentence."""
+    text = exc.text or ""
+    if "Malformed JSON" in text:
+        return "Request body is not valid JSON"
+    if "valid dict" in text:
+        return "Request body must be a JSON object"
+    if "Multipart" in text:
+        return "Request body must be multipart/form-data"
+    return exc.reason or "Bad request"
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One error shape for every 4xx/5xx; never a stack trace to the client."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except AppError as exc:
+        status = exc.status
+        response = error_response(exc.status, exc.code, exc.message, exc.details)
+        if exc.status == 429 and isinstance(exc.details, dict) and "retry_after" in exc.details:
+            response.headers["Retry-After"] = str(exc.details["retry_after"])
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        if exc.status < 400:
+            raise
+        code = _STATUS_CODES.get(exc.status, "http_error")
+        if exc.status == 400:
+            message = _bad_request_message(exc)
+        elif exc.status == 413:
+            message = f"Request body too large (limit {request.app[MAX_BODY_KEY]} bytes)"
+        elif exc.status == 405:
+            message = f"Method {request.method} not allowed here"
+        elif exc.status == 404:
+            message = f"No such resource: {request.path}"
+        else:
+            message = exc.reason
+        response = error_response(exc.status, code, message)
+        for header in ("Allow", "Retry-After", "WWW-Authenticate"):
+            if header in exc.headers:
+                response.headers[header] = exc.headers[header]
+        return response
+    except Exception:
+        log.exception("unhandled error", method=request.method, path=request.path)
+        return error_response(500, "internal", "Internal server error")
+    finally:
+        log.info(
+            "request",
+            method=request.method,
+            path=request.path,
+            status=status,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+
+
+MAX_BODY_KEY = web.AppKey("max_body_bytes", int)
+
+Location = Literal["body", "query", "path", "headers"]

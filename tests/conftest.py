@@ -1,0 +1,147 @@
+"""Shared fixtures: a real database (SQLite always, PostgreSQL when
+LIVEDESK_TEST_DATABASE_URL is set), the real app on a real port, and factories."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
+from sqlalchemy import text
+
+from livedesk.app import create_app
+from livedesk.kit.db import Database
+from livedesk.kit.migrate import upgrade
+from livedesk.models import Base, Role, Staff
+from livedesk.settings import Settings
+from livedesk.staff.passwords import hash_password
+
+PG_URL = os.environ.get("LIVEDESK_TEST_DATABASE_URL", "")
+TEST_PASSWORD = "correct horse battery staple"
+# Hashing with argon2's defaults costs ~50 ms; tests create many accounts with one password.
+_TEST_HASH = hash_password(TEST_PASSWORD)
+
+
+def pytest_report_header() -> str:
+    extra = " + postgresql" if PG_URL else " (set LIVEDESK_TEST_DATABASE_URL for postgresql too)"
+    return f"livedesk databases: sqlite{extra}"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Every test that touches the database runs once per configured database.
+    if "db_kind" in metafunc.fixturenames:
+        kinds = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
+        metafunc.parametrize("db_kind", kinds, scope="session")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file; each test gets a copy (far faster than migrating each time)."""
+    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+    asyncio.run(upgrade(f"sqlite+aiosqlite:///{path}"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_migrated() -> str:
+    assert PG_URL
+    asyncio.run(upgrade(PG_URL))
+    return PG_URL
+
+
+@pytest.fixture
+def database_url(db_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if db_kind == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        target = tmp_path / "livedesk.sqlite3"
+        shutil.copyfile(template, target)
+        yield f"sqlite+aiosqlite:///{target}"
+    else:
+        url: str = request.getfixturevalue("pg_migrated")
+        asyncio.run(_truncate_all(url))
+        yield url
+
+
+async def _truncate_all(url: str) -> None:
+    db = Database(url)
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    async with db.transaction() as session:
+        await session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    await db.dispose()
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        secret_key=SecretStr("test-secret-" + uuid.uuid4().hex),
+        log_level="warning",
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings) -> web.Application:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: web.Application) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    """A real HTTP client talking to the real app on a loopback port."""
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+
+
+@dataclass
+class StaffAccount:
+    id: uuid.UUID
+    email: str
+    role: Role
+    password: str = TEST_PASSWORD
+
+
+@pytest.fixture
+def make_staff(db: Database) -> Any:
+    """Create a staff account straight in the database (the REST path has its own tests)."""
+
+    async def make(role: Role = Role.ADVISOR, **fields: Any) -> StaffAccount:
+        email = fields.pop("email", f"{role.value}-{uuid.uuid4().hex[:8]}@example.test")
+        staff = Staff(
+            email=email,
+            password_hash=_TEST_HASH,
+            role=role,
+            display_name=fields.pop("display_name", email.split("@")[0]),
+            **fields,
+        )
+        async with db.transaction() as session:
+            session.add(staff)
+        return StaffAccount(id=staff.id, email=email, role=role)
+
+    return make
+
+
+async def login(client: TestClient[web.Request, web.Application], account: StaffAccount) -> dict[str, str]:
+    """Sign in; returns headers (the CSRF token) for writes. The cookie stays in the client."""
+    response = await client.post(
+        "/api/v1/auth/login", json={"email": account.email, "password": account.password}
+    )
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    return {"X-CSRF-Token": body["csrf_token"]}
