@@ -7,10 +7,12 @@ from pathlib import Path
 
 from aiohttp import web
 
+from livedesk.customers import routes as customer_routes
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.db import Database
 from livedesk.kit.http import MAX_BODY_KEY, error_middleware
 from livedesk.kit.ratelimit import RateLimits
+from livedesk.pages import routes as page_routes
 from livedesk.settings import Settings
 from livedesk.staff import routes as staff_routes
 from livedesk.staff.auth import csrf_middleware
@@ -31,6 +33,8 @@ def create_app(settings: Settings) -> web.Application:
 
     system_routes.setup_routes(app)
     staff_routes.setup_routes(app)
+    customer_routes.setup_routes(app)
+    page_routes.setup_routes(app)
     return app
 
 
