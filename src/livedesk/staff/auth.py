@@ -22,7 +22,7 @@ from livedesk.staff.sessions import Principal, SessionPolicy
 SESSION_COOKIE = "livedesk_session"
 CSRF_COOKIE = "livedesk_csrf"
 CSRF_HEADER = "X-CSRF-Token"
-_PRINCIPAL = "livedesk_principal"
+_PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("livedesk_principal")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -37,8 +37,7 @@ def session_policy(app: web.Application) -> SessionPolicy:
 async def current_staff(request: web.Request) -> Principal | None:
     """The signed-in staff member, or None. Looked up once per request."""
     if _PRINCIPAL in request:
-        cached: Principal | None = request[_PRINCIPAL]
-        return cached
+        return request[_PRINCIPAL]
     token = request.cookies.get(SESSION_COOKIE)
     principal: Principal | None = None
     if token:

@@ -65,9 +65,11 @@ async def readyz(request: web.Request) -> r200[Readiness] | r503[ErrorResponse]:
 
 def build_openapi(app: web.Application) -> dict[str, Any]:
     spec: dict[str, Any] = generate_oas([app], version_spec=__version__, title_spec="livedesk API")
-    spec.setdefault("components", {}).setdefault("schemas", {})["ErrorResponse"] = (
-        ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
-    )
+    schemas: dict[str, Any] = spec.setdefault("components", {}).setdefault("schemas", {})
+    # aiohttp-pydantic leaves the nested models of response schemas under "$defs", which
+    # OpenAPI 3.0 does not allow; they belong beside the others in components.schemas.
+    for schema in list(schemas.values()):
+        schemas.update(schema.pop("$defs", {}))
     return spec
 
 
