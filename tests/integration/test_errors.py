@@ -57,7 +57,7 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str, str]] = [
         "oversize body",
         "POST",
         LOGIN,
-        {"data": io.BytesIO(b'{"email": "' + b"a" * 2_000_000 + b'"}'), "headers": {"Content-Type": "application/json"}},
+        {"data": b'{"email": "' + b"a" * 2_000_000 + b'"}', "headers": {"Content-Type": "application/json"}},
         413,
         "payload_too_large",
         "too large",
@@ -83,6 +83,9 @@ async def test_error_shape(
     code: str,
     needle: str,
 ) -> None:
+    if isinstance(kwargs.get("data"), bytes):
+        # A stream, so aiohttp does not warn about a large in-memory body.
+        kwargs = {**kwargs, "data": io.BytesIO(kwargs["data"])}
     response = await client.request(method, path, **kwargs)
     assert response.status == status, await response.text()
     assert response.content_type == "application/json"
@@ -112,5 +115,5 @@ async def test_internal_error_has_no_stack_trace(client: Any, db: Database) -> N
     raw = await response.text()
     body = await response.json()
     assert body == {"error": {"code": "internal", "message": "Internal server error", "details": None}}
-    for leak in ("Traceback", "sqlalchemy", "staff_gone", "File \""):
+    for leak in ("Traceback", "sqlalchemy", "staff_gone", 'File "'):
         assert leak not in raw

@@ -20,9 +20,9 @@ def _api_routes(app: web.Application) -> set[tuple[str, str]]:
         path = info.get("path") or info.get("formatter")
         if not path or route.method == "HEAD":
             continue
-        if path.startswith("/api/") or path in {"/healthz", "/readyz"}:
-            if path not in _UNDOCUMENTED:
-                routes.add((route.method.lower(), path))
+        documented = path.startswith("/api/") or path in {"/healthz", "/readyz"}
+        if documented and path not in _UNDOCUMENTED:
+            routes.add((route.method.lower(), path))
     return routes
 
 
