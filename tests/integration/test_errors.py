@@ -4,12 +4,15 @@ offending field, and never shows a stack trace."""
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from aiohttp.test_utils import TestClient, TestServer
 
-from livedesk.kit.db import Database
+from livedesk.app import create_app
+from livedesk.settings import Settings
 
 LOGIN = "/api/v1/auth/login"
 
@@ -105,15 +108,16 @@ async def test_validation_details_list_every_field(client: Any) -> None:
     assert all(d["in"] == "body" for d in details)
 
 
-async def test_internal_error_has_no_stack_trace(client: Any, db: Database) -> None:
-    # Break the schema under the running app: the login query now fails inside the driver.
-    async with db.transaction() as session:
-        await session.execute(text("DROP TABLE staff_sessions"))
-        await session.execute(text("ALTER TABLE staff RENAME TO staff_gone"))
-    response = await client.post(LOGIN, json={"email": "a@b.c", "password": "x"})
-    assert response.status == 500
-    raw = await response.text()
-    body = await response.json()
+async def test_internal_error_has_no_stack_trace(settings: Settings, tmp_path: Path) -> None:
+    # A real fault: the database file cannot be opened, so the login query fails in the driver.
+    broken = settings.model_copy(
+        update={"database_url": f"sqlite+aiosqlite:///{tmp_path / 'missing-dir' / 'db-gone.sqlite3'}"}
+    )
+    async with TestClient(TestServer(create_app(broken))) as client:
+        response = await client.post(LOGIN, json={"email": "a@b.c", "password": "x"})
+        assert response.status == 500
+        raw = await response.text()
+    body = json.loads(raw)
     assert body == {"error": {"code": "internal", "message": "Internal server error", "details": None}}
-    for leak in ("Traceback", "sqlalchemy", "staff_gone", 'File "'):
+    for leak in ("Traceback", "sqlalchemy", "db-gone", 'File "'):
         assert leak not in raw
