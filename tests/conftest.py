@@ -53,9 +53,19 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def pg_migrated() -> str:
+    """The PostgreSQL test database, emptied and migrated from nothing once per run."""
     assert PG_URL
+    asyncio.run(_reset_schema(PG_URL))
     asyncio.run(upgrade(PG_URL))
     return PG_URL
+
+
+async def _reset_schema(url: str) -> None:
+    db = Database(url)
+    async with db.transaction() as session:
+        await session.execute(text("DROP SCHEMA public CASCADE"))
+        await session.execute(text("CREATE SCHEMA public"))
+    await db.dispose()
 
 
 @pytest.fixture

@@ -11,12 +11,19 @@ from livedesk.models.consultations import (
     MessageKind,
     SenderKind,
 )
+from livedesk.models.files import ChatFile
 from livedesk.models.orders import OrderChannel, ShopOrder, ShopOrderLine
+from livedesk.models.presence import AdvisorPresence, AppProcess, PresenceStatus, StaffConnection
 from livedesk.models.shoppers import IdentityKind, Shopper, ShopperIdentity, ShopperMerge
 from livedesk.models.staff import Role, Staff, StaffSession, Team
 from livedesk.models.timeline import TimelineEvent, TimelineKind
 
 __all__ = [
+    "AdvisorPresence",
+    "AppProcess",
+    "ChatFile",
+    "PresenceStatus",
+    "StaffConnection",
     "AuditEntry",
     "Base",
     "Brand",

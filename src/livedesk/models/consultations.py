@@ -49,11 +49,21 @@ class Consultation(IdMixin, TimestampMixin, Base):
     language: Mapped[str | None] = mapped_column(String(8))
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)
     queued_at: Mapped[datetime | None]
+    # The advisor the consultation is offered to right now, and until when.
+    offered_to_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    offer_expires_at: Mapped[datetime | None]
+    # Advisors who declined or let the offer time out: not offered again.
+    passed_over: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # The shopper wants only the nominated advisor, however long that takes.
+    wait_for_nominated: Mapped[bool] = mapped_column(default=False)
     accepted_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     # Highest chat sequence number handed out; bumped in the same transaction as the insert.
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    # Highest sequence each side has read (read receipts).
+    shopper_read_seq: Mapped[int] = mapped_column(Integer, default=0)
+    advisor_read_seq: Mapped[int] = mapped_column(Integer, default=0)
     notes: Mapped[str] = mapped_column(Text, default="")
     extra: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
 
@@ -61,6 +71,7 @@ class Consultation(IdMixin, TimestampMixin, Base):
         Index("ix_consultations_status", "status", "queued_at"),
         Index("ix_consultations_shopper_id", "shopper_id"),
         Index("ix_consultations_advisor_id", "advisor_id", "status"),
+        Index("ix_consultations_offer", "status", "offer_expires_at"),
     )
 
 

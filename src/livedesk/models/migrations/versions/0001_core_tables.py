@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 09:24:02.726438
+Create Date: 2026-11-22 09:29:25.196787
 """
 
 from __future__ import annotations
@@ -21,6 +21,13 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
 
+    op.create_table(
+        "app_processes",
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_app_processes")),
+    )
     op.create_table(
         "brands",
         sa.Column("slug", sa.String(length=64), nullable=False),
@@ -101,14 +108,7 @@ def upgrade() -> None:
         sa.Column("shopper_id", sa.Uuid(), nullable=False),
         sa.Column(
             "kind",
-            sa.Enum(
-                "email",
-                "phone",
-                "shop_customer_id",
-                name="identitykind",
-                native_enum=False,
-                length=20,
-            ),
+            sa.Enum("email", "phone", "shop_customer_id", name="identitykind", native_enum=False, length=20),
             nullable=False,
         ),
         sa.Column("value", sa.String(length=254), nullable=False),
@@ -154,6 +154,33 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_staff")),
         sa.UniqueConstraint("email", name=op.f("uq_staff_email")),
     )
+    op.create_table(
+        "advisor_presence",
+        sa.Column("staff_id", sa.Uuid(), nullable=False),
+        sa.Column(
+            "chosen",
+            sa.Enum(
+                "available", "busy", "away", "offline", name="presencestatus", native_enum=False, length=16
+            ),
+            nullable=False,
+        ),
+        sa.Column(
+            "status",
+            sa.Enum(
+                "available", "busy", "away", "offline", name="presencestatus", native_enum=False, length=16
+            ),
+            nullable=False,
+        ),
+        sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("idle_since", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["staff_id"], ["staff.id"], name=op.f("fk_advisor_presence_staff_id_staff"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("staff_id", name=op.f("pk_advisor_presence")),
+    )
+    with op.batch_alter_table("advisor_presence", schema=None) as batch_op:
+        batch_op.create_index("ix_advisor_presence_status", ["status", "idle_since"], unique=False)
+
     op.create_table(
         "audit_log",
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
@@ -205,25 +232,34 @@ def upgrade() -> None:
         sa.Column("language", sa.String(length=8), nullable=True),
         sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("queued_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("offered_to_id", sa.Uuid(), nullable=True),
+        sa.Column("offer_expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("passed_over", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
+        sa.Column("wait_for_nominated", sa.Boolean(), nullable=False),
         sa.Column("accepted_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_seq", sa.Integer(), nullable=False),
+        sa.Column("shopper_read_seq", sa.Integer(), nullable=False),
+        sa.Column("advisor_read_seq", sa.Integer(), nullable=False),
         sa.Column("notes", sa.Text(), nullable=False),
         sa.Column("extra", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["advisor_id"],
-            ["staff.id"],
-            name=op.f("fk_consultations_advisor_id_staff"),
-            ondelete="SET NULL",
+            ["advisor_id"], ["staff.id"], name=op.f("fk_consultations_advisor_id_staff"), ondelete="SET NULL"
         ),
         sa.ForeignKeyConstraint(
             ["nominated_advisor_id"],
             ["staff.id"],
             name=op.f("fk_consultations_nominated_advisor_id_staff"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["offered_to_id"],
+            ["staff.id"],
+            name=op.f("fk_consultations_offered_to_id_staff"),
             ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
@@ -236,6 +272,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("consultations", schema=None) as batch_op:
         batch_op.create_index("ix_consultations_advisor_id", ["advisor_id", "status"], unique=False)
+        batch_op.create_index("ix_consultations_offer", ["status", "offer_expires_at"], unique=False)
         batch_op.create_index("ix_consultations_shopper_id", ["shopper_id"], unique=False)
         batch_op.create_index("ix_consultations_status", ["status", "queued_at"], unique=False)
 
@@ -289,6 +326,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_shopper_merges")),
     )
     op.create_table(
+        "staff_connections",
+        sa.Column("sid", sa.String(length=64), nullable=False),
+        sa.Column("staff_id", sa.Uuid(), nullable=False),
+        sa.Column("process_id", sa.String(length=64), nullable=False),
+        sa.Column("connected_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["staff_id"], ["staff.id"], name=op.f("fk_staff_connections_staff_id_staff"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("sid", name=op.f("pk_staff_connections")),
+    )
+    with op.batch_alter_table("staff_connections", schema=None) as batch_op:
+        batch_op.create_index("ix_staff_connections_process_id", ["process_id"], unique=False)
+        batch_op.create_index("ix_staff_connections_staff_id", ["staff_id"], unique=False)
+
+    op.create_table(
         "staff_sessions",
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("staff_id", sa.Uuid(), nullable=False),
@@ -298,15 +350,41 @@ def upgrade() -> None:
         sa.Column("user_agent", sa.String(length=300), nullable=False),
         sa.Column("client_ip", sa.String(length=64), nullable=False),
         sa.ForeignKeyConstraint(
-            ["staff_id"],
-            ["staff.id"],
-            name=op.f("fk_staff_sessions_staff_id_staff"),
-            ondelete="CASCADE",
+            ["staff_id"], ["staff.id"], name=op.f("fk_staff_sessions_staff_id_staff"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_staff_sessions")),
     )
     with op.batch_alter_table("staff_sessions", schema=None) as batch_op:
         batch_op.create_index("ix_staff_sessions_staff_id", ["staff_id"], unique=False)
+
+    op.create_table(
+        "chat_files",
+        sa.Column("consultation_id", sa.Uuid(), nullable=False),
+        sa.Column("uploaded_by", sa.String(length=16), nullable=False),
+        sa.Column("uploader_staff_id", sa.Uuid(), nullable=True),
+        sa.Column("filename", sa.String(length=255), nullable=False),
+        sa.Column("content_type", sa.String(length=100), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("storage_key", sa.String(length=300), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["consultation_id"],
+            ["consultations.id"],
+            name=op.f("fk_chat_files_consultation_id_consultations"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["uploader_staff_id"],
+            ["staff.id"],
+            name=op.f("fk_chat_files_uploader_staff_id_staff"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_chat_files")),
+    )
+    with op.batch_alter_table("chat_files", schema=None) as batch_op:
+        batch_op.create_index("ix_chat_files_consultation_id", ["consultation_id"], unique=False)
 
     op.create_table(
         "messages",
@@ -322,14 +400,7 @@ def upgrade() -> None:
         sa.Column(
             "kind",
             sa.Enum(
-                "text",
-                "image",
-                "file",
-                "product",
-                "event",
-                name="messagekind",
-                native_enum=False,
-                length=20,
+                "text", "image", "file", "product", "event", name="messagekind", native_enum=False, length=20
             ),
             nullable=False,
         ),
@@ -423,10 +494,19 @@ def downgrade() -> None:
 
     op.drop_table("timeline_events")
     op.drop_table("messages")
+    with op.batch_alter_table("chat_files", schema=None) as batch_op:
+        batch_op.drop_index("ix_chat_files_consultation_id")
+
+    op.drop_table("chat_files")
     with op.batch_alter_table("staff_sessions", schema=None) as batch_op:
         batch_op.drop_index("ix_staff_sessions_staff_id")
 
     op.drop_table("staff_sessions")
+    with op.batch_alter_table("staff_connections", schema=None) as batch_op:
+        batch_op.drop_index("ix_staff_connections_staff_id")
+        batch_op.drop_index("ix_staff_connections_process_id")
+
+    op.drop_table("staff_connections")
     op.drop_table("shopper_merges")
     with op.batch_alter_table("shop_order_lines", schema=None) as batch_op:
         batch_op.drop_index("ix_shop_order_lines_sku")
@@ -436,6 +516,7 @@ def downgrade() -> None:
     with op.batch_alter_table("consultations", schema=None) as batch_op:
         batch_op.drop_index("ix_consultations_status")
         batch_op.drop_index("ix_consultations_shopper_id")
+        batch_op.drop_index("ix_consultations_offer")
         batch_op.drop_index("ix_consultations_advisor_id")
 
     op.drop_table("consultations")
@@ -443,6 +524,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_audit_log_target")
 
     op.drop_table("audit_log")
+    with op.batch_alter_table("advisor_presence", schema=None) as batch_op:
+        batch_op.drop_index("ix_advisor_presence_status")
+
+    op.drop_table("advisor_presence")
     op.drop_table("staff")
     with op.batch_alter_table("shopper_identities", schema=None) as batch_op:
         batch_op.drop_index("ix_shopper_identities_shopper_id")
@@ -458,3 +543,4 @@ def downgrade() -> None:
 
     op.drop_table("shoppers")
     op.drop_table("brands")
+    op.drop_table("app_processes")
