@@ -155,3 +155,112 @@ async def login(client: TestClient[web.Request, web.Application], account: Staff
     assert response.status == 200, await response.text()
     body = await response.json()
     return {"X-CSRF-Token": body["csrf_token"]}
+
+
+# --- real-time ------------------------------------------------------------------------------
+
+
+class SocketClient:
+    """A real python-socketio client that records every event it receives, so tests can
+    wait for one (with a deadline) instead of sleeping."""
+
+    def __init__(self, namespace: str) -> None:
+        import socketio
+
+        self.namespace = namespace
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.events: list[tuple[str, Any]] = []
+        self._changed = asyncio.Event()
+
+        async def catch_all(event: str, data: Any = None) -> None:
+            self.events.append((event, data))
+            self._changed.set()
+
+        self.sio.on("*", catch_all, namespace=namespace)
+
+    async def connect(self, url: str, *, auth: Any = None, headers: dict[str, str] | None = None) -> None:
+        await self.sio.connect(
+            url,
+            namespaces=[self.namespace],
+            auth=auth,
+            headers=headers or {},
+            transports=["websocket"],
+            wait_timeout=5,
+        )
+
+    async def call(self, event: str, payload: Any = None, deadline: float = 5) -> Any:
+        args = () if payload is None else (payload,)
+        return await self.sio.call(event, *args, namespace=self.namespace, timeout=deadline)
+
+    async def ok(self, event: str, payload: Any = None) -> Any:
+        ack = await self.call(event, payload)
+        assert ack["ok"] is True, ack
+        return ack["data"]
+
+    async def wait_for(self, event: str, predicate: Any = None, within: float = 5.0) -> Any:
+        """The first received ``event`` (matching ``predicate``) — already received or to come."""
+        deadline = asyncio.get_running_loop().time() + within
+        seen = 0
+        while True:
+            for name, data in self.events[seen:]:
+                if name == event and (predicate is None or predicate(data)):
+                    return data
+            seen = len(self.events)
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise AssertionError(f"no {event} within {within}s; got {[e for e, _ in self.events]}")
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                continue
+
+    def received(self, event: str) -> list[Any]:
+        return [data for name, data in self.events if name == event]
+
+    async def close(self) -> None:
+        await self.sio.disconnect()
+
+
+@pytest.fixture
+async def live(client: TestClient[web.Request, web.Application]) -> AsyncIterator[Any]:
+    """The running app's URL plus helpers to open real shopper and staff sockets."""
+    base = str(client.make_url("/")).rstrip("/")
+    opened: list[SocketClient] = []
+
+    class Live:
+        url = base
+        http = client
+
+        async def visitor(self, **body: Any) -> dict[str, Any]:
+            response = await client.post("/api/v1/visitors", json=body)
+            assert response.status == 201, await response.text()
+            result: dict[str, Any] = await response.json()
+            return result
+
+        async def shopper(self, token: str | None = None) -> SocketClient:
+            if token is None:
+                token = (await self.visitor())["token"]
+            sock = SocketClient("/shopper")
+            await sock.connect(base, auth={"token": token})
+            opened.append(sock)
+            return sock
+
+        async def staff(self, account: StaffAccount) -> SocketClient:
+            from aiohttp import ClientSession
+
+            async with ClientSession() as http:
+                response = await http.post(
+                    base + "/api/v1/auth/login", json={"email": account.email, "password": account.password}
+                )
+                assert response.status == 200, await response.text()
+                cookie = response.cookies["livedesk_session"].value
+            sock = SocketClient("/staff")
+            await sock.connect(base, headers={"Cookie": f"livedesk_session={cookie}"})
+            opened.append(sock)
+            return sock
+
+    yield Live()
+    for sock in opened:
+        if sock.sio.connected:
+            await sock.close()

@@ -7,16 +7,21 @@ from pathlib import Path
 
 from aiohttp import web
 
+from livedesk.consultations.routing_runner import runner_ctx
 from livedesk.customers import routes as customer_routes
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.db import Database
 from livedesk.kit.http import MAX_BODY_KEY, error_middleware
 from livedesk.kit.ratelimit import RateLimits
 from livedesk.pages import routes as page_routes
+from livedesk.realtime.server import setup_realtime
 from livedesk.settings import Settings
 from livedesk.staff import routes as staff_routes
 from livedesk.staff.auth import csrf_middleware
 from livedesk.system import routes as system_routes
+from livedesk.visitors import routes as visitor_routes
+from livedesk.visitors.service import TOKENS
+from livedesk.visitors.tokens import VisitorTokens
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 
@@ -31,7 +36,12 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_rate_limits)
 
+    app.cleanup_ctx.append(_visitor_tokens)
+    setup_realtime(app)
+    app.cleanup_ctx.append(runner_ctx)
+
     system_routes.setup_routes(app)
+    visitor_routes.setup_routes(app)
     staff_routes.setup_routes(app)
     customer_routes.setup_routes(app)
     page_routes.setup_routes(app)
@@ -44,6 +54,12 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[DB] = Database(settings.effective_database_url)
     yield
     await app[DB].dispose()
+
+
+async def _visitor_tokens(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[TOKENS] = VisitorTokens(settings.secret_key.get_secret_value(), settings.visitor_token_hours * 3600)
+    yield
 
 
 async def _rate_limits(app: web.Application) -> AsyncIterator[None]:

@@ -46,6 +46,36 @@ class Settings(BaseSettings):
         "5/minute", description="Login attempts allowed per account and client address."
     )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest JSON request body accepted.")
+    shop_signing_secret: SecretStr = Field(
+        SecretStr(""),
+        description="Shared secret the shop signs its customer ids with (HMAC-SHA256); empty = not accepted.",
+    )
+    visitor_token_hours: int = Field(24, ge=1, description="How long a shopper's visitor token stays valid.")
+    offer_timeout_seconds: float = Field(
+        30.0, gt=0, description="An unanswered offer moves to the next advisor after this."
+    )
+    max_chats_per_advisor: int = Field(
+        3, ge=1, description="Chats an advisor may hold at once (calls: always one)."
+    )
+    presence_grace_seconds: float = Field(
+        10.0, ge=0, description="An advisor whose last tab closed goes offline after this grace period."
+    )
+    queue_max_wait_seconds: int = Field(
+        900, ge=10, description="A queued shopper no advisor took is marked missed after this."
+    )
+    chat_rate_limit: str = Field("30/10seconds", description="Chat messages one party may send.")
+    queue_rate_limit: str = Field("5/minute", description="Queue joins one shopper may make.")
+    upload_max_bytes: int = Field(10_485_760, ge=1024, description="Largest chat file accepted.")
+    stun_urls: list[str] = Field(
+        default_factory=list, description="STUN server URLs for browsers (JSON list); none by default."
+    )
+    turn_urls: list[str] = Field(
+        default_factory=list, description="TURN server URLs (JSON list), e.g. coturn."
+    )
+    turn_secret: SecretStr = Field(
+        SecretStr(""), description="coturn static-auth-secret for time-limited TURN credentials."
+    )
+    turn_ttl_seconds: int = Field(3600, ge=60, description="Lifetime of TURN credentials.")
     allowed_origins: list[str] = Field(
         default_factory=list, description="Extra browser origins allowed to open staff sockets (JSON list)."
     )

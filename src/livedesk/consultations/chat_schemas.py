@@ -1,0 +1,86 @@
+"""Chat payloads."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+
+from livedesk.models import Message, MessageKind
+from livedesk.realtime.protocol import EventModel
+
+MAX_TEXT = 4000
+
+
+class ProductCard(BaseModel):
+    sku: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=300)
+    price_minor: int = Field(ge=0)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    image_url: str = Field("", max_length=500)
+    url: str = Field("", max_length=500)
+
+
+class ChatSend(EventModel):
+    consultation_id: uuid.UUID
+    client_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    kind: MessageKind = MessageKind.TEXT
+    body: str = Field("", max_length=MAX_TEXT)
+    data: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> ChatSend:
+        if self.kind == MessageKind.EVENT:
+            raise ValueError("kind 'event' is reserved for the server")
+        if self.kind == MessageKind.TEXT and not self.body:
+            raise ValueError("a text message needs a body")
+        if self.kind in (MessageKind.IMAGE, MessageKind.FILE) and not (self.data or {}).get("file_id"):
+            raise ValueError("an image or file message needs data.file_id (upload the file first)")
+        if self.kind == MessageKind.PRODUCT:
+            ProductCard.model_validate(self.data or {})
+        return self
+
+
+class ChatSync(EventModel):
+    consultation_id: uuid.UUID
+    after_seq: int = Field(0, ge=0)
+
+
+class ChatTyping(EventModel):
+    consultation_id: uuid.UUID
+    typing: bool
+
+
+class ChatRead(EventModel):
+    consultation_id: uuid.UUID
+    seq: int = Field(ge=0)
+
+
+class ChatMessageOut(BaseModel):
+    id: uuid.UUID
+    consultation_id: uuid.UUID
+    seq: int
+    client_id: str
+    sender: str
+    sender_staff_id: uuid.UUID | None
+    kind: MessageKind
+    body: str
+    data: dict[str, Any]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, m: Message) -> ChatMessageOut:
+        return cls(
+            id=m.id,
+            consultation_id=m.consultation_id,
+            seq=m.seq,
+            client_id=m.client_id,
+            sender=m.sender_kind.value,
+            sender_staff_id=m.sender_staff_id,
+            kind=m.kind,
+            body=m.body,
+            data=m.data,
+            created_at=m.created_at,
+        )

@@ -1,0 +1,158 @@
+"""Socket.IO events of the consultation lifecycle and the queue. Handlers only parse,
+authorise and call the service; the transaction is theirs, events leave after it commits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from livedesk.consultations import routing_runner, service
+from livedesk.consultations.schemas import (
+    CloseConsultation,
+    ConsultationRef,
+    Escalate,
+    QueueJoin,
+    QueueUpdate,
+)
+from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
+from livedesk.models import ConsultationKind, Role
+from livedesk.realtime.emit import SIO
+from livedesk.realtime.protocol import EventContext, EventSpec, NoPayload
+
+
+async def queue_join(ctx: EventContext, payload: QueueJoin) -> dict[str, Any]:
+    shopper = ctx.require_shopper()
+    await ctx.app[RATE_LIMITS].hit(
+        ctx.app[SETTINGS].queue_rate_limit,
+        "queue.join",
+        str(shopper.shopper_id),
+        message="Too many queue joins; wait a moment",
+    )
+    async with ctx.app[DB].transaction() as session:
+        c = await service.join_queue(session, ctx.app[SIO], shopper.shopper_id, payload)
+        result = service.out(c)
+    await routing_runner.kick(ctx.app)
+    return result
+
+
+async def queue_leave(ctx: EventContext, payload: ConsultationRef) -> dict[str, Any]:
+    async with ctx.app[DB].transaction() as session:
+        c = await service.load_for_party(session, payload.consultation_id, ctx)
+        await service.leave_queue(session, ctx.app[SIO], c)
+        result = service.out(c)
+    await routing_runner.kick(ctx.app)
+    return result
+
+
+async def queue_update(ctx: EventContext, payload: QueueUpdate) -> dict[str, Any]:
+    ctx.require_shopper()
+    async with ctx.app[DB].transaction() as session:
+        c = await service.load_for_party(session, payload.consultation_id, ctx)
+        await service.set_wait_for_nominated(session, ctx.app[SIO], c, payload.wait_for_nominated)
+        result = service.out(c)
+    await routing_runner.kick(ctx.app)
+    return result
+
+
+async def current(ctx: EventContext, _payload: NoPayload) -> list[dict[str, Any]]:
+    """The caller's open consultations (after a reload or reconnect), offers included."""
+    async with ctx.app[DB].read() as session:
+        if ctx.shopper is not None:
+            rows = await service.open_for_shopper(session, ctx.shopper.shopper_id)
+        else:
+            rows = await service.open_for_advisor(session, ctx.require_staff().staff_id)
+        return [service.out(c) for c in rows]
+
+
+async def get(ctx: EventContext, payload: ConsultationRef) -> dict[str, Any]:
+    async with ctx.app[DB].read() as session:
+        c = await service.load_for_party(session, payload.consultation_id, ctx, write=False)
+        return service.out(c)
+
+
+async def offer_accept(ctx: EventContext, payload: ConsultationRef) -> dict[str, Any]:
+    staff = ctx.require_staff()
+    async with ctx.app[DB].transaction() as session:
+        c = await service.load_for_party(session, payload.consultation_id, ctx)
+        await service.accept_offer(session, ctx.app[SIO], c, staff.staff_id)
+        result = service.out(c)
+    await routing_runner.kick(ctx.app)
+    return result
+
+
+async def offer_decline(ctx: EventContext, payload: ConsultationRef) -> dict[str, Any]:
+    staff = ctx.require_staff()
+    async with ctx.app[DB].transaction() as session:
+        c = await service.load_for_party(session, payload.consultation_id, ctx)
+        await service.decline_offer(session, ctx.app[SIO], c, staff.staff_id, "declined")
+        result = service.out(c)
+    await routing_runner.kick(ctx.app)
+    return result
+
+
+async def end(ctx: EventContext, payload: ConsultationRef) -> dict[str, Any]:
+    async with ctx.app[DB].transaction() as session:
+        c = await service.load_for_party(session, payload.consultation_id, ctx)
+        await service.end(session, ctx.app[SIO], c, ctx)
+        result = service.out(c)
+    await routing_runner.kick(ctx.app)
+    return result
+
+
+async def close(ctx: EventContext, payload: CloseConsultation) -> dict[str, Any]:
+    staff = ctx.require_staff()
+    async with ctx.app[DB].transaction() as session:
+        c = await service.load_for_party(session, payload.consultation_id, ctx)
+        await service.close(session, ctx.app[SIO], c, staff.staff_id, payload.notes)
+        result = service.out(c)
+    await routing_runner.kick(ctx.app)
+    return result
+
+
+async def escalate(ctx: EventContext, payload: Escalate) -> dict[str, Any]:
+    async with ctx.app[DB].transaction() as session:
+        c = await service.load_for_party(session, payload.consultation_id, ctx)
+        await service.escalate(session, ctx.app[SIO], c, ConsultationKind(payload.kind), ctx)
+        return service.out(c)
+
+
+def _advisor_only(handler: Any) -> Any:
+    async def wrapped(ctx: EventContext, payload: Any) -> Any:
+        staff = ctx.require_staff()
+        if staff.role != Role.ADVISOR:
+            from livedesk.kit.errors import Forbidden
+
+            raise Forbidden("Only advisors take consultations")
+        return await handler(ctx, payload)
+
+    return wrapped
+
+
+SHOPPER: list[EventSpec[Any]] = [
+    EventSpec("queue.join", QueueJoin, queue_join),
+    EventSpec("queue.leave", ConsultationRef, queue_leave),
+    EventSpec("queue.update", QueueUpdate, queue_update),
+    EventSpec("consultation.current", NoPayload, current),
+    EventSpec("consultation.get", ConsultationRef, get),
+    EventSpec("consultation.end", ConsultationRef, end),
+    EventSpec("call.escalate", Escalate, escalate),
+]
+
+STAFF: list[EventSpec[Any]] = [
+    EventSpec("offer.accept", ConsultationRef, _advisor_only(offer_accept)),
+    EventSpec("offer.decline", ConsultationRef, _advisor_only(offer_decline)),
+    EventSpec("consultation.current", NoPayload, current),
+    EventSpec("consultation.get", ConsultationRef, get),
+    EventSpec("consultation.end", ConsultationRef, end),
+    EventSpec("consultation.close", CloseConsultation, close),
+    EventSpec("call.escalate", Escalate, escalate),
+]
+
+
+async def on_connect(ctx: EventContext) -> None:
+    """Nothing to restore in rooms (delivery goes to per-person rooms); a reconnecting
+    client asks consultation.current and chat.sync."""
+
+
+async def on_disconnect(ctx: EventContext) -> None:
+    """A shopper's queue place survives a dropped connection (they come back with the same
+    token); leaving is explicit, or the wait limit marks it missed."""

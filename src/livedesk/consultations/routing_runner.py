@@ -1,0 +1,104 @@
+"""Runs routing passes: when something changes (a shopper joins, an advisor becomes free)
+and on a short tick, which is also what moves unanswered offers on. Passes are coalesced:
+a kick during a pass makes one more pass, not one per kick.
+
+Every process runs one; the passes themselves are serialised in the database, so two
+processes never offer the same consultation twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from livedesk.consultations import queue
+from livedesk.consultations.schemas import QueuePosition
+from livedesk.kit.context import DB, SETTINGS
+from livedesk.kit.logging import get_logger
+from livedesk.realtime import rooms
+from livedesk.realtime.emit import SIO
+
+log = get_logger("livedesk.routing")
+
+
+class RoutingRunner:
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self._lock = asyncio.Lock()
+        self._again = False
+        self._sent: dict[str, tuple[int, int]] = {}
+        settings = app[SETTINGS]
+        self.tick = min(1.0, settings.offer_timeout_seconds / 4)
+        self._task: asyncio.Task[None] | None = None
+
+    async def kick(self) -> None:
+        if self._lock.locked():
+            self._again = True
+            return
+        async with self._lock:
+            self._again = True
+            while self._again:
+                self._again = False
+                await self._pass()
+
+    async def _pass(self) -> None:
+        app = self.app
+        try:
+            async with app[DB].transaction() as session:
+                await queue.route(session, app[SIO], app[SETTINGS])
+                places = await queue.positions(session)
+        except Exception:  # a failed pass is retried on the next tick
+            log.exception("routing pass failed")
+            return
+        await self._send_positions(places)
+
+    async def _send_positions(self, places: list[tuple[uuid.UUID, QueuePosition]]) -> None:
+        """Only changes are sent: a shopper hears when their place or estimate moves."""
+        sio = self.app[SIO]
+        current: dict[str, tuple[int, int]] = {}
+        for shopper_id, place in places:
+            key = str(place.consultation_id)
+            value = (place.position, place.estimated_wait_seconds)
+            current[key] = value
+            if self._sent.get(key) != value:
+                await sio.emit(
+                    queue.QUEUE_POSITION,
+                    place.model_dump(mode="json"),
+                    room=rooms.shopper(shopper_id),
+                    namespace=rooms.SHOPPER_NS,
+                )
+        self._sent = current
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick)
+            await self.kick()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="livedesk-routing")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+RUNNER = web.AppKey("routing_runner", RoutingRunner)
+
+
+async def kick(app: web.Application) -> None:
+    if RUNNER in app:
+        await app[RUNNER].kick()
+
+
+async def runner_ctx(app: web.Application) -> AsyncIterator[None]:
+    runner = RoutingRunner(app)
+    app[RUNNER] = runner
+    await runner.start()
+    yield
+    await runner.stop()

@@ -1,0 +1,133 @@
+"""The two Socket.IO namespaces: ``/shopper`` (visitor token) and ``/staff`` (login session).
+
+They authenticate at connect, keep who-is-behind-this-sid, and dispatch every other event to
+the capability that declared it (see ``registry.py``). No rules live here.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import socketio
+from aiohttp import web
+
+from livedesk.kit.context import DB
+from livedesk.kit.errors import AppError
+from livedesk.kit.logging import get_logger
+from livedesk.realtime import rooms
+from livedesk.realtime.hooks import Hooks
+from livedesk.realtime.protocol import Ack, EventContext, EventSpec, Shopper, dispatch, fail
+from livedesk.staff import sessions
+from livedesk.staff.auth import SESSION_COOKIE, current_staff, session_policy
+from livedesk.visitors.service import TOKENS
+
+log = get_logger("livedesk.realtime")
+
+# A staff socket re-checks its login session this often, so logout and disabling an
+# account reach open sockets too.
+STAFF_RECHECK_SECONDS = 30.0
+
+
+def _request(environ: dict[str, Any]) -> web.Request:
+    request: web.Request = environ["aiohttp.request"]
+    return request
+
+
+class LivedeskNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
+    def __init__(
+        self, namespace: str, app: web.Application, specs: dict[str, EventSpec[Any]], hooks: Hooks
+    ) -> None:
+        super().__init__(namespace)
+        self.app = app
+        self.specs = specs
+        self.hooks = hooks
+        self.contexts: dict[str, EventContext] = {}
+
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        if event == "connect":
+            sid, environ, auth = [*args, None, None, None][:3]
+            return await self.handle_connect(sid, environ, auth)
+        if event == "disconnect":
+            await self.handle_disconnect(args[0])
+            return None
+        sid = args[0]
+        ctx = self.contexts.get(sid)
+        if ctx is None:
+            return fail("unauthenticated", "Not connected")
+        refused = await self.recheck(ctx)
+        if refused is not None:
+            return refused
+        return await dispatch(self.specs, ctx, event, tuple(args[1:]))
+
+    async def handle_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
+        raise NotImplementedError
+
+    async def handle_disconnect(self, sid: str) -> None:
+        ctx = self.contexts.pop(sid, None)
+        if ctx is not None:
+            for hook in self.hooks.on_disconnect:
+                try:
+                    await hook(ctx)
+                except Exception:
+                    log.exception("disconnect hook failed", namespace=self.namespace)
+
+    async def recheck(self, ctx: EventContext) -> Ack | None:
+        return None
+
+    async def _connected(self, ctx: EventContext) -> None:
+        self.contexts[ctx.sid] = ctx
+        for hook in self.hooks.on_connect:
+            await hook(ctx)
+
+
+class ShopperNamespace(LivedeskNamespace):
+    async def handle_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        try:
+            claims = self.app[TOKENS].verify(token)
+        except AppError as exc:
+            raise socketio.exceptions.ConnectionRefusedError(
+                {"code": exc.code, "message": exc.message}
+            ) from None
+        ctx = EventContext(
+            app=self.app,
+            sid=sid,
+            namespace=self.namespace,
+            shopper=Shopper(shopper_id=claims.shopper_id, visitor_id=claims.visitor_id),
+        )
+        await self.enter_room(sid, rooms.shopper(claims.shopper_id))
+        await self._connected(ctx)
+
+
+class StaffNamespace(LivedeskNamespace):
+    async def handle_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
+        try:
+            principal = await current_staff(_request(environ))
+        except AppError as exc:
+            raise socketio.exceptions.ConnectionRefusedError(
+                {"code": exc.code, "message": exc.message}
+            ) from None
+        if principal is None:
+            raise socketio.exceptions.ConnectionRefusedError(
+                {"code": "unauthenticated", "message": "Sign in as staff first"}
+            )
+        ctx = EventContext(app=self.app, sid=sid, namespace=self.namespace, staff=principal)
+        ctx.extra["checked_at"] = time.monotonic()
+        ctx.extra["session_token"] = _request(environ).cookies.get(SESSION_COOKIE, "")
+        await self.enter_room(sid, rooms.staff(principal.staff_id))
+        await self._connected(ctx)
+
+    async def recheck(self, ctx: EventContext) -> Ack | None:
+        if time.monotonic() - ctx.extra["checked_at"] < STAFF_RECHECK_SECONDS:
+            return None
+        async with self.app[DB].transaction() as session:
+            result = await sessions.authenticate(
+                session, ctx.extra["session_token"], session_policy(self.app)
+            )
+        if not isinstance(result, sessions.Principal):
+            await self.disconnect(ctx.sid)
+            return fail("session_expired", "Your session has ended; please sign in again")
+        ctx.staff = result
+        ctx.extra["checked_at"] = time.monotonic()
+        return None

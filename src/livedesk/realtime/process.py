@@ -1,0 +1,107 @@
+"""This process's identity and heartbeat, and the sweep that cleans up after dead ones.
+
+Sockets live in one process. If that process dies, its staff connections would keep
+advisors "online" forever; the other processes notice its stale heartbeat and remove them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from sqlalchemy import delete, select, update
+
+from livedesk.kit.clock import utcnow
+from livedesk.kit.db import Database
+from livedesk.kit.logging import get_logger
+from livedesk.models import AppProcess, StaffConnection
+
+log = get_logger("livedesk.process")
+
+HEARTBEAT_EVERY = 5.0
+DEAD_AFTER = timedelta(seconds=20)
+
+OnStaffGone = Callable[[set[uuid.UUID]], Awaitable[None]]
+
+
+class ProcessRegistry:
+    def __init__(self, db: Database, on_staff_gone: OnStaffGone) -> None:
+        self.db = db
+        self.id = uuid.uuid4().hex
+        self._on_staff_gone = on_staff_gone
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        try:
+            await self._beat()
+            await self.sweep()
+        except Exception:  # the database may come up later: the heartbeat loop retries
+            log.exception("could not register this process yet")
+        self._task = asyncio.create_task(self._run(), name="livedesk-heartbeat")
+
+    async def _beat(self) -> None:
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(AppProcess).where(AppProcess.id == self.id).values(heartbeat_at=utcnow())
+            )
+            if not result.rowcount:  # type: ignore[attr-defined]
+                session.add(AppProcess(id=self.id))
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        try:
+            gone = await self._forget_self()
+        except Exception:
+            log.exception("could not unregister this process")
+            return
+        if gone:
+            await self._on_staff_gone(gone)
+
+    async def _forget_self(self) -> set[uuid.UUID]:
+        async with self.db.transaction() as session:
+            gone = set(
+                (
+                    await session.scalars(
+                        select(StaffConnection.staff_id).where(StaffConnection.process_id == self.id)
+                    )
+                ).all()
+            )
+            await session.execute(delete(StaffConnection).where(StaffConnection.process_id == self.id))
+            await session.execute(delete(AppProcess).where(AppProcess.id == self.id))
+        return gone
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_EVERY)
+            try:
+                await self._beat()
+                await self.sweep()
+            except Exception:  # a database blip must not end the heartbeat
+                log.exception("heartbeat failed")
+
+    async def sweep(self) -> None:
+        """Remove connections held by processes that stopped beating."""
+        cutoff = utcnow() - DEAD_AFTER
+        async with self.db.transaction() as session:
+            dead = set(
+                (await session.scalars(select(AppProcess.id).where(AppProcess.heartbeat_at < cutoff))).all()
+            )
+            live = set((await session.scalars(select(AppProcess.id))).all()) - dead
+            orphaned = select(StaffConnection).where(StaffConnection.process_id.not_in(live or {""}))
+            rows = (await session.scalars(orphaned)).all()
+            gone = {row.staff_id for row in rows}
+            if rows:
+                await session.execute(
+                    delete(StaffConnection).where(StaffConnection.sid.in_([row.sid for row in rows]))
+                )
+            if dead:
+                await session.execute(delete(AppProcess).where(AppProcess.id.in_(dead)))
+        if gone:
+            log.info("removed connections of stopped processes", staff=len(gone))
+            await self._on_staff_gone(gone)

@@ -1,0 +1,147 @@
+"""The Socket.IO contract: typed events, acks that always answer, and per-event specs.
+
+Every client→server event answers through its ack with ``{"ok": true, "data": …}`` or
+``{"ok": false, "error": {"code", "message"}}`` — malformed, oversize, unknown and
+unauthorised events included. Capabilities declare their events as ``EventSpec``s; the
+namespaces only dispatch.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from livedesk.kit.errors import AppError
+from livedesk.kit.logging import get_logger
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from livedesk.staff.sessions import Principal
+
+log = get_logger("livedesk.realtime")
+
+# Larger payloads are refused with an error ack (engine.io itself allows more, so the
+# client hears why instead of being disconnected).
+MAX_EVENT_BYTES = 64 * 1024
+
+Ack = dict[str, Any]
+
+
+class EventModel(BaseModel):
+    """Base for event payloads: unknown fields are an error."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+
+class NoPayload(EventModel):
+    pass
+
+
+@dataclass(frozen=True)
+class Shopper:
+    """The shopper behind a socket, from their signed visitor token."""
+
+    shopper_id: uuid.UUID
+    visitor_id: str
+
+
+@dataclass
+class EventContext:
+    app: web.Application
+    sid: str
+    namespace: str
+    staff: Principal | None = None
+    shopper: Shopper | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def require_staff(self) -> Principal:
+        if self.staff is None:
+            raise AppError("Only staff may do this", code="forbidden")
+        return self.staff
+
+    def require_shopper(self) -> Shopper:
+        if self.shopper is None:
+            raise AppError("Only the shopper may do this", code="forbidden")
+        return self.shopper
+
+
+P = TypeVar("P", bound=EventModel)
+Handler = Callable[[EventContext, P], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class EventSpec(Generic[P]):
+    name: str
+    payload: type[P]
+    handler: Handler[P]
+
+
+def ok(data: Any = None) -> Ack:
+    if isinstance(data, BaseModel):
+        data = data.model_dump(mode="json")
+    return {"ok": True, "data": data}
+
+
+def fail(code: str, message: str, details: Any = None) -> Ack:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    return {"ok": False, "error": error}
+
+
+def _payload_size(args: tuple[Any, ...]) -> int:
+    try:
+        return len(json.dumps(args, default=str))
+    except (TypeError, ValueError):
+        return MAX_EVENT_BYTES + 1
+
+
+async def dispatch(
+    specs: dict[str, EventSpec[Any]], ctx: EventContext, event: str, args: tuple[Any, ...]
+) -> Ack:
+    """Run one client event: look it up, check size and shape, call the handler, and turn
+    whatever happens into an ack."""
+    spec = specs.get(event)
+    if spec is None:
+        return fail("unknown_event", f"Unknown event '{event}' on {ctx.namespace}")
+    if len(args) > 1:
+        return fail("bad_payload", "Send one payload object per event")
+    if _payload_size(args) > MAX_EVENT_BYTES:
+        return fail("payload_too_large", f"Event payload larger than {MAX_EVENT_BYTES} bytes")
+    raw = args[0] if args else {}
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        return fail("bad_payload", "The payload must be a JSON object")
+    try:
+        payload = spec.payload.model_validate(raw)
+    except ValidationError as exc:
+        details = [
+            {"field": ".".join(str(p) for p in err["loc"]) or "(payload)", "message": err["msg"]}
+            for err in exc.errors(include_url=False, include_input=False)
+        ]
+        first = details[0]
+        return fail("validation_failed", f"field '{first['field']}': {first['message']}", details)
+    try:
+        return ok(await spec.handler(ctx, payload))
+    except AppError as exc:
+        return fail(exc.code, exc.message, exc.details)
+    except Exception:
+        log.exception("event handler failed", event_name=event, namespace=ctx.namespace)
+        return fail("internal", "Internal server error")
+
+
+def specs_by_name(*groups: list[EventSpec[Any]]) -> dict[str, EventSpec[Any]]:
+    table: dict[str, EventSpec[Any]] = {}
+    for group in groups:
+        for spec in group:
+            if spec.name in table:
+                raise RuntimeError(f"event {spec.name} declared twice")
+            table[spec.name] = spec
+    return table

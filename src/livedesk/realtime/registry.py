@@ -1,0 +1,41 @@
+"""Which capability handles which Socket.IO event, and which hooks run at connect and
+disconnect — the one list to read to know the whole real-time surface."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from livedesk.calls import events as call_events
+from livedesk.consultations import chat_events
+from livedesk.consultations import events as consultation_events
+from livedesk.realtime.hooks import Hooks
+from livedesk.realtime.process import OnStaffGone
+from livedesk.realtime.protocol import EventSpec, specs_by_name
+from livedesk.staff import events as staff_events_module
+
+
+def shopper_events() -> dict[str, EventSpec[Any]]:
+    return specs_by_name(consultation_events.SHOPPER, chat_events.SHOPPER, call_events.SHOPPER)
+
+
+def staff_events() -> dict[str, EventSpec[Any]]:
+    return specs_by_name(
+        staff_events_module.STAFF, consultation_events.STAFF, chat_events.STAFF, call_events.STAFF
+    )
+
+
+def hooks() -> Hooks:
+    return Hooks(
+        on_connect=[staff_events_module.on_connect, consultation_events.on_connect],
+        on_disconnect=[staff_events_module.on_disconnect, consultation_events.on_disconnect],
+    )
+
+
+def staff_gone_handler(app: web.Application) -> OnStaffGone:
+    async def handle(staff_ids: set[uuid.UUID]) -> None:
+        await staff_events_module.refresh(app, staff_ids)
+
+    return handle

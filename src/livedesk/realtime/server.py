@@ -1,0 +1,70 @@
+"""The Socket.IO server on the aiohttp app: origin policy, fan-out through Redis when
+several processes run, the two namespaces, and this process's heartbeat."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import socketio
+from aiohttp import web
+
+from livedesk.kit.context import DB, SETTINGS
+from livedesk.realtime import rooms
+from livedesk.realtime.emit import SIO
+from livedesk.realtime.namespaces import ShopperNamespace, StaffNamespace
+from livedesk.realtime.process import ProcessRegistry
+from livedesk.realtime.registry import hooks, shopper_events, staff_events, staff_gone_handler
+from livedesk.settings import Settings
+
+PROCESS = web.AppKey("process", ProcessRegistry)
+
+
+def _origin_policy(settings: Settings) -> Any:
+    allowed = {o.rstrip("/") for o in settings.allowed_origins}
+    if settings.public_url:
+        allowed.add(settings.public_url)
+
+    def check(origin: str | None, environ: dict[str, Any]) -> bool:
+        # Clients that send no Origin (server-side tools) are not browsers and are let
+        # through to token/session authentication; browsers must come from our own origin
+        # or an allowed one.
+        if not origin:
+            return True
+        if origin.rstrip("/") in allowed:
+            return True
+        parts = urlsplit(origin)
+        return parts.scheme in {"http", "https"} and parts.netloc == environ.get("HTTP_HOST")
+
+    return check
+
+
+def setup_realtime(app: web.Application) -> None:
+    settings = app[SETTINGS]
+    manager = socketio.AsyncRedisManager(settings.redis_url) if settings.redis_url else None
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        client_manager=manager,
+        cors_allowed_origins=_origin_policy(settings),
+        # One client's events are handled in the order sent (signalling and chat need it);
+        # different clients still run concurrently.
+        async_handlers=False,
+        max_http_buffer_size=1_000_000,
+        logger=False,
+        engineio_logger=False,
+    )
+    sio.attach(app)
+    app[SIO] = sio
+    event_hooks = hooks()
+    sio.register_namespace(ShopperNamespace(rooms.SHOPPER_NS, app, shopper_events(), event_hooks))
+    sio.register_namespace(StaffNamespace(rooms.STAFF_NS, app, staff_events(), event_hooks))
+    app.cleanup_ctx.append(_process)
+
+
+async def _process(app: web.Application) -> AsyncIterator[None]:
+    process = ProcessRegistry(app[DB], staff_gone_handler(app))
+    app[PROCESS] = process
+    await process.start()
+    yield
+    await process.stop()

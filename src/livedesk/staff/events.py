@@ -1,0 +1,122 @@
+"""Staff Socket.IO events of the staff capability: presence."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any, Literal
+
+import socketio
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from livedesk.kit.context import DB, SETTINGS
+from livedesk.kit.logging import get_logger
+from livedesk.models import PresenceStatus
+from livedesk.realtime import rooms
+from livedesk.realtime.emit import SIO, emit
+from livedesk.realtime.protocol import EventContext, EventModel, EventSpec, NoPayload
+from livedesk.staff import presence
+from livedesk.staff.presence import PresenceView
+
+log = get_logger("livedesk.presence")
+
+PRESENCE_CHANGED = "presence.changed"
+
+
+class PresenceSet(EventModel):
+    status: Literal["available", "away"]
+
+
+def presence_recipients(view: PresenceView) -> list[str]:
+    """Who hears of a presence change: supervisors, and the advisor's own tabs."""
+    return [rooms.supervisors(), rooms.staff(view.staff_id)]
+
+
+def announce(session: AsyncSession, sio: socketio.AsyncServer, view: PresenceView) -> None:
+    for room in presence_recipients(view):
+        emit(session, sio, PRESENCE_CHANGED, view.as_event(), room=room, namespace=rooms.STAFF_NS)
+
+
+async def refresh(app: web.Application, staff_ids: set[uuid.UUID]) -> None:
+    """Recompute presence for these advisors (after tabs closed or a process died)."""
+    for staff_id in staff_ids:
+        async with app[DB].transaction() as session:
+            view, changed = await presence.recompute(session, staff_id)
+            if changed:
+                announce(session, app[SIO], view)
+    await after_presence_change(app)
+
+
+async def after_presence_change(app: web.Application) -> None:
+    """Routing may now have someone new to offer to."""
+    from livedesk.consultations.routing_runner import kick
+
+    await kick(app)
+
+
+async def on_connect(ctx: EventContext) -> None:
+    if ctx.staff is None:
+        return
+    from livedesk.realtime.server import PROCESS
+
+    if ctx.staff.role.value in ("supervisor", "admin"):
+        await ctx.app[SIO].enter_room(ctx.sid, rooms.supervisors(), namespace=rooms.STAFF_NS)
+    if ctx.staff.role.value == "advisor":
+        await ctx.app[SIO].enter_room(ctx.sid, rooms.advisors(), namespace=rooms.STAFF_NS)
+    async with ctx.app[DB].transaction() as session:
+        view, changed = await presence.connect(session, ctx.staff.staff_id, ctx.sid, ctx.app[PROCESS].id)
+        if changed:
+            announce(session, ctx.app[SIO], view)
+    if changed:
+        await after_presence_change(ctx.app)
+
+
+async def on_disconnect(ctx: EventContext) -> None:
+    if ctx.staff is None:
+        return
+    async with ctx.app[DB].transaction() as session:
+        staff_id, tabs_left = await presence.disconnect(session, ctx.sid)
+    if staff_id is None or tabs_left:
+        return
+    grace = ctx.app[SETTINGS].presence_grace_seconds
+
+    async def later() -> None:
+        # The last tab closed: a reload or a network blip comes back within the grace
+        # period and the advisor never flickers offline.
+        if grace:
+            await asyncio.sleep(grace)
+        try:
+            await refresh(ctx.app, {staff_id})
+        except Exception:
+            log.exception("presence refresh failed")
+
+    task = asyncio.create_task(later())
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)
+
+
+_pending: set[asyncio.Task[None]] = set()
+
+
+async def presence_set(ctx: EventContext, payload: PresenceSet) -> dict[str, str]:
+    staff = ctx.require_staff()
+    async with ctx.app[DB].transaction() as session:
+        view, changed = await presence.choose(session, staff.staff_id, PresenceStatus(payload.status))
+        if changed:
+            announce(session, ctx.app[SIO], view)
+    if changed:
+        await after_presence_change(ctx.app)
+    return view.as_event()
+
+
+async def presence_list(ctx: EventContext, _payload: NoPayload) -> list[dict[str, str]]:
+    ctx.require_staff()
+    async with ctx.app[DB].read() as session:
+        return [v.as_event() for v in await presence.list_all(session)]
+
+
+STAFF: list[EventSpec[Any]] = [
+    EventSpec("presence.set", PresenceSet, presence_set),
+    EventSpec("presence.list", NoPayload, presence_list),
+]
