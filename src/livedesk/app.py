@@ -7,6 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from livedesk.consultations import routes as consultation_routes
 from livedesk.consultations.routing_runner import runner_ctx
 from livedesk.customers import routes as customer_routes
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
@@ -44,6 +45,7 @@ def create_app(settings: Settings) -> web.Application:
     visitor_routes.setup_routes(app)
     staff_routes.setup_routes(app)
     customer_routes.setup_routes(app)
+    consultation_routes.setup_routes(app)
     page_routes.setup_routes(app)
     return app
 
