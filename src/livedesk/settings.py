@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         "", description="Redis URL for fan-out and shared rate limits between processes; empty = one process."
     )
+    redis_channel: str = Field(
+        "livedesk", min_length=1, max_length=100, description="Redis pub/sub channel for Socket.IO fan-out."
+    )
     secret_key: SecretStr = Field(
         SecretStr(""), description="Signs shopper tokens and links. Required outside the demo."
     )
