@@ -165,10 +165,13 @@ class SocketClient:
     wait for one (with a deadline) instead of sleeping."""
 
     def __init__(self, namespace: str) -> None:
+        import aiohttp
         import socketio
 
         self.namespace = namespace
-        self.sio = socketio.AsyncClient(reconnection=False)
+        # Our own HTTP session, closed by us even when the connection is refused.
+        self.http = aiohttp.ClientSession()
+        self.sio = socketio.AsyncClient(reconnection=False, http_session=self.http)
         self.events: list[tuple[str, Any]] = []
         self._changed = asyncio.Event()
 
@@ -178,15 +181,24 @@ class SocketClient:
 
         self.sio.on("*", catch_all, namespace=namespace)
 
+        async def connect_error(data: Any = None) -> None:
+            self.events.append(("connect_error", data))
+
+        self.sio.on("connect_error", connect_error, namespace=namespace)
+
     async def connect(self, url: str, *, auth: Any = None, headers: dict[str, str] | None = None) -> None:
-        await self.sio.connect(
-            url,
-            namespaces=[self.namespace],
-            auth=auth,
-            headers=headers or {},
-            transports=["websocket"],
-            wait_timeout=5,
-        )
+        try:
+            await self.sio.connect(
+                url,
+                namespaces=[self.namespace],
+                auth=auth,
+                headers=headers or {},
+                transports=["websocket"],
+                wait_timeout=5,
+            )
+        except Exception:
+            await self.http.close()
+            raise
 
     async def call(self, event: str, payload: Any = None, deadline: float = 5) -> Any:
         args = () if payload is None else (payload,)
@@ -220,6 +232,7 @@ class SocketClient:
 
     async def close(self) -> None:
         await self.sio.disconnect()
+        await self.http.close()
 
 
 @pytest.fixture
@@ -262,5 +275,4 @@ async def live(client: TestClient[web.Request, web.Application]) -> AsyncIterato
 
     yield Live()
     for sock in opened:
-        if sock.sio.connected:
-            await sock.close()
+        await sock.close()

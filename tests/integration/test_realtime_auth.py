@@ -1,0 +1,180 @@
+"""Who may connect and act: connect-time authentication, per-event authorisation, and the
+always-answering ack (malformed, oversize, unknown and unauthorised events included)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+import socketio
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+from pydantic import SecretStr
+
+from livedesk.models import Role
+from livedesk.settings import Settings
+from livedesk.visitors.tokens import sign_shop_customer_id
+from tests.conftest import SocketClient
+
+
+async def _refused(url: str, namespace: str, **kwargs: Any) -> str:
+    client = SocketClient(namespace)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await client.connect(url, **kwargs)
+    errors = client.received("connect_error")
+    assert errors, "refused without saying why"
+    return str(errors[0])
+
+
+async def test_shopper_connect_needs_a_valid_token(live: Any, settings: Settings) -> None:
+    assert "token_missing" in await _refused(live.url, "/shopper")
+    assert "token_invalid" in await _refused(live.url, "/shopper", auth={"token": "not-a-token"})
+    forged = URLSafeTimedSerializer("another-secret", salt="livedesk.visitor.v1").dumps({"s": "x", "v": "y"})
+    assert "token_invalid" in await _refused(live.url, "/shopper", auth={"token": forged})
+
+
+async def test_expired_visitor_token_is_refused(live: Any, settings: Settings) -> None:
+    class PastSigner(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time()) - settings.visitor_token_hours * 3600 - 60
+
+    visitor = await live.visitor()
+    past = URLSafeTimedSerializer(
+        settings.secret_key.get_secret_value(), salt="livedesk.visitor.v1", signer=PastSigner
+    )
+    old = past.dumps({"s": visitor["shopper_id"], "v": "v1"})
+    assert "token_expired" in await _refused(live.url, "/shopper", auth={"token": old})
+
+
+async def test_wrong_origin_is_refused(live: Any) -> None:
+    token = (await live.visitor())["token"]
+    client = SocketClient("/shopper")
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await client.connect(live.url, auth={"token": token}, headers={"Origin": "https://evil.example"})
+    # The same token from the page's own origin connects.
+    ok = SocketClient("/shopper")
+    await ok.connect(live.url, auth={"token": token}, headers={"Origin": live.url})
+    await ok.close()
+
+
+async def test_staff_connect_needs_a_login_session(live: Any) -> None:
+    assert "unauthenticated" in await _refused(live.url, "/staff")
+    assert "unauthenticated" in await _refused(
+        live.url, "/staff", headers={"Cookie": "livedesk_session=forged"}
+    )
+
+
+async def test_every_event_gets_an_ack(live: Any) -> None:
+    shopper = await live.shopper()
+    unknown = await shopper.call("no.such.event", {})
+    assert unknown == {
+        "ok": False,
+        "error": {"code": "unknown_event", "message": unknown["error"]["message"]},
+    }
+    assert (await shopper.call("queue.join", "not an object"))["error"]["code"] == "bad_payload"
+    bad = await shopper.call("queue.join", {"kind": "telepathy"})
+    assert bad["error"]["code"] == "validation_failed"
+    assert "kind" in bad["error"]["message"]
+    extra = await shopper.call("queue.join", {"kind": "chat", "surprise": 1})
+    assert extra["error"]["code"] == "validation_failed"
+    assert "surprise" in extra["error"]["message"]
+    huge = await shopper.call("chat.send", {"consultation_id": "x", "body": "a" * 100_000})
+    assert huge["error"]["code"] == "payload_too_large"
+    # Shoppers cannot use staff events: the shopper namespace does not know them.
+    staff_only = await shopper.call(
+        "offer.accept", {"consultation_id": "00000000-0000-0000-0000-000000000000"}
+    )
+    assert staff_only["error"]["code"] == "unknown_event"
+
+
+async def test_a_shopper_cannot_touch_another_consultation(live: Any, make_staff: Any) -> None:
+    advisor = await make_staff(Role.ADVISOR)
+    console = await live.staff(advisor)
+    await console.wait_for("presence.changed", lambda p: p["status"] == "available")
+    alice = await live.shopper()
+    bob = await live.shopper()
+    consultation = await alice.ok("queue.join", {"kind": "chat"})
+    await console.wait_for("offer.new")
+    await console.ok("offer.accept", {"consultation_id": consultation["id"]})
+    await alice.ok(
+        "chat.send", {"consultation_id": consultation["id"], "client_id": "alice-0001", "body": "private"}
+    )
+
+    ref = {"consultation_id": consultation["id"]}
+    for event, payload in [
+        ("chat.sync", {**ref, "after_seq": 0}),
+        ("chat.send", {**ref, "client_id": "bob-00001", "body": "hi"}),
+        ("chat.typing", {**ref, "typing": True}),
+        ("chat.read", {**ref, "seq": 1}),
+        ("consultation.get", ref),
+        ("consultation.end", ref),
+        ("call.signal", {**ref, "type": "offer", "data": {"sdp": "x"}}),
+        ("queue.leave", ref),
+    ]:
+        ack = await bob.call(event, payload)
+        assert ack["ok"] is False, (event, ack)
+        assert ack["error"]["code"] == "not_a_party", (event, ack)
+    assert not bob.received("chat.message")
+    # Alice's conversation is untouched.
+    history = await alice.ok("chat.sync", {**ref, "after_seq": 0})
+    assert [m["body"] for m in history["messages"]] == ["private"]
+
+
+async def test_an_advisor_cannot_act_on_someone_elses_consultation(live: Any, make_staff: Any) -> None:
+    mine = await make_staff(Role.ADVISOR)
+    other = await make_staff(Role.ADVISOR)
+    console = await live.staff(mine)
+    await console.wait_for("presence.changed", lambda p: p["status"] == "available")
+    shopper = await live.shopper()
+    consultation = await shopper.ok("queue.join", {"kind": "chat"})
+    await console.wait_for("offer.new")
+    outsider = await live.staff(other)
+    ref = {"consultation_id": consultation["id"]}
+    assert (await outsider.call("offer.accept", ref))["error"]["code"] == "not_a_party"
+    await console.ok("offer.accept", ref)
+    assert (await outsider.call("chat.sync", {**ref, "after_seq": 0}))["error"]["code"] == "not_a_party"
+    assert (await outsider.call("consultation.close", ref))["error"]["code"] == "not_a_party"
+
+
+async def test_supervisor_may_read_but_not_take_consultations(live: Any, make_staff: Any) -> None:
+    advisor = await make_staff(Role.ADVISOR)
+    boss = await make_staff(Role.SUPERVISOR)
+    console = await live.staff(advisor)
+    await console.wait_for("presence.changed", lambda p: p["status"] == "available")
+    board = await live.staff(boss)
+    shopper = await live.shopper()
+    consultation = await shopper.ok("queue.join", {"kind": "chat"})
+    ref = {"consultation_id": consultation["id"]}
+    seen = await board.ok("consultation.get", ref)
+    assert seen["status"] in {"queued", "offered"}
+    assert (await board.call("offer.accept", ref))["error"]["code"] == "forbidden"
+    assert (await board.call("chat.send", {**ref, "client_id": "boss-0001", "body": "x"}))["ok"] is False
+
+
+async def test_signed_shop_customer_id_links_the_visitor(live: Any, settings: Settings) -> None:
+    secret = "shop-secret-for-tests"
+    assert settings.shop_signing_secret.get_secret_value() == secret
+    first = await live.visitor(
+        shop_customer_id="C1001", shop_signature=sign_shop_customer_id(secret, "C1001")
+    )
+    again = await live.visitor(
+        shop_customer_id="C1001", shop_signature=sign_shop_customer_id(secret, "C1001")
+    )
+    assert first["linked"] is True
+    assert first["shopper_id"] == again["shopper_id"]
+    anonymous = await live.visitor()
+    assert anonymous["linked"] is False
+    assert anonymous["shopper_id"] != first["shopper_id"]
+    forged = await live.http.post(
+        "/api/v1/visitors",
+        json={"shop_customer_id": "C1001", "shop_signature": sign_shop_customer_id("guess", "C1001")},
+    )
+    assert forged.status == 401
+    assert (await forged.json())["error"]["code"] == "bad_shop_signature"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={"shop_signing_secret": SecretStr("shop-secret-for-tests"), "presence_grace_seconds": 0.0}
+    )
