@@ -259,7 +259,7 @@ async def live(client: TestClient[web.Request, web.Application]) -> AsyncIterato
             opened.append(sock)
             return sock
 
-        async def staff(self, account: StaffAccount) -> SocketClient:
+        async def staff_cookie(self, account: StaffAccount) -> str:
             from aiohttp import ClientSession
 
             async with ClientSession() as http:
@@ -267,7 +267,11 @@ async def live(client: TestClient[web.Request, web.Application]) -> AsyncIterato
                     base + "/api/v1/auth/login", json={"email": account.email, "password": account.password}
                 )
                 assert response.status == 200, await response.text()
-                cookie = response.cookies["livedesk_session"].value
+                return response.cookies["livedesk_session"].value
+
+        async def staff(self, account: StaffAccount, cookie: str | None = None) -> SocketClient:
+            if cookie is None:
+                cookie = await self.staff_cookie(account)
             sock = SocketClient("/staff")
             await sock.connect(base, headers={"Cookie": f"livedesk_session={cookie}"})
             opened.append(sock)
