@@ -1,16 +1,60 @@
-"""HTTP routes: staff sign-in and sign-out."""
+"""HTTP routes: staff sign-in and sign-out, one's own password, and the admin API for staff
+accounts and teams. Handlers parse, authorise and call ``service``; the rules live there."""
 
 from __future__ import annotations
 
+import functools
+import uuid
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
-from aiohttp_pydantic.oas.typing import r200, r401, r429
+from aiohttp_pydantic.oas.typing import r200, r201, r204, r401, r403, r404, r409, r422, r429
 
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
-from livedesk.kit.http import ErrorResponse, endpoint, model_json
-from livedesk.staff import sessions
+from livedesk.kit.http import ErrorResponse, Handler, endpoint, model_json
+from livedesk.models import Role, Staff
+from livedesk.staff import service, sessions
 from livedesk.staff.auth import SESSION_COOKIE, clear_session_cookies, require_staff, set_session_cookies
-from livedesk.staff.schemas import LoginRequest, Me
+from livedesk.staff.schemas import (
+    IdFilter,
+    LoginRequest,
+    Me,
+    PasswordChange,
+    RoleFilter,
+    StaffCreate,
+    StaffOut,
+    StaffUpdate,
+    TeamCreate,
+    TeamOut,
+    TeamUpdate,
+)
 from livedesk.staff.sessions import Principal
+
+ADMIN = (Role.ADMIN,)
+# Supervisors see who is on which team (their board needs it) but change nothing.
+READERS = (Role.ADMIN, Role.SUPERVISOR)
+
+
+def guarded(*roles: Role) -> Callable[[Callable[..., Awaitable[web.StreamResponse]]], Handler]:
+    """``endpoint`` with the role check moved in front of request parsing: without it an
+    anonymous or under-privileged caller would be told about body fields (422) before being
+    refused (401/403). Handlers still call ``require_staff`` with the same roles (cached per
+    request) to get the acting principal, so a handler copied without this decorator stays
+    closed."""
+
+    def decorate(handler: Callable[..., Awaitable[web.StreamResponse]]) -> Handler:
+        parsed = endpoint(handler)
+
+        # functools.wraps keeps the handler's signature and docstring visible to
+        # aiohttp-pydantic, which writes the OpenAPI operation from them.
+        @functools.wraps(parsed)
+        async def check_roles_then_parse(request: web.Request) -> web.StreamResponse:
+            await require_staff(request, *roles)
+            return await parsed(request)
+
+        return check_roles_then_parse
+
+    return decorate
 
 
 def _me(principal: Principal) -> Me:
@@ -24,8 +68,27 @@ def _me(principal: Principal) -> Me:
     )
 
 
+def _staff_out(staff: Staff) -> StaffOut:
+    return StaffOut.model_validate(staff)
+
+
+def _team_out(summary: service.TeamSummary) -> TeamOut:
+    team = summary.team
+    return TeamOut(
+        id=team.id,
+        name=team.name,
+        description=team.description,
+        member_count=summary.member_count,
+        created_at=team.created_at,
+        updated_at=team.updated_at,
+    )
+
+
 def client_ip(request: web.Request) -> str:
     return request.remote or ""
+
+
+# ---------------------------------------------------------------- sign-in
 
 
 @endpoint
@@ -75,7 +138,193 @@ async def me(request: web.Request) -> r200[Me] | r401[ErrorResponse]:
     return model_json(_me(await require_staff(request)))
 
 
+@guarded()
+async def change_my_password(
+    request: web.Request, body: PasswordChange
+) -> r200[dict[str, bool]] | r401[ErrorResponse] | r422[ErrorResponse] | r429[ErrorResponse]:
+    """Change your own password (the current one is required); your other sessions end."""
+    principal = await require_staff(request)
+    # A stolen session must not become a way to guess the current password.
+    await request.app[RATE_LIMITS].hit(
+        request.app[SETTINGS].login_rate_limit,
+        "password_change",
+        str(principal.staff_id),
+        message="Too many password change attempts; wait a minute",
+    )
+    async with request.app[DB].transaction() as db:
+        await service.change_own_password(
+            db,
+            staff_id=principal.staff_id,
+            keep_session_id=principal.session_id,
+            current_password=body.current_password,
+            new_password=body.new_password,
+        )
+    return web.json_response({"ok": True})
+
+
+# ---------------------------------------------------------------- staff accounts
+
+
+@guarded(*READERS)
+async def list_staff(
+    request: web.Request,
+    role: RoleFilter = None,
+    team_id: IdFilter = None,
+    active: bool | None = None,
+) -> r200[list[StaffOut]] | r401[ErrorResponse] | r403[ErrorResponse]:
+    """List staff accounts by display name, optionally filtered by role, team and active.
+
+    Tags: staff
+    """
+    await require_staff(request, *READERS)
+    async with request.app[DB].read() as db:
+        found = await service.list_staff(db, role=role, team_id=team_id, active=active)
+        return model_json([_staff_out(staff) for staff in found])
+
+
+@guarded(*ADMIN)
+async def create_staff(
+    request: web.Request, body: StaffCreate
+) -> r201[StaffOut] | r401[ErrorResponse] | r403[ErrorResponse] | r409[ErrorResponse] | r422[ErrorResponse]:
+    """Create a staff account (admin only).
+
+    Tags: staff
+    """
+    actor = await require_staff(request, *ADMIN)
+    async with request.app[DB].transaction() as db:
+        staff = await service.create_staff(db, body, actor_id=actor.staff_id)
+        out = _staff_out(staff)
+    response = model_json(out, status=201)
+    response.headers["Location"] = f"/api/v1/staff/{out.id}"
+    return response
+
+
+@guarded(*READERS)
+async def get_staff(
+    request: web.Request, staff_id: uuid.UUID, /
+) -> r200[StaffOut] | r401[ErrorResponse] | r403[ErrorResponse] | r404[ErrorResponse]:
+    """One staff account.
+
+    Tags: staff
+    """
+    await require_staff(request, *READERS)
+    async with request.app[DB].read() as db:
+        return model_json(_staff_out(await service.get_staff(db, staff_id)))
+
+
+@guarded(*ADMIN)
+async def update_staff(
+    request: web.Request, staff_id: uuid.UUID, /, body: StaffUpdate
+) -> (
+    r200[StaffOut]
+    | r401[ErrorResponse]
+    | r403[ErrorResponse]
+    | r404[ErrorResponse]
+    | r409[ErrorResponse]
+    | r422[ErrorResponse]
+):
+    """Change a staff account (admin only); a new password or role, or active=false, ends its sessions.
+
+    Tags: staff
+    """
+    actor = await require_staff(request, *ADMIN)
+    async with request.app[DB].transaction() as db:
+        staff = await service.update_staff(db, staff_id, body, actor_id=actor.staff_id)
+        out = _staff_out(staff)
+    return model_json(out)
+
+
+@guarded(*ADMIN)
+async def disable_staff(
+    request: web.Request, staff_id: uuid.UUID, /
+) -> r200[StaffOut] | r401[ErrorResponse] | r403[ErrorResponse] | r404[ErrorResponse] | r409[ErrorResponse]:
+    """Disable a staff account (admin only): it cannot sign in and its open sessions end now.
+
+    Tags: staff
+    """
+    actor = await require_staff(request, *ADMIN)
+    async with request.app[DB].transaction() as db:
+        staff = await service.disable_staff(db, staff_id, actor_id=actor.staff_id)
+        out = _staff_out(staff)
+    return model_json(out)
+
+
+# ---------------------------------------------------------------- teams
+
+
+@guarded(*READERS)
+async def list_teams(request: web.Request) -> r200[list[TeamOut]] | r401[ErrorResponse] | r403[ErrorResponse]:
+    """List teams by name, with their member counts.
+
+    Tags: teams
+    """
+    await require_staff(request, *READERS)
+    async with request.app[DB].read() as db:
+        return model_json([_team_out(summary) for summary in await service.list_teams(db)])
+
+
+@guarded(*ADMIN)
+async def create_team(
+    request: web.Request, body: TeamCreate
+) -> r201[TeamOut] | r401[ErrorResponse] | r403[ErrorResponse] | r409[ErrorResponse] | r422[ErrorResponse]:
+    """Create a team (admin only); names are unique regardless of case.
+
+    Tags: teams
+    """
+    actor = await require_staff(request, *ADMIN)
+    async with request.app[DB].transaction() as db:
+        out = _team_out(await service.create_team(db, body, actor_id=actor.staff_id))
+    return model_json(out, status=201)
+
+
+@guarded(*ADMIN)
+async def update_team(
+    request: web.Request, team_id: uuid.UUID, /, body: TeamUpdate
+) -> (
+    r200[TeamOut]
+    | r401[ErrorResponse]
+    | r403[ErrorResponse]
+    | r404[ErrorResponse]
+    | r409[ErrorResponse]
+    | r422[ErrorResponse]
+):
+    """Rename or describe a team (admin only).
+
+    Tags: teams
+    """
+    actor = await require_staff(request, *ADMIN)
+    async with request.app[DB].transaction() as db:
+        out = _team_out(await service.update_team(db, team_id, body, actor_id=actor.staff_id))
+    return model_json(out)
+
+
+@guarded(*ADMIN)
+async def delete_team(
+    request: web.Request, team_id: uuid.UUID, /
+) -> r204 | r401[ErrorResponse] | r403[ErrorResponse] | r404[ErrorResponse] | r409[ErrorResponse]:
+    """Delete a team (admin only); refused with 409 while it still has members.
+
+    Tags: teams
+    """
+    actor = await require_staff(request, *ADMIN)
+    async with request.app[DB].transaction() as db:
+        await service.delete_team(db, team_id, actor_id=actor.staff_id)
+    return web.Response(status=204)
+
+
 def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/auth/login", login)
     app.router.add_post("/api/v1/auth/logout", logout)
     app.router.add_get("/api/v1/auth/me", me)
+    app.router.add_patch("/api/v1/auth/me/password", change_my_password)
+
+    app.router.add_get("/api/v1/staff", list_staff)
+    app.router.add_post("/api/v1/staff", create_staff)
+    app.router.add_get("/api/v1/staff/{staff_id}", get_staff)
+    app.router.add_patch("/api/v1/staff/{staff_id}", update_staff)
+    app.router.add_post("/api/v1/staff/{staff_id}/disable", disable_staff)
+
+    app.router.add_get("/api/v1/teams", list_teams)
+    app.router.add_post("/api/v1/teams", create_team)
+    app.router.add_patch("/api/v1/teams/{team_id}", update_team)
+    app.router.add_delete("/api/v1/teams/{team_id}", delete_team)

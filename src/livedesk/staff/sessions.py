@@ -3,6 +3,7 @@ the account, after the idle timeout, or at the absolute timeout."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import uuid
@@ -75,7 +76,9 @@ async def login(
     """Check the password and open a new session. Any session the browser already had is
     ended, so a session id planted before login is useless after it (fixation)."""
     staff = await session.scalar(select(Staff).where(Staff.email == email.strip().lower()))
-    valid = verify_password(staff.password_hash if staff else None, password)
+    # argon2 takes tens of milliseconds on purpose: off the event loop, so one sign-in does
+    # not stall every socket in the process.
+    valid = await asyncio.to_thread(verify_password, staff.password_hash if staff else None, password)
     if staff is None or not valid or not staff.active:
         raise Unauthenticated("Wrong e-mail or password, or the account is disabled", code="login_failed")
     if needs_rehash(staff.password_hash):
@@ -118,7 +121,7 @@ async def authenticate(
     ).one_or_none()
     if found is None:
         return "missing"
-    row, staff = found.tuple()
+    row, staff = found  # a Row unpacks like a tuple (Row.tuple() is deprecated)
     now = utcnow()
     if not staff.active or now - row.last_seen_at > policy.idle or now - row.created_at > policy.absolute:
         await session.delete(row)
