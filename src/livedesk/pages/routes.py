@@ -1,9 +1,155 @@
-"""HTTP routes of this capability."""
+"""Browser pages: ``web/`` served as static files, plus the security headers every page gets.
+
+Pages are plain files (ES modules, no build step). Each top-level folder of ``web/`` is served
+under its own name (``/shared/…``, ``/demo/…``, ``/staff/…``); the page addresses people type
+(``/``, ``/demo/shop``, ``/staff/``, ``/supervisor/``, ``/admin/``) map to their HTML file.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
 from aiohttp import web
+from aiohttp.web_urldispatcher import AbstractResource
+
+from livedesk.demo import data
+from livedesk.kit.logging import get_logger
+from livedesk.models import Role
+
+log = get_logger("livedesk.pages")
+
+# The same folder app.WEB_DIR names (importing app from here would be circular).
+WEB_DIR = Path(__file__).resolve().parents[3] / "web"
+
+# Address → HTML file under web/. The supervisor dashboard and admin share the staff sign-in
+# page until they have their own.
+PAGES: dict[str, str] = {
+    "/": "index.html",
+    "/demo/shop": "demo/shop.html",
+    "/staff/": "staff/index.html",
+    "/supervisor/": "staff/index.html",
+    "/admin/": "staff/index.html",
+}
+ROOT_FILES = ("favicon.svg",)
+
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; media-src 'self' blob:; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors {ancestors}"
+)
+# Staff pages must never be framed (clickjacking); the demo shop may be framed by itself.
+_FRAMEABLE_BY_SELF = ("/demo/",)
+
+PAGE_RESOURCES = web.AppKey("page_resources", set)
+
+
+def content_security_policy(path: str) -> str:
+    ancestors = "'self'" if path.startswith(_FRAMEABLE_BY_SELF) else "'none'"
+    return _CSP.format(ancestors=ancestors)
+
+
+def security_headers(path: str) -> dict[str, str]:
+    headers = {
+        "Content-Security-Policy": content_security_policy(path),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+        # No build step means no hashed file names: let browsers revalidate (ETag) every time.
+        "Cache-Control": "no-cache",
+    }
+    if not path.startswith(_FRAMEABLE_BY_SELF):
+        headers["X-Frame-Options"] = "DENY"
+    return headers
+
+
+async def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare hook, limited to responses from the routes registered here."""
+    resource = request.match_info.route.resource
+    if resource is not None and resource in request.app[PAGE_RESOURCES]:
+        for name, value in security_headers(request.path).items():
+            response.headers.setdefault(name, value)
+
+
+def _file(relative: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    path = WEB_DIR / relative
+    # Say the charset rather than leave browsers to find the <meta> tag.
+    headers = {"Content-Type": "text/html; charset=utf-8"} if path.suffix == ".html" else None
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(path, headers=headers)
+
+    return handler
+
+
+def _redirect(target: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPPermanentRedirect(target)
+
+    return handler
+
+
+async def catalogue(request: web.Request) -> web.Response:
+    """The demo brand's catalogue and advisors, for the demo shop page."""
+    return web.json_response(catalogue_document())
+
+
+def catalogue_document() -> dict[str, Any]:
+    return {
+        "brand": {"slug": data.BRAND_SLUG, "name": data.BRAND_NAME, "name_ja": data.BRAND_NAME_JA},
+        "featured_sku": data.FEATURED_SKU,
+        "products": [
+            {
+                "sku": p.sku,
+                "category": p.category,
+                "name": {"ja": p.name_ja, "en": p.name_en},
+                "description": {"ja": p.description_ja, "en": p.description_en},
+                "size": p.size,
+                "price_minor": p.price,
+                "currency": data.CURRENCY,
+                "image_url": p.image_url,
+                "topics": list(p.topics),
+            }
+            for p in data.CATALOGUE
+        ],
+        "advisors": [
+            {
+                "key": s.key,
+                "display_name": s.display_name,
+                "display_name_en": s.display_name_en,
+                "team": s.team,
+                "skills": list(s.skills),
+                "languages": list(s.languages),
+                "photo_url": s.photo_url,
+                "bio": {"ja": s.bio, "en": s.bio_en},
+            }
+            for s in data.STAFF
+            if s.role is Role.ADVISOR
+        ],
+    }
 
 
 def setup_routes(app: web.Application) -> None:
-    """Filled in as the capability grows."""
+    resources: set[AbstractResource] = set()
+    app[PAGE_RESOURCES] = resources
+    app.on_response_prepare.append(_add_security_headers)
+    if not WEB_DIR.is_dir():
+        # An installed wheel has no web/ folder: the API still works, pages do not.
+        log.warning("no web/ folder, so no pages are served", web_dir=str(WEB_DIR))
+        return
+
+    def get(path: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> None:
+        resource = app.router.add_get(path, handler).resource
+        assert resource is not None
+        resources.add(resource)
+
+    # Exact pages first: a static folder with the same prefix would otherwise answer them.
+    for path, relative in PAGES.items():
+        get(path, _file(relative))
+        if path.endswith("/") and path != "/":
+            get(path.rstrip("/"), _redirect(path))
+    for name in ROOT_FILES:
+        get(f"/{name}", _file(name))
+    get("/demo/catalogue.json", catalogue)
+    for folder in sorted(p for p in WEB_DIR.iterdir() if p.is_dir()):
+        resources.add(app.router.add_static(f"/{folder.name}/", folder, follow_symlinks=False))
