@@ -42,7 +42,11 @@ def _origin_policy(settings: Settings) -> Any:
 
 def setup_realtime(app: web.Application) -> None:
     settings = app[SETTINGS]
-    manager = socketio.AsyncRedisManager(settings.redis_url, channel=settings.redis_channel) if settings.redis_url else None
+    manager = (
+        socketio.AsyncRedisManager(settings.redis_url, channel=settings.redis_channel)
+        if settings.redis_url
+        else None
+    )
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
         client_manager=manager,
