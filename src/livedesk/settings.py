@@ -79,6 +79,10 @@ class Settings(BaseSettings):
         SecretStr(""), description="coturn static-auth-secret for time-limited TURN credentials."
     )
     turn_ttl_seconds: int = Field(3600, ge=60, description="Lifetime of TURN credentials.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Proxy addresses (JSON list) whose X-Forwarded-For is believed, for the client address.",
+    )
     allowed_origins: list[str] = Field(
         default_factory=list, description="Extra browser origins allowed to open staff sockets (JSON list)."
     )

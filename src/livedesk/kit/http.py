@@ -83,6 +83,23 @@ def endpoint(handler: Callable[..., Awaitable[web.StreamResponse]]) -> Handler:
     return wrapped
 
 
+def client_ip(request: web.Request) -> str:
+    """The client's address: the peer, or — when the peer is a trusted proxy — the last
+    address that proxy saw in X-Forwarded-For (earlier entries are the client's to forge)."""
+    from livedesk.kit.context import SETTINGS
+
+    peer = request.remote or ""
+    trusted = request.app[SETTINGS].trusted_proxies
+    forwarded = request.headers.get("X-Forwarded-For")
+    if forwarded and peer in trusted:
+        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        # Walk back past our own proxies; the first address that is not one is the client.
+        for hop in reversed(hops):
+            if hop not in trusted:
+                return hop
+    return peer
+
+
 def json_ok(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=_dumps)
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r201, r204, r401, r403, r404, r409, r422, r429
 
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
-from livedesk.kit.http import ErrorResponse, Handler, endpoint, model_json
+from livedesk.kit.http import ErrorResponse, Handler, client_ip, endpoint, model_json
 from livedesk.models import Role, Staff
 from livedesk.staff import service, sessions
 from livedesk.staff.auth import SESSION_COOKIE, clear_session_cookies, require_staff, set_session_cookies
@@ -82,10 +82,6 @@ def _team_out(summary: service.TeamSummary) -> TeamOut:
         created_at=team.created_at,
         updated_at=team.updated_at,
     )
-
-
-def client_ip(request: web.Request) -> str:
-    return request.remote or ""
 
 
 # ---------------------------------------------------------------- sign-in

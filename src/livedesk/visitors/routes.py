@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from livedesk.calls.ice import ice_servers
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.errors import Unauthenticated
-from livedesk.kit.http import ApiModel, ErrorResponse, endpoint, json_ok, model_json
+from livedesk.kit.http import ApiModel, ErrorResponse, client_ip, endpoint, json_ok, model_json
 from livedesk.staff.auth import current_staff
 from livedesk.visitors import service
 from livedesk.visitors.service import TOKENS
@@ -49,7 +49,7 @@ async def start_visit(
     registration; a correctly signed shop customer id links the visit to that shopper."""
     settings = request.app[SETTINGS]
     await request.app[RATE_LIMITS].hit(
-        "30/minute", "visitors", request.remote or "", message="Too many visits started"
+        "30/minute", "visitors", client_ip(request), message="Too many visits started"
     )
     async with request.app[DB].transaction() as session:
         token, claims, linked = await service.start_visit(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from livedesk.kit.db import make_engine
@@ -13,7 +14,24 @@ from livedesk.models import Base
 target_metadata = Base.metadata
 
 
+# Several replicas may start with --migrate at once: on PostgreSQL they take turns.
+_MIGRATION_LOCK = 727000
+
+
 def _run(connection: Connection) -> None:
+    postgres = connection.dialect.name == "postgresql"
+    if postgres:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK})
+        connection.commit()
+    try:
+        _migrate(connection)
+    finally:
+        if postgres:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK})
+            connection.commit()
+
+
+def _migrate(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
