@@ -103,7 +103,6 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         database_url=database_url,
         secret_key=SecretStr("test-secret-" + uuid.uuid4().hex),
         log_level="warning",
-        _env_file=None,  # type: ignore[call-arg]
     )
 
 

@@ -1,0 +1,432 @@
+"""Files shared in a consultation's chat: checked by what they contain, kept outside the web
+root, and served so that a browser never runs them.
+
+An upload is streamed: its size is counted as it arrives (a hard cap, whatever the request
+claims), its type is read from its first bytes (never from the client's Content-Type or file
+name), and its bytes go to a ``FileStore`` under a name of our own making. Only then is the
+``ChatFile`` row written; a chat message of kind image/file refers to it by id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import secrets
+import unicodedata
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+from urllib.parse import quote, unquote
+
+import filetype
+from aiohttp import web
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from livedesk.consultations.chat import CHAT_OPEN
+from livedesk.kit.db import Database
+from livedesk.kit.errors import AppError, Conflict, Forbidden, NotFound, ValidationFailed
+from livedesk.kit.logging import get_logger
+from livedesk.models import AuditEntry, ChatFile, Consultation, Role
+from livedesk.staff.sessions import Principal
+
+log = get_logger("livedesk.files")
+
+# What may be shared, by detected MIME type, with the file-name endings that fit each.
+ALLOWED: dict[str, tuple[str, ...]] = {
+    "image/png": (".png",),
+    "image/jpeg": (".jpg", ".jpeg", ".jpe", ".jfif"),
+    "image/gif": (".gif",),
+    "image/webp": (".webp",),
+    "application/pdf": (".pdf",),
+}
+ALLOWED_TEXT = "PNG, JPEG, GIF and WebP images and PDF documents"
+# filetype looks at no more than this many leading bytes.
+SNIFF_BYTES = 8192
+CHUNK_BYTES = 64 * 1024
+MAX_FILENAME = 255
+# Boundaries and part headers around the file are small: a request that declares a body
+# longer than the file limit plus this cannot carry an acceptable file.
+MULTIPART_OVERHEAD = 64 * 1024
+READER_ROLES = (Role.SUPERVISOR, Role.ADMIN)
+
+
+class PayloadTooLarge(AppError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(AppError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+def file_url(file_id: uuid.UUID) -> str:
+    return f"/api/v1/files/{file_id}"
+
+
+class FileOut(BaseModel):
+    id: uuid.UUID
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    url: str
+
+    @classmethod
+    def of(cls, f: ChatFile) -> FileOut:
+        return cls(
+            id=f.id,
+            filename=f.filename,
+            content_type=f.content_type,
+            size=f.size,
+            sha256=f.sha256,
+            url=file_url(f.id),
+        )
+
+
+@dataclass(frozen=True)
+class Party:
+    """Who is asking: a shopper (by their visitor token) or a signed-in staff member."""
+
+    shopper_id: uuid.UUID | None = None
+    staff: Principal | None = None
+
+
+# --- storage --------------------------------------------------------------------------------
+
+
+class FileStore(Protocol):
+    """Where file bytes live. Keys are ours (``storage_key``), never a client's file name."""
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> None:
+        """Store the chunks under ``key``, all or nothing: if the chunks raise, nothing is
+        left behind and the error propagates."""
+        ...
+
+    def open(self, key: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """The stored bytes as chunks; raises ``FileNotFoundError`` for an unknown key."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove ``key``; nothing happens if it is not there."""
+        ...
+
+
+FILE_STORE: web.AppKey[FileStore] = web.AppKey("file_store")
+
+_KEY = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def storage_key(file_id: uuid.UUID) -> str:
+    """``<first two characters>/<uuid>``: spreads files over 256 directories."""
+    text = str(file_id)
+    return f"{text[:2]}/{text}"
+
+
+class LocalFileStore:
+    """Files in a directory on the local disk (``<data dir>/files``), written to a temporary
+    name and renamed into place, so a half-written file is never visible under its key."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        if not _KEY.match(key):
+            raise ValueError(f"not a storage key: {key!r}")
+        return self.root / key
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> None:
+        target = self._path(key)
+        temp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
+        handle = await asyncio.to_thread(_create, temp)
+        try:
+            async for chunk in chunks:
+                await asyncio.to_thread(handle.write, chunk)
+            await asyncio.to_thread(_finish, handle, temp, target)
+        except BaseException:
+            _discard(handle, temp)
+            raise
+
+    @asynccontextmanager
+    async def open(self, key: str) -> AsyncIterator[AsyncIterator[bytes]]:
+        handle = await asyncio.to_thread(self._path(key).open, "rb")
+        try:
+            yield _read_chunks(handle)
+        finally:
+            handle.close()
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
+
+
+def _create(temp: Path) -> BinaryIO:
+    temp.parent.mkdir(parents=True, exist_ok=True)
+    # Readable by the server's user only; no execute bit, ever.
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    return os.fdopen(fd, "wb")
+
+
+def _finish(handle: BinaryIO, temp: Path, target: Path) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())
+    handle.close()
+    temp.replace(target)
+
+
+def _discard(handle: BinaryIO, temp: Path) -> None:
+    handle.close()
+    temp.unlink(missing_ok=True)
+
+
+async def _read_chunks(handle: BinaryIO) -> AsyncIterator[bytes]:
+    while chunk := await asyncio.to_thread(handle.read, CHUNK_BYTES):
+        yield chunk
+
+
+# --- checks ---------------------------------------------------------------------------------
+
+
+def sniff(head: bytes) -> str:
+    """The MIME type the content shows, if it is one we accept; 415 otherwise."""
+    kind = filetype.guess(head)
+    detected = str(kind.mime) if kind is not None else _describe_unrecognised(head)
+    if detected not in ALLOWED:
+        raise UnsupportedMediaType(
+            f"Only {ALLOWED_TEXT} can be shared; this file's content is {detected}",
+            details={"detected": detected, "allowed": sorted(ALLOWED)},
+        )
+    return detected
+
+
+def _describe_unrecognised(head: bytes) -> str:
+    """A name for content filetype does not know (markup and text mostly), for the message."""
+    try:
+        text = head.decode("utf-8").lstrip("\ufeff \t\r\n").lower()
+    except UnicodeDecodeError:
+        return "application/octet-stream"
+    if "<svg" in text:
+        return "image/svg+xml"
+    if text.startswith(("<!doctype html", "<html")) or "<script" in text:
+        return "text/html"
+    if text.startswith("<?xml"):
+        return "application/xml"
+    return "text/plain"
+
+
+_UNSAFE_CHARS = frozenset('<>:"|?*')
+
+
+def sanitize_filename(raw: str | None, content_type: str) -> str:
+    """A safe base name to show and to offer on download: no directories, no control or
+    direction-changing characters, no leading dots, at most 255 characters, and an ending
+    that matches the content (``report.html`` holding a PDF becomes ``report.html.pdf``).
+
+    Browsers escape ``"``, CR and LF in a part's file name as %22, %0D and %0A, and some
+    clients (aiohttp's, for one) percent-encode all of it; both are decoded first."""
+    name = unicodedata.normalize("NFC", unquote(raw or "", errors="replace"))
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(
+        "_" if ch in _UNSAFE_CHARS else ch for ch in name if not unicodedata.category(ch).startswith("C")
+    )
+    name = " ".join(name.split()).strip(". ")
+    endings = ALLOWED[content_type]
+    ending = next((e for e in endings if name.lower().endswith(e)), None)
+    if ending is None:
+        ending = endings[0]
+        name = (name or "file") + ending
+    stem = name[: len(name) - len(ending)]
+    if not stem.strip(". "):
+        stem = "file"
+    return stem[: MAX_FILENAME - len(ending)] + name[len(name) - len(ending) :]
+
+
+def check_declared_length(content_length: int | None, limit: int) -> None:
+    """Refuse at once a body that says it is too long to hold an acceptable file."""
+    if content_length is not None and content_length > limit + MULTIPART_OVERHEAD:
+        raise PayloadTooLarge(f"The file is larger than the limit of {limit} bytes", details={"limit": limit})
+
+
+# --- rules ----------------------------------------------------------------------------------
+
+
+def _is_party(c: Consultation, party: Party) -> bool:
+    if party.shopper_id is not None:
+        return c.shopper_id == party.shopper_id
+    return party.staff is not None and c.advisor_id == party.staff.staff_id
+
+
+async def _consultation_for_upload(
+    session: AsyncSession, consultation_id: uuid.UUID, party: Party, *, lock: bool
+) -> Consultation:
+    c = await session.get(Consultation, consultation_id, with_for_update=lock)
+    if c is None:
+        raise NotFound("No such consultation", code="consultation_not_found")
+    if not _is_party(c, party):
+        raise Forbidden("You are not a party to this consultation", code="not_a_party")
+    if c.status not in CHAT_OPEN:
+        raise Conflict(
+            f"The consultation is {c.status.value}; files can no longer be shared", code="chat_closed"
+        )
+    return c
+
+
+async def check_upload(db: Database, consultation_id: uuid.UUID, party: Party) -> None:
+    """May ``party`` share a file in this consultation now? Asked before reading the body."""
+    async with db.read() as session:
+        await _consultation_for_upload(session, consultation_id, party, lock=False)
+
+
+@dataclass(frozen=True)
+class Received:
+    """A stored upload that has no database row yet."""
+
+    file_id: uuid.UUID
+    storage_key: str
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+async def receive(
+    store: FileStore, chunks: AsyncIterator[bytes], raw_filename: str | None, limit: int
+) -> Received:
+    """Stream the upload into the store, counting, hashing and sniffing as it goes. Refused
+    uploads (too large, wrong type, empty) leave nothing behind."""
+    file_id = uuid.uuid4()
+    key = storage_key(file_id)
+    digest = hashlib.sha256()
+    size = 0
+    detected: list[str] = []
+
+    async def checked() -> AsyncGenerator[bytes, None]:
+        nonlocal size
+        # Nothing reaches the store before the type is known.
+        head = bytearray()
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(
+                    f"The file is larger than the limit of {limit} bytes", details={"limit": limit}
+                )
+            digest.update(chunk)
+            if detected:
+                yield chunk
+                continue
+            head += chunk
+            if len(head) >= SNIFF_BYTES:
+                detected.append(sniff(bytes(head)))
+                yield bytes(head)
+        if not detected:
+            if not head:
+                raise ValidationFailed("field 'file': the file is empty", code="empty_file")
+            detected.append(sniff(bytes(head)))
+            yield bytes(head)
+
+    async with aclosing(checked()) as source:
+        await store.put(key, source)
+    content_type = detected[0]
+    return Received(
+        file_id=file_id,
+        storage_key=key,
+        filename=sanitize_filename(raw_filename, content_type),
+        content_type=content_type,
+        size=size,
+        sha256=digest.hexdigest(),
+    )
+
+
+async def record(
+    session: AsyncSession, consultation_id: uuid.UUID, party: Party, received: Received
+) -> ChatFile:
+    """The row for a stored upload; the party and the consultation are checked again, since
+    either may have changed while the bytes arrived."""
+    c = await _consultation_for_upload(session, consultation_id, party, lock=True)
+    row = ChatFile(
+        id=received.file_id,
+        consultation_id=c.id,
+        uploaded_by="shopper" if party.shopper_id is not None else "staff",
+        uploader_staff_id=party.staff.staff_id if party.staff is not None else None,
+        filename=received.filename,
+        content_type=received.content_type,
+        size=received.size,
+        sha256=received.sha256,
+        storage_key=received.storage_key,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def save(
+    db: Database,
+    store: FileStore,
+    consultation_id: uuid.UUID,
+    party: Party,
+    chunks: AsyncIterator[bytes],
+    raw_filename: str | None,
+    limit: int,
+) -> ChatFile:
+    """Receive an upload and record it; the stored bytes go again if the row cannot be
+    written."""
+    received = await receive(store, chunks, raw_filename, limit)
+    try:
+        async with db.transaction() as session:
+            row = await record(session, consultation_id, party, received)
+    except BaseException:
+        await store.delete(received.storage_key)
+        raise
+    log.info(
+        "chat file stored",
+        file_id=str(row.id),
+        consultation_id=str(consultation_id),
+        content_type=row.content_type,
+        size=row.size,
+    )
+    return row
+
+
+async def for_download(db: Database, file_id: uuid.UUID, party: Party) -> ChatFile:
+    """The file, if ``party`` may read it: the consultation's shopper, its advisor or the
+    staff member who uploaded it, and supervisors and admins (whose reads are audited)."""
+    async with db.read() as session:
+        f = await session.get(ChatFile, file_id)
+        c = await session.get(Consultation, f.consultation_id) if f is not None else None
+    if f is None or c is None:
+        raise NotFound("No such file", code="file_not_found")
+    if _is_party(c, party) or (party.staff is not None and f.uploader_staff_id == party.staff.staff_id):
+        return f
+    if party.staff is None or party.staff.role not in READER_ROLES:
+        raise Forbidden("You are not a party to this consultation", code="not_a_party")
+    async with db.transaction() as session:
+        session.add(
+            AuditEntry(
+                id=uuid.uuid4(),
+                actor_staff_id=party.staff.staff_id,
+                action="chat_file.read",
+                target_type="chat_file",
+                target_id=str(f.id),
+                details={"consultation_id": str(c.id), "filename": f.filename},
+            )
+        )
+    return f
+
+
+def download_headers(f: ChatFile) -> dict[str, str]:
+    """Headers that keep a browser from running the file: the stored type and no sniffing,
+    a sandboxing CSP, and a download prompt for anything but an image."""
+    content_type = f.content_type if f.content_type in ALLOWED else "application/octet-stream"
+    disposition = "inline" if content_type.startswith("image/") else "attachment"
+    return {
+        "Content-Type": content_type,
+        "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(f.filename, safe='')}",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Cache-Control": "private",
+    }
