@@ -10,6 +10,7 @@ from aiohttp import web
 from livedesk.consultations import routes as consultation_routes
 from livedesk.consultations.routing_runner import runner_ctx
 from livedesk.customers import routes as customer_routes
+from livedesk.kit.background import BACKGROUND, Background
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.db import Database
 from livedesk.kit.http import MAX_BODY_KEY, error_middleware
@@ -35,6 +36,8 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[MAX_BODY_KEY] = settings.max_body_bytes
     app.cleanup_ctx.append(_database)
+    # After the database, so it is torn down first: tasks stop before the engine closes.
+    app.cleanup_ctx.append(_background)
     app.cleanup_ctx.append(_rate_limits)
 
     app.cleanup_ctx.append(_visitor_tokens)
@@ -62,6 +65,12 @@ async def _visitor_tokens(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[TOKENS] = VisitorTokens(settings.secret_key.get_secret_value(), settings.visitor_token_hours * 3600)
     yield
+
+
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    app[BACKGROUND] = Background()
+    yield
+    await app[BACKGROUND].close()
 
 
 async def _rate_limits(app: web.Application) -> AsyncIterator[None]:

@@ -12,6 +12,7 @@ from typing import Any
 import socketio
 from aiohttp import web
 
+from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB
 from livedesk.kit.errors import AppError
 from livedesk.kit.logging import get_logger
@@ -65,7 +66,9 @@ class LivedeskNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def handle_disconnect(self, sid: str) -> None:
         ctx = self.contexts.pop(sid, None)
-        if ctx is not None:
+        # At shutdown the process registry forgets all of this process's sockets at once;
+        # the per-socket hooks would only race the closing database.
+        if ctx is not None and not self.app[BACKGROUND].closing:
             for hook in self.hooks.on_disconnect:
                 try:
                     await hook(ctx)

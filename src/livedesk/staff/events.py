@@ -10,6 +10,7 @@ import socketio
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.logging import get_logger
 from livedesk.models import PresenceStatus
@@ -91,12 +92,7 @@ async def on_disconnect(ctx: EventContext) -> None:
         except Exception:
             log.exception("presence refresh failed")
 
-    task = asyncio.create_task(later())
-    _pending.add(task)
-    task.add_done_callback(_pending.discard)
-
-
-_pending: set[asyncio.Task[None]] = set()
+    ctx.app[BACKGROUND].spawn(later(), name="presence-grace")
 
 
 async def presence_set(ctx: EventContext, payload: PresenceSet) -> dict[str, str]:

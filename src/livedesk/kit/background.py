@@ -1,0 +1,42 @@
+"""Background tasks the app owns, cancelled at shutdown before the database closes — so no
+task reaches for a disposed engine (and leaks a connection) after the app has stopped."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
+from aiohttp import web
+
+from livedesk.kit.logging import get_logger
+
+log = get_logger("livedesk.background")
+
+
+class Background:
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.closing = False
+
+    def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> None:
+        if self.closing:
+            coro.close()
+            return
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", task=task.get_name(), error=repr(task.exception()))
+
+    async def close(self) -> None:
+        self.closing = True
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+BACKGROUND = web.AppKey("background", Background)
