@@ -9,6 +9,7 @@ reconnecting client replays from (``chat.sync`` with the last sequence it saw).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
@@ -17,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.consultations import service
 from livedesk.consultations.chat_schemas import ChatMessageOut, ChatSend
-from livedesk.customers.timeline import append_event
+from livedesk.customers.timeline import new_event
+from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import Conflict, NotFound
 from livedesk.models import (
     ChatFile,
@@ -58,9 +60,14 @@ def _sender(ctx: EventContext) -> SenderKind:
 
 
 async def send(
-    session: AsyncSession, sio: socketio.AsyncServer, ctx: EventContext, payload: ChatSend
+    session: AsyncSession,
+    sio: socketio.AsyncServer,
+    ctx: EventContext,
+    payload: ChatSend,
+    before_insert: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[Message, bool]:
-    """Store the message once; returns it and whether it is new."""
+    """Store the message once; returns it and whether it is new. ``before_insert`` runs only
+    for a new message (the rate limit: a re-send after a reconnect is not a new message)."""
     sender = _sender(ctx)
     # Lock the consultation first: a retry racing its original then waits and finds it.
     c = await service.load_for_party(session, payload.consultation_id, ctx)
@@ -72,11 +79,16 @@ async def send(
         )
     )
     if existing is not None:
+        # The first attempt may have committed in a process that died before fanning it out:
+        # send it on again (clients drop a sequence they already have).
+        _deliver(session, sio, c, existing)
         return existing, False
     if c.status not in CHAT_OPEN:
         raise Conflict(f"The consultation is {c.status.value}; chat is closed", code="chat_closed")
     if ctx.staff is not None and ctx.staff.staff_id != c.advisor_id:
         raise Conflict("Only the assigned advisor writes in this chat", code="not_a_party")
+    if before_insert is not None:
+        await before_insert()
     data = dict(payload.data) if payload.data else {}
     if payload.kind in (MessageKind.IMAGE, MessageKind.FILE):
         data = await _file_reference(session, c.id, data)
@@ -92,23 +104,30 @@ async def send(
         kind=payload.kind,
         body=payload.body,
         data=data,
+        created_at=utcnow(),
     )
     session.add(message)
-    await append_event(
-        session,
-        c.shopper_id,
-        TimelineKind.MESSAGE,
-        payload.body[:200] if payload.kind == MessageKind.TEXT else f"[{payload.kind.value}]",
-        {"seq": message.seq, "sender": sender.value, "kind": payload.kind.value},
-        actor_staff_id=message.sender_staff_id,
-        consultation_id=c.id,
-        ref_id=str(message.id),
+    # The consultation row is locked and a merge re-points consultations too, so its
+    # shopper_id is current: no need for append_event's merged-profile lookup on this hot path.
+    session.add(
+        new_event(
+            c.shopper_id,
+            TimelineKind.MESSAGE,
+            payload.body[:200] if payload.kind == MessageKind.TEXT else f"[{payload.kind.value}]",
+            {"seq": message.seq, "sender": sender.value, "kind": payload.kind.value},
+            actor_staff_id=message.sender_staff_id,
+            consultation_id=c.id,
+            ref_id=str(message.id),
+        )
     )
-    await session.flush()
+    _deliver(session, sio, c, message)
+    return message, True
+
+
+def _deliver(session: AsyncSession, sio: socketio.AsyncServer, c: Consultation, message: Message) -> None:
     out = ChatMessageOut.of(message).model_dump(mode="json")
     for room, namespace in message_recipients(c):
         emit(session, sio, CHAT_MESSAGE, out, room=room, namespace=namespace)
-    return message, True
 
 
 async def _file_reference(

@@ -17,11 +17,17 @@ def _party_key(ctx: EventContext) -> str:
 
 async def send(ctx: EventContext, payload: ChatSend) -> dict[str, Any]:
     """Ack: the stored message's sequence (the same for a repeated client_id)."""
-    await ctx.app[RATE_LIMITS].hit(
-        ctx.app[SETTINGS].chat_rate_limit, "chat.send", _party_key(ctx), message="Sending too fast; slow down"
-    )
+
+    async def rate_limit() -> None:
+        await ctx.app[RATE_LIMITS].hit(
+            ctx.app[SETTINGS].chat_rate_limit,
+            "chat.send",
+            _party_key(ctx),
+            message="Sending too fast; slow down",
+        )
+
     async with ctx.app[DB].transaction() as session:
-        message, created = await chat.send(session, ctx.app[SIO], ctx, payload)
+        message, created = await chat.send(session, ctx.app[SIO], ctx, payload, before_insert=rate_limit)
         result = {
             "seq": message.seq,
             "id": str(message.id),

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 AfterCommit = Callable[[], Awaitable[None]]
+DB_WAIT_SECONDS = 8.0
 _AFTER_COMMIT_KEY = "livedesk_after_commit"
 
 
@@ -27,10 +28,24 @@ def make_engine(url: str, *, echo: bool = False, immediate: bool = True) -> Asyn
     if is_sqlite(url):
         # One file, many readers and one writer: WAL lets reads go on during a write, and the
         # busy timeout makes writers queue instead of failing at once.
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        # A socket's events are handled in order and the client is dropped if it cannot answer
+        # a ping for ~20 s: waits on the database must end well before that.
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": DB_WAIT_SECONDS})
         _configure_sqlite(engine.sync_engine, immediate=immediate)
         return engine
-    return create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_async_engine(
+        url,
+        echo=echo,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        connect_args={
+            "server_settings": {
+                "lock_timeout": str(int(DB_WAIT_SECONDS * 1000)),
+                "statement_timeout": str(int(DB_WAIT_SECONDS * 2000)),
+            }
+        },
+    )
 
 
 def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
@@ -43,7 +58,7 @@ def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(DB_WAIT_SECONDS * 1000)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -67,6 +67,12 @@ def setup_realtime(app: web.Application) -> None:
 
 
 async def _process(app: web.Application) -> AsyncIterator[None]:
+    sio = app[SIO]
+    if app[SETTINGS].redis_url and not sio.manager_initialized:
+        # Listen on Redis from the start, not from the first client's connection: events
+        # other processes send in between would otherwise be lost.
+        sio.manager_initialized = True
+        sio.manager.initialize()
     process = ProcessRegistry(app[DB], staff_gone_handler(app))
     app[PROCESS] = process
     await process.start()
