@@ -199,3 +199,15 @@ async def test_one_call_but_several_chats(live: Any, make_staff: Any, db: Databa
         stored = await session.get(Consultation, uuid.UUID(chats[1]["id"]))
         assert stored is not None
         assert stored.kind.value == "chat"
+
+
+async def test_queue_joins_are_rate_limited(live: Any) -> None:
+    shopper = await live.shopper()
+    first = await shopper.ok("queue.join", {"kind": "chat"})
+    for _ in range(4):
+        # Joining again while waiting returns the same consultation, and still counts.
+        assert (await shopper.ok("queue.join", {"kind": "chat"}))["id"] == first["id"]
+    limited = await shopper.call("queue.join", {"kind": "chat"})
+    assert limited["ok"] is False
+    assert limited["error"]["code"] == "rate_limited"
+    assert limited["error"]["details"]["retry_after"] > 0
