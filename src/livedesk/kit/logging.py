@@ -41,6 +41,9 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     root.setLevel(level.upper())
     # aiohttp's access log duplicates our request log line.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # Alembic narrates every migration context it opens (the readiness probe opens one).
+    if level.lower() != "debug":
+        logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from importlib import resources
 
 from alembic import command
@@ -31,7 +32,9 @@ async def upgrade(url: str) -> None:
     await asyncio.to_thread(_upgrade, url)
 
 
+@functools.cache
 def head_revision(url: str) -> str | None:
+    """The newest revision shipped with this code (read from disk once)."""
     return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
 
 
