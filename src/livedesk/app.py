@@ -18,6 +18,7 @@ from livedesk.kit.ratelimit import RateLimits
 from livedesk.pages import routes as page_routes
 from livedesk.realtime.server import setup_realtime
 from livedesk.settings import Settings
+from livedesk.staff import advisors as advisor_routes
 from livedesk.staff import routes as staff_routes
 from livedesk.staff.auth import csrf_middleware
 from livedesk.system import routes as system_routes
@@ -47,6 +48,7 @@ def create_app(settings: Settings) -> web.Application:
     system_routes.setup_routes(app)
     visitor_routes.setup_routes(app)
     staff_routes.setup_routes(app)
+    advisor_routes.setup_routes(app)
     customer_routes.setup_routes(app)
     consultation_routes.setup_routes(app)
     page_routes.setup_routes(app)
