@@ -52,7 +52,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             returncode=4,
         )
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
-        pytest.exit(f"Chromium not found at {CHROMIUM}: apt-get install chromium (scripts/test does)", returncode=4)
+        message = f"Chromium not found at {CHROMIUM}: apt-get install chromium (scripts/test does)"
+        pytest.exit(message, returncode=4)
 
 
 @pytest.fixture
@@ -127,7 +128,10 @@ async def new_page(browser: Browser) -> AsyncIterator[Any]:
         await context.close()
 
 
-async def axe_violations(page: Page, impacts: tuple[str, ...] = ("serious", "critical")) -> list[dict[str, Any]]:
+SERIOUS = ("serious", "critical")
+
+
+async def axe_violations(page: Page, impacts: tuple[str, ...] = SERIOUS) -> list[dict[str, Any]]:
     """Run axe-core on the page; the violations of the given impacts."""
     await page.add_script_tag(path=str(VENDOR / "axe.min.js"))
     result = await page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
