@@ -34,16 +34,23 @@ export function detectLanguage() {
 }
 
 const loading = new Map();
+// Each page area keeps its own table beside its files (/call/i18n/ja.json …), merged over the
+// shared one, so areas never edit each other's strings.
+const areas = ["/shared"];
+
+function fetchTable(area, lang) {
+  return fetch(`${area}/i18n/${lang}.json`, { credentials: "same-origin" }).then((response) => {
+    if (!response.ok) throw new Error(`i18n table ${area} ${lang}: HTTP ${response.status}`);
+    return response.json();
+  });
+}
 
 function load(lang) {
   // One request per table, however many callers ask for it at once.
   if (!loading.has(lang)) {
-    const request = fetch(`/shared/i18n/${lang}.json`, { credentials: "same-origin" })
-      .then((response) => {
-        if (!response.ok) throw new Error(`i18n table ${lang}: HTTP ${response.status}`);
-        return response.json();
-      })
-      .then((table) => tables.set(lang, table));
+    const request = Promise.all(areas.map((area) => fetchTable(area, lang))).then((parts) =>
+      tables.set(lang, Object.assign({}, ...parts)),
+    );
     request.catch(() => loading.delete(lang)); // a later call may try again
     loading.set(lang, request);
   }
@@ -108,8 +115,12 @@ export function formatMoney(minorAmount, currency) {
   return format.format(minorAmount / 10 ** digits);
 }
 
-/** Load the tables, translate the page and wire the language switches. */
-export async function initI18n() {
+/**
+ * Load the tables, translate the page and wire the language switches. ``extraAreas`` names
+ * page areas with their own tables, e.g. initI18n({ extraAreas: ["/call"] }).
+ */
+export async function initI18n({ extraAreas = [] } = {}) {
+  for (const area of extraAreas) if (!areas.includes(area)) areas.push(area);
   for (const group of document.querySelectorAll("[data-lang-switch]")) {
     group.addEventListener("click", (event) => {
       const button = event.target.closest("button[data-lang]");
