@@ -132,7 +132,8 @@ SERIOUS = ("serious", "critical")
 
 
 async def axe_violations(page: Page, impacts: tuple[str, ...] = SERIOUS) -> list[dict[str, Any]]:
-    """Run axe-core on the page; the violations of the given impacts."""
+    """Run axe-core on the page once its text is in place; the violations of these impacts."""
+    await page.wait_for_function("document.documentElement.classList.contains('i18n-ready')")
     await page.add_script_tag(path=str(VENDOR / "axe.min.js"))
     result = await page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
     return [v for v in result["violations"] if v.get("impact") in impacts]
