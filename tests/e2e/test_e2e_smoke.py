@@ -9,6 +9,7 @@ from tests.e2e.conftest import axe_violations
 
 async def test_chromium_reaches_the_app_with_a_fake_camera(server: str, new_page: Any) -> None:
     page = await new_page(server + "/staff/")
+    await page.wait_for_function("document.documentElement.classList.contains('i18n-ready')")
     assert await page.title()
     tracks = await page.evaluate(
         """async () => {
