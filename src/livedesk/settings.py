@@ -83,6 +83,10 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Proxy addresses (JSON list) whose X-Forwarded-For is believed, for the client address.",
     )
+    widget_frame_ancestors: str = Field(
+        "*",
+        description="CSP frame-ancestors for the shopper pages the widget frames, e.g. \"https://shop.example\".",
+    )
     allowed_origins: list[str] = Field(
         default_factory=list, description="Extra browser origins allowed to open staff sockets (JSON list)."
     )
