@@ -3,6 +3,7 @@ always-answering ack (malformed, oversize, unknown and unauthorised events inclu
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -178,3 +179,21 @@ def settings(settings: Settings) -> Settings:
     return settings.model_copy(
         update={"shop_signing_secret": SecretStr("shop-secret-for-tests"), "presence_grace_seconds": 0.0}
     )
+
+
+async def test_disabling_an_advisor_closes_their_open_sockets(live: Any, make_staff: Any) -> None:
+    from tests.conftest import login
+
+    advisor = await make_staff(Role.ADVISOR)
+    admin = await make_staff(Role.ADMIN)
+    console = await live.staff(advisor)
+    await console.wait_for("presence.changed", lambda p: p["status"] == "available")
+    assert console.sio.connected
+    headers = await login(live.http, admin)
+    response = await live.http.post(f"/api/v1/staff/{advisor.id}/disable", headers=headers)
+    assert response.status == 200
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while console.sio.connected:
+        assert loop.time() < deadline, "the disabled advisor's socket stayed open"
+        await asyncio.sleep(0.05)

@@ -13,6 +13,7 @@ from aiohttp_pydantic.oas.typing import r200, r201, r204, r401, r403, r404, r409
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.http import ErrorResponse, Handler, client_ip, endpoint, model_json
 from livedesk.models import Role, Staff
+from livedesk.realtime.kick import disconnect_staff
 from livedesk.staff import service, sessions
 from livedesk.staff.auth import SESSION_COOKIE, clear_session_cookies, require_staff, set_session_cookies
 from livedesk.staff.schemas import (
@@ -227,6 +228,8 @@ async def update_staff(
     async with request.app[DB].transaction() as db:
         staff = await service.update_staff(db, staff_id, body, actor_id=actor.staff_id)
         out = _staff_out(staff)
+    if body.password is not None or body.role is not None or body.active is False:
+        await disconnect_staff(request.app, staff_id)
     return model_json(out)
 
 
@@ -242,6 +245,7 @@ async def disable_staff(
     async with request.app[DB].transaction() as db:
         staff = await service.disable_staff(db, staff_id, actor_id=actor.staff_id)
         out = _staff_out(staff)
+    await disconnect_staff(request.app, staff_id)
     return model_json(out)
 
 
