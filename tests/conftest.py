@@ -279,3 +279,15 @@ async def live(client: TestClient[web.Request, web.Application]) -> AsyncIterato
     yield Live()
     for sock in opened:
         await sock.close()
+
+
+async def wait_until(predicate: Any, within: float = 10.0, every: float = 0.05) -> Any:
+    """Poll an async predicate until it returns something truthy (a deadline, not a sleep)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {within}s")
+        await asyncio.sleep(every)

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     presence_grace_seconds: float = Field(
         10.0, ge=0, description="An advisor whose last tab closed goes offline after this grace period."
     )
+    queue_leave_grace_seconds: float = Field(
+        20.0, ge=0, description="A waiting shopper with no open page for this long has left the queue."
+    )
     queue_max_wait_seconds: int = Field(
         900, ge=10, description="A queued shopper no advisor took is marked missed after this."
     )
@@ -85,7 +88,7 @@ class Settings(BaseSettings):
     )
     widget_frame_ancestors: str = Field(
         "*",
-        description="CSP frame-ancestors for the shopper pages the widget frames, e.g. \"https://shop.example\".",
+        description='CSP frame-ancestors for the shopper pages the widget frames, e.g. "https://shop.example".',
     )
     allowed_origins: list[str] = Field(
         default_factory=list, description="Extra browser origins allowed to open staff sockets (JSON list)."

@@ -3,9 +3,14 @@ authorise and call the service; the transaction is theirs, events leave after it
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from typing import Any
 
-from livedesk.consultations import routing_runner, service
+from aiohttp import web
+from sqlalchemy import delete
+
+from livedesk.consultations import queue, routing_runner, service
 from livedesk.consultations.schemas import (
     CloseConsultation,
     ConsultationRef,
@@ -13,8 +18,9 @@ from livedesk.consultations.schemas import (
     QueueJoin,
     QueueUpdate,
 )
+from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
-from livedesk.models import ConsultationKind, Role
+from livedesk.models import ConsultationKind, Role, ShopperConnection
 from livedesk.realtime.emit import SIO
 from livedesk.realtime.protocol import EventContext, EventSpec, NoPayload
 
@@ -56,11 +62,19 @@ async def queue_update(ctx: EventContext, payload: QueueUpdate) -> dict[str, Any
 async def current(ctx: EventContext, _payload: NoPayload) -> list[dict[str, Any]]:
     """The caller's open consultations (after a reload or reconnect), offers included."""
     async with ctx.app[DB].read() as session:
-        if ctx.shopper is not None:
-            rows = await service.open_for_shopper(session, ctx.shopper.shopper_id)
-        else:
+        if ctx.shopper is None:
             rows = await service.open_for_advisor(session, ctx.require_staff().staff_id)
-        return [service.out(c) for c in rows]
+            return [service.out(c) for c in rows]
+        rows = await service.open_for_shopper(session, ctx.shopper.shopper_id)
+        # A page that comes back needs its place in the queue now, not at the next change.
+        places = {place.consultation_id: place for _, place in await queue.positions(session)} if rows else {}
+        result = []
+        for c in rows:
+            item = service.out(c)
+            if c.id in places:
+                item["queue"] = places[c.id].model_dump(mode="json")
+            result.append(item)
+        return result
 
 
 async def get(ctx: EventContext, payload: ConsultationRef) -> dict[str, Any]:
@@ -149,10 +163,38 @@ STAFF: list[EventSpec[Any]] = [
 
 
 async def on_connect(ctx: EventContext) -> None:
-    """Nothing to restore in rooms (delivery goes to per-person rooms); a reconnecting
-    client asks consultation.current and chat.sync."""
+    """Count the shopper's open pages (delivery itself goes to per-person rooms; a
+    reconnecting client asks consultation.current and chat.sync)."""
+    if ctx.shopper is None:
+        return
+    from livedesk.realtime.server import PROCESS
+
+    async with ctx.app[DB].transaction() as session:
+        session.add(
+            ShopperConnection(sid=ctx.sid, shopper_id=ctx.shopper.shopper_id, process_id=ctx.app[PROCESS].id)
+        )
 
 
 async def on_disconnect(ctx: EventContext) -> None:
-    """A shopper's queue place survives a dropped connection (they come back with the same
-    token); leaving is explicit, or the wait limit marks it missed."""
+    """A shopper's queue place survives a reload or a blip; with no page open for the grace
+    period they have left, and the place is given up."""
+    if ctx.shopper is None:
+        return
+    shopper_id = ctx.shopper.shopper_id
+    async with ctx.app[DB].transaction() as session:
+        await session.execute(delete(ShopperConnection).where(ShopperConnection.sid == ctx.sid))
+    ctx.app[BACKGROUND].spawn(
+        abandon_after_grace(ctx.app, {shopper_id}, ctx.app[SETTINGS].queue_leave_grace_seconds),
+        name="queue-leave-grace",
+    )
+
+
+async def abandon_after_grace(app: web.Application, shopper_ids: set[uuid.UUID], grace: float) -> None:
+    if grace:
+        await asyncio.sleep(grace)
+    abandoned = 0
+    for shopper_id in shopper_ids:
+        async with app[DB].transaction() as session:
+            abandoned += await service.abandon_if_gone(session, app[SIO], shopper_id)
+    if abandoned:
+        await routing_runner.kick(app)

@@ -24,6 +24,7 @@ from livedesk.models import (
     ConsultationStatus,
     PresenceStatus,
     Role,
+    ShopperConnection,
     Staff,
     TimelineKind,
 )
@@ -338,3 +339,23 @@ async def open_for_advisor(session: AsyncSession, staff_id: uuid.UUID) -> list[C
 
 def out(c: Consultation) -> dict[str, Any]:
     return ConsultationOut.of(c).model_dump(mode="json")
+
+
+async def abandon_if_gone(session: AsyncSession, sio: socketio.AsyncServer, shopper_id: uuid.UUID) -> int:
+    """The shopper has no page open any more: give up their place in the queue (abandoned),
+    rather than offering an advisor someone who is not there. Active consultations stay."""
+    still_here = await session.scalar(
+        select(ShopperConnection.sid).where(ShopperConnection.shopper_id == shopper_id).limit(1)
+    )
+    if still_here is not None:
+        return 0
+    waiting = (
+        await session.scalars(
+            select(Consultation)
+            .where(Consultation.shopper_id == shopper_id, Consultation.status.in_(WAITING))
+            .with_for_update()
+        )
+    ).all()
+    for c in waiting:
+        await leave_queue(session, sio, c)
+    return len(waiting)

@@ -32,6 +32,10 @@ class Background:
         if not task.cancelled() and task.exception() is not None:
             log.error("background task failed", task=task.get_name(), error=repr(task.exception()))
 
+    def pending(self, name: str) -> int:
+        """How many tasks of this name are still running (for tests and diagnostics)."""
+        return sum(1 for task in self._tasks if task.get_name() == name and not task.done())
+
     async def close(self) -> None:
         self.closing = True
         for task in list(self._tasks):

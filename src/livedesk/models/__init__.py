@@ -13,7 +13,13 @@ from livedesk.models.consultations import (
 )
 from livedesk.models.files import ChatFile
 from livedesk.models.orders import OrderChannel, ShopOrder, ShopOrderLine
-from livedesk.models.presence import AdvisorPresence, AppProcess, PresenceStatus, StaffConnection
+from livedesk.models.presence import (
+    AdvisorPresence,
+    AppProcess,
+    PresenceStatus,
+    ShopperConnection,
+    StaffConnection,
+)
 from livedesk.models.shoppers import IdentityKind, Shopper, ShopperIdentity, ShopperMerge
 from livedesk.models.staff import Role, Staff, StaffSession, Team
 from livedesk.models.timeline import TimelineEvent, TimelineKind
@@ -38,6 +44,7 @@ __all__ = [
     "ShopOrder",
     "ShopOrderLine",
     "Shopper",
+    "ShopperConnection",
     "ShopperIdentity",
     "ShopperMerge",
     "Staff",

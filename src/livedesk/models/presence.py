@@ -65,3 +65,20 @@ class StaffConnection(Base):
         Index("ix_staff_connections_staff_id", "staff_id"),
         Index("ix_staff_connections_process_id", "process_id"),
     )
+
+
+class ShopperConnection(Base):
+    """One open shopper socket. A shopper waiting in the queue with none left (after a grace
+    period for reloads) has gone: their place is given up rather than offered to an advisor."""
+
+    __tablename__ = "shopper_connections"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    shopper_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shoppers.id", ondelete="CASCADE"))
+    process_id: Mapped[str] = mapped_column(String(64))
+    connected_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ix_shopper_connections_shopper_id", "shopper_id"),
+        Index("ix_shopper_connections_process_id", "process_id"),
+    )

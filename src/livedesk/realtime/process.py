@@ -17,7 +17,7 @@ from sqlalchemy import delete, select, update
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import Database
 from livedesk.kit.logging import get_logger
-from livedesk.models import AppProcess, StaffConnection
+from livedesk.models import AppProcess, ShopperConnection, StaffConnection
 
 log = get_logger("livedesk.process")
 
@@ -25,13 +25,15 @@ HEARTBEAT_EVERY = 5.0
 DEAD_AFTER = timedelta(seconds=20)
 
 OnStaffGone = Callable[[set[uuid.UUID]], Awaitable[None]]
+OnShoppersGone = Callable[[set[uuid.UUID]], Awaitable[None]]
 
 
 class ProcessRegistry:
-    def __init__(self, db: Database, on_staff_gone: OnStaffGone) -> None:
+    def __init__(self, db: Database, on_staff_gone: OnStaffGone, on_shoppers_gone: OnShoppersGone) -> None:
         self.db = db
         self.id = uuid.uuid4().hex
         self._on_staff_gone = on_staff_gone
+        self._on_shoppers_gone = on_shoppers_gone
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -73,6 +75,9 @@ class ProcessRegistry:
                 ).all()
             )
             await session.execute(delete(StaffConnection).where(StaffConnection.process_id == self.id))
+            # Shoppers on this process reconnect to another one; their place in the queue
+            # is judged there (or by the sweep), not here.
+            await session.execute(delete(ShopperConnection).where(ShopperConnection.process_id == self.id))
             await session.execute(delete(AppProcess).where(AppProcess.id == self.id))
         return gone
 
@@ -100,8 +105,22 @@ class ProcessRegistry:
                 await session.execute(
                     delete(StaffConnection).where(StaffConnection.sid.in_([row.sid for row in rows]))
                 )
+            orphaned_shoppers = (
+                await session.scalars(
+                    select(ShopperConnection).where(ShopperConnection.process_id.not_in(live or {""}))
+                )
+            ).all()
+            shoppers = {row.shopper_id for row in orphaned_shoppers}
+            if orphaned_shoppers:
+                await session.execute(
+                    delete(ShopperConnection).where(
+                        ShopperConnection.sid.in_([r.sid for r in orphaned_shoppers])
+                    )
+                )
             if dead:
                 await session.execute(delete(AppProcess).where(AppProcess.id.in_(dead)))
         if gone:
             log.info("removed connections of stopped processes", staff=len(gone))
             await self._on_staff_gone(gone)
+        if shoppers:
+            await self._on_shoppers_gone(shoppers)

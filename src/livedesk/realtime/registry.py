@@ -12,7 +12,7 @@ from livedesk.calls import events as call_events
 from livedesk.consultations import chat_events
 from livedesk.consultations import events as consultation_events
 from livedesk.realtime.hooks import Hooks
-from livedesk.realtime.process import OnStaffGone
+from livedesk.realtime.process import OnShoppersGone, OnStaffGone
 from livedesk.realtime.protocol import EventSpec, specs_by_name
 from livedesk.staff import events as staff_events_module
 
@@ -32,6 +32,14 @@ def hooks() -> Hooks:
         on_connect=[staff_events_module.on_connect, consultation_events.on_connect],
         on_disconnect=[staff_events_module.on_disconnect, consultation_events.on_disconnect],
     )
+
+
+def shoppers_gone_handler(app: web.Application) -> OnShoppersGone:
+    async def handle(shopper_ids: set[uuid.UUID]) -> None:
+        # Their process died: they had the whole sweep interval to reconnect elsewhere.
+        await consultation_events.abandon_after_grace(app, shopper_ids, 0)
+
+    return handle
 
 
 def staff_gone_handler(app: web.Application) -> OnStaffGone:

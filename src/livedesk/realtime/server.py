@@ -15,7 +15,13 @@ from livedesk.realtime import rooms
 from livedesk.realtime.emit import SIO
 from livedesk.realtime.namespaces import ShopperNamespace, StaffNamespace
 from livedesk.realtime.process import ProcessRegistry
-from livedesk.realtime.registry import hooks, shopper_events, staff_events, staff_gone_handler
+from livedesk.realtime.registry import (
+    hooks,
+    shopper_events,
+    shoppers_gone_handler,
+    staff_events,
+    staff_gone_handler,
+)
 from livedesk.settings import Settings
 
 PROCESS = web.AppKey("process", ProcessRegistry)
@@ -73,7 +79,7 @@ async def _process(app: web.Application) -> AsyncIterator[None]:
         # other processes send in between would otherwise be lost.
         sio.manager_initialized = True
         sio.manager.initialize()
-    process = ProcessRegistry(app[DB], staff_gone_handler(app))
+    process = ProcessRegistry(app[DB], staff_gone_handler(app), shoppers_gone_handler(app))
     app[PROCESS] = process
     await process.start()
     yield
