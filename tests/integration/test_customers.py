@@ -765,3 +765,10 @@ async def test_routes_are_in_the_openapi_document(client: Any) -> None:
     assert timeline_params["limit"]["schema"]["maximum"] == 200
     assert timeline_params["kind"]["schema"]["type"] == "array"
     assert "ShopperCreate" in spec["components"]["schemas"]
+
+
+async def test_anonymous_is_refused_before_the_body_is_read(client: Any) -> None:
+    # Refused for who they are (401), not told about the fields they got wrong (422).
+    response = await client.post("/api/v1/shoppers", json={"nonsense": True})
+    assert response.status == 401
+    assert (await response.json())["error"]["code"] == "unauthenticated"

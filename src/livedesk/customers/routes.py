@@ -27,9 +27,9 @@ from livedesk.customers.schemas import (
 )
 from livedesk.kit.context import DB
 from livedesk.kit.errors import NotFound
-from livedesk.kit.http import ErrorResponse, endpoint, model_json
+from livedesk.kit.http import ErrorResponse, model_json
 from livedesk.models import Role, ShopperIdentity, TimelineEvent, TimelineKind
-from livedesk.staff.auth import require_staff
+from livedesk.staff.auth import guarded, require_staff
 
 # Merging cannot be undone by the people it affects, so it is a supervisor's decision.
 MERGE_ROLES = (Role.SUPERVISOR, Role.ADMIN)
@@ -79,7 +79,7 @@ def _created(body: ShopperOut | ResolveOut, shopper_id: uuid.UUID) -> web.Respon
     return response
 
 
-@endpoint
+@guarded()
 async def create_shopper(
     request: web.Request, body: ShopperCreate
 ) -> r201[ShopperOut] | r401[ErrorResponse] | r409[ErrorResponse] | r422[ErrorResponse]:
@@ -94,7 +94,7 @@ async def create_shopper(
     return _created(out, out.id)
 
 
-@endpoint
+@guarded()
 async def get_shopper(
     request: web.Request, shopper_id: uuid.UUID, /
 ) -> r200[ShopperOut] | r401[ErrorResponse] | r404[ErrorResponse]:
@@ -109,7 +109,7 @@ async def get_shopper(
     return model_json(out)
 
 
-@endpoint
+@guarded()
 async def update_shopper(
     request: web.Request, shopper_id: uuid.UUID, /, body: ShopperUpdate
 ) -> r200[ShopperOut] | r401[ErrorResponse] | r404[ErrorResponse] | r409[ErrorResponse] | r422[ErrorResponse]:
@@ -124,7 +124,7 @@ async def update_shopper(
     return model_json(out)
 
 
-@endpoint
+@guarded()
 async def resolve_shopper(
     request: web.Request, body: ResolveRequest
 ) -> r200[ResolveOut] | r201[ResolveOut] | r401[ErrorResponse] | r404[ErrorResponse] | r422[ErrorResponse]:
@@ -168,7 +168,7 @@ async def resolve_shopper(
     return model_json(out)
 
 
-@endpoint
+@guarded(*MERGE_ROLES)
 async def merge_shopper(
     request: web.Request, shopper_id: uuid.UUID, /, body: MergeRequest
 ) -> (
@@ -198,7 +198,7 @@ async def merge_shopper(
     return model_json(out)
 
 
-@endpoint
+@guarded()
 async def shopper_timeline(
     request: web.Request,
     shopper_id: uuid.UUID,

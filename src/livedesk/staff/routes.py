@@ -3,19 +3,23 @@ accounts and teams. Handlers parse, authorise and call ``service``; the rules li
 
 from __future__ import annotations
 
-import functools
 import uuid
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r201, r204, r401, r403, r404, r409, r422, r429
 
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
-from livedesk.kit.http import ErrorResponse, Handler, client_ip, endpoint, model_json
+from livedesk.kit.http import ErrorResponse, client_ip, endpoint, model_json
 from livedesk.models import Role, Staff
 from livedesk.realtime.kick import disconnect_staff
 from livedesk.staff import service, sessions
-from livedesk.staff.auth import SESSION_COOKIE, clear_session_cookies, require_staff, set_session_cookies
+from livedesk.staff.auth import (
+    SESSION_COOKIE,
+    clear_session_cookies,
+    guarded,
+    require_staff,
+    set_session_cookies,
+)
 from livedesk.staff.schemas import (
     IdFilter,
     LoginRequest,
@@ -34,28 +38,6 @@ from livedesk.staff.sessions import Principal
 ADMIN = (Role.ADMIN,)
 # Supervisors see who is on which team (their board needs it) but change nothing.
 READERS = (Role.ADMIN, Role.SUPERVISOR)
-
-
-def guarded(*roles: Role) -> Callable[[Callable[..., Awaitable[web.StreamResponse]]], Handler]:
-    """``endpoint`` with the role check moved in front of request parsing: without it an
-    anonymous or under-privileged caller would be told about body fields (422) before being
-    refused (401/403). Handlers still call ``require_staff`` with the same roles (cached per
-    request) to get the acting principal, so a handler copied without this decorator stays
-    closed."""
-
-    def decorate(handler: Callable[..., Awaitable[web.StreamResponse]]) -> Handler:
-        parsed = endpoint(handler)
-
-        # functools.wraps keeps the handler's signature and docstring visible to
-        # aiohttp-pydantic, which writes the OpenAPI operation from them.
-        @functools.wraps(parsed)
-        async def check_roles_then_parse(request: web.Request) -> web.StreamResponse:
-            await require_staff(request, *roles)
-            return await parsed(request)
-
-        return check_roles_then_parse
-
-    return decorate
 
 
 def _me(principal: Principal) -> Me:
