@@ -30,7 +30,11 @@ def make_engine(url: str, *, echo: bool = False, immediate: bool = True) -> Asyn
         # busy timeout makes writers queue instead of failing at once.
         # A socket's events are handled in order and the client is dropped if it cannot answer
         # a ping for ~20 s: waits on the database must end well before that.
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": DB_WAIT_SECONDS})
+        # Every session ends its own transaction (commit, or rollback on close), so the pool's
+        # extra rollback on check-in is one more thread hop per transaction for nothing.
+        engine = create_async_engine(
+            url, echo=echo, connect_args={"timeout": DB_WAIT_SECONDS}, pool_reset_on_return=None
+        )
         _configure_sqlite(engine.sync_engine, immediate=immediate)
         return engine
     return create_async_engine(
