@@ -19,6 +19,7 @@ from livedesk.pages import routes as page_routes
 from livedesk.realtime.server import setup_realtime
 from livedesk.settings import Settings
 from livedesk.staff import advisors as advisor_routes
+from livedesk.staff import photos as staff_photo_routes
 from livedesk.staff import routes as staff_routes
 from livedesk.staff.auth import csrf_middleware
 from livedesk.system import routes as system_routes
@@ -48,6 +49,7 @@ def create_app(settings: Settings) -> web.Application:
     system_routes.setup_routes(app)
     visitor_routes.setup_routes(app)
     staff_routes.setup_routes(app)
+    staff_photo_routes.setup_routes(app)
     advisor_routes.setup_routes(app)
     customer_routes.setup_routes(app)
     consultation_routes.setup_routes(app)
