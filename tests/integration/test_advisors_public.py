@@ -31,6 +31,7 @@ async def test_public_advisor_list(live: Any, make_staff: Any) -> None:
         assert set(card) == {
             "id",
             "display_name",
+            "display_name_en",
             "photo_url",
             "bio",
             "bio_en",

@@ -18,7 +18,7 @@ from livedesk.settings import Settings
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"presence_grace_seconds": 0.0, "offer_timeout_seconds": 0.6})
+    return settings.model_copy(update={"presence_grace_seconds": 0.0, "offer_timeout_seconds": 2.0})
 
 
 async def _online(live: Any, account: Any) -> Any:
@@ -72,9 +72,9 @@ async def test_unanswered_offer_moves_to_the_next_advisor(live: Any, make_staff:
     consultation = await shopper.ok("queue.join", {"kind": "voice"})
     await first_console.wait_for("offer.new")
     # Nobody answers: after the timeout the offer is withdrawn and goes to the other advisor.
-    withdrawn = await first_console.wait_for("offer.withdrawn", within=5)
+    withdrawn = await first_console.wait_for("offer.withdrawn", within=10)
     assert withdrawn == {"consultation_id": consultation["id"], "reason": "timed out"}
-    offer = await second_console.wait_for("offer.new", within=5)
+    offer = await second_console.wait_for("offer.new", within=10)
     assert offer["id"] == consultation["id"]
     late = await first_console.call("offer.accept", {"consultation_id": consultation["id"]})
     assert late["error"]["code"] in {"offer_gone", "not_a_party"}
@@ -211,3 +211,17 @@ async def test_queue_joins_are_rate_limited(live: Any) -> None:
     assert limited["ok"] is False
     assert limited["error"]["code"] == "rate_limited"
     assert limited["error"]["details"]["retry_after"] > 0
+
+
+async def test_a_new_consultation_while_the_last_one_is_wrapped_up(live: Any, make_staff: Any) -> None:
+    advisor = await make_staff(Role.ADVISOR)
+    console = await _online(live, advisor)
+    shopper = await live.shopper()
+    first = await shopper.ok("queue.join", {"kind": "chat"})
+    await console.wait_for("offer.new")
+    await console.ok("offer.accept", {"consultation_id": first["id"]})
+    assert (await shopper.ok("queue.join", {"kind": "chat"}))["id"] == first["id"]  # still talking
+    await shopper.ok("consultation.end", {"consultation_id": first["id"]})
+    second = await shopper.ok("queue.join", {"kind": "video"})
+    assert second["id"] != first["id"]
+    assert second["status"] == "queued"

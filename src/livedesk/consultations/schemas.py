@@ -59,6 +59,8 @@ class ConsultationOut(BaseModel):
     ended_at: datetime | None
     closed_at: datetime | None
     last_seq: int
+    shopper_read_seq: int
+    advisor_read_seq: int
 
     @classmethod
     def of(cls, c: Consultation) -> ConsultationOut:
@@ -78,6 +80,8 @@ class ConsultationOut(BaseModel):
             ended_at=c.ended_at,
             closed_at=c.closed_at,
             last_seq=c.last_seq,
+            shopper_read_seq=c.shopper_read_seq,
+            advisor_read_seq=c.advisor_read_seq,
         )
 
 

@@ -36,6 +36,8 @@ from livedesk.staff.events import announce as announce_presence
 
 S = ConsultationStatus
 OPEN = (S.REQUESTED, S.QUEUED, S.OFFERED, S.ACTIVE, S.WRAP_UP)
+# A shopper can start a new consultation while the advisor is still wrapping up the last one.
+IN_PROGRESS = (S.REQUESTED, S.QUEUED, S.OFFERED, S.ACTIVE)
 WAITING = (S.QUEUED, S.OFFERED)
 
 CONSULTATION_UPDATED = "consultation.updated"
@@ -98,7 +100,7 @@ async def join_queue(
     the open consultation instead of a second one."""
     existing = await session.scalar(
         select(Consultation)
-        .where(Consultation.shopper_id == shopper_id, Consultation.status.in_(OPEN))
+        .where(Consultation.shopper_id == shopper_id, Consultation.status.in_(IN_PROGRESS))
         .order_by(Consultation.requested_at.desc())
         .limit(1)
     )

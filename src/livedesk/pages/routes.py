@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractResource
 
 from livedesk.demo import data
+from livedesk.kit.context import SETTINGS
 from livedesk.kit.logging import get_logger
 from livedesk.models import Role
 
@@ -28,37 +29,49 @@ WEB_DIR = Path(__file__).resolve().parents[3] / "web"
 PAGES: dict[str, str] = {
     "/": "index.html",
     "/demo/shop": "demo/shop.html",
+    # The shopper's side, opened by the widget (in an iframe or a tab) or a link in a mail.
+    "/widget/": "widget/index.html",
+    "/call/": "call/index.html",
+    # The advisor console (sign-in, offers, calls, chats, customer panel).
     "/staff/": "staff/index.html",
     "/supervisor/": "staff/index.html",
-    "/admin/": "staff/index.html",
+    "/admin/": "admin/index.html",
 }
-ROOT_FILES = ("favicon.svg",)
+# /widget.js is the one file a shop's page includes with a <script> tag.
+ROOT_FILES = ("favicon.svg", "widget.js")
 
 _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
     "connect-src 'self'; media-src 'self' blob:; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors {ancestors}"
 )
-# Staff pages must never be framed (clickjacking); the demo shop may be framed by itself.
+# Staff pages must never be framed (clickjacking); the demo shop may be framed by itself; the
+# shopper's pages are framed by the brand's shop (LIVEDESK_WIDGET_FRAME_ANCESTORS).
 _FRAMEABLE_BY_SELF = ("/demo/",)
+_FRAMEABLE_BY_SHOP = ("/widget/", "/call/")
 
 PAGE_RESOURCES = web.AppKey("page_resources", set)
 
 
-def content_security_policy(path: str) -> str:
-    ancestors = "'self'" if path.startswith(_FRAMEABLE_BY_SELF) else "'none'"
+def content_security_policy(path: str, shop_ancestors: str = "'self'") -> str:
+    if path.startswith(_FRAMEABLE_BY_SHOP):
+        ancestors = shop_ancestors
+    elif path.startswith(_FRAMEABLE_BY_SELF):
+        ancestors = "'self'"
+    else:
+        ancestors = "'none'"
     return _CSP.format(ancestors=ancestors)
 
 
-def security_headers(path: str) -> dict[str, str]:
+def security_headers(path: str, shop_ancestors: str = "'self'") -> dict[str, str]:
     headers = {
-        "Content-Security-Policy": content_security_policy(path),
+        "Content-Security-Policy": content_security_policy(path, shop_ancestors),
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "same-origin",
         # No build step means no hashed file names: let browsers revalidate (ETag) every time.
         "Cache-Control": "no-cache",
     }
-    if not path.startswith(_FRAMEABLE_BY_SELF):
+    if not path.startswith(_FRAMEABLE_BY_SELF + _FRAMEABLE_BY_SHOP):
         headers["X-Frame-Options"] = "DENY"
     return headers
 
@@ -67,7 +80,8 @@ async def _add_security_headers(request: web.Request, response: web.StreamRespon
     """on_response_prepare hook, limited to responses from the routes registered here."""
     resource = request.match_info.route.resource
     if resource is not None and resource in request.app[PAGE_RESOURCES]:
-        for name, value in security_headers(request.path).items():
+        ancestors = request.app[SETTINGS].widget_frame_ancestors
+        for name, value in security_headers(request.path, ancestors).items():
             response.headers.setdefault(name, value)
 
 

@@ -19,6 +19,7 @@ from livedesk.models import AdvisorPresence, PresenceStatus, Role, Staff
 class AdvisorCard(BaseModel):
     id: uuid.UUID
     display_name: str
+    display_name_en: str
     photo_url: str
     bio: str
     bio_en: str
@@ -44,6 +45,8 @@ async def nominable_advisors(session: AsyncSession) -> list[AdvisorCard]:
         AdvisorCard(
             id=staff.id,
             display_name=staff.display_name,
+            # The name in Latin letters for English pages, when the profile has one.
+            display_name_en=str(staff.extra.get("display_name_en", "")) or staff.display_name,
             photo_url=staff.photo_url,
             bio=staff.bio,
             bio_en=str(staff.extra.get("bio_en", "")),
