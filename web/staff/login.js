@@ -1,72 +1,30 @@
-// Staff sign-in for the advisor console, the supervisor dashboard and admin (one page for all
-// three until each has its own): POST /api/v1/auth/login, GET /api/v1/auth/me,
-// POST /api/v1/auth/logout with the session's CSRF token.
+// Staff sign-in, and the advisor console behind it: /staff/ shows the sign-in form when
+// signed out and, for an advisor, the console when signed in (console.js, loaded on demand).
+// /supervisor/ still shares this page and shows the list of workspaces.
+// POST /api/v1/auth/login, GET /api/v1/auth/me, POST /api/v1/auth/logout with the CSRF token.
 import { initI18n, onLanguageChange, t } from "/shared/i18n.js";
+import { api, errorText, setCsrfToken } from "/staff/api.js";
 
 const AREAS = { "/staff/": "advisor", "/supervisor/": "supervisor", "/admin/": "admin" };
-const CSRF_COOKIE = "livedesk_csrf";
+const SIGNED_OUT_FLAG = "livedesk.staff.signed_out";
 const area = AREAS[location.pathname] ?? "advisor";
 const $ = (id) => document.getElementById(id);
 
 let me = null; // the signed-in staff member (the /auth/me shape)
-let csrfToken = null;
+let consoleOpen = false;
 // Messages on screen are kept as data, so a language switch can re-translate them.
 let signinError = null;
 let signoutError = null;
 let notice = null;
 
-function readCookie(name) {
-  for (const part of document.cookie.split(";")) {
-    const [key, ...rest] = part.trim().split("=");
-    if (key === name) return decodeURIComponent(rest.join("="));
-  }
-  return null;
-}
-
-/** fetch() with the API's error shape: resolves to {ok, status, data} or {ok, status, error}. */
-async function api(method, path, body) {
-  const headers = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (method !== "GET") {
-    const token = csrfToken ?? readCookie(CSRF_COOKIE);
-    if (token) headers["X-CSRF-Token"] = token;
-  }
-  let response;
-  try {
-    response = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: "same-origin",
-    });
-  } catch {
-    return { ok: false, status: 0, error: { code: "network_error", message: "" } };
-  }
-  let data = null;
-  try {
-    data = await response.json();
-  } catch {
-    data = null;
-  }
-  if (response.ok) return { ok: true, status: response.status, data };
-  const error = data?.error ?? { code: "http_error", message: `HTTP ${response.status}` };
-  return { ok: false, status: response.status, error };
-}
-
-function errorText(error) {
-  const key = `staff.error.${error.code}`;
-  const translated = t(key, { seconds: error.details?.retry_after ?? 60 });
-  if (translated !== key) return translated;
-  return error.message || t("staff.error.unknown");
-}
-
 function showMessage(el, message) {
   el.hidden = !message;
-  el.textContent = message ? (message.code ? errorText(message) : t(message.key)) : "";
+  // Sign-in words first: "rate_limited" here means too many sign-in attempts.
+  el.textContent = message ? (message.code ? errorText(message, ["staff.error.", "console.error."]) : t(message.key)) : "";
 }
 
 function render() {
-  document.title = t("staff.title", { area: t(`staff.area.${area}`) });
+  if (!consoleOpen) document.title = t("staff.title", { area: t(`staff.area.${area}`) });
   showMessage($("signin-error"), signinError);
   showMessage($("signout-error"), signoutError);
   showMessage($("signin-notice"), notice);
@@ -78,17 +36,55 @@ function render() {
   if (!me) return;
   $("who-line").textContent = t("staff.signed_in_as", { name: me.display_name, role: t(`role.${me.role}`) });
   $("who-email").textContent = me.email;
-  $("who-initial").textContent = Array.from(me.display_name.trim())[0] ?? "?";
+  $("who-initial").textContent = initial(me.display_name);
   for (const item of $("area-links").querySelectorAll("li[data-roles]")) {
     item.hidden = !item.dataset.roles.split(" ").includes(me.role);
   }
 }
 
+function initial(name) {
+  return Array.from(name.trim())[0] ?? "?";
+}
+
 function show(state) {
   $("checking").hidden = true;
+  $("signin-card").hidden = state === "console";
   $("signin-panel").hidden = state !== "signin";
   $("signed-in-panel").hidden = state !== "signed-in";
   render();
+}
+
+/** The advisor console on /staff/; other roles and areas get the list of workspaces. */
+function wantsConsole() {
+  return area === "advisor" && me?.role === "advisor";
+}
+
+async function openConsole({ focus }) {
+  try {
+    const { startConsole } = await import("/staff/console.js");
+    consoleOpen = true;
+    show("console");
+    document.body.classList.add("console-mode");
+    $("console").hidden = false;
+    $("console-bar").hidden = false;
+    $("console-initial").textContent = initial(me.display_name);
+    startConsole(me);
+    if (focus) $("console-title").focus();
+  } catch (error) {
+    // The console's modules failed to load: say so, and keep sign-out reachable.
+    console.error(error);
+    signoutError = { code: "console_unavailable" };
+    show("signed-in");
+  }
+}
+
+function signedIn({ focus }) {
+  if (wantsConsole()) {
+    openConsole({ focus });
+    return;
+  }
+  show("signed-in");
+  if (focus) $("signed-in-title").focus();
 }
 
 async function signIn(event) {
@@ -115,10 +111,9 @@ async function signIn(event) {
   }
   signinError = null;
   me = result.data;
-  csrfToken = me.csrf_token;
+  setCsrfToken(me.csrf_token);
   $("password").value = "";
-  show("signed-in");
-  $("signed-in-title").focus();
+  signedIn({ focus: true });
 }
 
 async function signOut() {
@@ -127,27 +122,53 @@ async function signOut() {
   if (!result.ok && result.status !== 401) {
     signoutError = result.error;
     render();
+    if (consoleOpen) {
+      $("console-error").hidden = false;
+      $("console-error").textContent = errorText(result.error);
+    }
+    return;
+  }
+  if (consoleOpen) {
+    // A fresh page is the surest way to drop the socket, the media and every timer.
+    try {
+      sessionStorage.setItem(SIGNED_OUT_FLAG, "1");
+    } catch {
+      // the notice is lost, nothing else
+    }
+    location.reload();
     return;
   }
   me = null;
-  csrfToken = null;
+  setCsrfToken(null);
   signoutError = null;
   notice = { key: "staff.signed_out" };
   show("signin");
   $("email").focus();
 }
 
+function takeSignedOutFlag() {
+  try {
+    const flag = sessionStorage.getItem(SIGNED_OUT_FLAG);
+    sessionStorage.removeItem(SIGNED_OUT_FLAG);
+    return Boolean(flag);
+  } catch {
+    return false;
+  }
+}
+
 async function start() {
   $("area-name").dataset.i18n = `staff.area.${area}`;
-  await initI18n();
+  await initI18n({ extraAreas: ["/staff"] });
   onLanguageChange(render);
   $("signin-form").addEventListener("submit", signIn);
   $("signout").addEventListener("click", signOut);
+  $("console-signout").addEventListener("click", signOut);
+  if (takeSignedOutFlag()) notice = { key: "staff.signed_out" };
   const result = await api("GET", "/api/v1/auth/me");
   if (result.ok) {
     me = result.data;
-    csrfToken = me.csrf_token;
-    show("signed-in");
+    setCsrfToken(me.csrf_token);
+    signedIn({ focus: false });
     return;
   }
   if (result.error.code === "session_expired") signinError = result.error;

@@ -55,6 +55,7 @@ class ConsultationOut(BaseModel):
     language: str | None
     requested_at: datetime
     queued_at: datetime | None
+    offer_expires_at: datetime | None
     accepted_at: datetime | None
     ended_at: datetime | None
     closed_at: datetime | None
@@ -76,6 +77,7 @@ class ConsultationOut(BaseModel):
             language=c.language,
             requested_at=c.requested_at,
             queued_at=c.queued_at,
+            offer_expires_at=c.offer_expires_at,
             accepted_at=c.accepted_at,
             ended_at=c.ended_at,
             closed_at=c.closed_at,

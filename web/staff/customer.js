@@ -1,0 +1,297 @@
+// The shopper as the advisor sees them: profile (GET /api/v1/shoppers/{id}), purchases and the
+// timeline (GET /api/v1/shoppers/{id}/timeline, newest first, cursor paging), and the demo
+// catalogue for product names in the reader's language and the product picker.
+import { formatMoney, language, t } from "/shared/i18n.js";
+import { api, errorText } from "/staff/api.js";
+import { dateTime, el, shortDate } from "/staff/dom.js";
+
+const profiles = new Map(); // shopper id → Promise<{ok, data|error}>
+let catalogue = null;
+
+export function loadProfile(shopperId, { fresh = false } = {}) {
+  if (fresh || !profiles.has(shopperId)) {
+    const request = api("GET", `/api/v1/shoppers/${encodeURIComponent(shopperId)}`);
+    request.then((result) => {
+      if (!result.ok) profiles.delete(shopperId); // try again next time
+    });
+    profiles.set(shopperId, request);
+  }
+  return profiles.get(shopperId);
+}
+
+export function loadTimeline(shopperId, { limit = 10, cursor = null, kinds = [] } = {}) {
+  const query = new URLSearchParams({ limit: String(limit) });
+  if (cursor) query.set("cursor", cursor);
+  for (const kind of kinds) query.append("kind", kind);
+  return api("GET", `/api/v1/shoppers/${encodeURIComponent(shopperId)}/timeline?${query}`);
+}
+
+/** The demo catalogue (/demo/catalogue.json), fetched once; [] when it cannot be had. */
+export function loadCatalogue() {
+  catalogue ??= fetch("/demo/catalogue.json", { credentials: "same-origin" })
+    .then((response) => (response.ok ? response.json() : { products: [] }))
+    .then((body) => body.products ?? [])
+    .catch(() => {
+      catalogue = null;
+      return [];
+    });
+  return catalogue;
+}
+
+let products = [];
+loadCatalogue().then((list) => {
+  products = list;
+});
+
+export function productName(sku, fallback) {
+  const found = products.find((p) => p.sku === sku);
+  return found?.name?.[language()] ?? found?.name?.en ?? fallback ?? sku;
+}
+
+export function localeName(locale) {
+  const base = String(locale || "").split("-")[0];
+  const key = `lang.${base}`;
+  const known = t(key);
+  if (known !== key) return known;
+  try {
+    return new Intl.DisplayNames([language()], { type: "language" }).of(locale) ?? locale;
+  } catch {
+    return locale;
+  }
+}
+
+/** A <dl> of the profile's contact details and the attributes a shop sends. */
+export function profileList(profile, { compact = false } = {}) {
+  const rows = [
+    ["console.profile.email", profile.email],
+    ["console.profile.phone", profile.phone],
+    ["console.profile.locale", profile.locale ? localeName(profile.locale) : null],
+    ["console.profile.timezone", compact ? null : profile.timezone],
+  ];
+  const attributes = compact ? {} : profile.attributes ?? {};
+  if (attributes.name_latin && attributes.name_latin !== profile.display_name) {
+    rows.unshift(["console.profile.name_latin", attributes.name_latin]);
+  }
+  if (attributes.skin_type) rows.push(["console.profile.skin_type", String(attributes.skin_type)]);
+  if (attributes.size) rows.push(["console.profile.size", String(attributes.size)]);
+  if (Array.isArray(attributes.interests) && attributes.interests.length) {
+    rows.push(["console.profile.interests", attributes.interests.map(skillName).join(", ")]);
+  }
+  if (attributes.preferred_store) rows.push(["console.profile.preferred_store", String(attributes.preferred_store)]);
+  const list = el("dl", { className: "facts" });
+  for (const [key, value] of rows) {
+    if (!value) continue;
+    list.append(el("dt", { text: t(key) }), el("dd", { text: value }));
+  }
+  return list;
+}
+
+export function skillName(skill) {
+  const key = `skill.${skill}`;
+  const known = t(key);
+  return known === key ? skill : known;
+}
+
+function orderTitle(data) {
+  if (data.channel === "store" || (data.store_name && data.channel !== "web")) {
+    return t("console.order.store", { store: data.store_name ?? "", id: data.external_id ?? "" });
+  }
+  return t("console.order.web", { id: data.external_id ?? "" });
+}
+
+/** One shop order: title, lines and total; compact: three short lines (for offer cards). */
+export function orderBlock(event, { compact = false } = {}) {
+  const data = event.data ?? {};
+  const items = Array.isArray(data.items) ? data.items : [];
+  const line = (item) => t("console.order.line", { name: productName(item.sku, item.name), quantity: item.quantity ?? 1 });
+  const total =
+    typeof data.total_minor === "number" && data.currency ? formatMoney(data.total_minor, data.currency) : null;
+  if (compact) {
+    const shown = items.slice(0, 2).map(line);
+    if (items.length > 2) shown.push(t("console.order.more", { count: items.length - 2 }));
+    return el("div", { className: "order order-compact" }, [
+      el("p", { className: "order-head" }, [
+        el("span", { className: "order-title", text: orderTitle(data) }),
+        total ? el("strong", { text: total }) : null,
+      ]),
+      shown.length ? el("p", { className: "order-line", text: shown.join(t("console.list_separator")) }) : null,
+      el("p", { className: "order-date", text: shortDate(event.occurred_at) }),
+    ]);
+  }
+  const block = el("div", { className: "order" });
+  block.append(
+    el("p", { className: "order-head" }, [
+      el("span", { className: "order-title", text: orderTitle(data) }),
+      el("span", { className: "order-date", text: shortDate(event.occurred_at) }),
+    ]),
+  );
+  if (items.length) block.append(el("ul", { className: "order-items" }, items.map((item) => el("li", { text: line(item) }))));
+  if (total) {
+    block.append(
+      el("p", { className: "order-total" }, [el("span", { text: t("console.order.total") }), el("strong", { text: total })]),
+    );
+  }
+  return block;
+}
+
+function consultationText(data, summary) {
+  const kind = data.kind ? t(`console.kind.${data.kind}`) : "";
+  if (data.status === "closed") return t("console.timeline.closed", { kind });
+  if (data.status) return t("console.timeline.consultation", { kind, status: t(`console.status.${data.status}`) });
+  return summary;
+}
+
+/** One timeline entry, for the customer panel. */
+export function timelineItem(event) {
+  const data = event.data ?? {};
+  const item = el("li", { className: `tl-item tl-${event.kind.replace(".", "-")}` });
+  item.dataset.kind = event.kind;
+  item.append(
+    el("p", { className: "tl-meta" }, [
+      el("span", { className: "tl-kind", text: t(`console.tl.${event.kind}`) }),
+      el("time", { text: dateTime(event.occurred_at), attrs: { datetime: event.occurred_at } }),
+    ]),
+  );
+  if (event.kind === "shop.order") {
+    item.append(orderBlock(event));
+  } else if (event.kind === "consultation") {
+    item.append(el("p", { className: "tl-summary", text: consultationText(data, event.summary) }));
+    if (data.notes) {
+      item.append(
+        el("p", { className: "tl-notes" }, [
+          el("span", { className: "tl-notes-label", text: t("console.timeline.notes") }),
+          document.createTextNode(" " + data.notes),
+        ]),
+      );
+    }
+  } else if (event.kind === "message") {
+    const sender = data.sender === "shopper" ? t("console.chat.shopper") : t("console.chat.advisor");
+    item.append(el("p", { className: "tl-summary", text: `${sender}: ${event.summary}` }));
+  } else {
+    item.append(el("p", { className: "tl-summary", text: event.summary }));
+  }
+  return item;
+}
+
+/** The customer panel of a consultation: profile, then the timeline with "load more". */
+// Steps of a consultation on its way to an advisor: noise in the advisor's view of the history.
+const ROUTING_STEPS = new Set(["requested", "queued", "offered"]);
+
+/** Whether the customer panel leaves an event out (the open chat shows its own messages). */
+export function hiddenInPanel(event, consultationId) {
+  if (event.kind === "consultation" && ROUTING_STEPS.has(event.data?.status)) return true;
+  return event.kind === "message" && event.consultation_id === consultationId;
+}
+
+export class CustomerPanel {
+  constructor(root, shopperId, { consultationId, onProfile } = {}) {
+    this.root = root;
+    this.shopperId = shopperId;
+    this.consultationId = consultationId;
+    this.onProfile = onProfile;
+    this.profile = null;
+    this.events = [];
+    this.cursor = null;
+    this.loading = false;
+    this.error = null;
+    this.profileBox = root.querySelector("[data-part=profile]");
+    this.list = root.querySelector("[data-part=timeline]");
+    this.more = root.querySelector("[data-part=more]");
+    this.status = root.querySelector("[data-part=timeline-status]");
+    this.filter = root.querySelector("[data-part=timeline-filter]");
+    this.more.addEventListener("click", () => this.loadMore());
+    this.filter?.addEventListener("change", () => this.reload());
+  }
+
+  async start() {
+    const result = await loadProfile(this.shopperId);
+    if (result.ok) {
+      this.profile = result.data;
+      this.onProfile?.(this.profile);
+    } else {
+      this.error = result.error;
+    }
+    this.renderProfile();
+    await this.reload();
+  }
+
+  kinds() {
+    const value = this.filter?.value ?? "";
+    return value ? value.split(",") : [];
+  }
+
+  async reload() {
+    this.generation = (this.generation ?? 0) + 1;
+    this.events = [];
+    this.cursor = null;
+    this.loading = false;
+    this.list.replaceChildren();
+    await this.loadMore(true);
+  }
+
+  async loadMore(first = false, hadFocus = document.activeElement === this.more) {
+    if (this.loading || (!first && !this.cursor)) return;
+    const generation = this.generation;
+    this.loading = true;
+    this.more.disabled = true;
+    this.status.textContent = t("console.timeline.loading");
+    const result = await loadTimeline(this.shopperId, { limit: 10, cursor: this.cursor, kinds: this.kinds() });
+    if (generation !== this.generation) return; // the filter changed meanwhile
+    this.loading = false;
+    this.more.disabled = false;
+    if (!result.ok) {
+      this.status.textContent = errorText(result.error);
+      return;
+    }
+    const firstNew = this.list.children.length;
+    this.events.push(...result.data.events);
+    this.cursor = result.data.next_cursor;
+    this.renderTimeline();
+    const shown = this.list.children.length;
+    if (shown === firstNew && this.cursor) {
+      // Everything on this page was left out (routing steps, this chat's messages): next page.
+      await this.loadMore(false, hadFocus);
+      return;
+    }
+    if (!shown) this.status.textContent = t("console.timeline.empty");
+    else this.status.textContent = first ? "" : t("console.timeline.loaded", { count: shown - firstNew });
+    // Keyboard users who pressed "load more" continue at the first new entry.
+    if (!first && hadFocus) this.list.children[firstNew]?.focus();
+  }
+
+  /** Something new happened to this shopper (a consultation closed): read the top again. */
+  async refresh() {
+    await this.reload();
+  }
+
+  renderProfile() {
+    const box = this.profileBox;
+    box.replaceChildren();
+    if (!this.profile) {
+      box.append(el("p", { className: "alert alert-error", text: errorText(this.error) }));
+      return;
+    }
+    box.append(el("p", { className: "profile-name", text: this.profile.display_name }), profileList(this.profile));
+    if (this.profile.notes) {
+      box.append(el("p", { className: "profile-notes", text: this.profile.notes }));
+    }
+  }
+
+  renderTimeline() {
+    this.list.replaceChildren(
+      ...this.events
+        .filter((event) => !hiddenInPanel(event, this.consultationId))
+        .map((event) => {
+          const item = timelineItem(event);
+          item.tabIndex = -1;
+          return item;
+        }),
+    );
+    this.more.hidden = !this.cursor;
+  }
+
+  render() {
+    this.renderProfile();
+    this.renderTimeline();
+  }
+}
