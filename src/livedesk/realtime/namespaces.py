@@ -30,6 +30,11 @@ log = get_logger("livedesk.realtime")
 STAFF_RECHECK_SECONDS = 30.0
 
 
+def _refused(code: str, message: str) -> socketio.exceptions.ConnectionRefusedError:
+    """A refusal the client can read: the message, and {code, message} as its data."""
+    return socketio.exceptions.ConnectionRefusedError(message, {"code": code, "message": message})
+
+
 def _request(environ: dict[str, Any]) -> web.Request:
     request: web.Request = environ["aiohttp.request"]
     return request
@@ -90,9 +95,7 @@ class ShopperNamespace(LivedeskNamespace):
         try:
             claims = self.app[TOKENS].verify(token)
         except AppError as exc:
-            raise socketio.exceptions.ConnectionRefusedError(
-                {"code": exc.code, "message": exc.message}
-            ) from None
+            raise _refused(exc.code, exc.message) from None
         ctx = EventContext(
             app=self.app,
             sid=sid,
@@ -108,13 +111,9 @@ class StaffNamespace(LivedeskNamespace):
         try:
             principal = await current_staff(_request(environ))
         except AppError as exc:
-            raise socketio.exceptions.ConnectionRefusedError(
-                {"code": exc.code, "message": exc.message}
-            ) from None
+            raise _refused(exc.code, exc.message) from None
         if principal is None:
-            raise socketio.exceptions.ConnectionRefusedError(
-                {"code": "unauthenticated", "message": "Sign in as staff first"}
-            )
+            raise _refused("unauthenticated", "Sign in as staff first")
         ctx = EventContext(app=self.app, sid=sid, namespace=self.namespace, staff=principal)
         ctx.extra["checked_at"] = time.monotonic()
         ctx.extra["session_token"] = _request(environ).cookies.get(SESSION_COOKIE, "")

@@ -1,0 +1,364 @@
+"""web/shared/socket.js in real Chromium against the real app: acks, LiveError, retries only
+for events safe to repeat, and a chat that loses nothing across a dropped connection or a
+reload (the outbox in sessionStorage).
+
+The pages are driven with ``page.evaluate`` and a dynamic ``import("/shared/socket.js")`` on
+the landing page (a neutral page of the same origin: the shopper and advisor pages are built
+elsewhere and may open sockets of their own). Each page keeps its test state in ``window.h``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from playwright.async_api import Page
+
+from tests.e2e.conftest import wait_until
+
+ADVISOR_EMAIL = "sakura.tanaka@hanami.example"
+
+# The shopper: a visitor token from POST /api/v1/visitors (kept in sessionStorage so a
+# reloaded page reconnects as the same shopper), then LiveSocket.shopper.
+SHOPPER_SETUP = """
+async () => {
+  const { LiveSocket } = await import("/shared/socket.js");
+  let token = sessionStorage.getItem("e2e.token");
+  if (!token) {
+    const response = await fetch("/api/v1/visitors", {
+      method: "POST", headers: {"Content-Type": "application/json"}, body: "{}",
+    });
+    if (!response.ok) throw new Error(`visitor: HTTP ${response.status}`);
+    token = (await response.json()).token;
+    sessionStorage.setItem("e2e.token", token);
+  }
+  const socket = LiveSocket.shopper(token);
+  window.h = { socket, states: [], messages: [], pending: [], errors: [] };
+  socket.onState((state) => window.h.states.push(state));
+  return token;
+}
+"""
+
+# The advisor: sign in (the session cookie), then LiveSocket.staff; offers are collected.
+ADVISOR_SETUP = """
+async ([email, password]) => {
+  const { LiveSocket } = await import("/shared/socket.js");
+  const response = await fetch("/api/v1/auth/login", {
+    method: "POST", headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({ email, password }),
+  });
+  if (!response.ok) throw new Error(`login: HTTP ${response.status}`);
+  const socket = LiveSocket.staff();
+  window.h = { socket, states: [], offers: [], messages: [], pending: [], errors: [] };
+  socket.onState((state) => window.h.states.push(state));
+  socket.on("offer.new", (offer) => window.h.offers.push(offer));
+}
+"""
+
+# Open the consultation's chat channel and record what it delivers.
+OPEN_CHAT = """
+(id) => {
+  const chat = window.h.socket.chat(id);
+  window.h.chat = chat;
+  chat.onMessage((m) => window.h.messages.push({ seq: m.seq, body: m.body, sender: m.sender }));
+  chat.onPending((list) => { window.h.pending = list.map((e) => e.body); });
+  chat.onError((error) => window.h.errors.push(error.code));
+}
+"""
+
+
+async def js(page: Page, script: str, arg: Any = None, within: float = 20.0) -> Any:
+    """page.evaluate with a deadline: it would wait for a page promise forever."""
+    return await asyncio.wait_for(page.evaluate(script, arg), within)
+
+
+async def connected(page: Page) -> None:
+    await page.wait_for_function("window.h && window.h.socket.connected", timeout=10_000)
+
+
+async def start_consultation(
+    new_page: Any, server: str, demo_password: str, kind: str = "chat", shopper_media: bool = True
+) -> tuple[Page, Page, str]:
+    """An advisor signed in and a shopper whose consultation that advisor accepted."""
+    advisor = await new_page(server + "/")
+    await js(advisor, ADVISOR_SETUP, [ADVISOR_EMAIL, demo_password])
+    await connected(advisor)
+    # Routing offers only to advisors who are available, which connecting makes them.
+    await advisor.wait_for_function(
+        """window.h.socket.call("presence.list").then((list) =>
+             list.some((p) => p.status === "available"))""",
+        timeout=10_000,
+    )
+    shopper = await new_page(server + "/", media=shopper_media)
+    await js(shopper, SHOPPER_SETUP)
+    await connected(shopper)
+    consultation = await js(shopper, "(kind) => window.h.socket.call('queue.join', { kind })", kind)
+    cid = consultation["id"]
+    await advisor.wait_for_function(
+        "(id) => window.h.offers.some((o) => o.id === id)", arg=cid, timeout=10_000
+    )
+    accepted = await js(advisor, "(id) => window.h.socket.call('offer.accept', { consultation_id: id })", cid)
+    assert accepted["status"] == "active"
+    return advisor, shopper, cid
+
+
+async def bodies(page: Page) -> list[str]:
+    result: list[str] = await js(page, "window.h.messages.map((m) => m.body)")
+    return result
+
+
+async def seqs(page: Page) -> list[int]:
+    result: list[int] = await js(page, "window.h.messages.map((m) => m.seq)")
+    return result
+
+
+async def test_chat_both_ways_in_seq_order(server: str, new_page: Any, demo_password: str) -> None:
+    advisor, shopper, cid = await start_consultation(new_page, server, demo_password)
+    for page in (advisor, shopper):
+        await js(page, OPEN_CHAT, cid)
+
+    ack = await js(shopper, "window.h.chat.send({ kind: 'text', body: 'Is the serum in stock?' })")
+    assert ack["seq"] == 1
+    assert ack["duplicate"] is False
+    await js(advisor, "window.h.chat.send({ kind: 'text', body: 'Yes, all sizes.' })")
+    await js(shopper, "window.h.chat.send({ kind: 'text', body: 'Thanks!' })")
+
+    expected = ["Is the serum in stock?", "Yes, all sizes.", "Thanks!"]
+    for page in (advisor, shopper):
+        await wait_until(lambda page=page: _has(page, expected))
+        assert await seqs(page) == [1, 2, 3]
+        assert await js(page, "window.h.pending.length") == 0
+    senders = await js(advisor, "window.h.messages.map((m) => m.sender)")
+    assert senders == ["shopper", "staff", "shopper"]
+
+    # A handler added late is given the history first, each message once.
+    late = await js(
+        shopper,
+        """() => new Promise((resolve) => {
+             const got = [];
+             window.h.chat.onMessage((m) => got.push(m.seq));
+             setTimeout(() => resolve(got), 0);
+           })""",
+    )
+    assert late == [1, 2, 3]
+
+    # Typing and read receipts reach the other party.
+    await js(
+        advisor,
+        """() => { window.h.typing = []; window.h.reads = [];
+                   window.h.chat.onTyping((who, typing) => window.h.typing.push([who, typing]));
+                   window.h.chat.onRead((reader, seq) => window.h.reads.push([reader, seq])); }""",
+    )
+    assert await js(shopper, "window.h.chat.typing(true)") is True
+    await advisor.wait_for_function("window.h.typing.some(([who, t]) => who === 'shopper' && t)")
+    assert (await js(shopper, "window.h.chat.read(2)"))["seq"] == 2
+    await advisor.wait_for_function("window.h.reads.some(([who, seq]) => who === 'shopper' && seq === 2)")
+
+
+async def _has(page: Page, expected: list[str]) -> bool:
+    return await bodies(page) == expected
+
+
+async def test_outbox_survives_going_offline(server: str, new_page: Any, demo_password: str) -> None:
+    advisor, shopper, cid = await start_consultation(new_page, server, demo_password)
+    for page in (advisor, shopper):
+        await js(page, OPEN_CHAT, cid)
+    await js(shopper, "window.h.chat.send({ kind: 'text', body: 'before' })")
+
+    # The network goes away: new connections fail, and the open one is dropped the way a
+    # dead network drops it (the transport closes; socket.io-client keeps reconnecting).
+    await shopper.context.set_offline(True)
+    await js(shopper, "window.h.socket.socket.io.engine.close()")
+    await shopper.wait_for_function("window.h.socket.state === 'reconnecting'")
+    await js(
+        shopper,
+        """() => {
+             window.h.acks = [];
+             for (const body of ['one', 'two', 'three'])
+               window.h.chat.send({ kind: 'text', body }).then((ack) => window.h.acks.push(ack.seq));
+           }""",
+    )
+    assert await js(shopper, "window.h.pending") == ["one", "two", "three"]
+    stored = await js(shopper, f"JSON.parse(sessionStorage.getItem('livedesk.outbox.shopper.{cid}'))")
+    assert [entry["body"] for entry in stored] == ["one", "two", "three"]
+    assert await js(shopper, "window.h.socket.connected") is False
+
+    await shopper.context.set_offline(False)
+    expected = ["before", "one", "two", "three"]
+    for page in (advisor, shopper):
+        await wait_until(lambda page=page: _has(page, expected), within=20)
+    await shopper.wait_for_function("window.h.acks.length === 3")
+    assert await js(shopper, "window.h.acks") == [2, 3, 4]
+    assert await seqs(advisor) == [1, 2, 3, 4]
+    assert await js(shopper, "window.h.pending") == []
+    assert await js(shopper, f"sessionStorage.getItem('livedesk.outbox.shopper.{cid}')") is None
+    assert "reconnecting" in await js(shopper, "window.h.states")
+    # Stored once each: the server's own history agrees.
+    history = await js(
+        advisor, "(id) => window.h.socket.call('chat.sync', { consultation_id: id, after_seq: 0 })", cid
+    )
+    assert [m["body"] for m in history["messages"]] == expected
+
+
+async def test_reload_resends_the_persisted_outbox(server: str, new_page: Any, demo_password: str) -> None:
+    advisor, shopper, cid = await start_consultation(new_page, server, demo_password)
+    for page in (advisor, shopper):
+        await js(page, OPEN_CHAT, cid)
+    await js(advisor, "window.h.chat.send({ kind: 'text', body: 'How can I help?' })")
+    await wait_until(lambda: _has(shopper, ["How can I help?"]))
+
+    # Written while the socket is down, then the page reloads before it could go out.
+    await js(shopper, "window.h.socket.disconnect()")
+    # (send() resolves on the ack, which cannot come now: not awaited.)
+    await js(shopper, "() => { window.h.chat.send({ kind: 'text', body: 'written before reload' }); }")
+    assert await js(shopper, "window.h.pending") == ["written before reload"]
+    await shopper.reload()
+
+    await js(shopper, SHOPPER_SETUP)
+    await js(shopper, OPEN_CHAT, cid)
+    await connected(shopper)
+    expected = ["How can I help?", "written before reload"]
+    for page in (advisor, shopper):
+        await wait_until(lambda page=page: _has(page, expected))
+    assert await seqs(advisor) == [1, 2]
+    assert await js(shopper, "window.h.pending") == []
+    # A message the advisor sends now arrives once, after the history the sync brought.
+    await js(advisor, "window.h.chat.send({ kind: 'text', body: 'Got it.' })")
+    await wait_until(lambda: _has(shopper, [*expected, "Got it."]))
+    assert await seqs(shopper) == [1, 2, 3]
+
+
+async def test_a_lost_message_is_fetched_and_duplicates_dropped(
+    server: str, new_page: Any, demo_password: str
+) -> None:
+    advisor, shopper, cid = await start_consultation(new_page, server, demo_password)
+    for page in (advisor, shopper):
+        await js(page, OPEN_CHAT, cid)
+    # The shopper's socket loses the live chat.message of seq 2 and hears seq 3 twice.
+    await js(
+        shopper,
+        """() => { const raw = window.h.socket.socket; const onevent = raw.onevent.bind(raw);
+                   window.h.live = [];
+                   raw.onevent = (packet) => {
+                     const [name, payload] = packet.data ?? [];
+                     if (name === "chat.message") {
+                       window.h.live.push(payload.seq);
+                       if (payload.seq === 2) return;
+                       if (payload.seq === 3) onevent({ ...packet, data: [...packet.data] });
+                     }
+                     onevent(packet);
+                   }; }""",
+    )
+    for body in ("first", "second", "third"):
+        await js(advisor, "(body) => window.h.chat.send({ kind: 'text', body })", body)
+    await wait_until(lambda: _has(shopper, ["first", "second", "third"]))
+    assert await seqs(shopper) == [1, 2, 3]
+    assert await js(shopper, "window.h.live") == [1, 2, 3]  # 2 came from a chat.sync
+
+
+async def test_errors_and_retries(server: str, new_page: Any, demo_password: str) -> None:
+    advisor, shopper, cid = await start_consultation(new_page, server, demo_password)
+
+    error = await js(
+        shopper,
+        """async () => {
+             const { LiveError } = await import("/shared/socket.js");
+             try { await window.h.socket.call("offer.accept", {}); return null; }
+             catch (e) {
+               return { name: e.name, code: e.code, transient: e.transient,
+                        isLiveError: e instanceof LiveError };
+             }
+           }""",
+    )
+    assert error == {"name": "LiveError", "code": "unknown_event", "transient": False, "isLiveError": True}
+
+    invalid = await js(
+        shopper,
+        """async (id) => {
+             const bad = { consultation_id: id, client_id: "no spaces!", body: "x" };
+             try { await window.h.socket.call("chat.send", bad); }
+             catch (e) { return { code: e.code, details: e.details }; }
+           }""",
+        cid,
+    )
+    assert invalid["code"] == "validation_failed"
+    assert invalid["details"][0]["field"] == "client_id"
+
+    # Count what actually goes out on the wire.
+    await js(
+        shopper,
+        """() => { const raw = window.h.socket.socket; const emit = raw.emitWithAck.bind(raw);
+                   window.h.attempts = {};
+                   raw.emitWithAck = (event, ...args) => {
+                     window.h.attempts[event] = (window.h.attempts[event] ?? 0) + 1;
+                     return emit(event, ...args); }; }""",
+    )
+    # A refusal is never retried, even for an event that is safe to repeat.
+    await js(
+        shopper,
+        "() => window.h.socket.call('consultation.get', { consultation_id: 'nope' }).catch(() => null)",
+    )
+    assert await js(shopper, "window.h.attempts['consultation.get']") == 1
+
+    await js(shopper, "window.h.socket.disconnect()")
+    # Not safe to repeat: one attempt, then a transient timeout error.
+    lost = await js(
+        shopper,
+        """async (id) => {
+             const payload = { consultation_id: id, typing: true };
+             try { await window.h.socket.call("chat.typing", payload, { timeoutMs: 200, retries: 5 }); }
+             catch (e) { return { code: e.code, transient: e.transient }; }
+           }""",
+        cid,
+    )
+    assert lost == {"code": "timeout", "transient": True}
+    assert await js(shopper, "window.h.attempts['chat.typing']") == 1
+
+    # Safe to repeat: retried until the socket is back, then answered.
+    await js(
+        shopper,
+        """() => { window.h.current = null;
+                   window.h.socket.call("consultation.current", {}, { timeoutMs: 200, retries: 50 })
+                     .then((list) => { window.h.current = list; }); }""",
+    )
+    await shopper.wait_for_function("(window.h.attempts['consultation.current'] ?? 0) >= 2")
+    await js(shopper, "window.h.socket.connect()")
+    await shopper.wait_for_function("window.h.current !== null")
+    assert [c["id"] for c in await js(shopper, "window.h.current")] == [cid]
+
+    # A message the server refuses leaves the outbox and reaches send()'s caller and onError.
+    await js(shopper, OPEN_CHAT, cid)
+    await js(advisor, "(id) => window.h.socket.call('consultation.end', { consultation_id: id })", cid)
+    await js(
+        advisor,
+        "(id) => window.h.socket.call('consultation.close', { consultation_id: id, notes: 'e2e' })",
+        cid,
+    )
+    refused = await js(
+        shopper,
+        "() => window.h.chat.send({ kind: 'text', body: 'too late' }).then(() => null, (e) => e.code)",
+    )
+    assert refused == "chat_closed"
+    assert await js(shopper, "window.h.pending") == []
+    assert await js(shopper, "window.h.errors") == ["chat_closed"]
+    assert await js(shopper, f"sessionStorage.getItem('livedesk.outbox.shopper.{cid}')") is None
+
+
+async def test_states_and_a_refused_connection(server: str, new_page: Any) -> None:
+    page = await new_page(server + "/")
+    result = await js(
+        page,
+        """async () => {
+             const { LiveSocket } = await import("/shared/socket.js");
+             const socket = LiveSocket.shopper("forged-token");
+             const states = [];
+             await new Promise((resolve) => socket.onState((state, info) => {
+               states.push([state, info.error?.code ?? null]);
+               if (state === "disconnected") resolve();
+             }));
+             return { states, lastError: socket.lastError };
+           }""",
+    )
+    assert result["states"][0] == ["connecting", None]
+    assert result["states"][-1][0] == "disconnected"
+    assert result["lastError"]["code"] == "token_invalid"
