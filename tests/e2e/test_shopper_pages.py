@@ -28,7 +28,16 @@ ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 PHONE: ViewportSize = {"width": 390, "height": 844}
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
-DEMO_ADVISORS = ["田中 さくら", "佐藤 美咲", "鈴木 陽菜", "Emma Clarke", "高橋 蓮", "Oliver Hughes"]
+# English pages show the advisors' names in Latin letters; Japanese pages in Japanese.
+DEMO_ADVISORS = [
+    "Sakura Tanaka",
+    "Misaki Sato",
+    "Hina Suzuki",
+    "Emma Clarke",
+    "Ren Takahashi",
+    "Oliver Hughes",
+]
+DEMO_ADVISORS_JA = ["田中 さくら", "佐藤 美咲", "鈴木 陽菜", "Emma Clarke", "高橋 蓮", "Oliver Hughes"]
 ADVISOR_EMAIL = "sakura.tanaka@hanami.example"
 PREVIEW_PLAYING = "document.getElementById('preview-video').videoWidth > 0"
 ANY_PLACE = re.compile(r"^\d+$")
@@ -207,18 +216,25 @@ async def test_widget_lists_the_demo_advisors_offline(server: str, new_page: Any
     phone = await open_widget(new_page, server, **PHONE)
     await shot(phone, "widget-phone")
 
+    # In Japanese the same advisors carry their Japanese names.
+    await set_language(page, "ja")
+    await expect(items.locator(".advisor-name")).to_have_count(len(DEMO_ADVISORS_JA))
+    await page.wait_for_function("document.querySelector('.advisor-name')?.textContent !== ''")
+    names_ja = await items.locator(".advisor-name").all_inner_texts()
+    assert sorted(names_ja) == sorted(DEMO_ADVISORS_JA)
+
 
 async def test_advisor_status_is_live(server: str, new_page: Any, demo_password: str) -> None:
     """No presence events reach shoppers: the picker polls (every 15 s) and puts whoever can
     talk now first."""
     page = await open_widget(new_page, server)
-    sakura = page.locator(".advisor-option", has_text="田中 さくら")
+    sakura = page.locator(".advisor-option", has_text="Sakura Tanaka")
     await expect(sakura.locator(".status-text")).to_have_text("Offline")
     advisor: Page = await new_page(server + "/")
     await advisor.evaluate(ADVISOR_SETUP, {"email": ADVISOR_EMAIL, "password": demo_password})
     await expect(sakura.locator(".status-text")).to_have_text("Available", timeout=20_000)
     first = page.locator("#advisor-list .advisor-item:not(.advisor-item-anyone)").first
-    await expect(first.locator(".advisor-name")).to_have_text("田中 さくら")
+    await expect(first.locator(".advisor-name")).to_have_text("Sakura Tanaka")
     await expect(page.locator(".advisor-item-anyone .advisor-meta")).to_contain_text("1 available now")
 
 
@@ -419,7 +435,7 @@ async def test_advisor_accepts_a_video_call_with_chat_both_ways(
     await advisor.evaluate(ADVISOR_SETUP, {"email": ADVISOR_EMAIL, "password": demo_password})
 
     shopper = await open_widget(new_page, server)
-    sakura = shopper.locator(".advisor-option", has_text="田中 さくら")
+    sakura = shopper.locator(".advisor-option", has_text="Sakura Tanaka")
     await expect(sakura.locator(".status-text")).to_have_text("Available")
     await shopper.locator("#talk-video").click()
 
@@ -553,7 +569,7 @@ async def test_chat_first_then_the_shopper_starts_a_voice_call(
     # A chat goes straight to the conversation: no device check.
     await shopper.wait_for_url(re.compile(r"/call/\?c="), timeout=15_000)
     await expect(shopper.locator("#chat-only-bar")).to_be_visible(timeout=10_000)
-    await expect(shopper.locator("#chat-only-text")).to_contain_text("You are chatting with 田中 さくら")
+    await expect(shopper.locator("#chat-only-text")).to_contain_text("You are chatting with Sakura Tanaka")
     await expect(shopper.locator("#chat-panel")).to_be_visible()
     await screenshot(shopper, "call-chat-kind-phone")
     await advisor.evaluate("window.__adv.chat.send({ kind: 'text', body: 'Hello! How can I help?' })")
@@ -575,7 +591,7 @@ async def test_chat_first_then_the_shopper_starts_a_voice_call(
         }""",
         offer["id"],
     )
-    await expect(shopper.locator("#stage-text")).to_have_text("Voice call with 田中 さくら", timeout=25_000)
+    await expect(shopper.locator("#stage-text")).to_have_text("Voice call with Sakura Tanaka", timeout=25_000)
     await expect(shopper.locator("#camera-button")).to_be_hidden()
     await expect(shopper.locator("#self-view")).to_be_hidden()
     await wait_until(lambda: advisor.evaluate("window.__adv.engine.state === 'connected'"), within=25)
