@@ -9,7 +9,6 @@ Inside the namespace only SQLite is used (host TCP services are out of reach).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import uuid
@@ -28,6 +27,9 @@ from livedesk.demo.seed import DEMO_PASSWORD, seed_demo
 from livedesk.kit.db import Database
 from livedesk.kit.migrate import upgrade
 from livedesk.settings import Settings
+from tests.conftest import wait_until
+
+__all__ = ["axe_violations", "screenshot", "wait_until"]
 
 CHROMIUM = os.environ.get("LIVEDESK_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -144,15 +146,3 @@ async def screenshot(page: Page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     await page.screenshot(path=str(path), full_page=False)
     return path
-
-
-async def wait_until(predicate: Any, within: float = 10.0, every: float = 0.1) -> Any:
-    """Poll an async predicate until it returns something truthy (a deadline, not a sleep)."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await asyncio.sleep(every)

@@ -1,64 +1,17 @@
-// The admin page's side of the REST API: JSON requests and photo uploads with the session's
-// CSRF token, every answer as {ok, status, data} or {ok, status, error} with the API's error
-// shape {code, message, details}. Nothing here throws for an HTTP or network failure.
+// The admin page's side of the REST API (requests through /shared/api.js).
+import { request, setCsrfToken } from "/shared/api.js";
 
-const CSRF_COOKIE = "livedesk_csrf";
-let csrfToken = null;
-
-/** Remember the CSRF token from /auth/login or /auth/me (null on sign-out). */
-export function setCsrfToken(token) {
-  csrfToken = token;
-}
-
-function readCookie(name) {
-  for (const part of document.cookie.split(";")) {
-    const [key, ...rest] = part.trim().split("=");
-    if (key === name) return decodeURIComponent(rest.join("="));
-  }
-  return null;
-}
-
-async function send(method, path, { json, form } = {}) {
-  const headers = { Accept: "application/json" };
-  let body;
-  if (json !== undefined) {
-    headers["Content-Type"] = "application/json";
-    body = JSON.stringify(json);
-  } else if (form !== undefined) {
-    body = form; // the browser writes the multipart Content-Type with its boundary
-  }
-  if (method !== "GET") {
-    const token = csrfToken ?? readCookie(CSRF_COOKIE);
-    if (token) headers["X-CSRF-Token"] = token;
-  }
-  let response;
-  try {
-    response = await fetch(path, { method, headers, body, credentials: "same-origin" });
-  } catch {
-    return { ok: false, status: 0, error: { code: "network_error", message: "", details: null } };
-  }
-  let data = null;
-  if (response.status !== 204) {
-    try {
-      data = await response.json();
-    } catch {
-      data = null;
-    }
-  }
-  if (response.ok) return { ok: true, status: response.status, data };
-  const error = data?.error ?? { code: "http_error", message: `HTTP ${response.status}`, details: null };
-  return { ok: false, status: response.status, error };
-}
+export { setCsrfToken };
 
 export const api = {
-  get: (path) => send("GET", path),
-  post: (path, json) => send("POST", path, { json }),
-  patch: (path, json) => send("PATCH", path, { json }),
-  delete: (path) => send("DELETE", path),
+  get: (path) => request("GET", path),
+  post: (path, json) => request("POST", path, { json }),
+  patch: (path, json) => request("PATCH", path, { json }),
+  delete: (path) => request("DELETE", path),
   upload: (path, file) => {
     const form = new FormData();
     form.append("file", file, file.name || "photo");
-    return send("POST", path, { form });
+    return request("POST", path, { form });
   },
 };
 

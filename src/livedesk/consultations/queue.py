@@ -129,7 +129,7 @@ async def route(session: AsyncSession, sio: socketio.AsyncServer, settings: Sett
         c.status = S.OFFERED
         c.offered_to_id = chosen
         c.offer_expires_at = now + timedelta(seconds=settings.offer_timeout_seconds)
-        await service._timeline(session, c, "offered to an advisor", actor=chosen)
+        await service.record_step(session, c, "offered to an advisor", actor=chosen)
         payload = {
             **ConsultationOut.of(c).model_dump(mode="json"),
             "offer_expires_at": c.offer_expires_at.isoformat(),
@@ -168,7 +168,7 @@ async def _give_up(session: AsyncSession, sio: socketio.AsyncServer, settings: S
     for c in stale:
         c.status = S.MISSED
         c.closed_at = utcnow()
-        await service._timeline(session, c, "nobody was free to answer")
+        await service.record_step(session, c, "nobody was free to answer")
         service.announce(session, sio, c)
 
 

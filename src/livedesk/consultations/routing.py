@@ -10,7 +10,7 @@ Advisors who already passed on it (declined or let the offer time out) are skipp
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -83,7 +83,3 @@ def estimated_wait_seconds(position: int, advisors_online: int, average_handle_s
         return 0
     per_advisor = -(-position // max(1, advisors_online))  # ceiling division
     return int(per_advisor * average_handle_seconds)
-
-
-def order_queue(queued_at: Sequence[tuple[uuid.UUID, datetime]]) -> list[uuid.UUID]:
-    return [cid for cid, _ in sorted(queued_at, key=lambda item: (item[1], str(item[0])))]

@@ -58,9 +58,10 @@ def announce(session: AsyncSession, sio: socketio.AsyncServer, c: Consultation) 
         emit(session, sio, CONSULTATION_UPDATED, payload, room=room, namespace=namespace)
 
 
-async def _timeline(
+async def record_step(
     session: AsyncSession, c: Consultation, summary: str, actor: uuid.UUID | None = None
 ) -> None:
+    """Put this step of the consultation on the shopper's timeline (same transaction)."""
     await append_event(
         session,
         c.shopper_id,
@@ -141,10 +142,10 @@ async def join_queue(
     )
     session.add(c)
     await session.flush()
-    await _timeline(session, c, f"{c.kind.value} consultation requested")
+    await record_step(session, c, f"{c.kind.value} consultation requested")
     c.status = S.QUEUED
     c.queued_at = now
-    await _timeline(session, c, "waiting in the queue")
+    await record_step(session, c, "waiting in the queue")
     announce(session, sio, c)
     return c
 
@@ -157,7 +158,7 @@ async def leave_queue(session: AsyncSession, sio: socketio.AsyncServer, c: Consu
     c.offered_to_id = None
     c.offer_expires_at = None
     c.closed_at = utcnow()
-    await _timeline(session, c, "the shopper left the queue")
+    await record_step(session, c, "the shopper left the queue")
     announce(session, sio, c)
     if offered_to is not None:
         emit(
@@ -193,7 +194,7 @@ async def accept_offer(
     c.offered_to_id = None
     c.offer_expires_at = None
     c.accepted_at = utcnow()
-    await _timeline(session, c, "advisor accepted", actor=staff_id)
+    await record_step(session, c, "advisor accepted", actor=staff_id)
     await _refresh_advisor(session, sio, c)
     announce(session, sio, c)
     return c
@@ -210,7 +211,7 @@ async def decline_offer(
     c.offered_to_id = None
     c.offer_expires_at = None
     c.passed_over = [*c.passed_over, str(staff_id)]
-    await _timeline(session, c, f"offer {reason}", actor=staff_id)
+    await record_step(session, c, f"offer {reason}", actor=staff_id)
     emit(
         session,
         sio,
@@ -232,7 +233,7 @@ async def end(
     c.status = S.WRAP_UP
     c.ended_at = utcnow()
     who = "the shopper" if ctx.shopper else "the advisor"
-    await _timeline(session, c, f"ended by {who}", actor=ctx.staff.staff_id if ctx.staff else None)
+    await record_step(session, c, f"ended by {who}", actor=ctx.staff.staff_id if ctx.staff else None)
     await _refresh_advisor(session, sio, c)
     announce(session, sio, c)
     return c
@@ -301,7 +302,7 @@ async def escalate(
             raise Conflict("The advisor is already in another call", code="advisor_in_call")
     previous = c.kind
     c.kind = kind
-    await _timeline(
+    await record_step(
         session, c, f"{previous.value} → {kind.value}", actor=ctx.staff.staff_id if ctx.staff else None
     )
     await _refresh_advisor(session, sio, c)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Any
 
 from aiohttp import web
 from aiohttp_pydantic.decorator import inject_params
@@ -178,5 +178,3 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 MAX_BODY_KEY = web.AppKey("max_body_bytes", int)
-
-Location = Literal["body", "query", "path", "headers"]

@@ -7,11 +7,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from livedesk.kit.clock import utcnow
-from livedesk.models.base import Base, IdMixin, JSONType, TimestampMixin
+from livedesk.models.base import Base, IdMixin, JSONType, TimestampMixin, str_enum
 
 
 class ConsultationKind(enum.StrEnum):
@@ -31,16 +31,12 @@ class ConsultationStatus(enum.StrEnum):
     MISSED = "missed"
 
 
-def _enum(e: type[enum.StrEnum], length: int = 20) -> Enum:
-    return Enum(e, native_enum=False, length=length, values_callable=lambda x: [m.value for m in x])
-
-
 class Consultation(IdMixin, TimestampMixin, Base):
     __tablename__ = "consultations"
 
     shopper_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shoppers.id", ondelete="CASCADE"))
-    kind: Mapped[ConsultationKind] = mapped_column(_enum(ConsultationKind))
-    status: Mapped[ConsultationStatus] = mapped_column(_enum(ConsultationStatus))
+    kind: Mapped[ConsultationKind] = mapped_column(str_enum(ConsultationKind))
+    status: Mapped[ConsultationStatus] = mapped_column(str_enum(ConsultationStatus))
     advisor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
     nominated_advisor_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("staff.id", ondelete="SET NULL")
@@ -98,9 +94,9 @@ class Message(IdMixin, Base):
     consultation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultations.id", ondelete="CASCADE"))
     seq: Mapped[int] = mapped_column(Integer)
     client_id: Mapped[str] = mapped_column(String(64))
-    sender_kind: Mapped[SenderKind] = mapped_column(_enum(SenderKind))
+    sender_kind: Mapped[SenderKind] = mapped_column(str_enum(SenderKind))
     sender_staff_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
-    kind: Mapped[MessageKind] = mapped_column(_enum(MessageKind))
+    kind: Mapped[MessageKind] = mapped_column(str_enum(MessageKind))
     body: Mapped[str] = mapped_column(Text, default="")
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -6,10 +6,10 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from livedesk.models.base import Base, IdMixin, TimestampMixin
+from livedesk.models.base import Base, IdMixin, TimestampMixin, str_enum
 
 
 class OrderChannel(enum.StrEnum):
@@ -24,9 +24,7 @@ class ShopOrder(IdMixin, TimestampMixin, Base):
     shopper_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shoppers.id", ondelete="CASCADE"))
     # The shop's own order id: upserts by it are idempotent.
     external_id: Mapped[str] = mapped_column(String(128), unique=True)
-    channel: Mapped[OrderChannel] = mapped_column(
-        Enum(OrderChannel, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
-    )
+    channel: Mapped[OrderChannel] = mapped_column(str_enum(OrderChannel, 16))
     ordered_at: Mapped[datetime]
     currency: Mapped[str] = mapped_column(String(3))
     total_minor: Mapped[int] = mapped_column(BigInteger)

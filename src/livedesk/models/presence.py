@@ -7,11 +7,11 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from livedesk.kit.clock import utcnow
-from livedesk.models.base import Base
+from livedesk.models.base import Base, str_enum
 
 
 class PresenceStatus(enum.StrEnum):
@@ -21,10 +21,6 @@ class PresenceStatus(enum.StrEnum):
     OFFLINE = "offline"
 
 
-def _status() -> Enum:
-    return Enum(PresenceStatus, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
-
-
 class AdvisorPresence(Base):
     """``chosen`` is what the advisor picked (available or away); ``status`` is what is true
     now — offline with no open tab, busy during a call — and ``since`` when it began."""
@@ -32,8 +28,12 @@ class AdvisorPresence(Base):
     __tablename__ = "advisor_presence"
 
     staff_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"), primary_key=True)
-    chosen: Mapped[PresenceStatus] = mapped_column(_status(), default=PresenceStatus.AVAILABLE)
-    status: Mapped[PresenceStatus] = mapped_column(_status(), default=PresenceStatus.OFFLINE)
+    chosen: Mapped[PresenceStatus] = mapped_column(
+        str_enum(PresenceStatus, 16), default=PresenceStatus.AVAILABLE
+    )
+    status: Mapped[PresenceStatus] = mapped_column(
+        str_enum(PresenceStatus, 16), default=PresenceStatus.OFFLINE
+    )
     since: Mapped[datetime] = mapped_column(default=utcnow)
     # When the advisor last became free: routing offers to the longest idle first.
     idle_since: Mapped[datetime] = mapped_column(default=utcnow)

@@ -7,11 +7,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from livedesk.kit.clock import utcnow
-from livedesk.models.base import Base, IdMixin, JSONType, TimestampMixin
+from livedesk.models.base import Base, IdMixin, JSONType, TimestampMixin, str_enum
 
 
 class IdentityKind(enum.StrEnum):
@@ -45,9 +45,7 @@ class ShopperIdentity(IdMixin, Base):
     __tablename__ = "shopper_identities"
 
     shopper_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shoppers.id", ondelete="CASCADE"))
-    kind: Mapped[IdentityKind] = mapped_column(
-        Enum(IdentityKind, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
-    )
+    kind: Mapped[IdentityKind] = mapped_column(str_enum(IdentityKind, 20))
     value: Mapped[str] = mapped_column(String(254))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -7,11 +7,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Enum, ForeignKey, Index, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from livedesk.kit.clock import utcnow
-from livedesk.models.base import Base, IdMixin, JSONType, TimestampMixin
+from livedesk.models.base import Base, IdMixin, JSONType, TimestampMixin, str_enum
 
 
 class Role(enum.StrEnum):
@@ -35,9 +35,7 @@ class Staff(IdMixin, TimestampMixin, Base):
 
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[Role] = mapped_column(
-        Enum(Role, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
-    )
+    role: Mapped[Role] = mapped_column(str_enum(Role, 20))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     team_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
     display_name: Mapped[str] = mapped_column(String(120))

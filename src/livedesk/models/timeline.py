@@ -7,11 +7,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Enum, ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from livedesk.kit.clock import utcnow
-from livedesk.models.base import Base, IdMixin, JSONType
+from livedesk.models.base import Base, IdMixin, JSONType, str_enum
 
 
 class TimelineKind(enum.StrEnum):
@@ -37,9 +37,7 @@ class TimelineEvent(IdMixin, Base):
 
     shopper_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shoppers.id", ondelete="CASCADE"))
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
-    kind: Mapped[TimelineKind] = mapped_column(
-        Enum(TimelineKind, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
-    )
+    kind: Mapped[TimelineKind] = mapped_column(str_enum(TimelineKind, 32))
     # What a reader needs to show the row without another query.
     summary: Mapped[str] = mapped_column(String(500), default="")
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)

@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import Database
@@ -98,25 +100,8 @@ class ProcessRegistry:
                 (await session.scalars(select(AppProcess.id).where(AppProcess.heartbeat_at < cutoff))).all()
             )
             live = set((await session.scalars(select(AppProcess.id))).all()) - dead
-            orphaned = select(StaffConnection).where(StaffConnection.process_id.not_in(live or {""}))
-            rows = (await session.scalars(orphaned)).all()
-            gone = {row.staff_id for row in rows}
-            if rows:
-                await session.execute(
-                    delete(StaffConnection).where(StaffConnection.sid.in_([row.sid for row in rows]))
-                )
-            orphaned_shoppers = (
-                await session.scalars(
-                    select(ShopperConnection).where(ShopperConnection.process_id.not_in(live or {""}))
-                )
-            ).all()
-            shoppers = {row.shopper_id for row in orphaned_shoppers}
-            if orphaned_shoppers:
-                await session.execute(
-                    delete(ShopperConnection).where(
-                        ShopperConnection.sid.in_([r.sid for r in orphaned_shoppers])
-                    )
-                )
+            gone = await _drop_connections(session, StaffConnection, StaffConnection.staff_id, live)
+            shoppers = await _drop_connections(session, ShopperConnection, ShopperConnection.shopper_id, live)
             if dead:
                 await session.execute(delete(AppProcess).where(AppProcess.id.in_(dead)))
         if gone:
@@ -124,3 +109,18 @@ class ProcessRegistry:
             await self._on_staff_gone(gone)
         if shoppers:
             await self._on_shoppers_gone(shoppers)
+
+
+async def _drop_connections(
+    session: AsyncSession,
+    model: type[StaffConnection] | type[ShopperConnection],
+    owner: InstrumentedAttribute[uuid.UUID],
+    live: set[str],
+) -> set[uuid.UUID]:
+    """Delete the socket rows no live process holds; whose they were."""
+    rows = (
+        await session.execute(select(model.sid, owner).where(model.process_id.not_in(live or {""})))
+    ).all()
+    if rows:
+        await session.execute(delete(model).where(model.sid.in_([sid for sid, _ in rows])))
+    return {who for _, who in rows}
