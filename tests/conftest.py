@@ -4,8 +4,12 @@ LIVEDESK_TEST_DATABASE_URL is set), the real app on a real port, and factories."
 from __future__ import annotations
 
 import asyncio
+import email
+import email.message
+import email.policy
 import os
 import shutil
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -15,6 +19,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from aiosmtpd.controller import Controller as SmtpController
+from aiosmtpd.handlers import Message as MessageHandler
 from pydantic import SecretStr
 from sqlalchemy import text
 
@@ -291,3 +297,37 @@ async def wait_until(predicate: Any, within: float = 10.0, every: float = 0.05) 
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(every)
+
+
+class SmtpInbox(MessageHandler):
+    """A real local SMTP server (aiosmtpd) that keeps what it receives, for mail tests."""
+
+    def __init__(self) -> None:
+        super().__init__(message_class=email.message.EmailMessage)
+        self.messages: list[email.message.Message] = []
+        self.port = 0
+
+    def handle_message(self, message: email.message.Message) -> None:
+        self.messages.append(message)
+
+    def parsed(self) -> list[email.message.EmailMessage]:
+        """The received mails, re-parsed with the modern policy (get_content, walk …)."""
+        return [
+            email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
+            for message in self.messages
+        ]
+
+
+@pytest.fixture
+def smtp_inbox() -> Iterator[SmtpInbox]:
+    inbox = SmtpInbox()
+    # aiosmtpd's controller probes its own port after starting, so it needs a real one, not 0.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        inbox.port = probe.getsockname()[1]
+    controller = SmtpController(inbox, hostname="127.0.0.1", port=inbox.port)
+    controller.start()
+    try:
+        yield inbox
+    finally:
+        controller.stop()

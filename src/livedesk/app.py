@@ -14,6 +14,7 @@ from livedesk.kit.background import BACKGROUND, Background
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.db import Database
 from livedesk.kit.http import MAX_BODY_KEY, error_middleware
+from livedesk.kit.mail import MAILER, Mailer
 from livedesk.kit.ratelimit import RateLimits
 from livedesk.pages import routes as page_routes
 from livedesk.realtime.server import setup_realtime
@@ -37,6 +38,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[MAX_BODY_KEY] = settings.max_body_bytes
+    app[MAILER] = Mailer(settings)
     app.cleanup_ctx.append(_database)
     # After the database, so it is torn down first: tasks stop before the engine closes.
     app.cleanup_ctx.append(_background)

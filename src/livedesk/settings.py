@@ -90,6 +90,15 @@ class Settings(BaseSettings):
         "*",
         description='CSP frame-ancestors for the shopper pages the widget frames, e.g. "https://shop.example".',
     )
+    smtp_host: str = Field("", description="SMTP server for mails; empty = mails off.")
+    smtp_port: int = Field(25, ge=1, le=65535, description="SMTP server port.")
+    smtp_username: str = Field("", description="SMTP login; empty = no login.")
+    smtp_password: SecretStr = Field(SecretStr(""), description="SMTP password.")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_timeout_seconds: float = Field(10.0, gt=0, description="Give up on one SMTP delivery after this.")
+    mail_from: str = Field(
+        "livedesk <no-reply@livedesk.invalid>", description="From address of the mails livedesk sends."
+    )
     allowed_origins: list[str] = Field(
         default_factory=list, description="Extra browser origins allowed to open staff sockets (JSON list)."
     )
