@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.consultations.schemas import ConsultationOut, QueueJoin
 from livedesk.customers.timeline import append_event
+from livedesk.integrations import webhooks
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from livedesk.models import (
@@ -269,6 +270,18 @@ async def close(
         actor_staff_id=staff_id,
         consultation_id=c.id,
         ref_id=str(c.id),
+    )
+    await webhooks.enqueue(
+        session,
+        webhooks.CONSULTATION_CLOSED,
+        {
+            "consultation_id": c.id,
+            "shopper_id": c.shopper_id,
+            "advisor_id": c.advisor_id,
+            "kind": c.kind.value,
+            "closed_at": c.closed_at,
+            "handle_seconds": handle,
+        },
     )
     await _refresh_advisor(session, sio, c)
     announce(session, sio, c)

@@ -26,6 +26,8 @@ class TimelineKind(enum.StrEnum):
     PAYMENT = "payment"
     SHOP_ORDER = "shop.order"
     STORE_VISIT = "store.visit"
+    # Other channels a shop reports (newsletter click, web visit …).
+    CHANNEL_EVENT = "channel.event"
     NOTE = "note"
 
 
