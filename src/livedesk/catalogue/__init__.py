@@ -1,0 +1,1 @@
+"""The product catalogue: products the advisor can put in a payment request."""

@@ -1,0 +1,129 @@
+"""Payment requests made in a consultation, their lines, refunds, and the provider webhook
+events already handled (exactly-once fulfilment)."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from livedesk.kit.clock import utcnow
+from livedesk.models.base import Base, IdMixin, JSONType, TimestampMixin, str_enum
+
+
+class PaymentStatus(enum.StrEnum):
+    # Sent to the shopper, not paid yet (a declined card leaves it open for another try).
+    OPEN = "open"
+    # The provider is still deciding (extra authentication, bank transfer …).
+    PROCESSING = "processing"
+    PAID = "paid"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+    CANCELED = "canceled"
+
+
+class PaymentProviderName(enum.StrEnum):
+    SANDBOX = "sandbox"
+    STRIPE = "stripe"
+
+
+class LineSource(enum.StrEnum):
+    CATALOGUE = "catalogue"
+    HISTORY = "history"
+
+
+class RefundStatus(enum.StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class PaymentRequest(IdMixin, TimestampMixin, Base):
+    __tablename__ = "payment_requests"
+
+    consultation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultations.id", ondelete="CASCADE"))
+    shopper_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shoppers.id", ondelete="CASCADE"))
+    advisor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    # The advisor's page makes one key per "send": a double click or a retry finds this row.
+    client_key: Mapped[str] = mapped_column(String(64))
+    status: Mapped[PaymentStatus] = mapped_column(str_enum(PaymentStatus))
+    provider: Mapped[PaymentProviderName] = mapped_column(str_enum(PaymentProviderName, 16))
+    # The provider's object (Stripe PaymentIntent id, sandbox id) and what the shopper's page
+    # needs to pay it (the PaymentIntent's client secret); never card data.
+    provider_ref: Mapped[str | None] = mapped_column(String(128), unique=True)
+    client_secret: Mapped[str | None] = mapped_column(String(256))
+    currency: Mapped[str] = mapped_column(String(3))
+    total_minor: Mapped[int] = mapped_column(BigInteger)
+    refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    paid_at: Mapped[datetime | None]
+    # The last decline or authentication failure, for both parties to read.
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_message: Mapped[str | None] = mapped_column(String(500))
+    order_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("shop_orders.id", ondelete="SET NULL"))
+
+    lines: Mapped[list[PaymentRequestLine]] = relationship(
+        lazy="raise", cascade="all, delete-orphan", order_by="PaymentRequestLine.position"
+    )
+
+    __table_args__ = (
+        UniqueConstraint("consultation_id", "client_key"),
+        Index("ix_payment_requests_consultation", "consultation_id", "created_at"),
+        Index("ix_payment_requests_paid_at", "paid_at"),
+    )
+
+
+class PaymentRequestLine(IdMixin, Base):
+    __tablename__ = "payment_request_lines"
+
+    request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payment_requests.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    sku: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(300))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price_minor: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[LineSource] = mapped_column(str_enum(LineSource, 16))
+
+    __table_args__ = (Index("ix_payment_request_lines_request_id", "request_id"),)
+
+
+class PaymentRefund(IdMixin, Base):
+    __tablename__ = "payment_refunds"
+
+    request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payment_requests.id", ondelete="CASCADE"))
+    # One key per refund the supervisor submits: resubmitting finds this row.
+    client_key: Mapped[str] = mapped_column(String(64))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[RefundStatus] = mapped_column(str_enum(RefundStatus, 16))
+    provider_ref: Mapped[str | None] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    staff_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("request_id", "client_key"),
+        Index("ix_payment_refunds_request_id", "request_id"),
+    )
+
+
+class PaymentWebhookEvent(IdMixin, Base):
+    """A provider event already acted on. Inserted in the same transaction as its effect, so a
+    redelivery finds it and does nothing."""
+
+    __tablename__ = "payment_webhook_events"
+
+    provider: Mapped[PaymentProviderName] = mapped_column(str_enum(PaymentProviderName, 16))
+    event_id: Mapped[str] = mapped_column(String(128))
+    event_type: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("payment_requests.id", ondelete="SET NULL")
+    )
+    # What the event changed ("paid", "ignored: already paid" …), for support.
+    outcome: Mapped[str] = mapped_column(String(200), default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("provider", "event_id"),)

@@ -1,0 +1,2 @@
+"""Card payment inside the call: payment requests, providers (Stripe, sandbox), webhooks,
+refunds."""

@@ -1,0 +1,168 @@
+"""The payment provider interface and its two implementations.
+
+``StripeProvider`` talks to Stripe (PaymentIntents, refunds) through the official SDK with our
+own idempotency keys; ``SandboxProvider`` is the offline stand-in used when no Stripe keys are
+set, so the demo works end to end. The shopper's card never passes through livedesk with
+either: Stripe's Payment Element sends it straight to Stripe, and the sandbox takes no card at
+all (the shopper picks an outcome on a page labelled "test mode").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import stripe
+from aiohttp import web
+
+from livedesk.kit import money
+from livedesk.kit.errors import AppError
+from livedesk.kit.logging import get_logger
+from livedesk.models import PaymentProviderName, RefundStatus
+from livedesk.settings import Settings
+
+log = get_logger("livedesk.payments")
+
+
+class ProviderError(AppError):
+    """The provider refused or could not be reached; nothing was changed on our side."""
+
+    status = 502
+    code = "payment_provider_error"
+
+
+@dataclass(frozen=True)
+class Intent:
+    ref: str
+    client_secret: str | None
+
+
+@dataclass(frozen=True)
+class RefundOutcome:
+    ref: str
+    status: RefundStatus
+
+
+class PaymentProvider(Protocol):
+    name: PaymentProviderName
+    # Shown to everyone as "test mode": no real money moves.
+    test_mode: bool
+    publishable_key: str
+
+    async def create_intent(
+        self, *, amount_minor: int, currency: str, metadata: dict[str, str], idempotency_key: str
+    ) -> Intent: ...
+
+    async def refund(
+        self, *, ref: str, amount_minor: int, currency: str, metadata: dict[str, str], idempotency_key: str
+    ) -> RefundOutcome: ...
+
+
+class SandboxProvider:
+    """No network, no card: intents and refunds are made up here, and the shopper's page
+    chooses success, a decline or an extra authentication step (see service.sandbox_act)."""
+
+    name = PaymentProviderName.SANDBOX
+    test_mode = True
+    publishable_key = ""
+
+    async def create_intent(
+        self, *, amount_minor: int, currency: str, metadata: dict[str, str], idempotency_key: str
+    ) -> Intent:
+        money.stripe_amount(amount_minor, currency)
+        # Derived from the idempotency key, like Stripe: the same request makes the same intent.
+        return Intent(ref=f"sbx_pi_{uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key).hex}", client_secret=None)
+
+    async def refund(
+        self, *, ref: str, amount_minor: int, currency: str, metadata: dict[str, str], idempotency_key: str
+    ) -> RefundOutcome:
+        ref_id = uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key).hex
+        return RefundOutcome(ref=f"sbx_re_{ref_id}", status=RefundStatus.SUCCEEDED)
+
+
+_REFUND_STATUS = {
+    "succeeded": RefundStatus.SUCCEEDED,
+    "pending": RefundStatus.PENDING,
+    "requires_action": RefundStatus.PENDING,
+    "failed": RefundStatus.FAILED,
+    "canceled": RefundStatus.FAILED,
+}
+
+
+class StripeProvider:
+    """Stripe through the official SDK. The SDK is synchronous here (its HTTP client is
+    requests-like), so each call runs in a worker thread; calls are few and short."""
+
+    name = PaymentProviderName.STRIPE
+    test_mode: bool
+    publishable_key: str
+
+    def __init__(self, secret_key: str, publishable_key: str, api_base: str = "") -> None:
+        self.publishable_key = publishable_key
+        self.test_mode = secret_key.startswith("sk_test_")
+        options: dict[str, Any] = {"max_network_retries": 2}
+        if api_base:
+            options["base_addresses"] = {"api": api_base.rstrip("/")}
+        self.client = stripe.StripeClient(secret_key, **options)
+
+    async def create_intent(
+        self, *, amount_minor: int, currency: str, metadata: dict[str, str], idempotency_key: str
+    ) -> Intent:
+        params: dict[str, Any] = {
+            "amount": money.stripe_amount(amount_minor, currency),
+            "currency": money.stripe_currency(currency),
+            "metadata": metadata,
+            # Cards only: the Payment Element then shows the card form and nothing that would
+            # need a redirect away from the call.
+            "payment_method_types": ["card"],
+        }
+        intent = await self._call(
+            self.client.v1.payment_intents.create, params=params, options={"idempotency_key": idempotency_key}
+        )
+        return Intent(ref=intent.id, client_secret=intent.client_secret)
+
+    async def refund(
+        self, *, ref: str, amount_minor: int, currency: str, metadata: dict[str, str], idempotency_key: str
+    ) -> RefundOutcome:
+        params: dict[str, Any] = {
+            "payment_intent": ref,
+            "amount": money.stripe_amount(amount_minor, currency),
+            "metadata": metadata,
+        }
+        refund = await self._call(
+            self.client.v1.refunds.create, params=params, options={"idempotency_key": idempotency_key}
+        )
+        return RefundOutcome(
+            ref=refund.id, status=_REFUND_STATUS.get(refund.status or "", RefundStatus.PENDING)
+        )
+
+    async def _call(self, method: Any, **kwargs: Any) -> Any:
+        try:
+            return await asyncio.to_thread(method, **kwargs)
+        except stripe.CardError as exc:
+            raise ProviderError(exc.user_message or "The card was declined", code="card_declined") from None
+        except stripe.InvalidRequestError as exc:
+            log.warning("stripe refused a request", error=str(exc.user_message or exc))
+            raise ProviderError(
+                f"Stripe refused the request: {exc.user_message or 'invalid request'}", code="payment_refused"
+            ) from None
+        except stripe.StripeError as exc:
+            log.warning("stripe call failed", error=str(exc))
+            raise ProviderError("The payment service could not be reached; try again") from None
+
+
+def make_provider(settings: Settings) -> PaymentProvider:
+    """Stripe when both keys are set, otherwise the sandbox."""
+    secret = settings.stripe_secret_key.get_secret_value()
+    if secret and settings.stripe_publishable_key:
+        return StripeProvider(secret, settings.stripe_publishable_key, settings.stripe_api_base)
+    return SandboxProvider()
+
+
+PROVIDER = web.AppKey("payment_provider", PaymentProvider)
+
+
+def setup_provider(app: web.Application, settings: Settings) -> None:
+    app[PROVIDER] = make_provider(settings)
