@@ -9,6 +9,7 @@ namespaces only dispatch.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from livedesk.kit.errors import AppError
 from livedesk.kit.logging import get_logger
+from livedesk.supervision.timing import EVENT_TIMER
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -106,7 +108,21 @@ async def dispatch(
     specs: dict[str, EventSpec[Any]], ctx: EventContext, event: str, args: tuple[Any, ...]
 ) -> Ack:
     """Run one client event: look it up, check size and shape, call the handler, and turn
-    whatever happens into an ack."""
+    whatever happens into an ack. Its handling time goes to the metrics endpoint."""
+    started = time.perf_counter()
+    try:
+        return await _dispatch(specs, ctx, event, args)
+    finally:
+        timer = ctx.app.get(EVENT_TIMER)
+        if timer is not None:
+            # Unknown names are one label, so clients cannot grow the metric without bound.
+            name = event if event in specs else "(unknown)"
+            timer.observe(ctx.namespace, name, time.perf_counter() - started)
+
+
+async def _dispatch(
+    specs: dict[str, EventSpec[Any]], ctx: EventContext, event: str, args: tuple[Any, ...]
+) -> Ack:
     spec = specs.get(event)
     if spec is None:
         return fail("unknown_event", f"Unknown event '{event}' on {ctx.namespace}")

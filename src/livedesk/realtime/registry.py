@@ -15,6 +15,7 @@ from livedesk.realtime.hooks import Hooks
 from livedesk.realtime.process import OnShoppersGone, OnStaffGone
 from livedesk.realtime.protocol import EventSpec, specs_by_name
 from livedesk.staff import events as staff_events_module
+from livedesk.supervision import events as supervision_events
 
 
 def shopper_events() -> dict[str, EventSpec[Any]]:
@@ -23,7 +24,11 @@ def shopper_events() -> dict[str, EventSpec[Any]]:
 
 def staff_events() -> dict[str, EventSpec[Any]]:
     return specs_by_name(
-        staff_events_module.STAFF, consultation_events.STAFF, chat_events.STAFF, call_events.STAFF
+        staff_events_module.STAFF,
+        consultation_events.STAFF,
+        chat_events.STAFF,
+        call_events.STAFF,
+        supervision_events.STAFF,
     )
 
 

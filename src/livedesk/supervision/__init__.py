@@ -1,0 +1,1 @@
+"""Supervision: the live board (snapshot, then changes), today's figures, alerts, metrics."""

@@ -1,0 +1,128 @@
+"""What the supervisor board reads: the snapshot, the figures of a day, alerts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel
+
+from livedesk.models import ConsultationKind, ConsultationStatus, PresenceStatus
+from livedesk.realtime.protocol import EventModel
+
+
+class BoardQuery(EventModel):
+    """``board.snapshot``: the whole board (the team filter is applied by the page)."""
+
+
+class FiguresQuery(EventModel):
+    """``board.figures``: one day's figures (today in the brand's time zone by default),
+    optionally for one team."""
+
+    team_id: uuid.UUID | None = None
+    day: date | None = None
+
+
+class BoardTeam(BaseModel):
+    id: uuid.UUID
+    name: str
+
+
+class BoardConsultation(BaseModel):
+    """An open consultation as the board shows it: no shopper's name or chat, only what a
+    wall screen may show."""
+
+    id: uuid.UUID
+    kind: ConsultationKind
+    status: ConsultationStatus
+    advisor_id: uuid.UUID | None
+    offered_to_id: uuid.UUID | None
+    nominated_advisor_id: uuid.UUID | None
+    wait_for_nominated: bool
+    skills: list[str]
+    language: str | None
+    requested_at: datetime
+    queued_at: datetime | None
+    accepted_at: datetime | None
+    ended_at: datetime | None
+
+
+class BoardAdvisor(BaseModel):
+    staff_id: uuid.UUID
+    display_name: str
+    team_id: uuid.UUID | None
+    status: PresenceStatus
+    # When the current state began; None for an advisor who has never signed in.
+    since: datetime | None
+
+
+class Alert(BaseModel):
+    kind: Literal["long_wait", "long_call"]
+    consultation_id: uuid.UUID
+    advisor_id: uuid.UUID | None
+    # When the wait or the call began, and how long it has lasted at ``generated_at``.
+    started_at: datetime
+    seconds: int
+
+
+class Thresholds(BaseModel):
+    long_wait_seconds: int
+    long_call_seconds: int
+
+
+class RevenueLine(BaseModel):
+    currency: str
+    amount_minor: int
+    paid_consultations: int
+
+
+class Satisfaction(BaseModel):
+    responses: int
+    average_csat: float | None
+    average_nps: float | None
+
+
+class HourFigures(BaseModel):
+    """One hour of the day (local time): how many were offered, answered, abandoned."""
+
+    hour: int
+    offered: int
+    answered: int
+    abandoned: int
+    average_wait_seconds: float | None
+
+
+class Figures(BaseModel):
+    """One day's figures. Waits run from joining the queue to being answered (or leaving);
+    handle time from being answered to being closed (talk and wrap-up)."""
+
+    day: date
+    timezone: str
+    team_id: uuid.UUID | None
+    offered: int
+    answered: int
+    abandoned: int
+    missed: int
+    waiting: int
+    average_wait_seconds: float | None
+    longest_wait_seconds: float | None
+    average_handle_seconds: float | None
+    # paid consultations / answered consultations, 0..1; None when nothing was answered.
+    conversion: float | None
+    paid_consultations: int
+    revenue: list[RevenueLine]
+    satisfaction: Satisfaction | None
+    hours: list[HourFigures]
+
+
+class BoardSnapshot(BaseModel):
+    generated_at: datetime
+    timezone: str
+    thresholds: Thresholds
+    teams: list[BoardTeam]
+    advisors: list[BoardAdvisor]
+    # Open consultations: waiting (queued, offered) and in progress (active, wrap-up).
+    consultations: list[BoardConsultation]
+    alerts: list[Alert]
+    figures: Figures

@@ -1,0 +1,29 @@
+"""Figures the board takes from other capabilities, through their services: revenue and
+conversion from payments, satisfaction from surveys."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from livedesk.supervision.schemas import RevenueLine, Satisfaction
+
+
+@dataclass(frozen=True)
+class Money:
+    """What payments and surveys said about a day (brand-wide)."""
+
+    revenue: Sequence[RevenueLine] = ()
+    satisfaction: Satisfaction | None = None
+
+    @property
+    def paid_consultations(self) -> int:
+        return sum(line.paid_consultations for line in self.revenue)
+
+
+async def money_between(session: AsyncSession, start: datetime, end: datetime) -> Money:
+    """Revenue (per currency, with paid consultations) and satisfaction of [start, end)."""
+    return Money()
