@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from livedesk.demo import data
+from livedesk.demo.catalogue import seed_catalogue
 from livedesk.demo.plan import (
     Plan,
     PlannedConsultation,
@@ -92,6 +93,7 @@ class _Writer:
         shopper_ids = await self.shoppers()
         await self.orders(shopper_ids)
         await self.consultations(shopper_ids)
+        await seed_catalogue(self.session)
 
     async def _flush_stage(self) -> None:
         await self.session.flush()
