@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 
 from livedesk.app import create_app
 from livedesk.models import Role
@@ -51,7 +52,7 @@ async def test_metrics_from_loopback(live: Any, client: Any, make_staff: Any) ->
 class TestTokenOnly:
     @pytest.fixture
     def settings(self, settings: Settings) -> Settings:
-        return settings.model_copy(update={"metrics_allow": [], "metrics_token": "s3cret-scrape"})
+        return settings.model_copy(update={"metrics_allow": [], "metrics_token": SecretStr("s3cret-scrape")})
 
     async def test_needs_the_token(self, client: Any) -> None:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-scrape"}):

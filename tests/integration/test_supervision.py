@@ -12,7 +12,18 @@ from typing import Any
 import pytest
 
 from livedesk.kit.db import Database
-from livedesk.models import Brand, Consultation, ConsultationKind, ConsultationStatus, Role, Shopper, Team
+from livedesk.models import (
+    Brand,
+    Consultation,
+    ConsultationKind,
+    ConsultationStatus,
+    PaymentProviderName,
+    PaymentRequest,
+    PaymentStatus,
+    Role,
+    Shopper,
+    Team,
+)
 from livedesk.settings import Settings
 
 S = ConsultationStatus
@@ -161,7 +172,7 @@ async def test_figures_of_a_fixed_day_from_stored_rows(client: Any, make_staff: 
     # 2026-03-10 in Tokyo is 2026-03-09 15:00 .. 2026-03-10 15:00 UTC.
     start = datetime(2026, 3, 9, 15, 0, tzinfo=UTC)
     answered = {"status": S.CLOSED, "advisor_id": advisor.id}
-    await _consultation(
+    first = await _consultation(
         db,
         shopper_id,
         queued_at=start,
@@ -190,6 +201,24 @@ async def test_figures_of_a_fixed_day_from_stored_rows(client: Any, make_staff: 
     await _consultation(db, shopper_id, status=S.MISSED, queued_at=start - timedelta(seconds=1))
     await _consultation(db, shopper_id, status=S.MISSED, queued_at=start + timedelta(hours=24))
 
+    # Paid in the call (12,800 yen, 2,000 refunded), and one paid the day after: not counted.
+    for paid_at, total in ((start + timedelta(seconds=300), 12_800), (start + timedelta(hours=24), 9_999)):
+        async with db.transaction() as session:
+            session.add(
+                PaymentRequest(
+                    consultation_id=first,
+                    shopper_id=shopper_id,
+                    advisor_id=advisor.id,
+                    client_key=uuid.uuid4().hex,
+                    status=PaymentStatus.PARTIALLY_REFUNDED,
+                    provider=PaymentProviderName.SANDBOX,
+                    currency="JPY",
+                    total_minor=total,
+                    refunded_minor=2_000,
+                    paid_at=paid_at,
+                )
+            )
+
     supervisor = await make_staff(Role.SUPERVISOR)
     await login(client, supervisor)
     response = await client.get("/api/v1/supervision/figures", params={"day": "2026-03-10"})
@@ -201,6 +230,9 @@ async def test_figures_of_a_fixed_day_from_stored_rows(client: Any, make_staff: 
     assert f["average_wait_seconds"] == 30.0  # (40 + 20) / 2
     assert f["longest_wait_seconds"] == 100.0  # the one who left
     assert f["average_handle_seconds"] == 390.0  # (600 + 180) / 2
+    assert f["revenue"] == [{"currency": "JPY", "amount_minor": 10_800, "paid_consultations": 1}]
+    assert f["paid_consultations"] == 1
+    assert f["conversion"] == 0.5  # one paid of two answered
     hours = {h["hour"]: h for h in f["hours"]}
     assert hours[0]["offered"] == 1
     assert hours[23]["offered"] == 2

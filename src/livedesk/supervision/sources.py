@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from livedesk.payments import service as payments
 from livedesk.supervision.schemas import RevenueLine, Satisfaction
 
 
@@ -25,5 +26,16 @@ class Money:
 
 
 async def money_between(session: AsyncSession, start: datetime, end: datetime) -> Money:
-    """Revenue (per currency, with paid consultations) and satisfaction of [start, end)."""
-    return Money()
+    """Revenue (per currency, net of refunds, with paid consultations) and satisfaction of
+    [start, end)."""
+    revenue = await payments.revenue_between(session, start, end)
+    return Money(
+        revenue=[
+            RevenueLine(
+                currency=line.currency,
+                amount_minor=line.amount_minor,
+                paid_consultations=line.paid_consultations,
+            )
+            for line in revenue
+        ]
+    )
