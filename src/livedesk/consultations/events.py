@@ -23,6 +23,9 @@ from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.models import ConsultationKind, Role, ShopperConnection
 from livedesk.realtime.emit import SIO
 from livedesk.realtime.protocol import EventContext, EventSpec, NoPayload
+from livedesk.surveys import mail as survey_mail
+from livedesk.surveys import satisfaction
+from livedesk.surveys import service as survey_service
 
 
 async def queue_join(ctx: EventContext, payload: QueueJoin) -> dict[str, Any]:
@@ -34,7 +37,15 @@ async def queue_join(ctx: EventContext, payload: QueueJoin) -> dict[str, Any]:
         message="Too many queue joins; wait a moment",
     )
     async with ctx.app[DB].transaction() as session:
+        intake = None
+        if payload.survey_response_id is not None:
+            intake, hints = await survey_service.response_for_queue(
+                session, payload.survey_response_id, shopper.shopper_id
+            )
+            payload = survey_service.apply_hints(payload, hints)
         c = await service.join_queue(session, ctx.app[SIO], shopper.shopper_id, payload)
+        if intake is not None:
+            await survey_service.link_to_consultation(session, intake, c)
         result = service.out(c)
     await routing_runner.kick(ctx.app)
     return result
@@ -117,7 +128,10 @@ async def close(ctx: EventContext, payload: CloseConsultation) -> dict[str, Any]
     async with ctx.app[DB].transaction() as session:
         c = await service.load_for_party(session, payload.consultation_id, ctx)
         await service.close(session, ctx.app[SIO], c, staff.staff_id, payload.notes)
+        invited = await satisfaction.invite_after_close(session, c)
         result = service.out(c)
+    if invited:
+        survey_mail.send_soon(ctx.app, c.id)
     await routing_runner.kick(ctx.app)
     return result
 

@@ -85,6 +85,7 @@ async def _candidates(session: AsyncSession) -> list[routing.Candidate]:
             chats=chats.get(staff.id, 0),
             in_call=staff.id in calls,
             has_pending_offer=staff.id in offers,
+            team_id=staff.team_id,
         )
         for staff, state in rows
     ]
@@ -98,6 +99,7 @@ def _request(c: Consultation) -> routing.Request:
         skills=frozenset(c.skills),
         language=c.language,
         passed_over=frozenset(uuid.UUID(s) for s in c.passed_over),
+        teams=frozenset(uuid.UUID(t) for t in c.extra.get("team_ids", [])),
     )
 
 

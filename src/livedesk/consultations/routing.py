@@ -3,7 +3,8 @@
 1. The nominated advisor, if they can take it now.
 2. If the shopper chose to wait for the nominated advisor: nobody else.
 3. Otherwise advisors who can take it, best match first (skills and language, then
-   language, then skills, then anyone), longest idle first within a tier.
+   language, then skills, then anyone; within each, the team the survey answers asked for
+   first), longest idle first within a tier.
 Advisors who already passed on it (declined or let the offer time out) are skipped.
 """
 
@@ -26,6 +27,7 @@ class Candidate:
     chats: int
     in_call: bool
     has_pending_offer: bool
+    team_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class Request:
     skills: frozenset[str]
     language: str | None
     passed_over: frozenset[uuid.UUID]
+    # Teams the shopper's survey answers point to (empty: any team).
+    teams: frozenset[uuid.UUID] = frozenset()
 
 
 def can_take(candidate: Candidate, kind: ConsultationKind, max_chats: int) -> bool:
@@ -47,16 +51,17 @@ def can_take(candidate: Candidate, kind: ConsultationKind, max_chats: int) -> bo
     return True
 
 
-def _tier(candidate: Candidate, request: Request) -> int:
+def _tier(candidate: Candidate, request: Request) -> tuple[int, int]:
     skills_ok = request.skills <= candidate.skills
     language_ok = request.language is None or request.language in candidate.languages
+    team = 0 if not request.teams or candidate.team_id in request.teams else 1
     if skills_ok and language_ok:
-        return 0
+        return 0, team
     if language_ok:
-        return 1
+        return 1, team
     if skills_ok:
-        return 2
-    return 3
+        return 2, team
+    return 3, team
 
 
 def choose_advisor(request: Request, candidates: Iterable[Candidate], max_chats: int) -> uuid.UUID | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -22,6 +22,9 @@ class QueueJoin(EventModel):
     if_nominated_unavailable: Literal["ask", "wait", "anyone"] = "ask"
     skills: list[str] = Field(default_factory=list, max_length=10)
     language: str | None = Field(None, pattern=r"^[a-z]{2}$")
+    # The shopper's answers to the pre-call survey (POST /api/v1/intake-responses): they add
+    # skills, teams and language to routing, and the advisor sees them in the offer.
+    survey_response_id: uuid.UUID | None = None
 
 
 class ConsultationRef(EventModel):
@@ -62,6 +65,8 @@ class ConsultationOut(BaseModel):
     last_seq: int
     shopper_read_seq: int
     advisor_read_seq: int
+    # The pre-call survey answers, readable (surveys.schemas.IntakeShown), when there are some.
+    intake: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, c: Consultation) -> ConsultationOut:
@@ -84,6 +89,7 @@ class ConsultationOut(BaseModel):
             last_seq=c.last_seq,
             shopper_read_seq=c.shopper_read_seq,
             advisor_read_seq=c.advisor_read_seq,
+            intake=c.extra.get("intake"),
         )
 
 
