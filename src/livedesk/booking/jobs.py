@@ -1,0 +1,87 @@
+"""The booking jobs: every process runs them on a short tick (and at once after a booking
+change): send due booking mails, and settle bookings (attended / no-show). Work is claimed
+in the database (see ``mails`` and ``joining``), so with several processes each mail goes
+out once and each booking is settled once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from livedesk.booking import joining, mails
+from livedesk.booking.tokens import BookingTokens
+from livedesk.kit.context import DB, SETTINGS
+from livedesk.kit.logging import get_logger
+from livedesk.kit.mail import MAILER
+
+log = get_logger("livedesk.booking.jobs")
+
+
+class BookingJobs:
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.tokens = BookingTokens(app[SETTINGS].secret_key.get_secret_value())
+        self._lock = asyncio.Lock()
+        self._again = False
+        self._task: asyncio.Task[None] | None = None
+        # For tests and diagnostics: passes run, mails sent and bookings settled here.
+        self.passes = 0
+        self.sent = 0
+        self.settled = 0
+
+    async def kick(self) -> None:
+        """Run a pass now (coalesced: a kick during a pass makes one more pass)."""
+        if self._lock.locked():
+            self._again = True
+            return
+        async with self._lock:
+            self._again = True
+            while self._again:
+                self._again = False
+                await self._pass()
+
+    async def _pass(self) -> None:
+        app = self.app
+        try:
+            async with app[DB].transaction() as session:
+                self.settled += await joining.settle_bookings(session, app[SETTINGS])
+            self.sent += await mails.send_due(app[DB], app[MAILER], app[SETTINGS], self.tokens)
+        except Exception:  # a failed pass is retried on the next tick
+            log.exception("booking jobs pass failed")
+        self.passes += 1
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.app[SETTINGS].booking_job_seconds)
+            await self.kick()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="livedesk-booking-jobs")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+JOBS = web.AppKey("booking_jobs", BookingJobs)
+
+
+def kick_soon(app: web.Application) -> None:
+    """Send what a change just queued without waiting for the next tick."""
+    if JOBS in app:
+        from livedesk.kit.background import BACKGROUND
+
+        app[BACKGROUND].spawn(app[JOBS].kick(), name="booking-jobs-kick")
+
+
+async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
+    jobs = BookingJobs(app)
+    app[JOBS] = jobs
+    await jobs.start()
+    yield
+    await jobs.stop()

@@ -1,0 +1,344 @@
+"""Shopper-side booking API: consultation types, advisors and slots (public), booking, and
+what a booking link (a signed token) allows: see, reschedule, cancel, join, calendar file.
+
+Handlers parse, authorise and call the services; the rules live in ``service``/``joining``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from aiohttp import web
+from aiohttp_pydantic.oas.typing import r200, r201, r404, r409, r422, r429
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from livedesk.booking import catalog, joining, mails, service
+from livedesk.booking.jobs import JOBS, kick_soon
+from livedesk.booking.schemas import (
+    BookingAdvisor,
+    BookingAdvisorList,
+    BookingCreate,
+    BookingCreated,
+    BookingLinks,
+    BookingOut,
+    Cancel,
+    ConsultationTypeList,
+    ConsultationTypeOut,
+    JoinOut,
+    Reschedule,
+    Slot,
+    SlotList,
+)
+from livedesk.booking.slots import zone
+from livedesk.booking.tokens import BookingTokens
+from livedesk.consultations import routing_runner
+from livedesk.kit.clock import utcnow
+from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
+from livedesk.kit.http import ErrorResponse, client_ip, endpoint, json_ok, model_json
+from livedesk.models import Booking, ConsultationType, Staff
+from livedesk.realtime.emit import SIO
+from livedesk.settings import Settings
+from livedesk.surveys import service as surveys
+from livedesk.visitors.service import TOKENS
+
+
+def tokens_of(request: web.Request) -> BookingTokens:
+    return request.app[JOBS].tokens
+
+
+def type_out(ctype: ConsultationType) -> ConsultationTypeOut:
+    return ConsultationTypeOut.model_validate(ctype)
+
+
+async def booking_out(
+    session: AsyncSession, settings: Settings, booking: Booking, token: str | None = None
+) -> BookingOut:
+    ctype = await session.get(ConsultationType, booking.consultation_type_id)
+    advisor = await session.get(Staff, booking.advisor_id)
+    assert ctype is not None
+    assert advisor is not None
+    local = booking.starts_at.astimezone(zone(booking.shopper_timezone))
+    return BookingOut(
+        id=booking.id,
+        status=booking.status.value,
+        type_id=ctype.id,
+        type_name=ctype.name,
+        type_name_en=ctype.name_en,
+        kind=ctype.kind,
+        duration_minutes=ctype.duration_minutes,
+        advisor_id=advisor.id,
+        advisor_name=advisor.display_name,
+        advisor_name_en=str(advisor.extra.get("display_name_en", "")) or advisor.display_name,
+        advisor_photo_url=advisor.photo_url,
+        nominated=booking.nominated,
+        starts_at=booking.starts_at,
+        ends_at=booking.ends_at,
+        timezone=booking.shopper_timezone,
+        local_start=local.isoformat(),
+        contact_name=booking.contact_name,
+        contact_email=booking.contact_email,
+        contact_phone=booking.contact_phone,
+        locale=booking.locale,
+        sequence=booking.sequence,
+        join_opens_at=joining.join_opens_at(booking, settings),
+        changeable=service.changeable(booking, utcnow()),
+        links=BookingLinks(**mails.links(settings, token)) if token else None,
+    )
+
+
+# ---------------------------------------------------------------- public
+
+
+@endpoint
+async def list_types(request: web.Request) -> r200[ConsultationTypeList]:
+    """Consultation types a shopper can book (public).
+
+    Tags: booking
+    """
+    async with request.app[DB].read() as session:
+        types = await catalog.list_types(session)
+    return model_json(ConsultationTypeList(types=[type_out(t) for t in types]))
+
+
+@endpoint
+async def type_advisors(
+    request: web.Request, type_id: uuid.UUID, /
+) -> r200[BookingAdvisorList] | r404[ErrorResponse]:
+    """Advisors a shopper may nominate for this type (public: nomination profile only).
+
+    Tags: booking
+    """
+    async with request.app[DB].read() as session:
+        ctype = await catalog.get_type(session, type_id)
+        advisors = await service.eligible_advisors(session, ctype)
+    cards = [
+        BookingAdvisor(
+            id=a.id,
+            display_name=a.display_name,
+            display_name_en=str(a.extra.get("display_name_en", "")) or a.display_name,
+            photo_url=a.photo_url,
+            bio=a.bio,
+            bio_en=str(a.extra.get("bio_en", "")),
+            languages=list(a.languages),
+        )
+        for a in advisors
+    ]
+    return model_json(BookingAdvisorList(advisors=cards))
+
+
+@endpoint
+async def type_survey(
+    request: web.Request, type_id: uuid.UUID, /
+) -> r200[dict[str, object]] | r404[ErrorResponse]:
+    """The survey to answer before booking this type ({"survey": null} when none).
+
+    Tags: booking
+    """
+    async with request.app[DB].read() as session:
+        await catalog.get_type(session, type_id)
+        survey = await surveys.intake_survey_for(session, type_id)
+    return json_ok({"survey": None if survey is None else survey.model_dump(mode="json")})
+
+
+@endpoint
+async def search_slots(
+    request: web.Request, type_id: uuid.UUID, start: date, end: date, timezone: str, advisor: str = "any"
+) -> r200[SlotList] | r404[ErrorResponse] | r422[ErrorResponse]:
+    """Free start times of a consultation type between two of the shopper's days (inclusive),
+    in the shopper's time zone, for one advisor (their id) or "any" (merged).
+
+    Tags: booking
+    """
+    settings = request.app[SETTINGS]
+    advisor_id: uuid.UUID | None = None
+    if advisor != "any":
+        try:
+            advisor_id = uuid.UUID(advisor)
+        except ValueError:
+            raise catalog.invalid("advisor", 'give an advisor id or "any"', code="unknown_advisor") from None
+    async with request.app[DB].read() as session:
+        starts = await service.search_slots(
+            session,
+            settings,
+            type_id=type_id,
+            advisor_id=advisor_id,
+            first=start,
+            last=end,
+            timezone=timezone,
+        )
+        ctype = await catalog.get_type(session, type_id)
+    tz = zone(timezone)
+    duration = ctype.duration_minutes * 60
+    slots = []
+    for t in starts:
+        local = datetime.fromtimestamp(t, tz)
+        slots.append(
+            Slot(
+                start=local,
+                end=datetime.fromtimestamp(t + duration, tz),
+                date=local.date(),
+                time=f"{local:%H:%M}",
+            )
+        )
+    out = SlotList(
+        type_id=type_id,
+        advisor=advisor,
+        timezone=timezone,
+        step_minutes=settings.booking_slot_step_minutes,
+        slots=slots,
+    )
+    return model_json(out)
+
+
+@endpoint
+async def create_booking(
+    request: web.Request, body: BookingCreate
+) -> (
+    r201[BookingCreated]
+    | r404[ErrorResponse]
+    | r409[ErrorResponse]
+    | r422[ErrorResponse]
+    | r429[ErrorResponse]
+):
+    """Book a slot (public). Returns the booking and its token, which is what the mailed
+    links carry (manage, join, calendar). Errors: slot_in_past, too_soon, too_far,
+    outside_hours, unknown_advisor, bad_timezone (422); slot_taken (409).
+
+    Tags: booking
+    """
+    settings = request.app[SETTINGS]
+    await request.app[RATE_LIMITS].hit(
+        settings.booking_rate_limit, "booking", client_ip(request), message="Too many bookings; wait a minute"
+    )
+    tokens = tokens_of(request)
+    async with request.app[DB].transaction() as session:
+        booking = await service.create_booking(session, settings, body)
+        token = tokens.issue(booking.id)
+        out = BookingCreated(booking=await booking_out(session, settings, booking, token), token=token)
+    kick_soon(request.app)
+    return model_json(out, status=201)
+
+
+# ---------------------------------------------------------------- by token
+
+
+@endpoint
+async def get_booking(request: web.Request, token: str, /) -> r200[BookingOut] | r404[ErrorResponse]:
+    """The booking a link stands for.
+
+    Tags: booking
+    """
+    booking_id = tokens_of(request).verify(token)
+    async with request.app[DB].read() as session:
+        booking = await service.load(session, booking_id)
+        out = await booking_out(session, request.app[SETTINGS], booking, token)
+    return model_json(out)
+
+
+@endpoint
+async def reschedule_booking(
+    request: web.Request, token: str, /, body: Reschedule
+) -> r200[BookingOut] | r404[ErrorResponse] | r409[ErrorResponse] | r422[ErrorResponse]:
+    """Move the booking to another free start with the same advisor.
+
+    Tags: booking
+    """
+    settings = request.app[SETTINGS]
+    booking_id = tokens_of(request).verify(token)
+    await request.app[RATE_LIMITS].hit(
+        settings.booking_rate_limit, "booking", client_ip(request), message="Too many changes; wait a minute"
+    )
+    async with request.app[DB].transaction() as session:
+        booking = await service.load(session, booking_id, lock=True)
+        await service.reschedule(session, settings, booking, body.start, body.timezone)
+        out = await booking_out(session, settings, booking, token)
+    kick_soon(request.app)
+    return model_json(out)
+
+
+@endpoint
+async def cancel_booking(
+    request: web.Request, token: str, /, body: Cancel
+) -> r200[BookingOut] | r404[ErrorResponse] | r409[ErrorResponse]:
+    """Cancel the booking.
+
+    Tags: booking
+    """
+    settings = request.app[SETTINGS]
+    booking_id = tokens_of(request).verify(token)
+    async with request.app[DB].transaction() as session:
+        booking = await service.load(session, booking_id, lock=True)
+        await service.cancel(session, settings, booking, body.reason)
+        out = await booking_out(session, settings, booking, token)
+    kick_soon(request.app)
+    return model_json(out)
+
+
+@endpoint
+async def join_booking(
+    request: web.Request, token: str, /
+) -> r200[JoinOut] | r404[ErrorResponse] | r409[ErrorResponse]:
+    """Join the booked call: {"status": "early"} with the opening time before the join
+    window; otherwise the consultation and a visitor token for the call page.
+
+    Tags: booking
+    """
+    settings = request.app[SETTINGS]
+    booking_id = tokens_of(request).verify(token)
+    async with request.app[DB].transaction() as session:
+        booking = await service.load(session, booking_id, lock=True)
+        joined = await joining.join(session, request.app[SIO], settings, request.app[TOKENS], booking)
+        now = utcnow()
+        out = JoinOut(
+            status="open" if joined.consultation else "early",
+            starts_at=booking.starts_at,
+            join_opens_at=joined.join_opens_at,
+            seconds_to_open=max(0, int((joined.join_opens_at - now).total_seconds())),
+            consultation_id=joined.consultation.id if joined.consultation else None,
+            visitor_token=joined.visitor_token,
+            shopper_id=booking.shopper_id if joined.consultation else None,
+            expires_in=settings.visitor_token_hours * 3600 if joined.consultation else None,
+        )
+    if joined.consultation is not None:
+        await routing_runner.kick(request.app)
+    return model_json(out)
+
+
+@endpoint
+async def booking_calendar_file(request: web.Request, token: str, /) -> r200[str] | r404[ErrorResponse]:
+    """The booking as an ICS file (METHOD:CANCEL once cancelled).
+
+    Tags: booking
+    """
+    settings = request.app[SETTINGS]
+    booking_id = tokens_of(request).verify(token)
+    async with request.app[DB].read() as session:
+        booking = await service.load(session, booking_id)
+        ctype = await session.get(ConsultationType, booking.consultation_type_id)
+        advisor = await session.get(Staff, booking.advisor_id)
+        assert ctype is not None
+        assert advisor is not None
+        cancel = booking.status.value == "cancelled"
+        body = mails.ics(
+            mails.MailFacts(booking, ctype, advisor), settings, mails.links(settings, token), cancel=cancel
+        )
+    return web.Response(
+        body=body,
+        content_type="text/calendar",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="booking-{booking.id}.ics"'},
+    )
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/booking/types", list_types)
+    app.router.add_get("/api/v1/booking/types/{type_id}/advisors", type_advisors)
+    app.router.add_get("/api/v1/booking/types/{type_id}/survey", type_survey)
+    app.router.add_get("/api/v1/booking/slots", search_slots)
+    app.router.add_post("/api/v1/bookings", create_booking)
+    app.router.add_get("/api/v1/bookings/{token}", get_booking)
+    app.router.add_post("/api/v1/bookings/{token}/reschedule", reschedule_booking)
+    app.router.add_post("/api/v1/bookings/{token}/cancel", cancel_booking)
+    app.router.add_post("/api/v1/bookings/{token}/join", join_booking)
+    app.router.add_get("/api/v1/bookings/{token}/calendar.ics", booking_calendar_file)

@@ -1,0 +1,511 @@
+"""Booking rules: slot search, booking (nominated or "any"), rescheduling and cancelling.
+
+No double booking: the booking transaction re-checks the slot against the advisor's live
+bookings before it inserts. On SQLite that transaction is a serialised write transaction
+(BEGIN IMMEDIATE, see ``kit/db.py``), so the check is decisive; on PostgreSQL booking
+writes take a transaction-scoped advisory lock for the same effect, and the exclusion
+constraint ``ex_bookings_advisor_block`` is the database's own guarantee behind it.
+
+Everything that happens to a booking lands on the shopper's timeline and goes to the
+outgoing webhooks in the same transaction; its mails are queued in the same transaction too
+(``mails.queue_*``) and sent by the booking jobs after the commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from livedesk.booking import catalog, mails
+from livedesk.booking.schemas import BookingCreate, SurveyAnswers
+from livedesk.booking.slots import AdvisorCalendar, DayException, SlotRules, free_starts, merged_starts, zone
+from livedesk.customers import service as customers
+from livedesk.customers.timeline import append_event
+from livedesk.integrations import webhooks
+from livedesk.kit.clock import utcnow
+from livedesk.kit.errors import Conflict, ValidationFailed
+from livedesk.models import (
+    LIVE_BOOKING_STATUSES,
+    AvailabilityException,
+    Booking,
+    BookingStatus,
+    ConsultationType,
+    Role,
+    Staff,
+    TimelineKind,
+    WeeklyHours,
+)
+from livedesk.settings import Settings
+from livedesk.surveys import service as surveys
+
+_BOOKING_LOCK = 727003
+
+
+@dataclass(frozen=True)
+class Window:
+    """Where start times may fall for one search: epoch seconds [lo, hi)."""
+
+    lo: int
+    hi: int
+
+
+def rules_of(ctype: ConsultationType, settings: Settings) -> SlotRules:
+    return SlotRules(
+        duration_minutes=ctype.duration_minutes,
+        buffer_before_minutes=ctype.buffer_before_minutes,
+        buffer_after_minutes=ctype.buffer_after_minutes,
+        step_minutes=settings.booking_slot_step_minutes,
+    )
+
+
+def bookable_window(ctype: ConsultationType, now: datetime) -> Window:
+    """From now + minimum notice to now + horizon."""
+    earliest = now + timedelta(minutes=ctype.min_notice_minutes)
+    latest = now + timedelta(days=ctype.horizon_days)
+    return Window(int(earliest.timestamp()) + (1 if earliest.microsecond else 0), int(latest.timestamp()))
+
+
+def day_range(first: date, last: date, timezone: str) -> Window:
+    """The shopper's days ``first``..``last`` (inclusive) as instants."""
+    tz = zone(timezone)
+    lo = datetime(first.year, first.month, first.day, tzinfo=tz)
+    after = last + timedelta(days=1)
+    hi = datetime(after.year, after.month, after.day, tzinfo=tz)
+    return Window(int(lo.timestamp()), int(hi.timestamp()))
+
+
+async def eligible_advisors(session: AsyncSession, ctype: ConsultationType) -> list[Staff]:
+    """Advisors who may take this type: active, nominable, with every required skill and (if
+    the type names languages) speaking one of them."""
+    rows = (
+        await session.scalars(
+            select(Staff)
+            .where(Staff.role == Role.ADVISOR, Staff.active.is_(True), Staff.nominable.is_(True))
+            .order_by(Staff.display_name)
+        )
+    ).all()
+    needed = set(ctype.required_skills)
+    languages = set(ctype.languages)
+    return [s for s in rows if needed <= set(s.skills) and (not languages or languages & set(s.languages))]
+
+
+async def load_calendars(
+    session: AsyncSession,
+    advisors: list[Staff],
+    window: Window,
+    *,
+    ignore_booking: uuid.UUID | None = None,
+) -> list[AdvisorCalendar]:
+    """Each advisor's week, exceptions and busy blocks around ``window``: three queries,
+    whatever the number of advisors."""
+    if not advisors:
+        return []
+    ids = [a.id for a in advisors]
+    weekly: dict[uuid.UUID, dict[int, list[tuple[int, int]]]] = defaultdict(lambda: defaultdict(list))
+    for row in (
+        await session.execute(
+            select(
+                WeeklyHours.staff_id, WeeklyHours.weekday, WeeklyHours.start_minute, WeeklyHours.end_minute
+            ).where(WeeklyHours.staff_id.in_(ids))
+        )
+    ).all():
+        weekly[row[0]][row[1]].append((row[2], row[3]))
+    lo_day = datetime.fromtimestamp(window.lo, UTC).date() - timedelta(days=2)
+    hi_day = datetime.fromtimestamp(window.hi, UTC).date() + timedelta(days=2)
+    exceptions: dict[uuid.UUID, dict[date, list[DayException]]] = defaultdict(lambda: defaultdict(list))
+    for exc in (
+        await session.scalars(
+            select(AvailabilityException).where(
+                AvailabilityException.staff_id.in_(ids),
+                AvailabilityException.day >= lo_day,
+                AvailabilityException.day <= hi_day,
+            )
+        )
+    ).all():
+        exceptions[exc.staff_id][exc.day].append(
+            DayException(exc.kind.value, exc.start_minute, exc.end_minute)
+        )
+    # Blocks that could touch a start in the window, with the longest buffers we allow.
+    margin = timedelta(hours=10)
+    busy: dict[uuid.UUID, list[tuple[int, int]]] = defaultdict(list)
+    stmt = select(Booking.advisor_id, Booking.block_start, Booking.block_end).where(
+        Booking.advisor_id.in_(ids),
+        Booking.status.in_(LIVE_BOOKING_STATUSES),
+        Booking.block_end > datetime.fromtimestamp(window.lo, UTC) - margin,
+        Booking.block_start < datetime.fromtimestamp(window.hi, UTC) + margin,
+    )
+    if ignore_booking is not None:
+        stmt = stmt.where(Booking.id != ignore_booking)
+    for advisor_id, block_start, block_end in (await session.execute(stmt)).all():
+        busy[advisor_id].append((int(block_start.timestamp()), int(block_end.timestamp())))
+    return [
+        AdvisorCalendar(
+            advisor_id=a.id,
+            timezone=a.timezone,
+            weekly=dict(weekly.get(a.id, {})),
+            exceptions=dict(exceptions.get(a.id, {})),
+            busy=sorted(busy.get(a.id, [])),
+        )
+        for a in advisors
+    ]
+
+
+async def _advisors_for(
+    session: AsyncSession, ctype: ConsultationType, advisor_id: uuid.UUID | None
+) -> list[Staff]:
+    """The nominated advisor (422 ``unknown_advisor`` if they cannot take this type), or
+    every eligible advisor for "any"."""
+    eligible = await eligible_advisors(session, ctype)
+    if advisor_id is None:
+        return eligible
+    chosen = [a for a in eligible if a.id == advisor_id]
+    if not chosen:
+        raise catalog.invalid(
+            "advisor_id", "no such advisor takes this consultation type", code="unknown_advisor"
+        )
+    return chosen
+
+
+async def search_slots(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    type_id: uuid.UUID,
+    advisor_id: uuid.UUID | None,
+    first: date,
+    last: date,
+    timezone: str,
+    now: datetime | None = None,
+) -> list[int]:
+    """Free start times (epoch seconds, in order) of one type between the shopper's days
+    ``first`` and ``last``, for one advisor or merged over every eligible advisor."""
+    from livedesk.booking.schemas import MAX_SEARCH_DAYS
+
+    tz_name = catalog.checked_timezone(timezone)
+    if last < first:
+        raise catalog.invalid("end", "the last day is before the first")
+    if (last - first).days >= MAX_SEARCH_DAYS:
+        raise catalog.invalid("end", f"search at most {MAX_SEARCH_DAYS} days at once")
+    ctype = await catalog.get_type(session, type_id)
+    advisors = await _advisors_for(session, ctype, advisor_id)
+    asked = day_range(first, last, tz_name)
+    allowed = bookable_window(ctype, now or utcnow())
+    window = Window(max(asked.lo, allowed.lo), min(asked.hi, allowed.hi))
+    if window.hi <= window.lo:
+        return []
+    calendars = await load_calendars(session, advisors, window)
+    return merged_starts(calendars, rules_of(ctype, settings), window.lo, window.hi)
+
+
+# ---------------------------------------------------------------- booking
+
+
+async def _serialise(session: AsyncSession) -> None:
+    """Booking writes one at a time. SQLite's write transaction already is exclusive;
+    PostgreSQL takes a transaction-scoped advisory lock (the exclusion constraint stays the
+    last word if anything ever writes around this)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text(f"SELECT pg_advisory_xact_lock({_BOOKING_LOCK})"))
+
+
+def _aware(value: datetime, field: str) -> datetime:
+    if value.tzinfo is None:
+        raise catalog.invalid(field, "give the time with its UTC offset (e.g. 2026-03-29T10:00:00+01:00)")
+    return value.astimezone(UTC)
+
+
+async def _check_slot(
+    session: AsyncSession,
+    settings: Settings,
+    ctype: ConsultationType,
+    advisors: list[Staff],
+    start: datetime,
+    now: datetime,
+    *,
+    ignore_booking: uuid.UUID | None = None,
+) -> list[uuid.UUID]:
+    """The advisors (of ``advisors``) for whom ``start`` is free; a clear error otherwise:
+    in the past, too soon / too far, outside hours, or taken."""
+    if start <= now:
+        raise catalog.invalid("start", "this time is in the past", code="slot_in_past")
+    t = int(start.timestamp())
+    allowed = bookable_window(ctype, now)
+    if t < allowed.lo:
+        raise catalog.invalid(
+            "start", f"bookings need {ctype.min_notice_minutes} minutes' notice", code="too_soon"
+        )
+    if t >= allowed.hi:
+        raise catalog.invalid(
+            "start", f"bookings open {ctype.horizon_days} days ahead at most", code="too_far"
+        )
+    rules = rules_of(ctype, settings)
+    probe = Window(t, t + 1)
+    calendars = await load_calendars(session, advisors, probe, ignore_booking=ignore_booking)
+    free = [c.advisor_id for c in calendars if any(t in r for r in free_starts(c, rules, t, t + 1))]
+    if free:
+        return free
+    idle = [AdvisorCalendar(c.advisor_id, c.timezone, c.weekly, c.exceptions, []) for c in calendars]
+    if any(any(t in r for r in free_starts(c, rules, t, t + 1)) for c in idle):
+        raise Conflict("This time has just been taken; please choose another", code="slot_taken")
+    raise catalog.invalid("start", "this time is outside the advisor's hours", code="outside_hours")
+
+
+async def _least_booked(session: AsyncSession, candidates: list[uuid.UUID], now: datetime) -> uuid.UUID:
+    """ "Any advisor": the one with the fewest upcoming bookings; on a tie, the one whose
+    last booking was made longest ago (round robin); then by id, so the choice is stable."""
+    if len(candidates) == 1:
+        return candidates[0]
+    rows = (
+        await session.execute(
+            select(
+                Booking.advisor_id,
+                func.count().filter(Booking.starts_at >= now, Booking.status.in_(LIVE_BOOKING_STATUSES)),
+                func.max(Booking.created_at),
+            )
+            .where(Booking.advisor_id.in_(candidates))
+            .group_by(Booking.advisor_id)
+        )
+    ).all()
+    stats = {row[0]: (int(row[1] or 0), row[2]) for row in rows}
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+
+    def key(advisor_id: uuid.UUID) -> tuple[int, datetime, str]:
+        count, last = stats.get(advisor_id, (0, None))
+        last_at = epoch if last is None else (last if last.tzinfo else last.replace(tzinfo=UTC))
+        return (count, last_at, str(advisor_id))
+
+    return min(candidates, key=key)
+
+
+def _blocks(ctype: ConsultationType, start: datetime) -> tuple[datetime, datetime, datetime]:
+    end = start + timedelta(minutes=ctype.duration_minutes)
+    return (
+        end,
+        start - timedelta(minutes=ctype.buffer_before_minutes),
+        end + timedelta(minutes=ctype.buffer_after_minutes),
+    )
+
+
+async def _flush_or_taken(session: AsyncSession) -> None:
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        # The exclusion constraint (PostgreSQL) refused an overlapping live booking.
+        if "ex_bookings_advisor_block" in str(exc.orig):
+            raise Conflict(
+                "This time has just been taken; please choose another", code="slot_taken"
+            ) from None
+        raise
+
+
+def summary_data(booking: Booking, ctype: ConsultationType) -> dict[str, Any]:
+    return {
+        "booking_id": booking.id,
+        "status": booking.status.value,
+        "type_id": ctype.id,
+        "type_name": ctype.name,
+        "advisor_id": booking.advisor_id,
+        "starts_at": booking.starts_at,
+        "ends_at": booking.ends_at,
+        "timezone": booking.shopper_timezone,
+        "nominated": booking.nominated,
+        "sequence": booking.sequence,
+    }
+
+
+async def record(
+    session: AsyncSession,
+    booking: Booking,
+    ctype: ConsultationType,
+    summary: str,
+    *,
+    webhook: str,
+    actor: uuid.UUID | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Timeline row and outgoing webhook for a booking change, in the caller's transaction."""
+    data = {**summary_data(booking, ctype), **(extra or {})}
+    await append_event(
+        session,
+        booking.shopper_id,
+        TimelineKind.BOOKING,
+        summary,
+        data,
+        actor_staff_id=actor,
+        consultation_id=booking.consultation_id,
+        ref_id=str(booking.id),
+    )
+    await webhooks.enqueue(session, webhook, {**data, "shopper_id": booking.shopper_id})
+
+
+async def create_booking(
+    session: AsyncSession, settings: Settings, data: BookingCreate, *, now: datetime | None = None
+) -> Booking:
+    """Book a slot. The shopper is found (or created) by the contact's e-mail and phone;
+    "any" picks the least-booked free advisor (round robin on a tie). The booking, its
+    survey answers, its timeline row, its webhook and its mails are one transaction.
+
+    Errors: 404 ``unknown_type``; 422 ``unknown_advisor``, ``bad_timezone``, ``slot_in_past``,
+    ``too_soon``, ``too_far``, ``outside_hours``; 409 ``slot_taken``.
+    """
+    now = now or utcnow()
+    timezone = catalog.checked_timezone(data.timezone)
+    start = _aware(data.start, "start")
+    ctype = await catalog.get_type(session, data.type_id)
+    await _serialise(session)
+    advisors = await _advisors_for(session, ctype, data.advisor_id)
+    free = await _check_slot(session, settings, ctype, advisors, start, now)
+    advisor_id = data.advisor_id or await _least_booked(session, free, now)
+    resolution = await customers.resolve_shopper(
+        session,
+        email=data.contact.email,
+        phone=data.contact.phone or None,
+        display_name=data.contact.name or None,
+        locale=data.locale,
+        timezone=timezone,
+        source="booking",
+    )
+    assert resolution.view is not None
+    shopper = resolution.view.shopper
+    end, block_start, block_end = _blocks(ctype, start)
+    booking = Booking(
+        id=uuid.uuid4(),
+        consultation_type_id=ctype.id,
+        advisor_id=advisor_id,
+        shopper_id=shopper.id,
+        status=BookingStatus.CONFIRMED,
+        starts_at=start,
+        ends_at=end,
+        block_start=block_start,
+        block_end=block_end,
+        nominated=data.advisor_id is not None,
+        shopper_timezone=timezone,
+        locale=data.locale,
+        contact_name=data.contact.name,
+        contact_email=shopper.email or data.contact.email,
+        contact_phone=shopper.phone if data.contact.phone else None,
+        sequence=0,
+        cancel_reason="",
+        extra={},
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(booking)
+    await _flush_or_taken(session)
+    if data.survey is not None:
+        booking.survey_response_id = await _submit_survey(session, data.survey, booking)
+    await record(session, booking, ctype, f"Booked: {ctype.name}", webhook=webhooks.BOOKING_CREATED)
+    await mails.queue_for_change(session, settings, booking, mails.BookingMailKind.CONFIRMATION, now)
+    return booking
+
+
+async def _submit_survey(session: AsyncSession, answers: SurveyAnswers, booking: Booking) -> uuid.UUID:
+    submitted = await surveys.submit_intake(
+        session,
+        survey_id=answers.survey_id,
+        version=answers.version,
+        answers=answers.answers,
+        shopper_id=booking.shopper_id,
+        booking_id=booking.id,
+    )
+    return submitted.response_id
+
+
+def changeable(booking: Booking, now: datetime) -> bool:
+    return booking.status == BookingStatus.CONFIRMED and booking.starts_at > now
+
+
+def _must_be_changeable(booking: Booking, now: datetime) -> None:
+    if booking.status != BookingStatus.CONFIRMED:
+        raise Conflict(f"This booking is {booking.status.value.replace('_', ' ')}", code="booking_closed")
+    if booking.starts_at <= now:
+        raise Conflict("This booking has already started", code="booking_started")
+
+
+async def reschedule(
+    session: AsyncSession,
+    settings: Settings,
+    booking: Booking,
+    start: datetime,
+    timezone: str | None,
+    *,
+    now: datetime | None = None,
+    actor: uuid.UUID | None = None,
+) -> Booking:
+    """Move a booking to another free start with the same advisor. The ICS SEQUENCE goes up,
+    reminders are re-planned and a "moved" mail goes out."""
+    now = now or utcnow()
+    _must_be_changeable(booking, now)
+    if timezone is not None:
+        booking.shopper_timezone = catalog.checked_timezone(timezone)
+    new_start = _aware(start, "start")
+    ctype = await catalog.get_type(session, booking.consultation_type_id, active_only=False)
+    await _serialise(session)
+    staff = await session.get(Staff, booking.advisor_id)
+    assert staff is not None
+    await _check_slot(session, settings, ctype, [staff], new_start, now, ignore_booking=booking.id)
+    previous = booking.starts_at
+    booking.ends_at, booking.block_start, booking.block_end = _blocks(ctype, new_start)
+    booking.starts_at = new_start
+    booking.sequence += 1
+    booking.updated_at = now
+    await _flush_or_taken(session)
+    await record(
+        session,
+        booking,
+        ctype,
+        f"Booking moved: {ctype.name}",
+        webhook=webhooks.BOOKING_CHANGED,
+        actor=actor,
+        extra={"change": "rescheduled", "previous_starts_at": previous},
+    )
+    await mails.queue_for_change(session, settings, booking, mails.BookingMailKind.RESCHEDULED, now)
+    return booking
+
+
+async def cancel(
+    session: AsyncSession,
+    settings: Settings,
+    booking: Booking,
+    reason: str,
+    *,
+    now: datetime | None = None,
+    actor: uuid.UUID | None = None,
+) -> Booking:
+    """Cancel a booking: the time is free again, pending reminders are dropped, and a
+    cancellation (ICS METHOD:CANCEL) goes out."""
+    now = now or utcnow()
+    _must_be_changeable(booking, now)
+    ctype = await catalog.get_type(session, booking.consultation_type_id, active_only=False)
+    booking.status = BookingStatus.CANCELLED
+    booking.cancelled_at = now
+    booking.cancel_reason = reason
+    booking.sequence += 1
+    booking.updated_at = now
+    who = "the advisor" if actor else "the shopper"
+    await record(
+        session,
+        booking,
+        ctype,
+        f"Booking cancelled by {who}: {ctype.name}",
+        webhook=webhooks.BOOKING_CHANGED,
+        actor=actor,
+        extra={"change": "cancelled", "reason": reason},
+    )
+    await mails.queue_for_change(session, settings, booking, mails.BookingMailKind.CANCELLED, now)
+    return booking
+
+
+async def load(session: AsyncSession, booking_id: uuid.UUID, *, lock: bool = False) -> Booking:
+    booking = await session.get(Booking, booking_id, with_for_update=lock)
+    if booking is None:
+        # A correctly signed token for a booking that is gone (its shopper was erased).
+        raise ValidationFailed("This booking no longer exists", code="bad_token")
+    return booking
