@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from livedesk.customers import search
 from livedesk.customers.repository import ShopperView, identities_of, shopper_references
 from livedesk.customers.timeline import new_event
 from livedesk.kit.clock import utcnow
@@ -166,6 +167,8 @@ async def merge_shoppers(
         )
     )
     await session.flush()
+    # The merged profile's terms were re-pointed here with its other rows; rebuild them.
+    await search.index_shopper(session, survivor_id)
     log.info("shoppers merged", survivor=str(survivor_id), merged=str(merged_id), moved=moved)
     return MergeResult(
         survivor=ShopperView(survivor, await identities_of(session, survivor_id)),

@@ -18,6 +18,7 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from livedesk.customers import search
 from livedesk.customers.identity import (
     DEFAULT_PHONE_REGION,
     IdentityError,
@@ -263,6 +264,7 @@ async def create_shopper(
         source=source,
     )
     await _flush_claims(session)
+    search.add_terms(session, view.shopper, wanted)
     return view
 
 
@@ -326,6 +328,7 @@ async def update_shopper(
         shopper.attributes = attributes
     shopper.updated_at = utcnow()
     await _flush_claims(session)
+    await search.index_shopper(session, shopper.id)
     return ShopperView(shopper, await identities_of(session, shopper.id), requested)
 
 
@@ -432,6 +435,7 @@ async def _resolve_once(
             source=profile.source,
         )
         await session.flush()
+        search.add_terms(session, view.shopper, wanted)
         return Resolution(view=view, created=True, attached=list(view.identities))
 
     # Dict order follows RESOLVE_PRIORITY, so the first profile is the one the strongest
@@ -463,6 +467,7 @@ async def _resolve_once(
     if changed:
         shopper.updated_at = utcnow()
         await session.flush()
+        await search.index_shopper(session, shopper.id)
     return Resolution(
         view=ShopperView(shopper, await identities_of(session, shopper.id)),
         created=False,

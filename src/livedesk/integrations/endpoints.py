@@ -1,0 +1,134 @@
+"""Webhook endpoints and their delivery log, as an admin manages them."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from livedesk.integrations.schemas import EndpointCreate, EndpointUpdate
+from livedesk.kit.clock import utcnow
+from livedesk.kit.errors import Conflict, NotFound
+from livedesk.models import AuditEntry
+from livedesk.models.integrations import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+
+MAX_LOG = 200
+
+
+def _audit(session: AsyncSession, actor: uuid.UUID | None, action: str, endpoint: WebhookEndpoint) -> None:
+    session.add(
+        AuditEntry(
+            id=uuid.uuid4(),
+            at=utcnow(),
+            actor_staff_id=actor,
+            action=action,
+            target_type="webhook_endpoint",
+            target_id=str(endpoint.id),
+            details={"url": endpoint.url, "event_types": endpoint.event_types, "active": endpoint.active},
+        )
+    )
+
+
+async def create_endpoint(
+    session: AsyncSession, data: EndpointCreate, *, actor_staff_id: uuid.UUID | None
+) -> WebhookEndpoint:
+    """A new endpoint with a fresh signing secret (returned once by the route)."""
+    endpoint = WebhookEndpoint(
+        id=uuid.uuid4(),
+        url=data.url,
+        description=data.description,
+        secret="whsec_" + secrets.token_urlsafe(32),
+        event_types=list(data.event_types),
+        active=True,
+        created_at=utcnow(),
+    )
+    session.add(endpoint)
+    _audit(session, actor_staff_id, "webhook.endpoint.create", endpoint)
+    return endpoint
+
+
+async def list_endpoints(session: AsyncSession) -> Sequence[WebhookEndpoint]:
+    return (await session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.created_at))).all()
+
+
+async def update_endpoint(
+    session: AsyncSession, endpoint_id: uuid.UUID, data: EndpointUpdate, *, actor_staff_id: uuid.UUID | None
+) -> WebhookEndpoint:
+    """Change url, description, event types or active (a paused endpoint gets no new rows)."""
+    endpoint = await session.get(WebhookEndpoint, endpoint_id, with_for_update=True)
+    if endpoint is None:
+        raise NotFound("No such webhook endpoint", code="endpoint_not_found")
+    if data.url is not None:
+        endpoint.url = data.url
+    if data.description is not None:
+        endpoint.description = data.description
+    if data.event_types is not None:
+        endpoint.event_types = list(data.event_types)
+    if data.active is not None:
+        endpoint.active = data.active
+    _audit(session, actor_staff_id, "webhook.endpoint.update", endpoint)
+    return endpoint
+
+
+async def list_deliveries(
+    session: AsyncSession,
+    *,
+    endpoint_id: uuid.UUID | None,
+    status: DeliveryStatus | None,
+    limit: int,
+) -> Sequence[WebhookDelivery]:
+    """The delivery log, newest first."""
+    stmt = select(WebhookDelivery).order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
+    if endpoint_id is not None:
+        stmt = stmt.where(WebhookDelivery.endpoint_id == endpoint_id)
+    if status is not None:
+        stmt = stmt.where(WebhookDelivery.status == status)
+    return (await session.scalars(stmt.limit(min(limit, MAX_LOG)))).all()
+
+
+async def delivery_detail(
+    session: AsyncSession, delivery_id: uuid.UUID
+) -> tuple[WebhookDelivery, Sequence[WebhookAttempt]]:
+    delivery = await session.get(WebhookDelivery, delivery_id)
+    if delivery is None:
+        raise NotFound("No such webhook delivery", code="delivery_not_found")
+    log = (
+        await session.scalars(
+            select(WebhookAttempt)
+            .where(WebhookAttempt.delivery_id == delivery_id)
+            .order_by(WebhookAttempt.at)
+        )
+    ).all()
+    return delivery, log
+
+
+async def retry_delivery(
+    session: AsyncSession, delivery_id: uuid.UUID, *, actor_staff_id: uuid.UUID | None
+) -> WebhookDelivery:
+    """Send a failed delivery again now (with a fresh set of tries)."""
+    delivery = await session.get(WebhookDelivery, delivery_id, with_for_update=True)
+    if delivery is None:
+        raise NotFound("No such webhook delivery", code="delivery_not_found")
+    if delivery.status != DeliveryStatus.FAILED:
+        raise Conflict(
+            f"The delivery is {delivery.status.value}; only a failed one is retried", code="not_failed"
+        )
+    delivery.status = DeliveryStatus.PENDING
+    delivery.attempts = 0
+    delivery.next_attempt_at = utcnow()
+    delivery.locked_until = None
+    session.add(
+        AuditEntry(
+            id=uuid.uuid4(),
+            at=utcnow(),
+            actor_staff_id=actor_staff_id,
+            action="webhook.delivery.retry",
+            target_type="webhook_delivery",
+            target_id=str(delivery.id),
+            details={"event_type": delivery.event_type},
+        )
+    )
+    return delivery
