@@ -3,6 +3,7 @@ pydantic models (the same models produce the OpenAPI document), and JSON respons
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -80,7 +81,52 @@ def endpoint(handler: Callable[..., Awaitable[web.StreamResponse]]) -> Handler:
     answering 422 with one message per field otherwise. aiohttp-pydantic reads the same
     annotations to write the OpenAPI document."""
     wrapped: Handler = inject_params(on_validation_error=_on_validation_error).and_request(handler)
-    return wrapped
+
+    @functools.wraps(wrapped)
+    async def decodable_then_parse(request: web.Request) -> web.StreamResponse:
+        await _check_text_body(request)
+        return await wrapped(request)
+
+    return decodable_then_parse
+
+
+async def _check_text_body(request: web.Request) -> None:
+    """aiohttp decodes a JSON body inside the parser and lets a UnicodeDecodeError escape
+    (a 500); a body that is not text in its declared charset is the client's error. Multipart
+    bodies are streamed by their handlers and not read here."""
+    if not request.body_exists or request.content_type.startswith("multipart/"):
+        return
+    body = await request.read()  # bounded by client_max_size, and cached for the parser
+    try:
+        body.decode(request.charset or "utf-8")
+    except (UnicodeDecodeError, LookupError):
+        charset = request.charset or "UTF-8"
+        raise web.HTTPBadRequest(reason=f"Request body is not valid {charset} text") from None
+
+
+# Answers every operation can give whatever its handler says: the body cannot be read (400)
+# or is too large (413), or a parameter or the body fails validation (422).
+_COMMON_ERRORS = {
+    "400": "The request body is malformed (not JSON, not text, not well-formed multipart)",
+    "413": "The request body is larger than the limit",
+    "422": "A parameter or a body field is invalid",
+}
+
+
+def document_common_errors(spec: dict[str, Any]) -> None:
+    """Add the error answers the plumbing gives (see ``_COMMON_ERRORS``) to every operation
+    of an OpenAPI document that can get them, so clients and schema checks know of them."""
+    content = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+    methods = {"get", "head", "post", "put", "patch", "delete"}
+    for item in spec.get("paths", {}).values():
+        for method, operation in item.items():
+            if method not in methods or not isinstance(operation, dict):
+                continue
+            has_body = "requestBody" in operation
+            statuses = ["400", "413", "422"] if has_body else ["422"] if operation.get("parameters") else []
+            responses = operation.setdefault("responses", {})
+            for status in statuses:
+                responses.setdefault(status, {"description": _COMMON_ERRORS[status], "content": content})
 
 
 def client_ip(request: web.Request) -> str:

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from livedesk import __version__
 from livedesk.kit.context import DB
-from livedesk.kit.http import ErrorResponse, endpoint, error_response, json_ok
+from livedesk.kit.http import ErrorResponse, document_common_errors, endpoint, error_response, json_ok
 from livedesk.kit.logging import get_logger
 from livedesk.kit.migrate import current_revision, head_revision
 
@@ -70,6 +70,7 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
     # OpenAPI 3.0 does not allow; they belong beside the others in components.schemas.
     for schema in list(schemas.values()):
         schemas.update(schema.pop("$defs", {}))
+    document_common_errors(spec)
     return spec
 
 
