@@ -24,8 +24,7 @@ log = get_logger("livedesk.pages")
 # The same folder app.WEB_DIR names (importing app from here would be circular).
 WEB_DIR = Path(__file__).resolve().parents[3] / "web"
 
-# Address → HTML file under web/. The supervisor dashboard and admin share the staff sign-in
-# page until they have their own.
+# Address → HTML file under web/.
 PAGES: dict[str, str] = {
     "/": "index.html",
     "/demo/shop": "demo/shop.html",
@@ -34,7 +33,8 @@ PAGES: dict[str, str] = {
     "/call/": "call/index.html",
     # The advisor console (sign-in, offers, calls, chats, customer panel).
     "/staff/": "staff/index.html",
-    "/supervisor/": "staff/index.html",
+    # The supervisor board (sign-in, then the live board for supervisors and admins).
+    "/supervisor/": "supervisor/index.html",
     "/admin/": "admin/index.html",
 }
 # /widget.js is the one file a shop's page includes with a <script> tag.

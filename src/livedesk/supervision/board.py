@@ -99,7 +99,14 @@ async def advisors(session: AsyncSession) -> list[BoardAdvisor]:
     """Every active advisor with their presence (offline, with no time, if never seen)."""
     rows = (
         await session.execute(
-            select(Staff.id, Staff.display_name, Staff.team_id, AdvisorPresence.status, AdvisorPresence.since)
+            select(
+                Staff.id,
+                Staff.display_name,
+                Staff.extra,
+                Staff.team_id,
+                AdvisorPresence.status,
+                AdvisorPresence.since,
+            )
             .outerjoin(AdvisorPresence, AdvisorPresence.staff_id == Staff.id)
             .where(Staff.role == Role.ADVISOR, Staff.active.is_(True))
             .order_by(Staff.display_name)
@@ -109,11 +116,12 @@ async def advisors(session: AsyncSession) -> list[BoardAdvisor]:
         BoardAdvisor(
             staff_id=staff_id,
             display_name=name,
+            display_name_en=str((extra or {}).get("display_name_en", "")) or name,
             team_id=team_id,
             status=status or PresenceStatus.OFFLINE,
             since=since,
         )
-        for staff_id, name, team_id, status, since in rows
+        for staff_id, name, extra, team_id, status, since in rows
     ]
 
 

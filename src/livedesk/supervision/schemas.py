@@ -51,6 +51,8 @@ class BoardConsultation(BaseModel):
 class BoardAdvisor(BaseModel):
     staff_id: uuid.UUID
     display_name: str
+    # The name on English pages (the nomination profile's), else display_name.
+    display_name_en: str
     team_id: uuid.UUID | None
     status: PresenceStatus
     # When the current state began; None for an advisor who has never signed in.
