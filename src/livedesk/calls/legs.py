@@ -158,6 +158,8 @@ class Leg:
             track = transceiver.receiver.track
             if track is not None:
                 self._spawn(self._drain(track))
+        if not self.taps:
+            raise ValueError("the offer sends no audio or video")
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
         local = self.pc.localDescription

@@ -1,0 +1,2 @@
+"""Call recording: consent, the server-side recorder (no re-encoding), storage, playback,
+retention."""

@@ -1,0 +1,155 @@
+"""HTTP routes of recording: a shopper's recordings, one recording, and its media streamed
+with HTTP Range — to staff who may see that shopper only, every media access audited."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from aiohttp import web
+from aiohttp_pydantic.oas.typing import r200, r206, r401, r403, r404, r409, r416
+
+from livedesk.kit.context import DB
+from livedesk.kit.errors import AppError, Forbidden, NotFound
+from livedesk.kit.http import ErrorResponse, model_json
+from livedesk.kit.logging import get_logger
+from livedesk.recording import service
+from livedesk.recording.schemas import RecordingListOut, RecordingOut
+from livedesk.recording.storage import RECORDING_STORE
+from livedesk.staff.auth import guarded, require_staff
+
+log = get_logger("livedesk.recording")
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class RangeNotSatisfiable(AppError):
+    status = 416
+    code = "range_not_satisfiable"
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The one byte range asked for (inclusive), None for the whole file. Several ranges in
+    one request are not supported: the client gets a clear 416."""
+    if header is None or header.strip() == "":
+        return None
+    match = _RANGE.match(header.strip())
+    if match is None:
+        raise RangeNotSatisfiable("Send one byte range, like 'bytes=0-1023'")
+    first, last = match.groups()
+    if first == "" and last == "":
+        raise RangeNotSatisfiable("Send one byte range, like 'bytes=0-1023'")
+    if first == "":
+        # A suffix: the last N bytes.
+        count = int(last)
+        if count == 0:
+            raise RangeNotSatisfiable("An empty suffix range selects nothing")
+        return max(0, size - count), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or end < start:
+        raise RangeNotSatisfiable(f"The range is outside the file ({size} bytes)")
+    return start, end
+
+
+@guarded()
+async def list_recordings(
+    request: web.Request, shopper_id: uuid.UUID, /
+) -> r200[RecordingListOut] | r401[ErrorResponse] | r403[ErrorResponse]:
+    """A shopper's recordings, newest first, with their consents (supervisors and admins, or an
+    advisor who has served the shopper).
+
+    Tags: recordings
+    """
+    staff = await require_staff(request)
+    async with request.app[DB].read() as session:
+        rows = await service.list_for_shopper(session, shopper_id, staff)
+    return model_json(RecordingListOut(recordings=rows))
+
+
+@guarded()
+async def get_recording(
+    request: web.Request, recording_id: uuid.UUID, /
+) -> r200[RecordingOut] | r401[ErrorResponse] | r403[ErrorResponse] | r404[ErrorResponse]:
+    """One recording: state, consents, duration and size.
+
+    Tags: recordings
+    """
+    staff = await require_staff(request)
+    async with request.app[DB].read() as session:
+        result = await service.get_for_staff(session, recording_id, staff)
+    return model_json(result)
+
+
+@guarded()
+async def recording_media(
+    request: web.Request, recording_id: uuid.UUID, /
+) -> (
+    r200
+    | r206
+    | r401[ErrorResponse]
+    | r403[ErrorResponse]
+    | r404[ErrorResponse]
+    | r409[ErrorResponse]
+    | r416[ErrorResponse]
+):
+    """The recording's WebM file, streamed; send Range for a part (206). Every request is
+    written to the audit log, refused ones too.
+
+    Tags: recordings
+    """
+    staff = await require_staff(request)
+    byte_range = request.headers.get("Range")
+    async with request.app[DB].transaction() as session:
+        recording = await service.open_for_playback(session, recording_id, staff, byte_range)
+        allowed = await service.may_see_shopper(session, staff, recording.shopper_id)
+    if not allowed:
+        # The refusal is audited (committed above) before it is answered.
+        raise Forbidden("You may not see this shopper's recordings", code="forbidden")
+    assert recording.storage_key is not None
+    store = request.app[RECORDING_STORE]
+    try:
+        size = await store.size(recording.storage_key)
+    except FileNotFoundError:
+        log.error("recording file missing", recording_id=str(recording.id), storage_key=recording.storage_key)
+        raise NotFound("The recording's file is no longer available", code="recording_not_found") from None
+    try:
+        span = parse_range(byte_range, size)
+    except RangeNotSatisfiable:
+        response = web.json_response(
+            {
+                "error": {
+                    "code": "range_not_satisfiable",
+                    "message": f"Send one byte range within {size} bytes",
+                }
+            },
+            status=416,
+            headers={"Content-Range": f"bytes */{size}"},
+        )
+        return response
+    start, end = span if span is not None else (0, size - 1)
+    stream = web.StreamResponse(status=206 if span is not None else 200)
+    stream.headers.update(
+        {
+            "Content-Type": "video/webm",
+            "Accept-Ranges": "bytes",
+            "Cache-Control": "private, no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": f'inline; filename="recording-{recording.id}.webm"',
+        }
+    )
+    if span is not None:
+        stream.headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    stream.content_length = end - start + 1 if size else 0
+    await stream.prepare(request)
+    if size and request.method != "HEAD":
+        async for chunk in store.read(recording.storage_key, start, end):
+            await stream.write(chunk)
+    await stream.write_eof()
+    return stream
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/shoppers/{shopper_id}/recordings", list_recordings)
+    app.router.add_get("/api/v1/recordings/{recording_id}", get_recording)
+    app.router.add_get("/api/v1/recordings/{recording_id}/media", recording_media)

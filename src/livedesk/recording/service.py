@@ -1,0 +1,596 @@
+"""The rules of recording a call: who may start and stop it, consent, what lands on the
+timeline, who may play it back, retention and erasure.
+
+Lifecycle: the advisor starts → ``awaiting_consent`` (policy *ask*) or ``recording`` (policy
+*announce*) → the shopper accepts (→ ``recording``) or refuses (→ ``refused``: nothing is
+kept) → the advisor stops, or the call ends → ``processing`` (the server joins the
+participant files) → ``ready`` (one playable file) or ``failed``. Every consent or refusal is
+stored with its time. The media side (legs, files) is in ``recorder.py``; nothing here touches
+media, and nothing here commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import socketio
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from livedesk.customers.timeline import append_event
+from livedesk.kit.clock import utcnow
+from livedesk.kit.db import after_commit
+from livedesk.kit.errors import Conflict, Forbidden, NotFound
+from livedesk.kit.logging import get_logger
+from livedesk.models import (
+    AuditEntry,
+    ConsentDecision,
+    ConsentPolicy,
+    Consultation,
+    ConsultationKind,
+    ConsultationStatus,
+    Recording,
+    RecordingConsent,
+    RecordingPart,
+    RecordingStatus,
+    Role,
+    TimelineKind,
+)
+from livedesk.realtime import rooms
+from livedesk.realtime.emit import emit
+from livedesk.recording import storage
+from livedesk.recording.schemas import ConsentOut, RecordingOut
+from livedesk.staff.sessions import Principal
+
+log = get_logger("livedesk.recording")
+
+RS = RecordingStatus
+OPEN = (RS.AWAITING_CONSENT, RS.RECORDING)
+# Ended recordings, which the retention job removes once expired.
+ENDED = (RS.READY, RS.FAILED, RS.REFUSED)
+RECORDING_UPDATED = "recording.updated"
+PLAYBACK_ROLES = (Role.SUPERVISOR, Role.ADMIN)
+
+
+def out(recording: Recording, consents: Sequence[RecordingConsent]) -> RecordingOut:
+    return RecordingOut(
+        id=recording.id,
+        consultation_id=recording.consultation_id,
+        shopper_id=recording.shopper_id,
+        advisor_id=recording.advisor_id,
+        status=recording.status,
+        policy=recording.policy,
+        with_video=recording.with_video,
+        requested_at=recording.requested_at,
+        started_at=recording.started_at,
+        stopped_at=recording.stopped_at,
+        ready_at=recording.ready_at,
+        expires_at=recording.expires_at,
+        duration_ms=recording.duration_ms,
+        size_bytes=recording.size_bytes,
+        error=recording.error,
+        consents=[
+            ConsentOut(participant=c.participant, decision=c.decision, decided_at=c.decided_at)
+            for c in sorted(consents, key=lambda c: c.decided_at)
+        ],
+        media_url=f"/api/v1/recordings/{recording.id}/media" if recording.status == RS.READY else None,
+    )
+
+
+async def consents_of(session: AsyncSession, recording_id: uuid.UUID) -> list[RecordingConsent]:
+    rows = await session.scalars(
+        select(RecordingConsent).where(RecordingConsent.recording_id == recording_id)
+    )
+    return list(rows)
+
+
+async def announce(session: AsyncSession, sio: socketio.AsyncServer, recording: Recording) -> RecordingOut:
+    """Tell both parties (all their tabs) the recording's state, after the commit."""
+    payload = out(recording, await consents_of(session, recording.id))
+    emit(
+        session,
+        sio,
+        RECORDING_UPDATED,
+        payload,
+        room=rooms.shopper(recording.shopper_id),
+        namespace=rooms.SHOPPER_NS,
+    )
+    if recording.advisor_id is not None:
+        emit(
+            session,
+            sio,
+            RECORDING_UPDATED,
+            payload,
+            room=rooms.staff(recording.advisor_id),
+            namespace=rooms.STAFF_NS,
+        )
+    return payload
+
+
+async def _timeline(
+    session: AsyncSession, recording: Recording, summary: str, actor: uuid.UUID | None
+) -> None:
+    await append_event(
+        session,
+        recording.shopper_id,
+        TimelineKind.RECORDING,
+        summary,
+        {
+            "recording_id": recording.id,
+            "status": recording.status.value,
+            "duration_ms": recording.duration_ms,
+            "size_bytes": recording.size_bytes,
+        },
+        actor_staff_id=actor,
+        consultation_id=recording.consultation_id,
+        ref_id=str(recording.id),
+    )
+
+
+def _consent(
+    recording: Recording, participant: str, decision: ConsentDecision, staff_id: uuid.UUID | None
+) -> RecordingConsent:
+    return RecordingConsent(
+        id=uuid.uuid4(),
+        recording_id=recording.id,
+        participant=participant,
+        staff_id=staff_id,
+        decision=decision,
+        decided_at=utcnow(),
+    )
+
+
+async def open_for_consultation(session: AsyncSession, consultation_id: uuid.UUID) -> Recording | None:
+    """The consultation's recording that is waiting for consent or running, if any."""
+    row = await session.scalars(
+        select(Recording)
+        .where(Recording.consultation_id == consultation_id, Recording.status.in_(OPEN))
+        .order_by(Recording.requested_at.desc())
+        .limit(1)
+    )
+    return row.first()
+
+
+async def start(
+    session: AsyncSession,
+    sio: socketio.AsyncServer,
+    consultation_id: uuid.UUID,
+    staff: Principal,
+    policy: str,
+) -> RecordingOut:
+    """The assigned advisor starts recording an active call. Under *ask* it waits for the
+    shopper's consent; under *announce* it records at once. The advisor's own consent is
+    stored now (starting it is consenting)."""
+    c = await session.get(Consultation, consultation_id, with_for_update=True)
+    if c is None:
+        raise NotFound("No such consultation", code="consultation_not_found")
+    if c.advisor_id != staff.staff_id:
+        raise Forbidden("Only the consultation's advisor may record it", code="not_a_party")
+    if c.status != ConsultationStatus.ACTIVE or c.kind == ConsultationKind.CHAT:
+        raise Conflict("Only an active call can be recorded", code="not_in_call")
+    if await open_for_consultation(session, c.id) is not None:
+        raise Conflict("This call is already being recorded", code="already_recording")
+    now = utcnow()
+    ask = ConsentPolicy(policy) == ConsentPolicy.ASK
+    recording = Recording(
+        id=uuid.uuid4(),
+        consultation_id=c.id,
+        shopper_id=c.shopper_id,
+        advisor_id=c.advisor_id,
+        status=RS.AWAITING_CONSENT if ask else RS.RECORDING,
+        policy=ConsentPolicy(policy),
+        with_video=c.kind == ConsultationKind.VIDEO,
+        requested_at=now,
+        started_at=None if ask else now,
+    )
+    session.add(recording)
+    await session.flush()
+    session.add(_consent(recording, "advisor", ConsentDecision.ACCEPTED, staff.staff_id))
+    if not ask:
+        session.add(_consent(recording, "shopper", ConsentDecision.ANNOUNCED, None))
+    await session.flush()
+    await _timeline(
+        session,
+        recording,
+        "recording requested (asking consent)" if ask else "recording started",
+        staff.staff_id,
+    )
+    return await announce(session, sio, recording)
+
+
+async def _load_for_party(
+    session: AsyncSession, recording_id: uuid.UUID, *, shopper_id: uuid.UUID | None, staff: Principal | None
+) -> Recording:
+    recording = await session.get(Recording, recording_id, with_for_update=True)
+    if recording is None:
+        raise NotFound("No such recording", code="recording_not_found")
+    if shopper_id is not None and recording.shopper_id == shopper_id:
+        return recording
+    if staff is not None and recording.advisor_id == staff.staff_id:
+        return recording
+    raise Forbidden("You are not a party to this recording", code="not_a_party")
+
+
+@dataclass(frozen=True)
+class Change:
+    """A state change and what the media side must do after the commit."""
+
+    recording: RecordingOut
+    discard_media: bool = False  # a refusal: drop whatever was written
+    finish_media: bool = False  # stopped: close the legs and join the files
+
+
+async def consent(
+    session: AsyncSession,
+    sio: socketio.AsyncServer,
+    recording_id: uuid.UUID,
+    accept: bool,
+    *,
+    shopper_id: uuid.UUID,
+    retention_days: int,
+) -> Change:
+    """The shopper's answer. Accepting a recording that waits for consent starts it; refusing
+    at any time before it ends stops it and nothing is kept."""
+    recording = await _load_for_party(session, recording_id, shopper_id=shopper_id, staff=None)
+    if recording.status not in OPEN:
+        raise Conflict(
+            f"The recording is {recording.status.value}; it can no longer be answered", code="not_open"
+        )
+    now = utcnow()
+    session.add(
+        _consent(recording, "shopper", ConsentDecision.ACCEPTED if accept else ConsentDecision.REFUSED, None)
+    )
+    discard = False
+    if accept:
+        if recording.status == RS.AWAITING_CONSENT:
+            recording.status = RS.RECORDING
+            recording.started_at = now
+            summary = "recording consented and started"
+        else:
+            summary = "recording consented"
+    else:
+        discard = recording.status == RS.RECORDING
+        recording.status = RS.REFUSED
+        recording.stopped_at = now
+        recording.expires_at = now + timedelta(days=retention_days)
+        summary = "recording refused by the shopper"
+    await session.flush()
+    await _timeline(session, recording, summary, None)
+    return Change(await announce(session, sio, recording), discard_media=discard)
+
+
+async def stop(
+    session: AsyncSession,
+    sio: socketio.AsyncServer,
+    recording_id: uuid.UUID,
+    staff: Principal,
+    *,
+    retention_days: int,
+) -> Change:
+    """The advisor stops. A recording still waiting for consent is withdrawn (nothing was
+    recorded); a running one goes to processing."""
+    recording = await _load_for_party(session, recording_id, shopper_id=None, staff=staff)
+    return await _stop(session, sio, recording, staff.staff_id, "stopped by the advisor", retention_days)
+
+
+async def stop_for_call_end(
+    session: AsyncSession, sio: socketio.AsyncServer, recording_id: uuid.UUID, *, retention_days: int
+) -> Change | None:
+    """The call ended while recording: stop as the advisor would have (None if it already ended)."""
+    recording = await session.get(Recording, recording_id, with_for_update=True)
+    if recording is None or recording.status not in OPEN:
+        return None
+    c = await session.get(Consultation, recording.consultation_id)
+    if c is not None and c.status == ConsultationStatus.ACTIVE:
+        return None
+    return await _stop(session, sio, recording, None, "stopped: the call ended", retention_days)
+
+
+async def _stop(
+    session: AsyncSession,
+    sio: socketio.AsyncServer,
+    recording: Recording,
+    actor: uuid.UUID | None,
+    why: str,
+    retention_days: int,
+) -> Change:
+    if recording.status not in OPEN:
+        raise Conflict(f"The recording is {recording.status.value}, not running", code="not_open")
+    now = utcnow()
+    recording.stopped_at = now
+    finish = recording.status == RS.RECORDING
+    if finish:
+        recording.status = RS.PROCESSING
+    else:
+        recording.status = RS.FAILED
+        recording.error = "withdrawn before consent"
+        recording.expires_at = now + timedelta(days=retention_days)
+    await session.flush()
+    await _timeline(session, recording, f"recording {why}", actor)
+    return Change(await announce(session, sio, recording), finish_media=finish)
+
+
+async def check_leg_allowed(
+    session: AsyncSession, recording_id: uuid.UUID, *, shopper_id: uuid.UUID | None, staff: Principal | None
+) -> tuple[str, Recording]:
+    """Which participant this socket is and the recording, if it may send media now."""
+    recording = await session.get(Recording, recording_id)
+    if recording is None:
+        raise NotFound("No such recording", code="recording_not_found")
+    if shopper_id is not None and recording.shopper_id == shopper_id:
+        participant = "shopper"
+    elif staff is not None and recording.advisor_id == staff.staff_id:
+        participant = "advisor"
+    else:
+        raise Forbidden("You are not a party to this recording", code="not_a_party")
+    if recording.status != RS.RECORDING:
+        raise Conflict(f"The recording is {recording.status.value}; no media is taken", code="not_recording")
+    return participant, recording
+
+
+async def add_part(
+    session: AsyncSession,
+    recording_id: uuid.UUID,
+    participant: str,
+    storage_key: str,
+    started_at: datetime,
+    duration_ms: int,
+    size_bytes: int,
+    video_frames: int,
+    audio_frames: int,
+) -> bool:
+    """Record a stored participant file; False (and nothing written) if the recording was
+    refused or erased meanwhile — the caller deletes the file then."""
+    recording = await session.get(Recording, recording_id, with_for_update=True)
+    if recording is None or recording.status not in (RS.RECORDING, RS.PROCESSING):
+        return False
+    session.add(
+        RecordingPart(
+            id=uuid.uuid4(),
+            recording_id=recording_id,
+            participant=participant,
+            storage_key=storage_key,
+            started_at=started_at,
+            duration_ms=duration_ms,
+            size_bytes=size_bytes,
+            video_frames=video_frames,
+            audio_frames=audio_frames,
+        )
+    )
+    return True
+
+
+async def parts_of(session: AsyncSession, recording_id: uuid.UUID) -> list[RecordingPart]:
+    rows = await session.scalars(
+        select(RecordingPart)
+        .where(RecordingPart.recording_id == recording_id)
+        .order_by(RecordingPart.started_at)
+    )
+    return list(rows)
+
+
+async def finish(
+    session: AsyncSession,
+    sio: socketio.AsyncServer,
+    recording_id: uuid.UUID,
+    *,
+    storage_key: str | None,
+    duration_ms: int,
+    size_bytes: int,
+    error: str | None,
+    retention_days: int,
+) -> Recording | None:
+    """The joined file is stored (or joining failed): ``ready`` with its duration and size on
+    the timeline and a ``recording.ready`` webhook, or ``failed``. The parts' rows go (their
+    files are the caller's to delete). None if the recording is no longer processing."""
+    recording = await session.get(Recording, recording_id, with_for_update=True)
+    if recording is None or recording.status != RS.PROCESSING:
+        return None
+    now = utcnow()
+    ended = recording.stopped_at or now
+    recording.expires_at = ended + timedelta(days=retention_days)
+    if storage_key is not None and error is None:
+        recording.status = RS.READY
+        recording.storage_key = storage_key
+        recording.duration_ms = duration_ms
+        recording.size_bytes = size_bytes
+        recording.ready_at = now
+        summary = f"recording ready ({duration_ms // 1000} s, {size_bytes // 1024} KiB)"
+    else:
+        recording.status = RS.FAILED
+        recording.error = (error or "no media")[:300]
+        summary = "recording failed: " + recording.error
+    await session.execute(delete(RecordingPart).where(RecordingPart.recording_id == recording_id))
+    await session.flush()
+    await _timeline(session, recording, summary, None)
+    payload = await announce(session, sio, recording)
+    if recording.status == RS.READY:
+        await _webhook_ready(session, payload)
+    return recording
+
+
+async def _webhook_ready(session: AsyncSession, payload: RecordingOut) -> None:
+    # Imported here: the integrations capability is optional for the recorder to work.
+    from livedesk.integrations import webhooks
+
+    await webhooks.enqueue(
+        session,
+        webhooks.RECORDING_READY,
+        {
+            "recording_id": payload.id,
+            "consultation_id": payload.consultation_id,
+            "shopper_id": payload.shopper_id,
+            "advisor_id": payload.advisor_id,
+            "duration_ms": payload.duration_ms,
+            "size_bytes": payload.size_bytes,
+            "started_at": payload.started_at,
+            "stopped_at": payload.stopped_at,
+        },
+    )
+
+
+# --- access ---------------------------------------------------------------------------------
+
+
+async def may_see_shopper(session: AsyncSession, staff: Principal, shopper_id: uuid.UUID) -> bool:
+    """Supervisors and admins see every shopper; an advisor sees the shoppers they have served
+    (a consultation they were the advisor of)."""
+    if staff.role in PLAYBACK_ROLES:
+        return True
+    served = await session.scalar(
+        select(Consultation.id)
+        .where(Consultation.shopper_id == shopper_id, Consultation.advisor_id == staff.staff_id)
+        .limit(1)
+    )
+    return served is not None
+
+
+async def get_for_staff(session: AsyncSession, recording_id: uuid.UUID, staff: Principal) -> RecordingOut:
+    recording = await session.get(Recording, recording_id)
+    if recording is None:
+        raise NotFound("No such recording", code="recording_not_found")
+    if not await may_see_shopper(session, staff, recording.shopper_id):
+        raise Forbidden("You may not see this shopper's recordings", code="forbidden")
+    return out(recording, await consents_of(session, recording.id))
+
+
+async def list_for_shopper(
+    session: AsyncSession, shopper_id: uuid.UUID, staff: Principal
+) -> list[RecordingOut]:
+    """The shopper's recordings, newest first (every state, so refusals show too)."""
+    if not await may_see_shopper(session, staff, shopper_id):
+        raise Forbidden("You may not see this shopper's recordings", code="forbidden")
+    rows = list(
+        await session.scalars(
+            select(Recording)
+            .where(Recording.shopper_id == shopper_id)
+            .order_by(Recording.requested_at.desc())
+        )
+    )
+    return [out(r, await consents_of(session, r.id)) for r in rows]
+
+
+async def open_for_playback(
+    session: AsyncSession, recording_id: uuid.UUID, staff: Principal, byte_range: str | None
+) -> Recording:
+    """The ready recording, if ``staff`` may see its shopper; every access (allowed or not)
+    is written to the audit log in the caller's transaction."""
+    recording = await session.get(Recording, recording_id)
+    if recording is None:
+        raise NotFound("No such recording", code="recording_not_found")
+    allowed = await may_see_shopper(session, staff, recording.shopper_id)
+    session.add(
+        AuditEntry(
+            id=uuid.uuid4(),
+            actor_staff_id=staff.staff_id,
+            action="recording.play" if allowed else "recording.play_denied",
+            target_type="recording",
+            target_id=str(recording.id),
+            details={"shopper_id": str(recording.shopper_id), "range": byte_range or ""},
+        )
+    )
+    if not allowed:
+        return recording
+    if recording.status != RS.READY or recording.storage_key is None:
+        raise Conflict(f"The recording is {recording.status.value}, not ready", code="not_ready")
+    return recording
+
+
+# --- retention and erasure ------------------------------------------------------------------
+
+
+async def expired_ids(session: AsyncSession, now: datetime, limit: int = 100) -> list[uuid.UUID]:
+    rows = await session.scalars(
+        select(Recording.id)
+        .where(Recording.status.in_(ENDED), Recording.expires_at <= now)
+        .order_by(Recording.expires_at)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def delete_expired(session: AsyncSession, recording_id: uuid.UUID, now: datetime) -> str | None:
+    """Delete one expired recording's row (consents with it) and audit it — exactly once: the
+    conditional DELETE only matches for the one transaction that gets there first (PostgreSQL
+    row lock; SQLite's write lock). Returns the storage key to delete after the commit, ""
+    for a recording without a file, None if another process already took it."""
+    claimed = await session.execute(
+        update(Recording)
+        .where(Recording.id == recording_id, Recording.status.in_(ENDED), Recording.expires_at <= now)
+        .values(status=RS.DELETING)
+        .returning(Recording.storage_key, Recording.shopper_id, Recording.status)
+    )
+    row = claimed.one_or_none()
+    if row is None:
+        return None
+    await _delete_rows(session, recording_id, row.storage_key, row.shopper_id, None, "recording.expired")
+    return row.storage_key or ""
+
+
+async def _delete_rows(
+    session: AsyncSession,
+    recording_id: uuid.UUID,
+    storage_key: str | None,
+    shopper_id: uuid.UUID,
+    actor: uuid.UUID | None,
+    action: str,
+) -> list[str]:
+    part_keys = list(
+        await session.scalars(
+            select(RecordingPart.storage_key).where(RecordingPart.recording_id == recording_id)
+        )
+    )
+    await session.execute(delete(Recording).where(Recording.id == recording_id))
+    session.add(
+        AuditEntry(
+            id=uuid.uuid4(),
+            actor_staff_id=actor,
+            action=action,
+            target_type="recording",
+            target_id=str(recording_id),
+            details={"shopper_id": str(shopper_id), "storage_key": storage_key or ""},
+        )
+    )
+    return [k for k in [storage_key, *part_keys] if k]
+
+
+def delete_files_after_commit(
+    session: AsyncSession, store: storage.RecordingStore | None, keys: list[str]
+) -> None:
+    if not keys:
+        return
+
+    async def remove() -> None:
+        if store is None:
+            log.error("recording files left behind: no store configured", keys=keys)
+            return
+        for key in keys:
+            try:
+                await store.delete(key)
+            except Exception:
+                # The row and its audit entry are gone for good; the key is in the audit log
+                # for an operator to remove by hand.
+                log.exception("recording file not deleted", storage_key=key)
+
+    after_commit(session, remove)
+
+
+async def erase_for_shopper(
+    session: AsyncSession, shopper_id: uuid.UUID, *, actor_staff_id: uuid.UUID | None = None
+) -> int:
+    """Delete every recording of the shopper — rows now (in the caller's transaction, each
+    audited), files once it commits. Returns how many recordings were deleted. For erasure
+    requests (customer history)."""
+    rows = list(
+        await session.scalars(select(Recording).where(Recording.shopper_id == shopper_id).with_for_update())
+    )
+    keys: list[str] = []
+    for recording in rows:
+        keys += await _delete_rows(
+            session, recording.id, recording.storage_key, shopper_id, actor_staff_id, "recording.erased"
+        )
+    delete_files_after_commit(session, storage.default_store(), keys)
+    return len(rows)
