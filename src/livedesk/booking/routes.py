@@ -27,7 +27,6 @@ from livedesk.booking.schemas import (
     ConsultationTypeOut,
     JoinOut,
     Reschedule,
-    Slot,
     SlotList,
 )
 from livedesk.booking.slots import zone
@@ -170,25 +169,28 @@ async def search_slots(
         ctype = await catalog.get_type(session, type_id)
     tz = zone(timezone)
     duration = ctype.duration_minutes * 60
+    # Plain dicts (the same shape as Slot): a month for "any" is a few thousand slots, and
+    # building a pydantic model for each would cost more than finding them.
     slots = []
     for t in starts:
         local = datetime.fromtimestamp(t, tz)
         slots.append(
-            Slot(
-                start=local,
-                end=datetime.fromtimestamp(t + duration, tz),
-                date=local.date(),
-                time=f"{local:%H:%M}",
-            )
+            {
+                "start": local.isoformat(),
+                "end": datetime.fromtimestamp(t + duration, tz).isoformat(),
+                "date": local.date().isoformat(),
+                "time": f"{local:%H:%M}",
+            }
         )
-    out = SlotList(
-        type_id=type_id,
-        advisor=advisor,
-        timezone=timezone,
-        step_minutes=settings.booking_slot_step_minutes,
-        slots=slots,
+    return json_ok(
+        {
+            "type_id": str(type_id),
+            "advisor": advisor,
+            "timezone": timezone,
+            "step_minutes": settings.booking_slot_step_minutes,
+            "slots": slots,
+        }
     )
-    return model_json(out)
 
 
 @endpoint

@@ -81,6 +81,14 @@ def day_range(first: date, last: date, timezone: str) -> Window:
     return Window(int(lo.timestamp()), int(hi.timestamp()))
 
 
+@dataclass(frozen=True)
+class AdvisorRef:
+    """What slot search needs of an advisor."""
+
+    id: uuid.UUID
+    timezone: str
+
+
 async def eligible_advisors(session: AsyncSession, ctype: ConsultationType) -> list[Staff]:
     """Advisors who may take this type: active, nominable, with every required skill and (if
     the type names languages) speaking one of them."""
@@ -91,14 +99,29 @@ async def eligible_advisors(session: AsyncSession, ctype: ConsultationType) -> l
             .order_by(Staff.display_name)
         )
     ).all()
-    needed = set(ctype.required_skills)
-    languages = set(ctype.languages)
-    return [s for s in rows if needed <= set(s.skills) and (not languages or languages & set(s.languages))]
+    return [s for s in rows if _takes(ctype, s.skills, s.languages)]
+
+
+def _takes(ctype: ConsultationType, skills: list[str], languages: list[str]) -> bool:
+    wanted = set(ctype.languages)
+    return set(ctype.required_skills) <= set(skills) and (not wanted or bool(wanted & set(languages)))
+
+
+async def _eligible_refs(session: AsyncSession, ctype: ConsultationType) -> list[AdvisorRef]:
+    # Columns only: slot search runs on every page view of the calendar.
+    rows = (
+        await session.execute(
+            select(Staff.id, Staff.timezone, Staff.skills, Staff.languages).where(
+                Staff.role == Role.ADVISOR, Staff.active.is_(True), Staff.nominable.is_(True)
+            )
+        )
+    ).all()
+    return [AdvisorRef(r[0], r[1]) for r in rows if _takes(ctype, r[2], r[3])]
 
 
 async def load_calendars(
     session: AsyncSession,
-    advisors: list[Staff],
+    advisors: list[AdvisorRef],
     window: Window,
     *,
     ignore_booking: uuid.UUID | None = None,
@@ -159,10 +182,10 @@ async def load_calendars(
 
 async def _advisors_for(
     session: AsyncSession, ctype: ConsultationType, advisor_id: uuid.UUID | None
-) -> list[Staff]:
+) -> list[AdvisorRef]:
     """The nominated advisor (422 ``unknown_advisor`` if they cannot take this type), or
     every eligible advisor for "any"."""
-    eligible = await eligible_advisors(session, ctype)
+    eligible = await _eligible_refs(session, ctype)
     if advisor_id is None:
         return eligible
     chosen = [a for a in eligible if a.id == advisor_id]
@@ -225,7 +248,7 @@ async def _check_slot(
     session: AsyncSession,
     settings: Settings,
     ctype: ConsultationType,
-    advisors: list[Staff],
+    advisors: list[AdvisorRef],
     start: datetime,
     now: datetime,
     *,
@@ -450,7 +473,8 @@ async def reschedule(
     await _serialise(session)
     staff = await session.get(Staff, booking.advisor_id)
     assert staff is not None
-    await _check_slot(session, settings, ctype, [staff], new_start, now, ignore_booking=booking.id)
+    ref = AdvisorRef(staff.id, staff.timezone)
+    await _check_slot(session, settings, ctype, [ref], new_start, now, ignore_booking=booking.id)
     previous = booking.starts_at
     booking.ends_at, booking.block_start, booking.block_end = _blocks(ctype, new_start)
     booking.starts_at = new_start

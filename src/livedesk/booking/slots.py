@@ -104,7 +104,9 @@ def day_spans(calendar: AdvisorCalendar, day: date) -> list[MinuteSpan]:
     """The advisor's working spans on one local day: the week's hours, minus time off, plus
     extra hours."""
     base = merge_spans(calendar.weekly.get(day.weekday(), ()))
-    exceptions = calendar.exceptions.get(day, ())
+    exceptions = calendar.exceptions.get(day)
+    if not exceptions:
+        return base
     offs: list[MinuteSpan] = []
     extras: list[MinuteSpan] = []
     for exc in exceptions:
@@ -118,13 +120,15 @@ def day_spans(calendar: AdvisorCalendar, day: date) -> list[MinuteSpan]:
     return merge_spans([*subtract_spans(base, offs), *extras])
 
 
-def local_instant(day: date, minute: int, tz: ZoneInfo) -> int:
+@lru_cache(maxsize=65536)
+def local_instant(day: date, minute: int, tz_name: str) -> int:
     """Epoch seconds of a wall-clock minute on a local day. A time inside a spring-forward gap
     is read with the offset before the change (02:30 that does not exist → 03:30 after it);
-    a repeated time in a fall-back hour is its first occurrence."""
+    a repeated time in a fall-back hour is its first occurrence. Cached: advisors in one
+    zone with the same hours share the answers."""
     if minute >= DAY_MINUTES:
         day, minute = day + timedelta(days=minute // DAY_MINUTES), minute % DAY_MINUTES
-    local = datetime.combine(day, time(minute // 60, minute % 60), tzinfo=tz)
+    local = datetime.combine(day, time(minute // 60, minute % 60), tzinfo=zone(tz_name))
     return int(local.timestamp())
 
 
@@ -146,11 +150,13 @@ def free_starts(calendar: AdvisorCalendar, rules: SlotRules, lo: int, hi: int) -
     out: list[range] = []
     day = first_day
     one_day = timedelta(days=1)
+    weekly = {weekday: merge_spans(spans) for weekday, spans in calendar.weekly.items()}
     while day <= last_day:
-        for start_minute, end_minute in day_spans(calendar, day):
+        spans = day_spans(calendar, day) if day in calendar.exceptions else weekly.get(day.weekday(), ())
+        for start_minute, end_minute in spans:
             aligned = -(-start_minute // rules.step_minutes) * rules.step_minutes
-            window_start = local_instant(day, aligned, tz)
-            window_end = local_instant(day, end_minute, tz)
+            window_start = local_instant(day, aligned, calendar.timezone)
+            window_end = local_instant(day, end_minute, calendar.timezone)
             last_start = min(window_end - duration, hi - 1)
             first = max(window_start, lo)
             if first > last_start:
