@@ -13,15 +13,17 @@ from typing import Any
 
 import stripe
 from aiohttp import web
+from aiohttp_pydantic.oas.typing import r200, r400, r404
 from sqlalchemy.exc import IntegrityError
 
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.errors import BadRequest, NotFound
-from livedesk.kit.http import json_ok
+from livedesk.kit.http import ErrorResponse, endpoint, json_ok
 from livedesk.kit.logging import get_logger
 from livedesk.models import PaymentProviderName
 from livedesk.payments import fulfilment
 from livedesk.payments.providers import PROVIDER
+from livedesk.payments.schemas import WebhookAnswer
 from livedesk.realtime.emit import SIO
 
 log = get_logger("livedesk.payments.webhook")
@@ -49,9 +51,18 @@ def _event_of(payload: dict[str, Any]) -> fulfilment.ProviderEvent | None:
     )
 
 
-async def stripe_webhook(request: web.Request) -> web.StreamResponse:
-    """Verify, filter, store, act. Answers 2xx for anything Stripe should not resend
-    (handled, duplicate, ignored type); 400 for a bad signature or body; 404 without a secret."""
+@endpoint
+async def stripe_webhook(
+    request: web.Request,
+) -> r200[WebhookAnswer] | r400[ErrorResponse] | r404[ErrorResponse]:
+    """Stripe's signed events (Stripe-Signature header, raw JSON body), acted on once.
+
+    Answers 200 for anything Stripe should not send again (handled, duplicate, a type we do
+    not act on); 400 for a missing or wrong signature or a body that is not an event; 404
+    when no webhook signing secret is configured.
+
+    Tags: payments
+    """
     secret = request.app[SETTINGS].stripe_webhook_secret.get_secret_value()
     if not secret:
         raise NotFound("No Stripe webhook is configured here", code="not_found")
