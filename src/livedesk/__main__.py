@@ -51,6 +51,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     from livedesk.demo.seed import DEMO_PASSWORD, seed_demo
+    from livedesk.demo.surveys import show_demo_survey
 
     base = _settings(host=args.host, port=args.port)
     settings = base.model_copy(
@@ -68,7 +69,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
         await upgrade(settings.effective_database_url)
         db = Database(settings.effective_database_url)
         try:
-            return await seed_demo(db)
+            logins = await seed_demo(db)
+            await show_demo_survey(db)
+            return logins
         finally:
             await db.dispose()
 

@@ -11,11 +11,19 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import Database
-from livedesk.models import AdvisorPresence, Role, SurveyResponse, Team, TimelineEvent, TimelineKind
+from livedesk.models import (
+    AdvisorPresence,
+    Role,
+    SurveyResponse,
+    SurveyVersion,
+    Team,
+    TimelineEvent,
+    TimelineKind,
+)
 from livedesk.settings import Settings
 from livedesk.surveys import service
 from tests.conftest import login
@@ -409,3 +417,24 @@ async def test_archived_survey_is_shown_nowhere_and_takes_no_answers(
         "/api/v1/survey-assignments/instant", json={"survey_id": survey["id"]}, headers=headers
     )
     assert again.status == 409
+
+
+async def test_demo_survey_is_seeded_once_and_shown_by_the_demo(shop: Shop, db: Database) -> None:
+    from livedesk.demo.seed import seed_demo
+    from livedesk.demo.surveys import DEMO_SURVEY_ID, show_demo_survey
+
+    await seed_demo(db)
+    # Seeding alone shows nothing: test servers that seed the demo keep "talk now" direct.
+    assert (await shop.get("/api/v1/intake-survey")) == {"survey": None}
+    await show_demo_survey(db)
+    await seed_demo(db)
+    await show_demo_survey(db)
+    shown = (await shop.get("/api/v1/intake-survey"))["survey"]
+    assert shown["id"] == str(DEMO_SURVEY_ID)
+    assert shown["version"] == 1
+    topic = shown["questions"][0]
+    styling = next(c for c in topic["choices"] if c["value"] == "styling")
+    async with db.read() as session:
+        fashion = await session.scalar(select(Team.id).where(Team.name == "Fashion"))
+        assert await session.scalar(select(func.count()).select_from(SurveyVersion)) == 1
+    assert styling["routing"] == {"skill": "styling", "team_id": str(fashion), "language": None}

@@ -4,6 +4,7 @@
 import { initI18n, onLanguageChange, t } from "/shared/i18n.js";
 import { LiveSocket } from "/shared/socket.js";
 import { ChatPanel } from "/call/chat.js";
+import { showCsat } from "/call/csat.js";
 import { Preview, fillSelect, listDevices, trackDeviceId, watchPermissions } from "/call/preview.js";
 import {
   render,
@@ -146,6 +147,8 @@ function finish(how) {
   state.needsSound = false;
   postToHost({ type: "livedesk:state", state: "idle" });
   showView("ended");
+  // The post-call survey, once the consultation really happened.
+  if (how === "ended") showCsat($("csat"), { consultationId, token: state.visitor?.token });
 }
 
 // ------------------------------------------------------------------ preview
@@ -584,7 +587,7 @@ function escapeHandled() {
 }
 
 async function main() {
-  await initI18n({ extraAreas: ["/call"] });
+  await initI18n({ extraAreas: ["/call", "/surveys"] });
   const embed = takeEmbedParams();
   connectHost(embed, { escapeHandled });
   if (!embed.embedded) {

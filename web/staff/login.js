@@ -158,7 +158,7 @@ function takeSignedOutFlag() {
 
 async function start() {
   $("area-name").dataset.i18n = `staff.area.${area}`;
-  await initI18n({ extraAreas: ["/staff"] });
+  await initI18n({ extraAreas: ["/staff", "/surveys"] });
   onLanguageChange(render);
   $("signin-form").addEventListener("submit", signIn);
   $("signout").addEventListener("click", signOut);

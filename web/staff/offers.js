@@ -5,6 +5,7 @@ import { t } from "/shared/i18n.js";
 import { errorText } from "/staff/api.js";
 import { loadProfile, loadTimeline, orderBlock, profileList, skillName, localeName } from "/staff/customer.js";
 import { duration, el, instantiate, part, secondsSince, setText, uid } from "/staff/dom.js";
+import { intakePairs } from "/staff/intake.js";
 
 /** Survey answers as pairs, whatever the (future) survey module sends: {q: a} or [{question, answer}]. */
 export function surveyPairs(answers) {
@@ -124,7 +125,7 @@ export class OfferCard {
       purchases.append(list);
     }
 
-    const pairs = surveyPairs(offer.extra?.survey_answers);
+    const pairs = offer.intake ? intakePairs(offer.intake) : surveyPairs(offer.extra?.survey_answers);
     part(root, "survey-section").hidden = !pairs.length;
     const survey = part(root, "survey");
     survey.replaceChildren(...pairs.flatMap(([q, a]) => [el("dt", { text: q }), el("dd", { text: a })]));

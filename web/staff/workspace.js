@@ -6,6 +6,7 @@ import { CallView } from "/staff/call-view.js";
 import { ChatView } from "/staff/chat-view.js";
 import { CustomerPanel } from "/staff/customer.js";
 import { duration, instantiate, part, secondsSince, setText, uid } from "/staff/dom.js";
+import { renderIntake } from "/staff/intake.js";
 
 const CALL_KINDS = new Set(["voice", "video"]);
 const OWNED_KEY = "livedesk.console.calls";
@@ -269,6 +270,7 @@ export class Workspace {
     setText(part(root, "title"), this.displayName());
     part(root, "kind").dataset.kind = c.kind;
     setText(part(root, "kind"), t(`console.kind.${c.kind}`));
+    renderIntake(part(root, "intake"), c.intake);
     const active = c.status === "active";
     const isCall = CALL_KINDS.has(c.kind);
     part(root, "start-video").hidden = !active || isCall;

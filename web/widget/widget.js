@@ -16,10 +16,11 @@ import {
   startVisit,
   takeEmbedParams,
 } from "/widget/shopper.js";
+import { Intake } from "/widget/intake.js";
 
 const $ = (id) => document.getElementById(id);
 const ADVISOR_POLL_MS = 15_000;
-const VIEWS = ["loading", "start", "ask", "queue", "ended", "booking", "failed"];
+const VIEWS = ["loading", "start", "survey", "ask", "queue", "ended", "booking", "failed"];
 const WAITING = ["queued", "offered"];
 const TOKEN_REFUSED = ["token_expired", "token_invalid", "token_missing"];
 
@@ -367,19 +368,25 @@ async function resync() {
 
 async function join(kind, ifUnavailable = "ask") {
   if (state.busy) return;
+  // The pre-call survey first, if one is assigned; answering it joins.
+  if (await state.intake.intercept(() => join(kind, ifUnavailable))) return;
   state.busy = true;
   state.pendingKind = kind;
   state.notice = null;
   setError(state.view, null);
   const payload = { kind, if_nominated_unavailable: ifUnavailable, language: language() };
   if (state.selected) payload.nominated_advisor_id = state.selected;
+  if (state.intake.pending) payload.survey_response_id = state.intake.pending;
   try {
     const c = await state.socket.call("queue.join", payload);
+    state.intake.used();
     state.busy = false;
     state.ask = null;
     follow(c, { fromJoin: true });
   } catch (error) {
     state.busy = false;
+    // Answers that can no longer be used: the next try asks again.
+    if (["survey_response_not_found", "survey_response_used"].includes(error?.code)) state.intake.used();
     if (error?.code === "nominated_unavailable") {
       state.ask = { advisorId: error.details?.advisor_id ?? state.selected, status: error.details?.status ?? "offline" };
       showView("ask");
@@ -518,12 +525,13 @@ function route() {
 }
 
 async function main() {
-  await initI18n({ extraAreas: ["/widget"] });
+  await initI18n({ extraAreas: ["/widget", "/surveys"] });
   state.embed = takeEmbedParams();
   // The shop page's language, when the launcher passed it (kept, so /call/ follows it too).
   if (state.embed.lang && state.embed.lang !== language()) await setLanguage(state.embed.lang);
   connectHost(state.embed);
   onLanguageChange(render);
+  state.intake = new Intake({ showView, token: () => state.socket?.token, back: () => showView("start") });
   wire();
   pollAdvisors();
   await Promise.all([loadAdvisors(), connect()]);

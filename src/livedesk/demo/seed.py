@@ -29,6 +29,7 @@ from livedesk.demo.plan import (
     demo_anchor,
     demo_id,
 )
+from livedesk.demo.surveys import seed_surveys
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import Database
 from livedesk.models import (
@@ -94,6 +95,7 @@ class _Writer:
         await self.orders(shopper_ids)
         await self.consultations(shopper_ids)
         await seed_catalogue(self.session)
+        await seed_surveys(self.session)
 
     async def _flush_stage(self) -> None:
         await self.session.flush()

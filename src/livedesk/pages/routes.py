@@ -36,6 +36,8 @@ PAGES: dict[str, str] = {
     # The supervisor board (sign-in, then the live board for supervisors and admins).
     "/supervisor/": "supervisor/index.html",
     "/admin/": "admin/index.html",
+    # The post-call survey a booked consultation's shopper opens from their mail.
+    "/surveys/csat": "surveys/csat.html",
 }
 # /widget.js is the one file a shop's page includes with a <script> tag.
 ROOT_FILES = ("favicon.svg", "widget.js")

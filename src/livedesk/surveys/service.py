@@ -109,7 +109,7 @@ async def _check_teams(session: AsyncSession, content: SurveyContent) -> None:
 
 
 def _version_row(
-    survey_id: uuid.UUID, number: int, content: SurveyContent, actor: uuid.UUID
+    survey_id: uuid.UUID, number: int, content: SurveyContent, actor: uuid.UUID | None
 ) -> SurveyVersion:
     return SurveyVersion(
         id=uuid.uuid4(),
@@ -170,11 +170,19 @@ async def get_version(session: AsyncSession, survey_id: uuid.UUID, version: int)
     return _view(survey, row)
 
 
-async def create_survey(session: AsyncSession, body: SurveyCreate, *, actor_id: uuid.UUID) -> SurveyOut:
+async def create_survey(
+    session: AsyncSession,
+    body: SurveyCreate,
+    *,
+    actor_id: uuid.UUID | None,
+    survey_id: uuid.UUID | None = None,
+) -> SurveyOut:
     """A new survey at version 1 (not shown anywhere until assigned)."""
     await _check_teams(session, body)
     now = utcnow()
-    survey = Survey(id=uuid.uuid4(), name=body.name, current_version=1, archived=False, created_at=now)
+    survey = Survey(
+        id=survey_id or uuid.uuid4(), name=body.name, current_version=1, archived=False, created_at=now
+    )
     session.add(survey)
     await session.flush()
     session.add(_version_row(survey.id, 1, body, actor_id))
