@@ -1,0 +1,84 @@
+"""The aiortc internals the recorder relies on are where it expects them. If aiortc changes
+(it is pinned exactly in pyproject.toml for this reason), these fail and say what moved."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import queue
+from importlib.metadata import version
+
+import aiortc
+import pytest
+from aiortc import RTCPeerConnection
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtcrtpreceiver import RTCRtpReceiver, decoder_worker
+
+from livedesk.calls.media import DECODER_QUEUE_ATTR, DECODER_THREAD_ATTR, HookPointMoved, install_tap
+
+
+def test_aiortc_is_the_pinned_version() -> None:
+    assert version("aiortc") == "1.16.0", (
+        "aiortc is no longer 1.16.0: re-check livedesk/calls/media.py's hook points before pinning it"
+    )
+
+
+def test_the_decoder_worker_reads_codec_and_encoded_frame_pairs_from_a_queue() -> None:
+    params = list(inspect.signature(decoder_worker).parameters)
+    assert params == ["loop", "input_q", "output_q", "decode_error"], (
+        f"aiortc.rtcrtpreceiver.decoder_worker changed its parameters to {params}: the recording tap "
+        "replaces input_q and must be revisited"
+    )
+    source = inspect.getsource(decoder_worker)
+    assert "input_q.get()" in source, "aiortc.rtcrtpreceiver.decoder_worker no longer calls input_q.get()"
+    assert "codec, encoded_frame = task" in source, (
+        "aiortc.rtcrtpreceiver.decoder_worker no longer takes (codec, encoded_frame) items"
+    )
+
+
+def test_the_receiver_feeds_its_decoder_queue_with_jitter_frames() -> None:
+    source = inspect.getsource(RTCRtpReceiver)
+    assert "self.__decoder_queue.put((codec, encoded_frame))" in source, (
+        "RTCRtpReceiver._handle_rtp_packet no longer puts (codec, encoded_frame) on __decoder_queue"
+    )
+    assert "self.__decoder_queue," in inspect.getsource(RTCRtpReceiver.receive), (
+        "RTCRtpReceiver.receive no longer hands __decoder_queue to the decoder thread"
+    )
+    assert "self.__decoder_queue.put(None)" in source, "RTCRtpReceiver no longer stops the decoder with None"
+    frame = JitterFrame(data=b"x", timestamp=1)
+    assert (frame.data, frame.timestamp) == (b"x", 1), "aiortc.jitterbuffer.JitterFrame lost data/timestamp"
+
+
+def test_the_receiver_can_send_a_picture_loss_indication() -> None:
+    assert list(inspect.signature(RTCRtpReceiver._send_rtcp_pli).parameters) == ["self", "media_ssrc"], (
+        "RTCRtpReceiver._send_rtcp_pli(media_ssrc) moved: the leg's keyframe requests need it"
+    )
+    assert hasattr(RTCRtpReceiver, "getSynchronizationSources")
+
+
+async def test_a_fresh_receiver_has_the_private_attributes_and_takes_the_tap() -> None:
+    pc = RTCPeerConnection()
+    try:
+        transceiver = pc.addTransceiver("video", direction="recvonly")
+        receiver = transceiver.receiver
+        assert isinstance(getattr(receiver, DECODER_QUEUE_ATTR), queue.Queue), (
+            f"RTCRtpReceiver.{DECODER_QUEUE_ATTR} is gone or no longer a queue.Queue"
+        )
+        assert getattr(receiver, DECODER_THREAD_ATTR) is None
+        frames: list[object] = []
+        tap = install_tap(receiver, "video", frames.append)
+        assert getattr(receiver, DECODER_QUEUE_ATTR) is tap
+        # The tap answers the decoder thread's get() only once stopped, with the end marker.
+        tap.put(None)
+        assert await asyncio.to_thread(tap.get) is None
+    finally:
+        await pc.close()
+
+
+async def test_the_tap_refuses_a_receiver_without_the_hook_point() -> None:
+    class NotAReceiver:
+        pass
+
+    with pytest.raises(HookPointMoved, match="cannot attach"):
+        install_tap(NotAReceiver(), "video", lambda f: None)  # type: ignore[arg-type]
+    assert aiortc.__version__ == "1.16.0"
