@@ -28,6 +28,7 @@ log = get_logger("livedesk.realtime")
 # A staff socket re-checks its login session this often, so logout and disabling an
 # account reach open sockets too.
 STAFF_RECHECK_SECONDS = 30.0
+_LIFECYCLE = frozenset({"connect", "disconnect"})
 
 
 def _refused(code: str, message: str) -> socketio.exceptions.ConnectionRefusedError:
@@ -51,6 +52,11 @@ class LivedeskNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self.contexts: dict[str, EventContext] = {}
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
+        if event in _LIFECYCLE and self.server.manager.is_connected(args[0], self.namespace):
+            # python-socketio hands a client's event named "connect" or "disconnect" to the
+            # same method as the real ones; a real one comes while the socket is still
+            # connecting or already disconnecting, never while it is connected.
+            return fail("unknown_event", f"'{event}' is reserved and cannot be sent")
         if event == "connect":
             sid, environ, auth = [*args, None, None, None][:3]
             return await self.handle_connect(sid, environ, auth)
