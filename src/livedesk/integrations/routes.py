@@ -26,6 +26,7 @@ from livedesk.integrations.schemas import (
     NewKeyOut,
 )
 from livedesk.kit.context import DB
+from livedesk.kit.errors import ValidationFailed
 from livedesk.kit.http import ErrorResponse, model_json
 from livedesk.models import Role
 from livedesk.models.integrations import DeliveryStatus, IntegrationKey, WebhookDelivery, WebhookEndpoint
@@ -191,11 +192,23 @@ async def update_endpoint(
     return model_json(out)
 
 
+def _status(value: str | None) -> DeliveryStatus | None:
+    if value is None:
+        return None
+    try:
+        return DeliveryStatus(value)
+    except ValueError:
+        raise ValidationFailed(
+            f"query field 'status': must be one of {[s.value for s in DeliveryStatus]}",
+            details=[{"in": "query", "field": "status", "message": "unknown status"}],
+        ) from None
+
+
 @guarded(ADMIN)
 async def list_deliveries(
     request: web.Request,
     endpoint_id: uuid.UUID | None = None,
-    status: DeliveryStatus | None = None,
+    status: Annotated[str | None, Field(description="pending, succeeded or failed")] = None,
     limit: Annotated[int, Field(ge=1, le=endpoints.MAX_LOG)] = 50,
 ) -> r200[list[DeliveryOut]] | r401[ErrorResponse] | r403[ErrorResponse] | r422[ErrorResponse]:
     """The webhook delivery log, newest first.
@@ -204,7 +217,9 @@ async def list_deliveries(
     """
     await require_staff(request, ADMIN)
     async with request.app[DB].read() as session:
-        rows = await endpoints.list_deliveries(session, endpoint_id=endpoint_id, status=status, limit=limit)
+        rows = await endpoints.list_deliveries(
+            session, endpoint_id=endpoint_id, status=_status(status), limit=limit
+        )
         out: list[BaseModel] = [delivery_out(r) for r in rows]
     return model_json(out)
 

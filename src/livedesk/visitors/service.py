@@ -3,12 +3,14 @@ its logged-in customer (a signed shop customer id), the visitor is that shopper'
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.customers import service as customers
+from livedesk.customers.linking import link_guest
 from livedesk.customers.schemas import ShopperCreate
 from livedesk.kit.errors import Unauthenticated
 from livedesk.visitors.tokens import VisitorClaims, VisitorTokens, verify_shop_signature
@@ -39,6 +41,11 @@ async def start_visit(
             source="visitor",
         )
         assert resolution.view is not None
+        if previous_token:
+            # The guest who chatted before signing in at the shop is this customer.
+            with contextlib.suppress(Unauthenticated):
+                guest = tokens.verify(previous_token)
+                await link_guest(session, guest.shopper_id, resolution.view.shopper.id)
         claims = VisitorClaims(shopper_id=resolution.view.shopper.id, visitor_id=secrets.token_urlsafe(12))
         return tokens.issue(claims), claims, True
     if previous_token:
