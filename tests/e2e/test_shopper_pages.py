@@ -278,12 +278,11 @@ async def test_nominated_advisor_unavailable_asks_wait_or_anyone(server: str, ne
     await expect(page.locator("#view-start")).to_be_visible()
 
 
-async def test_booking_link_explains_it_is_not_open_yet(server: str, new_page: Any) -> None:
+async def test_booking_link_leads_to_the_booking_page(server: str, new_page: Any) -> None:
     page = await open_widget(new_page, server)
     await page.locator("#booking-link").click()
     await expect(page.locator("#view-booking")).to_be_visible()
-    await expect(page.locator("#view-booking button")).to_be_disabled()
-    await expect(page.locator("#booking-unavailable")).to_be_visible()
+    await expect(page.locator("#booking-open")).to_have_attribute("href", "/booking/")
     await page.locator("#booking-back").click()
     await expect(page.locator("#view-start")).to_be_visible()
 

@@ -65,6 +65,8 @@ class ConsultationOut(BaseModel):
     last_seq: int
     shopper_read_seq: int
     advisor_read_seq: int
+    # Set when the consultation is a booked call (see booking/joining.py).
+    booking_id: uuid.UUID | None = None
     # The pre-call survey answers, readable (surveys.schemas.IntakeShown), when there are some.
     intake: dict[str, Any] | None = None
 
@@ -89,6 +91,7 @@ class ConsultationOut(BaseModel):
             last_seq=c.last_seq,
             shopper_read_seq=c.shopper_read_seq,
             advisor_read_seq=c.advisor_read_seq,
+            booking_id=c.extra.get("booking_id") if c.extra else None,
             intake=c.extra.get("intake"),
         )
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from livedesk.demo import data
+from livedesk.demo.booking import seed_booking
 from livedesk.demo.catalogue import seed_catalogue
 from livedesk.demo.plan import (
     Plan,
@@ -96,6 +97,7 @@ class _Writer:
         await self.consultations(shopper_ids)
         await seed_catalogue(self.session)
         await seed_surveys(self.session)
+        await seed_booking(self.session)
 
     async def _flush_stage(self) -> None:
         await self.session.flush()

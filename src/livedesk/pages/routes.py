@@ -31,6 +31,8 @@ PAGES: dict[str, str] = {
     # The shopper's side, opened by the widget (in an iframe or a tab) or a link in a mail.
     "/widget/": "widget/index.html",
     "/call/": "call/index.html",
+    # Booking a time, and what a booking's mailed link opens (manage, join).
+    "/booking/": "booking/index.html",
     # The advisor console (sign-in, offers, calls, chats, customer panel).
     "/staff/": "staff/index.html",
     # The supervisor board (sign-in, then the live board for supervisors and admins).
@@ -50,7 +52,7 @@ _CSP = (
 # Staff pages must never be framed (clickjacking); the demo shop may be framed by itself; the
 # shopper's pages are framed by the brand's shop (LIVEDESK_WIDGET_FRAME_ANCESTORS).
 _FRAMEABLE_BY_SELF = ("/demo/",)
-_FRAMEABLE_BY_SHOP = ("/widget/", "/call/")
+_FRAMEABLE_BY_SHOP = ("/widget/", "/call/", "/booking/")
 
 PAGE_RESOURCES = web.AppKey("page_resources", set)
 
