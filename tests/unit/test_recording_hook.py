@@ -10,11 +10,17 @@ from importlib.metadata import version
 
 import aiortc
 import pytest
-from aiortc import RTCPeerConnection
+from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, decoder_worker
 
-from livedesk.calls.media import DECODER_QUEUE_ATTR, DECODER_THREAD_ATTR, HookPointMoved, install_tap
+from livedesk.calls.media import (
+    DECODER_QUEUE_ATTR,
+    DECODER_THREAD_ATTR,
+    HookPointMoved,
+    enlarge_receive_buffers,
+    install_tap,
+)
 
 
 def test_aiortc_is_the_pinned_version() -> None:
@@ -82,3 +88,15 @@ async def test_the_tap_refuses_a_receiver_without_the_hook_point() -> None:
     with pytest.raises(HookPointMoved, match="cannot attach"):
         install_tap(NotAReceiver(), "video", lambda f: None)  # type: ignore[arg-type]
     assert aiortc.__version__ == "1.16.0"
+
+
+async def test_the_legs_udp_sockets_are_reachable_for_a_bigger_receive_buffer() -> None:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        pc.addTransceiver("video", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        assert enlarge_receive_buffers(pc, 1 << 20) >= 1, (
+            "RTCIceTransport._connection._protocols[].transport no longer leads to the UDP sockets"
+        )
+    finally:
+        await pc.close()

@@ -26,7 +26,14 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
 from livedesk.calls.ice import ice_servers
-from livedesk.calls.media import EncodedFrame, EncodedFrameTap, FrameSink, install_tap, request_keyframe
+from livedesk.calls.media import (
+    EncodedFrame,
+    EncodedFrameTap,
+    FrameSink,
+    enlarge_receive_buffers,
+    install_tap,
+    request_keyframe,
+)
 from livedesk.kit.logging import get_logger
 from livedesk.settings import Settings
 
@@ -162,6 +169,7 @@ class Leg:
             raise ValueError("the offer sends no audio or video")
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
+        enlarge_receive_buffers(self.pc)
         local = self.pc.localDescription
         return RTCSessionDescription(sdp=local.sdp, type=local.type)
 

@@ -13,6 +13,7 @@ These are aiortc internals: aiortc is pinned exactly in pyproject.toml and
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+from aiortc import RTCPeerConnection
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
 # The name-mangled private attribute holding the receiver's decoder input queue.
@@ -34,6 +36,8 @@ TIME_BASE = Fraction(1, 1000)
 # Audio that arrives before the first video keyframe is kept until the file opens; this bounds
 # it (10 s of Opus at 50 packets/s) should video never start.
 MAX_PENDING_AUDIO = 500
+# About four seconds of a 2 Mbit/s participant stream.
+RECEIVE_BUFFER_BYTES = 1 << 20
 
 
 class HookPointMoved(RuntimeError):
@@ -126,6 +130,25 @@ def install_tap(receiver: RTCRtpReceiver, kind: str, sink: FrameSink) -> Encoded
     tap = EncodedFrameTap(kind, sink)
     setattr(receiver, DECODER_QUEUE_ATTR, tap)
     return tap
+
+
+def enlarge_receive_buffers(pc: RTCPeerConnection, size: int = RECEIVE_BUFFER_BYTES) -> int:
+    """Give the leg's UDP sockets a bigger kernel receive buffer (capped by net.core.rmem_max),
+    so a busy event loop that reads late loses no packets: the default (~200 KiB) overflows
+    within tens of milliseconds with many legs in one process. Returns how many sockets were
+    set. Reaches into aiortc/aioice internals (RTCIceTransport._connection._protocols), which
+    tests/unit/test_recording_hook.py checks."""
+    done = 0
+    for transceiver in pc.getTransceivers():
+        ice = getattr(getattr(transceiver.receiver, "transport", None), "transport", None)
+        connection = getattr(ice, "_connection", None)
+        for protocol in getattr(connection, "_protocols", []):
+            transport = getattr(protocol, "transport", None)
+            sock = transport.get_extra_info("socket") if transport is not None else None
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+                done += 1
+    return done
 
 
 async def request_keyframe(receiver: RTCRtpReceiver) -> bool:
