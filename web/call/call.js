@@ -4,6 +4,7 @@
 import { initI18n, onLanguageChange, t } from "/shared/i18n.js";
 import { LiveSocket } from "/shared/socket.js";
 import { ChatPanel } from "/call/chat.js";
+import { PaymentSheet } from "/payments/sheet.js";
 import { showCsat } from "/call/csat.js";
 import { Preview, fillSelect, listDevices, trackDeviceId, watchPermissions } from "/call/preview.js";
 import {
@@ -587,7 +588,7 @@ function escapeHandled() {
 }
 
 async function main() {
-  await initI18n({ extraAreas: ["/call", "/surveys"] });
+  await initI18n({ extraAreas: ["/call", "/surveys", "/payments"] });
   const embed = takeEmbedParams();
   connectHost(embed, { escapeHandled });
   if (!embed.embedded) {
@@ -626,6 +627,8 @@ async function main() {
       showView("missing");
     }
   });
+  // Payment requests from the advisor open a payment sheet over the call.
+  new PaymentSheet({ socket, consultationId, token: state.visitor.token }).start();
   state.chat = new ChatPanel({
     socket,
     consultationId,

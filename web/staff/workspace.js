@@ -5,6 +5,7 @@ import { errorText } from "/staff/api.js";
 import { CallView } from "/staff/call-view.js";
 import { ChatView } from "/staff/chat-view.js";
 import { CustomerPanel } from "/staff/customer.js";
+import { PaymentBuilder } from "/staff/payment.js";
 import { duration, instantiate, part, secondsSince, setText, uid } from "/staff/dom.js";
 import { renderIntake } from "/staff/intake.js";
 
@@ -94,6 +95,8 @@ export class Workspace {
         this.render();
       },
     });
+    const customer = part(this.root, "customer");
+    this.payment = new PaymentBuilder(customer.parentElement, { consultationId: consultation.id, socket, before: customer });
     this.render();
   }
 
@@ -108,6 +111,7 @@ export class Workspace {
   async start({ fromAccept = false } = {}) {
     this.chat.start();
     this.customer.start();
+    this.payment.start();
     if (CALL_KINDS.has(this.c.kind) && this.c.status === "active") {
       if (fromAccept) ownedCalls.add(this.id);
       this.ensureCall(ownedCalls.has(this.id));
@@ -227,6 +231,7 @@ export class Workspace {
   }
 
   destroy() {
+    this.payment.destroy();
     this.call?.destroy();
     this.chat.destroy();
     ownedCalls.remove(this.id);
