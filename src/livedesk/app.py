@@ -8,6 +8,7 @@ from pathlib import Path
 from aiohttp import web
 
 from livedesk.consultations import routes as consultation_routes
+from livedesk.consultations.chat_store import chat_store_ctx
 from livedesk.consultations.routing_runner import runner_ctx
 from livedesk.customers import routes as customer_routes
 from livedesk.kit.background import BACKGROUND, Background
@@ -43,6 +44,7 @@ def create_app(settings: Settings) -> web.Application:
     # After the database, so it is torn down first: tasks stop before the engine closes.
     app.cleanup_ctx.append(_background)
     app.cleanup_ctx.append(_rate_limits)
+    app.cleanup_ctx.append(chat_store_ctx)
 
     app.cleanup_ctx.append(_visitor_tokens)
     setup_realtime(app)

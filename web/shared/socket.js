@@ -513,8 +513,10 @@ export class ChatChannel {
         }
         this.#resendAttempt = 0;
         this.#settle(entry, "resolve", ack);
-        // The message normally arrived (chat.message) before its ack; if it did not, fetch it.
-        if (ack && ack.seq > this.#lastSeq && !this.#held.has(ack.seq)) this.#fillGap();
+        // The sending socket gets its own message in the ack (not as a chat.message); an
+        // older server's ack without it means the message comes live or by a sync.
+        if (ack?.message) this.#accept(ack.message);
+        else if (ack && ack.seq > this.#lastSeq && !this.#held.has(ack.seq)) this.#fillGap();
       }
     } finally {
       this.#pumping = false;

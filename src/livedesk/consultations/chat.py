@@ -9,8 +9,6 @@ reconnecting client replays from (``chat.sync`` with the last sequence it saw).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import socketio
 from sqlalchemy import select, update
@@ -18,32 +16,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.consultations import service
 from livedesk.consultations.chat_schemas import ChatMessageOut, ChatSend
-from livedesk.customers.timeline import new_event
-from livedesk.kit.clock import utcnow
-from livedesk.kit.errors import Conflict, NotFound
-from livedesk.models import (
-    ChatFile,
-    Consultation,
-    ConsultationStatus,
-    Message,
-    MessageKind,
-    SenderKind,
-    TimelineKind,
-)
+from livedesk.consultations.chat_store import CHAT_STORE, RateLimitSpent, SendCommand, StoredMessage
+from livedesk.consultations.parties import CHAT_OPEN
+from livedesk.kit.background import BACKGROUND
+from livedesk.kit.context import RATE_LIMITS, SETTINGS
+from livedesk.models import Consultation, Message, SenderKind
 from livedesk.realtime import rooms
-from livedesk.realtime.emit import emit
+from livedesk.realtime.emit import SIO, emit
 from livedesk.realtime.protocol import EventContext
+
+__all__ = ["CHAT_OPEN", "deliver", "history", "mark_read", "message_recipients", "send"]
 
 CHAT_MESSAGE = "chat.message"
 CHAT_TYPING = "chat.typing"
 CHAT_READ = "chat.read"
-# Chat stays open through wrap-up so the advisor can send a last link; closed is closed.
-CHAT_OPEN = (
-    ConsultationStatus.QUEUED,
-    ConsultationStatus.OFFERED,
-    ConsultationStatus.ACTIVE,
-    ConsultationStatus.WRAP_UP,
-)
 SYNC_PAGE = 500
 
 
@@ -59,96 +45,51 @@ def _sender(ctx: EventContext) -> SenderKind:
     return SenderKind.SHOPPER if ctx.shopper is not None else SenderKind.STAFF
 
 
-async def send(
-    session: AsyncSession,
-    sio: socketio.AsyncServer,
-    ctx: EventContext,
-    payload: ChatSend,
-    before_insert: Callable[[], Awaitable[None]] | None = None,
-) -> tuple[Message, bool]:
-    """Store the message once; returns it and whether it is new. ``before_insert`` runs only
-    for a new message (the rate limit: a re-send after a reconnect is not a new message)."""
-    sender = _sender(ctx)
-    # Lock the consultation first: a retry racing its original then waits and finds it.
-    c = await service.load_for_party(session, payload.consultation_id, ctx)
-    existing = await session.scalar(
-        select(Message).where(
-            Message.consultation_id == payload.consultation_id,
-            Message.client_id == payload.client_id,
-            Message.sender_kind == sender,
-        )
-    )
-    if existing is not None:
-        # The first attempt may have committed in a process that died before fanning it out:
-        # send it on again (clients drop a sequence they already have).
-        _deliver(session, sio, c, existing)
-        return existing, False
-    if c.status not in CHAT_OPEN:
-        raise Conflict(f"The consultation is {c.status.value}; chat is closed", code="chat_closed")
-    if ctx.staff is not None and ctx.staff.staff_id != c.advisor_id:
-        raise Conflict("Only the assigned advisor writes in this chat", code="not_a_party")
-    if before_insert is not None:
-        await before_insert()
-    data = dict(payload.data) if payload.data else {}
-    if payload.kind in (MessageKind.IMAGE, MessageKind.FILE):
-        data = await _file_reference(session, c.id, data)
-    # The row is locked (load_for_party), so the sequence cannot be handed out twice.
-    c.last_seq += 1
-    message = Message(
-        id=uuid.uuid4(),
-        consultation_id=c.id,
-        seq=c.last_seq,
+def _party_key(ctx: EventContext) -> str:
+    return f"shopper:{ctx.shopper.shopper_id}" if ctx.shopper else f"staff:{ctx.require_staff().staff_id}"
+
+
+async def send(ctx: EventContext, payload: ChatSend) -> StoredMessage:
+    """Store the message once (committed when this returns); its delivery to the parties'
+    other sockets follows the sender's ack.
+
+    A repeated client id stores nothing new and answers with the first sequence. Only new
+    messages count against the sender's rate limit: a re-send after a reconnect is not one.
+    """
+    app = ctx.app
+    limits, rule, key = app[RATE_LIMITS], app[SETTINGS].chat_rate_limit, _party_key(ctx)
+    command = SendCommand(
+        ctx=ctx,
+        consultation_id=payload.consultation_id,
         client_id=payload.client_id,
-        sender_kind=sender,
-        sender_staff_id=ctx.staff.staff_id if ctx.staff else None,
         kind=payload.kind,
         body=payload.body,
-        data=data,
-        created_at=utcnow(),
+        data=dict(payload.data) if payload.data else {},
+        allow_new=await limits.allows(rule, "chat.send", key),
     )
-    session.add(message)
-    # The consultation row is locked and a merge re-points consultations too, so its
-    # shopper_id is current: no need for append_event's merged-profile lookup on this hot path.
-    session.add(
-        new_event(
-            c.shopper_id,
-            TimelineKind.MESSAGE,
-            payload.body[:200] if payload.kind == MessageKind.TEXT else f"[{payload.kind.value}]",
-            {"seq": message.seq, "sender": sender.value, "kind": payload.kind.value},
-            actor_staff_id=message.sender_staff_id,
-            consultation_id=c.id,
-            ref_id=str(message.id),
-        )
-    )
-    _deliver(session, sio, c, message)
-    return message, True
-
-
-def _deliver(session: AsyncSession, sio: socketio.AsyncServer, c: Consultation, message: Message) -> None:
-    out = ChatMessageOut.of(message).model_dump(mode="json")
-    for room, namespace in message_recipients(c):
-        emit(session, sio, CHAT_MESSAGE, out, room=room, namespace=namespace)
-
-
-async def _file_reference(
-    session: AsyncSession, consultation_id: uuid.UUID, data: dict[str, Any]
-) -> dict[str, Any]:
-    """An image or file message must point at a file uploaded to this consultation."""
-    raw = data.get("file_id")
     try:
-        file_id = uuid.UUID(str(raw))
-    except ValueError:
-        raise NotFound("field 'data.file_id': no such file", code="file_not_found") from None
-    found = await session.get(ChatFile, file_id)
-    if found is None or found.consultation_id != consultation_id:
-        raise NotFound("field 'data.file_id': no such file in this consultation", code="file_not_found")
-    return {
-        "file_id": str(found.id),
-        "filename": found.filename,
-        "content_type": found.content_type,
-        "size": found.size,
-        "url": f"/api/v1/files/{found.id}",
-    }
+        stored = await app[CHAT_STORE].send(command)
+    except RateLimitSpent:
+        refusal = await limits.refusal(rule, "chat.send", key, message="Sending too fast; slow down")
+        raise refusal from None
+    if stored.created:
+        await limits.count(rule, "chat.send", key)
+    # The sender's socket gets the message in its ack; everyone else after it (a task, so
+    # the ack is not held behind the fan-out). A repeat is delivered again too: the first
+    # attempt may have committed in a process that died before fanning it out (clients drop
+    # a sequence they already have).
+    app[BACKGROUND].spawn(deliver(app[SIO], stored, skip_sid=ctx.sid), name="chat.deliver")
+    return stored
+
+
+async def deliver(sio: socketio.AsyncServer, stored: StoredMessage, *, skip_sid: str | None = None) -> None:
+    """Emit a committed message to the shopper's tabs and the assigned advisor's tabs."""
+    out = ChatMessageOut.of_stored(stored).model_dump(mode="json")
+    targets = [(rooms.shopper(stored.shopper_id), rooms.SHOPPER_NS)]
+    if stored.advisor_id is not None:
+        targets.append((rooms.staff(stored.advisor_id), rooms.STAFF_NS))
+    for room, namespace in targets:
+        await sio.emit(CHAT_MESSAGE, out, room=room, namespace=namespace, skip_sid=skip_sid)
 
 
 async def history(

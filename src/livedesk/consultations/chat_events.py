@@ -6,35 +6,23 @@ from typing import Any
 
 from livedesk.consultations import chat, service
 from livedesk.consultations.chat_schemas import ChatMessageOut, ChatRead, ChatSend, ChatSync, ChatTyping
-from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
+from livedesk.kit.context import DB
 from livedesk.realtime.emit import SIO
 from livedesk.realtime.protocol import EventContext, EventSpec
 
 
-def _party_key(ctx: EventContext) -> str:
-    return f"shopper:{ctx.shopper.shopper_id}" if ctx.shopper else f"staff:{ctx.require_staff().staff_id}"
-
-
 async def send(ctx: EventContext, payload: ChatSend) -> dict[str, Any]:
-    """Ack: the stored message's sequence (the same for a repeated client_id)."""
-
-    async def rate_limit() -> None:
-        await ctx.app[RATE_LIMITS].hit(
-            ctx.app[SETTINGS].chat_rate_limit,
-            "chat.send",
-            _party_key(ctx),
-            message="Sending too fast; slow down",
-        )
-
-    async with ctx.app[DB].transaction() as session:
-        message, created = await chat.send(session, ctx.app[SIO], ctx, payload, before_insert=rate_limit)
-        result = {
-            "seq": message.seq,
-            "id": str(message.id),
-            "duplicate": not created,
-            "created_at": message.created_at.isoformat(),
-        }
-    return result
+    """Ack: the stored message's sequence (the same for a repeated client_id), and the
+    message itself, which the sending socket gets only here."""
+    stored = await chat.send(ctx, payload)
+    out = ChatMessageOut.of_stored(stored).model_dump(mode="json")
+    return {
+        "seq": stored.seq,
+        "id": out["id"],
+        "duplicate": not stored.created,
+        "created_at": out["created_at"],
+        "message": out,
+    }
 
 
 async def sync(ctx: EventContext, payload: ChatSync) -> dict[str, Any]:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, model_validator
 
 from livedesk.models import Message, MessageKind
 from livedesk.realtime.protocol import EventModel
+
+if TYPE_CHECKING:
+    from livedesk.consultations.chat_store import StoredMessage
 
 MAX_TEXT = 4000
 
@@ -69,6 +72,21 @@ class ChatMessageOut(BaseModel):
     body: str
     data: dict[str, Any]
     created_at: datetime
+
+    @classmethod
+    def of_stored(cls, m: StoredMessage) -> ChatMessageOut:
+        return cls(
+            id=m.id,
+            consultation_id=m.consultation_id,
+            seq=m.seq,
+            client_id=m.client_id,
+            sender=m.sender.value,
+            sender_staff_id=m.sender_staff_id,
+            kind=m.kind,
+            body=m.body,
+            data=m.data,
+            created_at=m.created_at,
+        )
 
     @classmethod
     def of(cls, m: Message) -> ChatMessageOut:

@@ -14,11 +14,12 @@ import socketio
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from livedesk.consultations.parties import authorise_party
 from livedesk.consultations.schemas import ConsultationOut, QueueJoin
 from livedesk.customers.timeline import append_event
 from livedesk.integrations import webhooks
 from livedesk.kit.clock import utcnow
-from livedesk.kit.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from livedesk.kit.errors import Conflict, NotFound, ValidationFailed
 from livedesk.models import (
     Consultation,
     ConsultationKind,
@@ -83,16 +84,8 @@ async def load_for_party(
     c = await session.get(Consultation, consultation_id, with_for_update=write)
     if c is None:
         raise NotFound("No such consultation", code="consultation_not_found")
-    if ctx.shopper is not None:
-        if c.shopper_id != ctx.shopper.shopper_id:
-            raise Forbidden("You are not a party to this consultation", code="not_a_party")
-        return c
-    staff = ctx.require_staff()
-    if staff.staff_id in (c.advisor_id, c.offered_to_id):
-        return c
-    if not write and staff.role in (Role.SUPERVISOR, Role.ADMIN):
-        return c
-    raise Forbidden("You are not a party to this consultation", code="not_a_party")
+    authorise_party(ctx, c.shopper_id, c.advisor_id, c.offered_to_id, write=write)
+    return c
 
 
 async def join_queue(

@@ -1,36 +1,143 @@
 """Rate limits (moving window, from the ``limits`` library): in memory for one process, in
-Redis when several processes share the work."""
+Redis when several processes share the work.
+
+One process keeps its windows in ``LocalWindows`` below, a few deque operations on the event
+loop. The library's own memory storages cost a thread per check on the chat hot path: the
+asyncio one hands every expiry sweep to a worker thread (two hops per message), the sync one
+starts a ``threading.Timer`` for its sweeps and waits for it to start.
+"""
 
 from __future__ import annotations
 
+import functools
 import time
+from collections import deque
+from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.storage import Storage as AsyncStorage
+from limits.aio.strategies import MovingWindowRateLimiter as AsyncMovingWindow
 from limits.storage import storage_from_string
 
 from livedesk.kit.errors import TooManyRequests
 
 
+@functools.lru_cache(maxsize=64)
+def _parse(rule: str) -> RateLimitItem:
+    return parse(rule)
+
+
+def _item(rule: str | RateLimitItem) -> RateLimitItem:
+    # Rules come from settings: a handful of strings parsed once, not on every chat send.
+    return _parse(rule) if isinstance(rule, str) else rule
+
+
+@dataclass(frozen=True)
+class WindowStats:
+    reset_time: float
+    remaining: int
+
+
+class LocalWindows:
+    """Moving windows in this process: per key, the times of the hits still inside the window."""
+
+    # Every this many hits, keys whose window has emptied are dropped, so memory follows the
+    # active parties rather than every party ever seen.
+    SWEEP_EVERY = 1000
+
+    def __init__(self) -> None:
+        # key → (window length in seconds, hit times inside it)
+        self._hits: dict[str, tuple[int, deque[float]]] = {}
+        self._until_sweep = self.SWEEP_EVERY
+
+    @staticmethod
+    def _key(item: RateLimitItem, keys: tuple[str, ...]) -> str:
+        return item.key_for(*keys)
+
+    def _window(self, item: RateLimitItem, keys: tuple[str, ...], now: float) -> deque[float]:
+        _, hits = self._hits.setdefault(self._key(item, keys), (item.get_expiry(), deque()))
+        horizon = now - item.get_expiry()
+        while hits and hits[0] <= horizon:
+            hits.popleft()
+        return hits
+
+    def test(self, item: RateLimitItem, *keys: str) -> bool:
+        return len(self._window(item, keys, time.monotonic())) < item.amount
+
+    def hit(self, item: RateLimitItem, *keys: str) -> bool:
+        now = time.monotonic()
+        hits = self._window(item, keys, now)
+        if len(hits) >= item.amount:
+            return False
+        hits.append(now)
+        self._until_sweep -= 1
+        if self._until_sweep <= 0:
+            self._sweep(now)
+        return True
+
+    def get_window_stats(self, item: RateLimitItem, *keys: str) -> WindowStats:
+        now = time.monotonic()
+        hits = self._window(item, keys, now)
+        # reset_time is wall-clock, as the library reports it.
+        first = hits[0] if hits else now
+        return WindowStats(time.time() + (first + item.get_expiry() - now), max(0, item.amount - len(hits)))
+
+    def clear(self, item: RateLimitItem, *keys: str) -> None:
+        self._hits.pop(self._key(item, keys), None)
+
+    def _sweep(self, now: float) -> None:
+        self._until_sweep = self.SWEEP_EVERY
+        stale = [key for key, (expiry, hits) in self._hits.items() if not hits or hits[-1] <= now - expiry]
+        for key in stale:
+            del self._hits[key]
+
+
 class RateLimits:
     def __init__(self, redis_url: str = "") -> None:
-        storage = storage_from_string(f"async+{redis_url}") if redis_url else MemoryStorage()
-        assert isinstance(storage, Storage)
-        self.storage = storage
-        self._limiter = MovingWindowRateLimiter(self.storage)
+        self._shared: AsyncMovingWindow | None = None
+        self._local: LocalWindows | None = None
+        if redis_url:
+            storage = storage_from_string(f"async+{redis_url}")
+            assert isinstance(storage, AsyncStorage)
+            self._shared = AsyncMovingWindow(storage)
+        else:
+            self._local = LocalWindows()
+
+    async def _hit(self, item: RateLimitItem, keys: tuple[str, ...]) -> bool:
+        if self._local is not None:
+            return self._local.hit(item, *keys)
+        assert self._shared is not None
+        return await self._shared.hit(item, *keys)
 
     async def hit(self, rule: str | RateLimitItem, *keys: str, message: str) -> None:
         """Count one attempt; raise ``TooManyRequests`` once the rule's budget is spent."""
-        item = parse(rule) if isinstance(rule, str) else rule
-        if not await self._limiter.hit(item, *keys):
-            stats = await self._limiter.get_window_stats(item, *keys)
-            retry = max(1, int(stats.reset_time - time.time()))
-            raise TooManyRequests(message, retry_after=retry)
+        if not await self._hit(_item(rule), keys):
+            raise await self.refusal(rule, *keys, message=message)
+
+    async def allows(self, rule: str | RateLimitItem, *keys: str) -> bool:
+        """Whether one more attempt fits, without counting it (see ``count``)."""
+        if self._local is not None:
+            return self._local.test(_item(rule), *keys)
+        assert self._shared is not None
+        return await self._shared.test(_item(rule), *keys)
+
+    async def count(self, rule: str | RateLimitItem, *keys: str) -> None:
+        """Count an attempt that was checked with ``allows`` and went ahead."""
+        await self._hit(_item(rule), keys)
+
+    async def refusal(self, rule: str | RateLimitItem, *keys: str, message: str) -> TooManyRequests:
+        """The error for a spent budget, telling the client when to try again."""
+        item = _item(rule)
+        if self._local is not None:
+            reset_time = self._local.get_window_stats(item, *keys).reset_time
+        else:
+            assert self._shared is not None
+            reset_time = (await self._shared.get_window_stats(item, *keys)).reset_time
+        return TooManyRequests(message, retry_after=max(1, int(reset_time - time.time())))
 
     async def clear(self, rule: str | RateLimitItem, *keys: str) -> None:
-        item = parse(rule) if isinstance(rule, str) else rule
-        await self._limiter.clear(item, *keys)
-
-    async def reset_all(self) -> None:
-        await self.storage.reset()
+        if self._local is not None:
+            self._local.clear(_item(rule), *keys)
+        else:
+            assert self._shared is not None
+            await self._shared.clear(_item(rule), *keys)
