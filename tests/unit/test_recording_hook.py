@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 import queue
+import uuid
 from importlib.metadata import version
 
 import aiortc
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, decoder_worker
 
+from livedesk.calls.legs import LegRegistry
 from livedesk.calls.media import (
     DECODER_QUEUE_ATTR,
     DECODER_THREAD_ATTR,
@@ -100,3 +102,28 @@ async def test_the_legs_udp_sockets_are_reachable_for_a_bigger_receive_buffer() 
         )
     finally:
         await pc.close()
+
+
+async def test_the_leg_answers_vp8_and_opus_whatever_the_browser_preferred() -> None:
+    sender = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    legs = LegRegistry()
+    try:
+        video = sender.addTransceiver("video", direction="sendonly")
+        h264_first = sorted(
+            RTCRtpSender.getCapabilities("video").codecs, key=lambda c: c.mimeType.lower() != "video/h264"
+        )
+        video.setCodecPreferences(h264_first)
+        sender.addTransceiver("audio", direction="sendonly")
+        await sender.setLocalDescription(await sender.createOffer())
+        assert "H264" in sender.localDescription.sdp.split("m=video")[1].split("a=rtpmap:")[1]
+        leg = await legs.open(uuid.uuid4(), "shopper", RTCConfiguration(iceServers=[]))
+        answer = await leg.answer(sender.localDescription)
+        video_section = answer.sdp.split("m=video")[1].split("m=audio")[0]
+        assert "VP8/90000" in video_section
+        assert "H264" not in video_section
+        audio_section = answer.sdp.split("m=audio")[1]
+        assert "opus/48000" in audio_section
+        assert "PCMU" not in audio_section
+    finally:
+        await legs.close_all()
+        await sender.close()

@@ -27,12 +27,14 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
 from livedesk.calls.ice import ice_servers
 from livedesk.calls.media import (
+    RECORDABLE,
     EncodedFrame,
     EncodedFrameTap,
     FrameSink,
     enlarge_receive_buffers,
     install_tap,
     request_keyframe,
+    restrict_codecs,
 )
 from livedesk.kit.logging import get_logger
 from livedesk.settings import Settings
@@ -158,6 +160,9 @@ class Leg:
             kind = transceiver.kind
             if kind in self.taps or transceiver.receiver is None:
                 continue
+            if kind not in RECORDABLE:
+                continue
+            restrict_codecs(transceiver)
             transceiver.direction = "recvonly"
             self.receivers[kind] = transceiver.receiver
             self.taps[kind] = install_tap(transceiver.receiver, kind, self._deliver)

@@ -23,12 +23,15 @@ from pathlib import Path
 from typing import Any
 
 import av
-from aiortc import RTCPeerConnection
+from aiortc import RTCPeerConnection, RTCRtpTransceiver
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
 # The name-mangled private attribute holding the receiver's decoder input queue.
 DECODER_QUEUE_ATTR = "_RTCRtpReceiver__decoder_queue"
 DECODER_THREAD_ATTR = "_RTCRtpReceiver__decoder_thread"
+# The transceiver's negotiated codecs (set by setRemoteDescription, used by the answer and the
+# receiver).
+CODECS_ATTR = "_codecs"
 VIDEO_CLOCK = 90_000
 AUDIO_CLOCK = 48_000
 # Milliseconds: WebM (Matroska) stores timestamps in ms anyway.
@@ -130,6 +133,25 @@ def install_tap(receiver: RTCRtpReceiver, kind: str, sink: FrameSink) -> Encoded
     tap = EncodedFrameTap(kind, sink)
     setattr(receiver, DECODER_QUEUE_ATTR, tap)
     return tap
+
+
+# What the writer can put in WebM by stream copy, per kind.
+RECORDABLE = {"video": "video/vp8", "audio": "audio/opus"}
+
+
+def restrict_codecs(transceiver: RTCRtpTransceiver) -> None:
+    """Keep only VP8 (with its retransmission codec) or Opus among the codecs negotiated from
+    the browser's offer, so the answer picks them whatever the browser preferred; ValueError if
+    the offer has none. Runs between setRemoteDescription and createAnswer (aiortc keeps the
+    negotiated list in ``transceiver._codecs``)."""
+    wanted = RECORDABLE[transceiver.kind]
+    codecs = list(getattr(transceiver, CODECS_ATTR))
+    base = [c for c in codecs if c.mimeType.lower() == wanted]
+    if not base:
+        raise ValueError(f"the offer's {transceiver.kind} has no {wanted.split('/')[1].upper()}")
+    types = {c.payloadType for c in base}
+    rtx = [c for c in codecs if c.mimeType.lower().endswith("/rtx") and c.parameters.get("apt") in types]
+    setattr(transceiver, CODECS_ATTR, base + rtx)
 
 
 def enlarge_receive_buffers(pc: RTCPeerConnection, size: int = RECEIVE_BUFFER_BYTES) -> int:
