@@ -232,3 +232,91 @@ async def test_mail_link_page(server: str, new_page: Any, db: Database, e2e_sett
     again: Page = await new_page(server + f"/surveys/csat#t={token}")
     await ready(again)
     await expect(again.locator("#csat-slot")).to_contain_text("すでにご回答いただいています")
+
+
+async def test_admin_builds_a_survey_shows_it_and_edits_a_new_version(server: str, new_page: Any) -> None:
+    page: Page = await new_page(server + "/admin/")
+    await ready(page)
+    await page.fill("#signin-email", ADMIN_EMAIL)
+    await page.fill("#signin-password", DEMO_PASSWORD)
+    await page.click("#signin-form button[type=submit]")
+    await expect(page.locator("#admin-panel")).to_be_visible()
+    await page.get_by_role("link", name="Surveys").click()
+    await ready(page)
+    await expect(page.locator("#sv-panel")).to_be_visible()
+    # The demo's survey is there, shown nowhere until chosen.
+    demo_row = page.locator("#sv-rows tr", has_text="Before your consultation")
+    await expect(demo_row).to_contain_text("Nowhere")
+    instant = page.get_by_label("Instant calls (talk now)", exact=True)
+    await expect(instant).to_have_value("")
+
+    # A refused save says why and keeps the draft.
+    await page.get_by_role("button", name="New survey").click()
+    await expect(page.locator("#sv-editor-title")).to_be_focused()
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.locator("#sv-form-alert")).not_to_be_empty()
+    await expect(page.locator("#sv-form-details")).to_contain_text("name")
+
+    await page.get_by_label("Name (for staff)").fill("Fragrance finder")
+    await page.get_by_label("Title (Japanese)").fill("香りのご相談")
+    await page.get_by_label("Title (English)").fill("Find your fragrance")
+    editor = page.locator("#sv-editor")
+    first = editor.locator(".sv-question").nth(0)
+    await first.get_by_label("Key (a-z, 0-9, - and _)").fill("mood")
+    await first.get_by_label("Type").select_option("single_choice")
+    await first.get_by_label("Label (Japanese)").first.fill("どんな香りがお好みですか?")
+    await first.get_by_label("Label (English)").first.fill("Which scents do you like?")
+    choices = first.locator(".sv-choice")
+    await expect(choices).to_have_count(2)
+    for index, (value, ja, en) in enumerate(
+        (("floral", "フローラル", "Floral"), ("woody", "ウッディ", "Woody"))
+    ):
+        choice = choices.nth(index)
+        await choice.get_by_label("Value (a-z, 0-9, - and _)").fill(value)
+        await choice.get_by_label("Label (Japanese)").fill(ja)
+        await choice.get_by_label("Label (English)").fill(en)
+        await choice.get_by_label("Route to skill").fill("fragrance")
+    await page.get_by_role("button", name="Add a question").click()
+    second = editor.locator(".sv-question").nth(1)
+    await expect(second.get_by_label("Key (a-z, 0-9, - and _)")).to_be_focused()
+    await second.get_by_label("Key (a-z, 0-9, - and _)").fill("consent")
+    await second.get_by_label("Type").select_option("consent")
+    await second.get_by_label("Required").check()
+    await second.get_by_label("Label (Japanese)").fill("回答の共有に同意します")
+    await second.get_by_label("Label (English)").fill("I agree to share my answers")
+    await assert_axe_clean(page)
+    await shot(page, "survey-admin-editor")
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.locator("#sv-status")).to_have_text("“Fragrance finder” saved as version 1.")
+
+    # Show it before instant calls: the shopper's page gets it.
+    await instant.select_option(label="Fragrance finder")
+    await page.get_by_role("button", name="Apply for Instant calls (talk now)").click()
+    await expect(page.locator("#sv-status")).to_have_text(
+        "The survey is now shown before Instant calls (talk now)."
+    )
+    row = page.locator("#sv-rows tr", has_text="Fragrance finder")
+    await expect(row).to_contain_text("Instant calls (talk now)")
+    await assert_axe_clean(page)
+    await shot(page, "survey-admin")
+
+    # Editing saves version 2; shoppers get it.
+    await row.get_by_role("button", name="Edit Fragrance finder").click()
+    await expect(page.locator("#sv-editor-hint")).to_contain_text("saving makes version 2")
+    await (
+        editor.locator(".sv-question")
+        .nth(0)
+        .get_by_label("Label (English)")
+        .first.fill("Which scents suit you?")
+    )
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.locator("#sv-status")).to_have_text("“Fragrance finder” saved as version 2.")
+    shown = await page.evaluate("fetch('/api/v1/intake-survey').then((r) => r.json())")
+    assert shown["survey"]["version"] == 2
+    assert shown["survey"]["questions"][0]["label"]["en"] == "Which scents suit you?"
+    assert shown["survey"]["questions"][0]["choices"][0]["routing"]["skill"] == "fragrance"
+
+    # In Japanese too.
+    await page.click("[data-lang-switch] button[data-lang=ja]")
+    await expect(page.locator("#sv-title")).to_have_text("アンケート")
+    await assert_axe_clean(page)

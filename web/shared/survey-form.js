@@ -246,6 +246,16 @@ export function mountSurvey(container, survey, { lang = "ja" } = {}) {
   }
 
   render();
+  // An answer being changed is no longer wrong: its message goes at once.
+  const clear = (event) => {
+    const id = event.target.closest?.("[data-question]")?.dataset.question;
+    if (id && errors[id]) {
+      delete errors[id];
+      paintErrors();
+    }
+  };
+  container.addEventListener("input", clear);
+  container.addEventListener("change", clear);
 
   return {
     /** The answers as the API takes them ({question id: value}); blank optional ones left out. */
