@@ -1,4 +1,4 @@
-"""The ``livedesk`` command: serve, demo, db upgrade, staff add."""
+"""The ``livedesk`` command: serve, demo, db upgrade, staff add, import."""
 
 from __future__ import annotations
 
@@ -162,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--name", help="display name")
     add.add_argument("--password", help="(or LIVEDESK_NEW_STAFF_PASSWORD, or asked for)")
     add.set_defaults(func=cmd_staff_add)
+
+    from livedesk.customers import imports_cli
+
+    imports_cli.add_parser(sub)
     return parser
 
 
