@@ -4,6 +4,7 @@
 import { t } from "/shared/i18n.js";
 import { errorText } from "/staff/api.js";
 import { duration, el, instantiate, part, setText, uid } from "/staff/dom.js";
+import { RecordingPanel } from "/recording/recording.js";
 
 const ENDED = new Set(["closed", "failed"]);
 
@@ -37,6 +38,10 @@ export class CallView {
     this.remote = part(this.root, "remote");
     this.self = part(this.root, "self");
     this.bind();
+    // Record / stop, the recording indicator and, while recording, the server leg.
+    const controls = this.root.querySelector(".call-controls");
+    this.recording = new RecordingPanel({ socket, consultationId, role: "advisor", mount: controls });
+    this.recording.start();
     this.render();
   }
 
@@ -100,6 +105,7 @@ export class CallView {
     engine.addEventListener("localstream", (event) => {
       this.self.srcObject = event.detail;
       this.self.play?.().catch(() => {});
+      this.recording.setStream(event.detail);
     });
     engine.addEventListener("remotestream", (event) => {
       this.remoteStream = event.detail;
@@ -267,6 +273,7 @@ export class CallView {
   hangup({ signal = true } = {}) {
     this.joinOffered = false;
     this.ended = true;
+    this.recording.callEnded();
     if (!this.engine) {
       this.render();
       return;
@@ -281,6 +288,7 @@ export class CallView {
 
   destroy() {
     this.hangup({ signal: false });
+    this.recording.destroy();
     for (const video of [this.remote, this.self]) {
       video.srcObject = null;
     }
