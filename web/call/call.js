@@ -5,6 +5,7 @@ import { initI18n, onLanguageChange, t } from "/shared/i18n.js";
 import { LiveSocket } from "/shared/socket.js";
 import { ChatPanel } from "/call/chat.js";
 import { PaymentSheet } from "/payments/sheet.js";
+import { RecordingPanel } from "/recording/recording.js";
 import { showCsat } from "/call/csat.js";
 import { Preview, fillSelect, listDevices, trackDeviceId, watchPermissions } from "/call/preview.js";
 import {
@@ -206,6 +207,7 @@ async function makeEngine() {
     $("self-video").srcObject = event.detail;
     $("self-video").play?.().catch(() => {});
     releaseHandedTracks();
+    state.recording?.setStream(event.detail);
   });
   engine.addEventListener("remotestream", (event) => engine === state.engine && attachRemote(event.detail));
   engine.addEventListener("mode", (event) => {
@@ -229,6 +231,7 @@ async function makeEngine() {
 
 /** Drop our engine without telling the advisor (their side keeps waiting for a restart). */
 function dropEngine() {
+  state.recording?.callEnded();
   state.engine?.hangup({ signal: false });
   state.engine = null;
   state.callState = "idle";
@@ -260,6 +263,7 @@ function onCallState(engine, callState) {
   }
   if (callState === "closed") {
     // The advisor hung up the call (the consultation may go on as a chat).
+    state.recording?.callEnded();
     state.engine = null;
     state.sharing = false;
     releaseHandedTracks(true);
@@ -588,7 +592,7 @@ function escapeHandled() {
 }
 
 async function main() {
-  await initI18n({ extraAreas: ["/call", "/surveys", "/payments"] });
+  await initI18n({ extraAreas: ["/call", "/surveys", "/payments", "/recording"] });
   const embed = takeEmbedParams();
   connectHost(embed, { escapeHandled });
   if (!embed.embedded) {
@@ -629,6 +633,9 @@ async function main() {
   });
   // Payment requests from the advisor open a payment sheet over the call.
   new PaymentSheet({ socket, consultationId, token: state.visitor.token }).start();
+  // Recording: the consent prompt, the indicator and, while recording, the server leg.
+  state.recording = new RecordingPanel({ socket, consultationId, role: "shopper", token: state.visitor.token });
+  state.recording.start();
   state.chat = new ChatPanel({
     socket,
     consultationId,
