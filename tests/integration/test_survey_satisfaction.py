@@ -153,10 +153,17 @@ async def test_figures_for_the_supervisor(
     advisor = await make_staff(Role.ADVISOR)
     headers = await login(live.http, advisor)
     assert (await live.http.get("/api/v1/satisfaction/figures", params=params)).status == 403
+    # Another advisor's consultation: not theirs to read.
+    one = f"/api/v1/consultations/{visitor['consultation_id']}/satisfaction"
+    assert (await live.http.get(one)).status == 403
     await live.http.post("/api/v1/auth/logout", headers=headers)
     await login(live.http, await make_staff(Role.SUPERVISOR))
     response = await live.http.get("/api/v1/satisfaction/figures", params=params)
     assert await response.json() == {"responses": 2, "average_csat": 4.0, "average_nps": 10.0}
+    read = await (await live.http.get(one)).json()
+    assert (read["satisfaction"]["csat"], read["satisfaction"]["nps"]) == (3, None)
+    none = await live.http.get(f"/api/v1/consultations/{uuid.uuid4()}/satisfaction")
+    assert await none.json() == {"satisfaction": None}
     backwards = await live.http.get(
         "/api/v1/satisfaction/figures", params={"start": params["end"], "end": params["start"]}
     )

@@ -29,6 +29,7 @@ from livedesk.surveys.schemas import (
     SatisfactionByLink,
     SatisfactionFigures,
     SatisfactionLinkInfo,
+    SatisfactionOfConsultation,
     SatisfactionOut,
     SatisfactionSubmit,
     SubmittedIntake,
@@ -179,7 +180,7 @@ async def list_assignments(
 async def set_assignment(
     request: web.Request, target: str, /, body: AssignmentSet
 ) -> (
-    r200[AssignmentOut | None]
+    r200[AssignmentOut]
     | r401[ErrorResponse]
     | r403[ErrorResponse]
     | r404[ErrorResponse]
@@ -194,7 +195,7 @@ async def set_assignment(
     await require_staff(request, *ADMIN)
     async with request.app[DB].transaction() as db:
         out = await service.set_assignment(db, target, body.survey_id)
-    return web.json_response(None) if out is None else model_json(out)
+    return model_json(out)
 
 
 # ---------------------------------------------------------------- intake (shoppers)
@@ -274,7 +275,7 @@ async def submit_satisfaction(
 @guarded(*READERS, Role.ADVISOR)
 async def get_satisfaction(
     request: web.Request, consultation_id: uuid.UUID, /
-) -> r200[SatisfactionOut | None] | r401[ErrorResponse] | r403[ErrorResponse]:
+) -> r200[SatisfactionOfConsultation] | r401[ErrorResponse] | r403[ErrorResponse]:
     """A consultation's post-call answer (null if none): supervisors, admins, and its advisor.
 
     Tags: surveys
@@ -286,7 +287,7 @@ async def get_satisfaction(
             c = await db.get(Consultation, consultation_id)
             if c is None or c.advisor_id != staff.staff_id:
                 raise Forbidden("Only the consultation's advisor may read this", code="not_a_party")
-    return web.json_response(None) if out is None else model_json(out)
+    return model_json(SatisfactionOfConsultation(satisfaction=out))
 
 
 def _link_consultation(request: web.Request, token: str) -> uuid.UUID:

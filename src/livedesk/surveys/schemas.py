@@ -155,8 +155,9 @@ class SurveyOut(_Model):
 
 class AssignmentOut(_Model):
     target: str
-    survey_id: uuid.UUID
-    survey_name: str
+    # None: no survey is shown there (after unassigning).
+    survey_id: uuid.UUID | None
+    survey_name: str | None
 
 
 class IntakeSurveyOut(_Model):
@@ -227,6 +228,10 @@ class SatisfactionOut(_Model):
     comment: str
     source: str
     submitted_at: datetime
+
+
+class SatisfactionOfConsultation(_Model):
+    satisfaction: SatisfactionOut | None
 
 
 class SatisfactionLinkInfo(_Model):

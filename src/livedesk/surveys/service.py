@@ -248,9 +248,7 @@ def parse_target(target: str) -> str:
         ) from None
 
 
-async def set_assignment(
-    session: AsyncSession, target: str, survey_id: uuid.UUID | None
-) -> AssignmentOut | None:
+async def set_assignment(session: AsyncSession, target: str, survey_id: uuid.UUID | None) -> AssignmentOut:
     """Show ``survey_id`` before instant calls ("instant") or before booking one consultation
     type; None stops showing a survey there."""
     key = parse_target(target)
@@ -258,7 +256,7 @@ async def set_assignment(
     if survey_id is None:
         if row is not None:
             await session.delete(row)
-        return None
+        return AssignmentOut(target=key, survey_id=None, survey_name=None)
     survey = await _survey(session, survey_id)
     if survey.archived:
         raise Conflict("An archived survey cannot be shown", code="survey_archived")
