@@ -15,9 +15,12 @@ from sqlalchemy import func, select, update
 
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import Database
+from livedesk.kit.errors import NotFound
 from livedesk.models import (
     AdvisorPresence,
+    Consultation,
     Role,
+    Shopper,
     SurveyResponse,
     SurveyVersion,
     Team,
@@ -438,3 +441,47 @@ async def test_demo_survey_is_seeded_once_and_shown_by_the_demo(shop: Shop, db: 
         fashion = await session.scalar(select(Team.id).where(Team.name == "Fashion"))
         assert await session.scalar(select(func.count()).select_from(SurveyVersion)) == 1
     assert styling["routing"] == {"skill": "styling", "team_id": str(fashion), "language": None}
+
+
+async def test_answers_given_when_booking_reach_the_booked_consultation(
+    live: Any, shop: Shop, make_staff: Any, db: Database
+) -> None:
+    headers = await _admin_headers(live, make_staff)
+    survey = await _create_and_assign(live, headers, skin_survey())
+    visitor = await shop.visitor()
+    shopper_id = uuid.UUID(visitor["shopper_id"])
+    booking_id = uuid.uuid4()
+    async with db.transaction() as session:
+        submitted = await service.submit_intake(
+            session,
+            survey_id=uuid.UUID(survey["id"]),
+            version=1,
+            answers=GOOD,
+            shopper_id=shopper_id,
+            booking_id=booking_id,
+        )
+    shopper = await live.shopper(visitor["token"])
+    joined = await shopper.ok("queue.join", {"kind": "video"})
+    async with db.transaction() as session:
+        c = await session.get(Consultation, uuid.UUID(joined["id"]))
+        assert c is not None
+        await service.attach_response(session, submitted.response_id, c)
+        assert c.extra["intake"]["answers"][0]["shown"]["en"] == "Skin care"
+        stranger = Consultation(
+            id=uuid.uuid4(), shopper_id=(await _other_shopper(session)), kind=c.kind, status=c.status
+        )
+        session.add(stranger)
+        await session.flush()
+        with pytest.raises(NotFound):
+            await service.attach_response(session, submitted.response_id, stranger)
+    async with db.read() as session:
+        row = await session.get(SurveyResponse, submitted.response_id)
+        assert row is not None
+        assert (row.booking_id, str(row.consultation_id)) == (booking_id, joined["id"])
+
+
+async def _other_shopper(session: Any) -> uuid.UUID:
+    other = Shopper(id=uuid.uuid4(), display_name="Other")
+    session.add(other)
+    await session.flush()
+    return other.id

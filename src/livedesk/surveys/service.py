@@ -408,6 +408,15 @@ async def link_to_consultation(session: AsyncSession, response: SurveyResponse, 
     }
 
 
+async def attach_response(session: AsyncSession, response_id: uuid.UUID, c: Consultation) -> None:
+    """For a consultation started from a booking: the answers given when booking become the
+    consultation's intake (the advisor sees them in the offer and during the call)."""
+    response = await session.get(SurveyResponse, response_id, with_for_update=True)
+    if response is None or response.shopper_id != c.shopper_id:
+        raise NotFound("No such survey response", code="survey_response_not_found")
+    await link_to_consultation(session, response, c)
+
+
 async def responses_of_consultation(session: AsyncSession, consultation_id: uuid.UUID) -> list[IntakeShown]:
     rows = await session.scalars(
         select(SurveyResponse)
