@@ -183,3 +183,94 @@ async def test_a_forged_link_gets_a_clear_message(server: str, london_page: Any)
         "This booking link is not valid. Please use the link from your e-mail."
     )
     await no_violations(page)
+
+
+async def sign_in(page: Page, email: str) -> None:
+    from livedesk.demo.seed import DEMO_PASSWORD
+
+    await page.fill("#email", email)
+    await page.fill("#password", DEMO_PASSWORD)
+    await page.click("#signin-form button[type=submit]")
+
+
+async def test_advisor_sees_own_calendar_and_edits_availability(server: str, new_page: Any) -> None:
+    page = await new_page(f"{server}/staff/")
+    await sign_in(page, "sakura.tanaka@hanami.example")
+    calendar = page.locator("#booking-calendar")
+    await expect(calendar.locator("#calendar-heading")).to_have_text("My booking calendar")
+    await expect(calendar).to_contain_text("Times in your time zone: Asia/Tokyo")
+    # The demo's upcoming bookings with Sakura (two to four days ahead) are this week.
+    await expect(calendar.locator(".calendar-item").first).to_be_visible()
+    # The demo week has a lunch break (two stretches a day): both are shown.
+    await expect(calendar.locator("[data-weekly-row]")).to_have_count(11)
+    # Add Sunday 10:00–12:00 and a day off, then save.
+    await calendar.get_by_role("button", name="Add hours").click()
+    await expect(calendar.get_by_label("Sunday from")).to_have_value("10:00")
+    await calendar.get_by_label("Sunday until").fill("12:00")
+    await calendar.get_by_label("Date").fill("2031-01-02")
+    await calendar.get_by_role("button", name="Add date").click()
+    # Adding the exception kept what was typed above.
+    await expect(calendar.get_by_label("Sunday until")).to_have_value("12:00")
+    await expect(calendar.locator(".exception-list")).to_contain_text("2031-01-02 · Day off")
+    await calendar.get_by_role("button", name="Save availability").click()
+    await expect(calendar.locator("[data-status]")).to_have_text(
+        "Saved. New bookings follow these hours; existing bookings stay."
+    )
+    violations = await axe_violations(page)
+    assert violations == [], [(v["id"], [n["target"] for n in v["nodes"]]) for v in violations]
+    await calendar.locator("#calendar-heading").scroll_into_view_if_needed()
+    await shot(page, "console-calendar-desktop")
+    saved = await page.evaluate(
+        """async () => {
+            const me = await (await fetch('/api/v1/auth/me')).json();
+            return await (await fetch(`/api/v1/advisors/${me.id}/availability`)).json();
+        }"""
+    )
+    assert {"weekday": 6, "start": "10:00", "end": "12:00"} in saved["weekly"]
+    # Nothing typed before was lost: both of Monday's stretches are still there.
+    assert {"weekday": 0, "start": "10:00", "end": "13:00"} in saved["weekly"]
+    assert {"weekday": 0, "start": "14:00", "end": "18:00"} in saved["weekly"]
+    assert len(saved["weekly"]) == 12
+    assert {"day": "2031-01-02", "kind": "off", "start": None, "end": None} in saved["exceptions"]
+
+
+async def test_admin_adds_and_edits_a_consultation_type(server: str, new_page: Any) -> None:
+    page = await new_page(f"{server}/admin/")
+    await sign_in_admin(page)
+    await page.get_by_role("link", name="Consultation types").click()
+    await expect(page.locator("#ct-title")).to_have_text("Consultation types")
+    await expect(page.locator("#ct-list")).to_contain_text("Skin check")
+    await page.get_by_label("Name (Japanese)").fill("香水相談")
+    await page.get_by_label("Name (English)").fill("Fragrance advice")
+    await page.get_by_label("Length (minutes)").fill("20")
+    await page.get_by_label("Required skills (comma-separated)").fill("fragrance")
+    await page.get_by_label("Price (in the currency's minor unit; yen have none)").fill("2200")
+    await page.locator("#ct-submit").click()
+    # A price without a currency: the server's clear message, nothing saved.
+    await expect(page.locator("#ct-error")).to_contain_text("currency")
+    await page.get_by_label("Currency (e.g. JPY)").fill("JPY")
+    await page.locator("#ct-submit").click()
+    await expect(page.locator("#ct-notice")).to_have_text("Saved.")
+    item = page.locator(".ct-item", has_text="Fragrance advice")
+    await expect(item).to_contain_text("20 min")
+    await expect(item).to_contain_text("2,200")
+    await item.get_by_role("button").click()
+    await expect(page.locator("#ct-form-title")).to_be_focused()
+    await page.get_by_role("checkbox", name="Bookable").uncheck()
+    await page.locator("#ct-submit").click()
+    await expect(page.locator(".ct-item", has_text="Fragrance advice")).to_contain_text("not bookable")
+    violations = await axe_violations(page)
+    assert violations == [], [(v["id"], [n["target"] for n in v["nodes"]]) for v in violations]
+    await shot(page, "admin-consultation-types-desktop")
+    # Not bookable any more: gone from the shopper's list.
+    public = await page.evaluate("async () => (await (await fetch('/api/v1/booking/types')).json()).types")
+    assert "香水相談" not in [t["name"] for t in public]
+
+
+async def sign_in_admin(page: Page) -> None:
+    from livedesk.demo.seed import DEMO_PASSWORD
+
+    await page.fill("#signin-email", "naoko.kobayashi@hanami.example")
+    await page.fill("#signin-password", DEMO_PASSWORD)
+    await page.click("#signin-form button[type=submit]")
+    await expect(page.locator("#admin-title")).to_be_visible()

@@ -43,6 +43,7 @@ class AdvisorConsole {
     onLanguageChange(() => this.rerender());
     setInterval(() => this.tick(), 1000);
     this.render();
+    import("/staff/calendar.js").then(({ mountCalendar }) => mountCalendar($("booking-calendar"), this.me));
   }
 
   // ------------------------------------------------------------ connection and state

@@ -81,6 +81,7 @@ export class OfferCard {
 
   nominationText() {
     const nominated = this.offer.nominated_advisor_id;
+    if (this.offer.booking_id) return t("calendar.booked_call");
     if (!nominated) return t("console.offer.not_nominated");
     if (nominated === this.me.id) return t("console.offer.nominated_you");
     return t("console.offer.nominated_other");
