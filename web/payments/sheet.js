@@ -332,8 +332,10 @@ export class PaymentSheet {
         : "";
     this.errorBox.hidden = !problem;
     this.errorBox.textContent = problem;
-    this.secure.textContent = r.test_mode ? "" : t("pay.secure_note");
-    this.secure.hidden = r.test_mode;
+    // With Stripe the card goes from this page to Stripe: say so (the sandbox takes no card).
+    const stripe = r.provider === "stripe";
+    this.secure.textContent = stripe ? t("pay.secure_note") : "";
+    this.secure.hidden = !stripe;
     this.renderActions(r);
   }
 }
