@@ -274,6 +274,7 @@ class SqliteChatStore:
         self._queue: SimpleQueue[_Batch | None] = SimpleQueue()
         self._gathering = _Batch()
         self._in_flight = False
+        self._in_flight_size = 0
         self._closed = False
         self._inline: sqlite3.Connection | None = None
         self._thread = threading.Thread(target=self._run, name="livedesk-chat-writer", daemon=True)
@@ -298,16 +299,23 @@ class SqliteChatStore:
         self._kick()
         return await future
 
+    @property
+    def queued(self) -> int:
+        """Sends waiting for the writer thread, gathering or being written (for tests)."""
+        return len(self._gathering.items) + self._in_flight_size
+
     def _kick(self) -> None:
         # One batch at a time: while it is written, the next one gathers.
         if self._in_flight or not self._gathering.items:
             return
         batch, self._gathering = self._gathering, _Batch()
         self._in_flight = True
+        self._in_flight_size = len(batch.items)
         self._queue.put(batch)
 
     def _resolve(self, batch: _Batch, results: Sequence[StoredMessage | AppError]) -> None:
         self._in_flight = False
+        self._in_flight_size = 0
         for pending, result in zip(batch.items, results, strict=True):
             if pending.future.done():  # the sender went away (cancelled)
                 continue

@@ -1,0 +1,142 @@
+"""The SQLite chat store (consultations/chat_store.py): sends that meet a held write lock queue
+on the writer thread and are written in batches — each stored once, in distinct sequences, a
+refused one not undoing the rest of its batch — and what it writes reads back through the ORM."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from datetime import datetime
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from livedesk.consultations.chat_store import CHAT_STORE, SqliteChatStore
+from livedesk.kit.db import Database
+from livedesk.models import Message, Role, TimelineEvent, TimelineKind
+from livedesk.settings import Settings
+from tests.conftest import wait_until
+
+
+@pytest.fixture
+def db_kind() -> str:
+    # This module is about the SQLite store; PostgreSQL sends go through the ORM store, which
+    # the chat tests run on both databases.
+    return "sqlite"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"presence_grace_seconds": 0.0, "chat_rate_limit": "1000/10seconds"})
+
+
+async def _active_chat(live: Any, make_staff: Any) -> tuple[Any, Any, dict[str, Any], str]:
+    advisor = await make_staff(Role.ADVISOR)
+    console = await live.staff(advisor)
+    await console.wait_for("presence.changed", lambda p: p["status"] == "available")
+    visitor = await live.visitor()
+    shopper = await live.shopper(visitor["token"])
+    consultation = await shopper.ok("queue.join", {"kind": "chat"})
+    await console.wait_for("offer.new")
+    await console.ok("offer.accept", {"consultation_id": consultation["id"]})
+    return shopper, console, consultation, visitor["token"]
+
+
+async def test_sends_behind_a_held_write_lock_are_batched_and_each_stored_once(
+    live: Any, make_staff: Any, client: TestClient[Any, Any], db: Database
+) -> None:
+    shopper, console, consultation, token = await _active_chat(live, make_staff)
+    store = client.server.app[CHAT_STORE]
+    assert isinstance(store, SqliteChatStore)
+    ref = {"consultation_id": consultation["id"]}
+    # One socket's events are handled in order, so concurrent sends need several sockets: the
+    # shopper's tabs, and a shopper of another consultation. All connect before the lock is
+    # taken (connecting writes too).
+    tabs = [shopper, *[await live.shopper(token) for _ in range(10)]]
+    stranger = await live.shopper((await live.visitor())["token"])
+
+    def send(sock: Any, client_id: str, body: str) -> asyncio.Future[Any]:
+        return asyncio.ensure_future(sock.call("chat.send", {**ref, "client_id": client_id, "body": body}))
+
+    # Another writer holds SQLite's write lock: nothing can be stored inline.
+    blocker = sqlite3.connect(make_url(db.url).database or "", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        sends = [send(tab, f"batch-{i:04d}", f"m{i}") for i, tab in enumerate(tabs[:10])]
+        # The same client id twice in one batch: the second finds the first.
+        sends.append(send(tabs[10], "batch-0000", "m0"))
+        # A refused send inside the batch (not a party) must not undo the others.
+        refused = send(stranger, "intruder-01", "x")
+
+        async def all_queued() -> bool:
+            return store.queued == 12
+
+        await wait_until(all_queued, within=5)
+        assert not any(future.done() for future in [*sends, refused])
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+    acks = await asyncio.gather(*sends)
+    assert all(ack["ok"] for ack in acks), acks
+    seqs = [ack["data"]["seq"] for ack in acks[:10]]
+    assert sorted(seqs) == list(range(1, 11))
+    assert acks[10]["data"]["seq"] == acks[0]["data"]["seq"]
+    assert acks[10]["data"]["duplicate"] is True
+    assert (await refused)["error"]["code"] == "not_a_party"
+
+    # Written as the ORM writes: read back through it, messages and their timeline rows.
+    async with db.read() as session:
+        rows = (
+            await session.scalars(
+                select(Message)
+                .where(Message.consultation_id == uuid.UUID(consultation["id"]))
+                .order_by(Message.seq)
+            )
+        ).all()
+        timeline = await session.scalar(
+            select(func.count())
+            .select_from(TimelineEvent)
+            .where(
+                TimelineEvent.consultation_id == uuid.UUID(consultation["id"]),
+                TimelineEvent.kind == TimelineKind.MESSAGE,
+            )
+        )
+    assert [m.seq for m in rows] == list(range(1, 11))
+    by_seq = {ack["data"]["seq"]: ack["data"] for ack in acks[:10]}
+    for m in rows:
+        assert str(m.id) == by_seq[m.seq]["id"]
+        assert m.body == by_seq[m.seq]["message"]["body"]
+        assert m.created_at.tzinfo is not None
+        assert m.created_at == datetime.fromisoformat(by_seq[m.seq]["created_at"])
+    assert timeline == 10
+
+    # The advisor heard every message (the repeated client id again, as the same message).
+    async def heard_all() -> bool:
+        return {m["seq"] for m in console.received("chat.message")} == set(by_seq)
+
+    await wait_until(heard_all)
+    heard = {(m["seq"], m["id"]) for m in console.received("chat.message")}
+    assert heard == {(seq, data["id"]) for seq, data in by_seq.items()}
+
+
+async def test_the_senders_own_socket_gets_its_message_in_the_ack(live: Any, make_staff: Any) -> None:
+    shopper, console, consultation, token = await _active_chat(live, make_staff)
+    other_tab = await live.shopper(token)
+    ack = await shopper.ok(
+        "chat.send", {"consultation_id": consultation["id"], "client_id": "own-00001", "body": "hi"}
+    )
+    assert ack["message"]["body"] == "hi"
+    assert ack["message"]["seq"] == ack["seq"]
+    await console.wait_for("chat.message", lambda m: m["seq"] == ack["seq"])
+    await other_tab.wait_for("chat.message", lambda m: m["seq"] == ack["seq"])
+    # The advisor's next message reaches the shopper live; the shopper's own was not echoed.
+    sent = await console.ok(
+        "chat.send", {"consultation_id": consultation["id"], "client_id": "adv-00001", "body": "yo"}
+    )
+    await shopper.wait_for("chat.message", lambda m: m["seq"] == sent["seq"])
+    assert [m["seq"] for m in shopper.received("chat.message")] == [sent["seq"]]
