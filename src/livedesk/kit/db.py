@@ -12,12 +12,24 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 AfterCommit = Callable[[], Awaitable[None]]
 DB_WAIT_SECONDS = 8.0
 _AFTER_COMMIT_KEY = "livedesk_after_commit"
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached or is too busy right now (a
+    connection refused or dropped, a lock or pool wait that ran out), as opposed to a bug:
+    callers answer "try again shortly" (503) instead of an internal error."""
+    if isinstance(exc, ConnectionError | sa_exc.TimeoutError):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+    return False
 
 
 def is_sqlite(url: str) -> bool:

@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp_pydantic.decorator import inject_params
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from livedesk.kit.db import is_unavailable
 from livedesk.kit.errors import AppError
 from livedesk.kit.logging import get_logger
 
@@ -32,6 +33,10 @@ _STATUS_CODES = {
     422: "validation_failed",
     429: "rate_limited",
 }
+
+
+# What a client hears while the database is out of reach (REST 503, Socket.IO error ack).
+DATABASE_UNAVAILABLE = ("database_unavailable", "The database is unavailable right now; try again shortly")
 
 
 class ApiModel(BaseModel):
@@ -210,7 +215,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             if header in exc.headers:
                 response.headers[header] = exc.headers[header]
         return response
-    except Exception:
+    except Exception as exc:
+        if is_unavailable(exc):
+            status = 503
+            log.warning("database unavailable", method=request.method, path=request.path, error=str(exc))
+            return error_response(503, *DATABASE_UNAVAILABLE)
         log.exception("unhandled error", method=request.method, path=request.path)
         return error_response(500, "internal", "Internal server error")
     finally:

@@ -14,12 +14,20 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from coredis.exceptions import RedisError
 from limits import RateLimitItem, parse
 from limits.aio.storage import Storage as AsyncStorage
 from limits.aio.strategies import MovingWindowRateLimiter as AsyncMovingWindow
+from limits.errors import StorageError
 from limits.storage import storage_from_string
 
 from livedesk.kit.errors import TooManyRequests
+from livedesk.kit.logging import get_logger
+
+log = get_logger("livedesk.ratelimit")
+
+# What the shared storage raises when Redis is down or slow (coredis is limits' async client).
+_STORAGE_ERRORS: tuple[type[Exception], ...] = (OSError, TimeoutError, StorageError, RedisError)
 
 
 @functools.lru_cache(maxsize=64)
@@ -102,12 +110,32 @@ class RateLimits:
             self._shared = AsyncMovingWindow(storage)
         else:
             self._local = LocalWindows()
+        # While Redis cannot be reached, each process counts on its own: the limits still hold
+        # (per process), and chat, sign-in and queue joins keep working instead of failing.
+        self._fallback = LocalWindows()
+        self._degraded = False
+
+    def _storage_failed(self, exc: Exception) -> LocalWindows:
+        if not self._degraded:
+            log.warning("rate limit storage unreachable; counting per process", error=str(exc))
+        self._degraded = True
+        return self._fallback
+
+    def _storage_back(self) -> None:
+        if self._degraded:
+            log.info("rate limit storage reachable again")
+        self._degraded = False
 
     async def _hit(self, item: RateLimitItem, keys: tuple[str, ...]) -> bool:
         if self._local is not None:
             return self._local.hit(item, *keys)
         assert self._shared is not None
-        return await self._shared.hit(item, *keys)
+        try:
+            allowed = await self._shared.hit(item, *keys)
+        except _STORAGE_ERRORS as exc:
+            return self._storage_failed(exc).hit(item, *keys)
+        self._storage_back()
+        return allowed
 
     async def hit(self, rule: str | RateLimitItem, *keys: str, message: str) -> None:
         """Count one attempt; raise ``TooManyRequests`` once the rule's budget is spent."""
@@ -119,7 +147,10 @@ class RateLimits:
         if self._local is not None:
             return self._local.test(_item(rule), *keys)
         assert self._shared is not None
-        return await self._shared.test(_item(rule), *keys)
+        try:
+            return await self._shared.test(_item(rule), *keys)
+        except _STORAGE_ERRORS as exc:
+            return self._storage_failed(exc).test(_item(rule), *keys)
 
     async def count(self, rule: str | RateLimitItem, *keys: str) -> None:
         """Count an attempt that was checked with ``allows`` and went ahead."""
@@ -132,7 +163,10 @@ class RateLimits:
             reset_time = self._local.get_window_stats(item, *keys).reset_time
         else:
             assert self._shared is not None
-            reset_time = (await self._shared.get_window_stats(item, *keys)).reset_time
+            try:
+                reset_time = (await self._shared.get_window_stats(item, *keys)).reset_time
+            except _STORAGE_ERRORS as exc:
+                reset_time = self._storage_failed(exc).get_window_stats(item, *keys).reset_time
         return TooManyRequests(message, retry_after=max(1, int(reset_time - time.time())))
 
     async def clear(self, rule: str | RateLimitItem, *keys: str) -> None:
@@ -140,4 +174,8 @@ class RateLimits:
             self._local.clear(_item(rule), *keys)
         else:
             assert self._shared is not None
-            await self._shared.clear(_item(rule), *keys)
+            self._fallback.clear(_item(rule), *keys)
+            try:
+                await self._shared.clear(_item(rule), *keys)
+            except _STORAGE_ERRORS as exc:
+                self._storage_failed(exc)

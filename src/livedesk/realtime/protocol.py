@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from livedesk.kit.db import is_unavailable
 from livedesk.kit.errors import AppError
+from livedesk.kit.http import DATABASE_UNAVAILABLE
 from livedesk.kit.logging import get_logger
 from livedesk.supervision.timing import EVENT_TIMER
 
@@ -148,7 +150,10 @@ async def _dispatch(
         return ok(await spec.handler(ctx, payload))
     except AppError as exc:
         return fail(exc.code, exc.message, exc.details)
-    except Exception:
+    except Exception as exc:
+        if is_unavailable(exc):
+            log.warning("database unavailable", event_name=event, namespace=ctx.namespace, error=str(exc))
+            return fail(*DATABASE_UNAVAILABLE)
         log.exception("event handler failed", event_name=event, namespace=ctx.namespace)
         return fail("internal", "Internal server error")
 
