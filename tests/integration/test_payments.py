@@ -26,6 +26,8 @@ from livedesk.models import (
     ShopOrderLine,
     TimelineEvent,
     TimelineKind,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from livedesk.payments.service import RevenueFigure, revenue_between
 from livedesk.settings import Settings
@@ -302,6 +304,15 @@ async def test_refunds_partial_and_full_by_supervisors_only(
 ) -> None:
     call = await active_call(live, await make_staff(Role.ADVISOR))
     supervisor = await StaffHttp(live.url).login(await make_staff(Role.SUPERVISOR))
+    async with db.transaction() as session:
+        # An integrator's endpoint for payment events (nothing listens at this address).
+        session.add(
+            WebhookEndpoint(
+                url="http://127.0.0.1:9/hook",
+                secret="s" * 32,
+                event_types=["payment.succeeded", "payment.refunded"],
+            )
+        )
     try:
         _, body = await call.advisor.request(
             "POST",
@@ -349,6 +360,20 @@ async def test_refunds_partial_and_full_by_supervisors_only(
         )
         assert status == 409
 
+        # Outgoing webhooks were queued with the payment, once each.
+        async with db.read() as session:
+            outbox = (
+                await session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.next_attempt_at))
+            ).all()
+        assert sorted(d.event_type for d in outbox) == [
+            "payment.refunded",
+            "payment.refunded",
+            "payment.succeeded",
+        ]
+        succeeded = next(d for d in outbox if d.event_type == "payment.succeeded")
+        assert succeeded.payload["data"]["payment_request_id"] == rid
+        assert succeeded.payload["data"]["total_minor"] == 8800
+        assert succeeded.payload["data"]["currency"] == "JPY"
         summaries = [e.summary for e in await _timeline(db, call.shopper_id)]
         assert summaries[-2:] == ["Refunded ¥1,800 of ¥8,800: Damaged box", "Refunded ¥7,000 of ¥8,800"]
         status, recent = await supervisor.request("GET", "/api/v1/payment-requests?status=refunded")
