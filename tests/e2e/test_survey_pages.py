@@ -314,7 +314,8 @@ async def test_admin_builds_a_survey_shows_it_and_edits_a_new_version(server: st
     shown = await page.evaluate("fetch('/api/v1/intake-survey').then((r) => r.json())")
     assert shown["survey"]["version"] == 2
     assert shown["survey"]["questions"][0]["label"]["en"] == "Which scents suit you?"
-    assert shown["survey"]["questions"][0]["choices"][0]["routing"]["skill"] == "fragrance"
+    stored = await page.evaluate(f"fetch('/api/v1/surveys/{shown['survey']['id']}').then((r) => r.json())")
+    assert stored["current"]["questions"][0]["choices"][0]["routing"]["skill"] == "fragrance"
 
     # In Japanese too.
     await page.click("[data-lang-switch] button[data-lang=ja]")

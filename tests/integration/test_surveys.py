@@ -305,6 +305,13 @@ async def test_someone_elses_answers_cannot_be_used(live: Any, shop: Shop, make_
     assert ack["error"]["code"] == "survey_response_not_found"
     missing = await thief.call("queue.join", {"kind": "video", "survey_response_id": str(uuid.uuid4())})
     assert missing["error"]["code"] == "survey_response_not_found"
+    # Answers lead to one consultation: used again after leaving, they are refused, cleanly.
+    mine = await live.shopper(owner["token"])
+    first = await mine.ok("queue.join", {"kind": "video", "survey_response_id": answered["response_id"]})
+    await mine.ok("queue.leave", {"consultation_id": first["id"]})
+    again = await mine.call("queue.join", {"kind": "video", "survey_response_id": answered["response_id"]})
+    assert again["error"]["code"] == "survey_response_used"
+    assert (await mine.ok("consultation.current")) == []
 
 
 async def test_answers_land_on_the_shoppers_timeline(
@@ -435,12 +442,17 @@ async def test_demo_survey_is_seeded_once_and_shown_by_the_demo(shop: Shop, db: 
     shown = (await shop.get("/api/v1/intake-survey"))["survey"]
     assert shown["id"] == str(DEMO_SURVEY_ID)
     assert shown["version"] == 1
-    topic = shown["questions"][0]
-    styling = next(c for c in topic["choices"] if c["value"] == "styling")
+    # Where answers route is not the shopper's business: left out of their copy.
+    assert all(
+        c["routing"] == {"skill": None, "team_id": None, "language": None}
+        for c in shown["questions"][0]["choices"]
+    )
     async with db.read() as session:
         fashion = await session.scalar(select(Team.id).where(Team.name == "Fashion"))
         assert await session.scalar(select(func.count()).select_from(SurveyVersion)) == 1
-    assert styling["routing"] == {"skill": "styling", "team_id": str(fashion), "language": None}
+        stored = await service.get_version(session, DEMO_SURVEY_ID, 1)
+    styling = next(c for c in stored.questions[0].choices if c.value == "styling")
+    assert (styling.routing.skill, styling.routing.team_id) == ("styling", fashion)
 
 
 async def test_answers_given_when_booking_reach_the_booked_consultation(

@@ -32,6 +32,7 @@ from livedesk.surveys.satisfaction import satisfaction_between
 from livedesk.surveys.schemas import (
     INSTANT,
     AssignmentOut,
+    ChoiceRouting,
     IntakeShown,
     Label,
     OptionalLabel,
@@ -286,7 +287,19 @@ async def intake_survey_for(
     if survey is None:
         return None
     version = await _version(session, survey.id, survey.current_version)
-    return None if version is None else _view(survey, version)
+    return None if version is None else _for_shoppers(_view(survey, version))
+
+
+def _for_shoppers(view: SurveyView) -> SurveyView:
+    """The survey as shoppers get it: where each choice routes (skills, team ids) is staff
+    business, so it is left out; answers are routed from the stored version anyway."""
+    questions = [
+        q.model_copy(
+            update={"choices": [c.model_copy(update={"routing": ChoiceRouting()}) for c in q.choices]}
+        )
+        for q in view.questions
+    ]
+    return view.model_copy(update={"questions": questions})
 
 
 def _summary(view: SurveyView) -> str:
