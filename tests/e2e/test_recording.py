@@ -194,6 +194,24 @@ async def test_a_recorded_call_makes_one_file_with_both_participants(
     seconds = recording.duration_ms / 1000
     assert elapsed - 2.5 <= seconds <= elapsed + 1.5, (seconds, elapsed)
 
+    # The advisor plays it from the customer's history in the console (streamed with Range).
+    await console.reload()
+    workspace = console.locator(f'.workspace[data-consultation-id="{cid}"]')
+    player = workspace.get_by_test_id("recording-player")
+    await expect(player).to_be_visible(timeout=20_000)
+    await player.locator("summary").click()
+    video = player.locator("video")
+    await expect(video).to_be_visible()
+    played = await wait_until(
+        lambda: video.evaluate("(v) => v.readyState >= 1 && Number.isFinite(v.duration) ? v.duration : 0"),
+        within=15,
+    )
+    assert abs(played - seconds) < 1.5, (played, seconds)
+    await assert_axe_clean(console)
+    keep(
+        await screenshot(console, "console-recording-playback-desktop"), "console-recording-playback-desktop"
+    )
+
 
 async def _both_sending(
     console: Page, shopper: Page, frames: int

@@ -4,6 +4,15 @@
 import { formatMoney, language, t } from "/shared/i18n.js";
 import { api, errorText } from "/staff/api.js";
 import { dateTime, el, shortDate } from "/staff/dom.js";
+import { recordingPlayer } from "/recording/player.js";
+import {
+  Recommendations,
+  endlessScroll,
+  fillKindFilter,
+  noteForm,
+  openButton,
+  translateKindFilter,
+} from "/staff/timeline-extras.js";
 
 const profiles = new Map(); // shopper id → Promise<{ok, data|error}>
 let catalogue = null;
@@ -169,6 +178,9 @@ export function timelineItem(event) {
     item.append(el("p", { className: "tl-summary", text: `${sender}: ${event.summary}` }));
   } else {
     item.append(el("p", { className: "tl-summary", text: event.summary }));
+    // A ready recording can be played from here (streamed, access audited).
+    const player = recordingPlayer(event);
+    if (player) item.append(player);
   }
   return item;
 }
@@ -201,6 +213,14 @@ export class CustomerPanel {
     this.filter = root.querySelector("[data-part=timeline-filter]");
     this.more.addEventListener("click", () => this.loadMore());
     this.filter?.addEventListener("change", () => this.reload());
+    // The whole history: every kind in the filter, notes, recommendations, endless scroll.
+    fillKindFilter(this.filter);
+    const extras = el("div", { className: "history-extras" });
+    this.profileBox.after(extras);
+    this.recommendations = new Recommendations(extras, shopperId, { consultationId });
+    this.noteForm = noteForm(shopperId, () => this.reload());
+    extras.append(this.noteForm);
+    this.scroller = endlessScroll(this.more, () => this.loadMore());
   }
 
   async start() {
@@ -212,6 +232,7 @@ export class CustomerPanel {
       this.error = result.error;
     }
     this.renderProfile();
+    this.recommendations.load();
     await this.reload();
   }
 
@@ -284,6 +305,7 @@ export class CustomerPanel {
         .map((event) => {
           const item = timelineItem(event);
           item.tabIndex = -1;
+          item.append(openButton(this.shopperId, event));
           return item;
         }),
     );
@@ -293,5 +315,8 @@ export class CustomerPanel {
   render() {
     this.renderProfile();
     this.renderTimeline();
+    this.recommendations.render();
+    this.noteForm.relabel();
+    translateKindFilter(this.filter);
   }
 }

@@ -15,6 +15,7 @@ import contextlib
 import shutil
 import tempfile
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -59,6 +60,7 @@ class Recorder:
         self.spool = spool
         self.writers: dict[uuid.UUID, LegWriter] = {}
         self._finalizing: set[uuid.UUID] = set()
+        self._storing: Counter[uuid.UUID] = Counter()
         self._discarded: set[uuid.UUID] = set()
         self.finished = asyncio.Event()
 
@@ -95,12 +97,20 @@ class Recorder:
         if entry is None:
             return
         writer = entry.writer
-        written = await asyncio.to_thread(writer.close)
         recording_id = entry.recording_id
-        if written and recording_id not in self._discarded:
-            await self._store_part(recording_id, leg.participant, writer)
-        else:
-            writer.path.unlink(missing_ok=True)
+        # Legs close concurrently (the stop here, the browser hanging up there): the join
+        # waits until every part that is being stored is in.
+        self._storing[recording_id] += 1
+        try:
+            written = await asyncio.to_thread(writer.close)
+            if written and recording_id not in self._discarded:
+                await self._store_part(recording_id, leg.participant, writer)
+            else:
+                await asyncio.to_thread(writer.path.unlink, True)
+        finally:
+            self._storing[recording_id] -= 1
+            if not self._storing[recording_id]:
+                del self._storing[recording_id]
         await self._maybe_finalize(recording_id)
 
     async def _store_part(self, recording_id: uuid.UUID, participant: str, writer: WebmWriter) -> None:
@@ -147,7 +157,11 @@ class Recorder:
         shutil.rmtree(self.spool / str(recording_id), ignore_errors=True)
 
     async def _maybe_finalize(self, recording_id: uuid.UUID) -> None:
-        if self.legs.legs_of(recording_id) or recording_id in self._finalizing:
+        if (
+            self.legs.legs_of(recording_id)
+            or recording_id in self._storing
+            or recording_id in self._finalizing
+        ):
             return
         async with self.app[DB].read() as session:
             recording = await session.get(Recording, recording_id)

@@ -1,0 +1,47 @@
+// Playing a recording from the customer's history (advisor console): a "Play" disclosure on
+// the timeline entry of a ready recording that loads the file only when opened. The file is
+// streamed with HTTP Range by /api/v1/recordings/{id}/media, which lets only staff who may
+// see the shopper in (403 otherwise) and writes every access to the audit log.
+//
+// The file holds four tracks (shopper video and audio, advisor video and audio); a browser
+// plays the first video and audio track — the shopper's — and the download has them all
+// (VLC, ffplay … let you pick).
+import { t } from "/shared/i18n.js";
+
+function node(tag, { className, text, attrs } = {}, children = []) {
+  const el = document.createElement(tag);
+  if (className) el.className = className;
+  if (text !== undefined) el.textContent = text;
+  for (const [name, value] of Object.entries(attrs ?? {})) el.setAttribute(name, value);
+  for (const child of children) if (child) el.append(child);
+  return el;
+}
+
+function length(ms) {
+  const total = Math.round((ms ?? 0) / 1000);
+  return t("recording.list.duration", { minutes: Math.floor(total / 60), seconds: total % 60 });
+}
+
+/** The player for a timeline event of kind "recording", or null when there is nothing to play. */
+export function recordingPlayer(event) {
+  const data = event?.data ?? {};
+  if (event?.kind !== "recording" || data.status !== "ready" || !data.recording_id) return null;
+  const url = `/api/v1/recordings/${encodeURIComponent(data.recording_id)}/media`;
+  const box = node("details", { className: "rec-player", attrs: { "data-testid": "recording-player" } });
+  box.append(node("summary", { text: `${t("recording.list.play")} (${length(data.duration_ms)})` }));
+  const note = node("p", { className: "rec-error", attrs: { role: "status" } });
+  note.hidden = true;
+  box.addEventListener("toggle", () => {
+    if (!box.open || box.querySelector("video")) return;
+    const video = node("video", {
+      attrs: { controls: "", preload: "metadata", src: url, "aria-label": t("recording.list.title") },
+    });
+    video.style.width = "100%";
+    video.addEventListener("error", () => {
+      note.hidden = false;
+      note.textContent = t("recording.list.unavailable");
+    });
+    box.append(video, node("a", { text: t("recording.list.download"), attrs: { href: url, download: "" } }), note);
+  });
+  return box;
+}
