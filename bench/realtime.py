@@ -195,6 +195,22 @@ async def seed_pairs(url: str, secret: str, count: int) -> list[Pair]:
     return pairs
 
 
+async def seed_shoppers(url: str, count: int) -> list[uuid.UUID]:
+    """``count`` shopper profiles (a visitor token must name a shopper that exists)."""
+    from livedesk.kit.db import Database
+    from livedesk.models import Shopper
+
+    db = Database(url)
+    ids = [uuid.uuid4() for _ in range(count)]
+    try:
+        for start in range(0, count, 1000):
+            async with db.transaction() as session:
+                session.add_all(Shopper(id=i, display_name="Idle shopper") for i in ids[start : start + 1000])
+    finally:
+        await db.dispose()
+    return ids
+
+
 async def make_advisor(url: str) -> str:
     from livedesk.kit.db import Database
     from livedesk.models import Role, Staff
@@ -326,6 +342,7 @@ async def bench_idle(workdir: Path, sizes: Sizes) -> dict[str, Any]:
     say(f"idle connections: opening {target} shopper sockets on one process")
     secret = secrets.token_urlsafe(32)
     url = await migrated_sqlite(workdir / "idle")
+    shopper_ids = await seed_shoppers(url, target + 100)
     app = start_livedesk("livedesk-idle", workdir / "idle", url, secret)
     tokens = VisitorTokens(secret, 24 * 3600)
     warm: list[RawSocket] = []
@@ -336,12 +353,12 @@ async def bench_idle(workdir: Path, sizes: Sizes) -> dict[str, Any]:
         await app.wait_ready("/readyz")
 
         def opener(i: int) -> Any:
-            token = tokens.issue(VisitorClaims(shopper_id=uuid.uuid4(), visitor_id=f"idle{i}"))
+            token = tokens.issue(VisitorClaims(shopper_id=shopper_ids[i], visitor_id=f"idle{i}"))
             return RawSocket.open(http, app.url, "/shopper", auth={"token": token})
 
         # Warm up the code paths (first connect starts the manager, lazy imports…), then
         # measure from there.
-        warm = await open_many(100, opener)
+        warm = await open_many(100, lambda i: opener(target + i))
         before = await settled_rss_kib(app.pid)
         say(f"idle: server RSS {before} KiB with {len(warm)} warm-up sockets")
         started = time.monotonic()

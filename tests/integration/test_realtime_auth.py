@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -12,9 +13,11 @@ import socketio
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from pydantic import SecretStr
 
+from livedesk.customers.merge import merge_shoppers
+from livedesk.kit.db import Database
 from livedesk.models import Role
 from livedesk.settings import Settings
-from livedesk.visitors.tokens import sign_shop_customer_id
+from livedesk.visitors.tokens import VisitorClaims, VisitorTokens, sign_shop_customer_id
 from tests.conftest import SocketClient
 
 
@@ -197,3 +200,21 @@ async def test_disabling_an_advisor_closes_their_open_sockets(live: Any, make_st
     while console.sio.connected:
         assert loop.time() < deadline, "the disabled advisor's socket stayed open"
         await asyncio.sleep(0.05)
+
+
+async def test_token_of_an_unknown_shopper_is_refused(live: Any, settings: Settings) -> None:
+    # Signed with the right key, but its profile is gone (erased): refused, not a crash.
+    tokens = VisitorTokens(settings.secret_key.get_secret_value(), 3600)
+    orphan = tokens.issue(VisitorClaims(shopper_id=uuid.uuid4(), visitor_id="gone"))
+    assert "unknown_shopper" in await _refused(live.url, "/shopper", auth={"token": orphan})
+
+
+async def test_token_of_a_merged_shopper_speaks_for_the_surviving_profile(live: Any, db: Database) -> None:
+    survivor, merged = await live.visitor(), await live.visitor()
+    async with db.transaction() as session:
+        await merge_shoppers(
+            session, uuid.UUID(survivor["shopper_id"]), uuid.UUID(merged["shopper_id"]), actor_staff_id=None
+        )
+    sock = await live.shopper(merged["token"])
+    joined = await sock.ok("queue.join", {"kind": "chat"})
+    assert joined["shopper_id"] == survivor["shopper_id"]

@@ -12,9 +12,10 @@ from typing import Any
 import socketio
 from aiohttp import web
 
+from livedesk.customers.timeline import live_shopper_id
 from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB
-from livedesk.kit.errors import AppError
+from livedesk.kit.errors import AppError, NotFound
 from livedesk.kit.logging import get_logger
 from livedesk.realtime import rooms
 from livedesk.realtime.hooks import Hooks
@@ -102,13 +103,20 @@ class ShopperNamespace(LivedeskNamespace):
             claims = self.app[TOKENS].verify(token)
         except AppError as exc:
             raise _refused(exc.code, exc.message) from None
+        # A token outlives its profile when the shopper is erased, or merged into another
+        # profile: refuse the first, follow the second (the survivor's rooms and data).
+        async with self.app[DB].read() as session:
+            try:
+                shopper_id = await live_shopper_id(session, claims.shopper_id, lock=False)
+            except NotFound:
+                raise _refused("unknown_shopper", "This visitor is no longer known; start again") from None
         ctx = EventContext(
             app=self.app,
             sid=sid,
             namespace=self.namespace,
-            shopper=Shopper(shopper_id=claims.shopper_id, visitor_id=claims.visitor_id),
+            shopper=Shopper(shopper_id=shopper_id, visitor_id=claims.visitor_id),
         )
-        await self.enter_room(sid, rooms.shopper(claims.shopper_id))
+        await self.enter_room(sid, rooms.shopper(shopper_id))
         await self._connected(ctx)
 
 
