@@ -28,7 +28,9 @@ def is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, ConnectionError | sa_exc.TimeoutError):
         return True
     if isinstance(exc, sa_exc.DBAPIError):
-        return exc.connection_invalidated or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+        # A dropped connection, or SQLite's writer lock held past the busy timeout. (A file
+        # that cannot be opened at all is a configuration error, not an outage.)
+        return exc.connection_invalidated or "database is locked" in str(exc.orig)
     return False
 
 
