@@ -7,9 +7,23 @@ import uuid
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from livedesk.kit.http import ApiModel
+from livedesk.kit.http import ApiModel as _BaseApiModel
+from livedesk.staff.schemas import openapi_nullable
+
+
+class ApiModel(_BaseApiModel):
+    """Request bodies: ``X | None`` written the OpenAPI 3.0 way (see ``openapi_nullable``)."""
+
+    model_config = ConfigDict(json_schema_extra=openapi_nullable)
+
+
+class OutModel(BaseModel):
+    """Responses: the same OpenAPI 3.0 nullables."""
+
+    model_config = ConfigDict(json_schema_extra=openapi_nullable)
+
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
 MAX_SEARCH_DAYS = 62
@@ -104,7 +118,7 @@ class ConsultationTypeUpdate(_TypeFields):
     _languages = field_validator("languages")(check_languages)
 
 
-class ConsultationTypeOut(BaseModel):
+class ConsultationTypeOut(OutModel):
     id: uuid.UUID
     name: str
     name_en: str
@@ -124,14 +138,14 @@ class ConsultationTypeOut(BaseModel):
     active: bool
     position: int
 
-    model_config = {"from_attributes": True}
+    model_config = ConfigDict(from_attributes=True, json_schema_extra=openapi_nullable)
 
 
-class ConsultationTypeList(BaseModel):
+class ConsultationTypeList(OutModel):
     types: list[ConsultationTypeOut]
 
 
-class BookingAdvisor(BaseModel):
+class BookingAdvisor(OutModel):
     id: uuid.UUID
     display_name: str
     display_name_en: str
@@ -141,7 +155,7 @@ class BookingAdvisor(BaseModel):
     languages: list[str]
 
 
-class BookingAdvisorList(BaseModel):
+class BookingAdvisorList(OutModel):
     advisors: list[BookingAdvisor]
 
 
@@ -190,20 +204,20 @@ class AvailabilityIn(ApiModel):
     exceptions: list[ExceptionIn] = Field(default_factory=list, max_length=400)
 
 
-class WeeklySpanOut(BaseModel):
+class WeeklySpanOut(OutModel):
     weekday: int
     start: str
     end: str
 
 
-class ExceptionOut(BaseModel):
+class ExceptionOut(OutModel):
     day: date
     kind: str
     start: str | None
     end: str | None
 
 
-class AvailabilityOut(BaseModel):
+class AvailabilityOut(OutModel):
     staff_id: uuid.UUID
     timezone: str
     weekly: list[WeeklySpanOut]
@@ -221,14 +235,14 @@ class SlotQuery(ApiModel):
     timezone: str = Field(min_length=1, max_length=64, description="the shopper's IANA time zone")
 
 
-class Slot(BaseModel):
+class Slot(OutModel):
     start: datetime
     end: datetime
     date: date
     time: str
 
 
-class SlotList(BaseModel):
+class SlotList(OutModel):
     type_id: uuid.UUID
     advisor: str
     timezone: str
@@ -270,13 +284,13 @@ class Cancel(ApiModel):
     reason: str = Field("", max_length=500)
 
 
-class BookingLinks(BaseModel):
+class BookingLinks(OutModel):
     manage: str
     join: str
     calendar: str
 
 
-class BookingOut(BaseModel):
+class BookingOut(OutModel):
     id: uuid.UUID
     status: str
     type_id: uuid.UUID
@@ -303,12 +317,12 @@ class BookingOut(BaseModel):
     links: BookingLinks | None = None
 
 
-class BookingCreated(BaseModel):
+class BookingCreated(OutModel):
     booking: BookingOut
     token: str
 
 
-class JoinOut(BaseModel):
+class JoinOut(OutModel):
     status: Literal["early", "open"]
     starts_at: datetime
     join_opens_at: datetime
@@ -325,7 +339,7 @@ class CalendarQuery(ApiModel):
     advisor_id: uuid.UUID | None = None
 
 
-class CalendarEntry(BaseModel):
+class CalendarEntry(OutModel):
     id: uuid.UUID
     status: str
     type_name: str
@@ -342,7 +356,7 @@ class CalendarEntry(BaseModel):
     consultation_id: uuid.UUID | None
 
 
-class CalendarOut(BaseModel):
+class CalendarOut(OutModel):
     advisor_id: uuid.UUID
     timezone: str
     bookings: list[CalendarEntry]
