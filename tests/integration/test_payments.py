@@ -500,6 +500,7 @@ async def test_purchasables_offer_the_catalogue_and_the_shoppers_past_purchases(
         )
         assert status == 200
         assert {p["sku"] for p in body["catalogue"]} == {p[0] for p in PRODUCTS}
+        assert (body["provider"], body["test_mode"]) == ("sandbox", True)
         history = {h["sku"]: h for h in body["history"]}
         # Still sold: today's price and name; no longer sold: the price paid last time.
         assert (history["HB-SK-001"]["unit_price_minor"], history["HB-SK-001"]["name"]) == (

@@ -257,7 +257,7 @@ export class PaymentBuilder {
 
   render() {
     this.heading.textContent = t("payb.title");
-    const testMode = [...this.requests.values()].some((r) => r.test_mode);
+    const testMode = this.items.test_mode || [...this.requests.values()].some((r) => r.test_mode);
     this.testNote.hidden = !testMode;
     this.testNote.textContent = t("payb.test_mode");
     this.searchLabel.textContent = t("payb.search");

@@ -83,7 +83,7 @@ async def purchasables(
     """
     staff = await require_staff(request)
     async with request.app[DB].read() as session:
-        out = await service.purchasables(session, consultation_id, staff)
+        out = await service.purchasables(session, consultation_id, staff, request.app[PROVIDER])
     return model_json(out)
 
 

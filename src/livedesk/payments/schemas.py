@@ -178,6 +178,8 @@ class PurchasablesOut(BaseModel):
 
     catalogue: list[PurchasableItem]
     history: list[PurchasableItem]
+    provider: PaymentProviderName = Field(description="Who takes the payment: stripe, or the sandbox.")
+    test_mode: bool = Field(description="True when no real money moves (the sandbox, or Stripe test keys).")
 
 
 class RevenueOut(BaseModel):

@@ -121,7 +121,7 @@ def _check_advisor(c: Consultation, staff: Principal) -> None:
 
 
 async def purchasables(
-    session: AsyncSession, consultation_id: uuid.UUID, staff: Principal
+    session: AsyncSession, consultation_id: uuid.UUID, staff: Principal, provider: PaymentProvider
 ) -> PurchasablesOut:
     """The catalogue and the shopper's past purchases, for the advisor's payment builder."""
     c = await _consultation(session, consultation_id)
@@ -161,6 +161,8 @@ async def purchasables(
             for p in catalogue
         ],
         history=items,
+        provider=provider.name,
+        test_mode=provider.test_mode,
     )
 
 
