@@ -179,6 +179,10 @@ async def measure(calls: int, seconds: float, sample_path: Path, workdir: Path) 
         lost_pct = max(0.0, (sent - written) / sent * 100) if sent else 100.0
         cpu_pct = (cpu1 - cpu0) / (wall1 - wall0) * 100
         video_bytes = sum(w.stats.bytes_in for w in writers)
+        connected = sum(1 for leg in legs if leg.state == "connected")
+        states: dict[str, int] = {}
+        for leg in legs:
+            states[leg.state] = states.get(leg.state, 0) + 1
         return {
             "calls": calls,
             "streams": streams,
@@ -196,6 +200,8 @@ async def measure(calls: int, seconds: float, sample_path: Path, workdir: Path) 
             ),
             "loop_lag_p50_ms": round(percentile(lags, 0.5), 2),
             "loop_lag_p99_ms": round(percentile(lags, 0.99), 2),
+            "legs_connected_at_end": connected,
+            "leg_states_at_end": states,
             "mbit_per_stream": round(
                 video_bytes * 8 / max(1e-9, time.monotonic() - wall0) / streams / 1e6, 2
             ),
@@ -210,6 +216,19 @@ async def measure(calls: int, seconds: float, sample_path: Path, workdir: Path) 
             proc.terminate()
 
 
+def _udp_drops() -> int:
+    """Datagrams the kernel dropped for want of socket buffer space (all of this host's UDP)."""
+    try:
+        lines = [
+            line.split()
+            for line in Path("/proc/net/snmp").read_text().splitlines()
+            if line.startswith("Udp:")
+        ]
+        return int(lines[1][lines[0].index("RcvbufErrors")])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -221,6 +240,7 @@ def main() -> None:
     args = parser.parse_args()
     seconds = args.seconds or (15.0 if args.quick else 60.0)
     started = time.monotonic()
+    drops_before = _udp_drops()
     with tempfile.TemporaryDirectory(prefix="livedesk-bench-rec-") as tmp:
         workdir = args.keep or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -231,6 +251,9 @@ def main() -> None:
         say(f"cores: {os.cpu_count()}; {args.calls} calls = {args.calls * 2} streams")
         result = asyncio.run(measure(args.calls, seconds, sample_path, workdir))
     result["mode"] = "quick" if args.quick else "full"
+    # The machine is shared: how busy it was says how to read the figures.
+    result["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
+    result["udp_receive_buffer_drops"] = _udp_drops() - drops_before
     result["elapsed_s"] = round(time.monotonic() - started, 1)
     result["budgets"] = {"calls": 8, "cpu_pct_per_stream": 5.0, "frames_lost_pct": 1.0}
     print(json.dumps(result), flush=True)
