@@ -34,7 +34,7 @@ from livedesk.models import Consultation, Message, Role
 from tests.conftest import SocketClient, StaffAccount
 
 REDIS_URL = os.environ.get("LIVEDESK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-STARTUP_SECONDS = 20.0
+STARTUP_SECONDS = 60.0
 BURST = 20
 KILL_AFTER_ACKS = 10
 # Messages A must have stored (but the shopper never saw acknowledged) before it is killed.
