@@ -67,9 +67,15 @@ def phone_terms(e164: str) -> set[str]:
     return terms
 
 
-def terms_for(name: str, identities: Iterable[tuple[IdentityKind, str]]) -> set[str]:
-    """All search terms of a profile with this name and these (normalised) identities."""
+def terms_for(
+    name: str, identities: Iterable[tuple[IdentityKind, str]], *, other_names: Iterable[str] = ()
+) -> set[str]:
+    """All search terms of a profile with this name (and ``other_names``, such as the Latin
+    spelling of a Japanese name a shop sends as ``name_latin``) and these (normalised)
+    identities."""
     terms = name_terms(name)
+    for other in other_names:
+        terms |= name_terms(other)
     for kind, value in identities:
         if kind is IdentityKind.EMAIL:
             terms.add(value)
@@ -85,9 +91,18 @@ def term_rows(shopper_id: uuid.UUID, terms: Iterable[str]) -> list[ShopperSearch
     return [ShopperSearchTerm(id=uuid.uuid4(), shopper_id=shopper_id, term=t) for t in sorted(set(terms))]
 
 
+def _other_names(shopper: Shopper) -> list[str]:
+    latin = (shopper.attributes or {}).get("name_latin")
+    return [latin] if isinstance(latin, str) else []
+
+
 def add_terms(session: AsyncSession, shopper: Shopper, identities: Mapping[IdentityKind, str]) -> None:
     """Index a profile just created (and flushed: the terms point at its row)."""
-    session.add_all(term_rows(shopper.id, terms_for(shopper.display_name, identities.items())))
+    session.add_all(
+        term_rows(
+            shopper.id, terms_for(shopper.display_name, identities.items(), other_names=_other_names(shopper))
+        )
+    )
 
 
 async def index_shopper(session: AsyncSession, shopper_id: uuid.UUID) -> None:
@@ -106,7 +121,9 @@ async def index_shopper(session: AsyncSession, shopper_id: uuid.UUID) -> None:
         select(ShopperIdentity.kind, ShopperIdentity.value).where(ShopperIdentity.shopper_id == shopper_id)
     )
     identities = [(kind, value) for kind, value in rows]
-    session.add_all(term_rows(shopper_id, terms_for(shopper.display_name, identities)))
+    session.add_all(
+        term_rows(shopper_id, terms_for(shopper.display_name, identities, other_names=_other_names(shopper)))
+    )
 
 
 async def reindex_missing(session: AsyncSession, batch: int = 1000) -> int:

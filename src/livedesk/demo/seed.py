@@ -21,6 +21,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from livedesk.demo import data
 from livedesk.demo.booking import seed_booking
 from livedesk.demo.catalogue import seed_catalogue
+from livedesk.demo.history import seed_history
 from livedesk.demo.plan import (
     Plan,
     PlannedConsultation,
@@ -98,6 +99,7 @@ class _Writer:
         await seed_catalogue(self.session)
         await seed_surveys(self.session)
         await seed_booking(self.session)
+        await seed_history(self.session, self.plan)
 
     async def _flush_stage(self) -> None:
         await self.session.flush()

@@ -185,7 +185,7 @@ async def upsert_order(
             "currency": order.currency,
             "total_minor": order.total_minor,
             "store_name": order.store_name,
-            "lines": [line.model_dump() for line in order.lines[:20]],
+            "items": [line.model_dump() for line in order.lines[:20]],
         },
         occurred_at=order.ordered_at,
         ref_id=str(row.id),

@@ -38,6 +38,8 @@ PAGES: dict[str, str] = {
     # The supervisor board (sign-in, then the live board for supervisors and admins).
     "/supervisor/": "supervisor/index.html",
     "/admin/": "admin/index.html",
+    # Customer history for staff: search, profile, timeline, privacy requests.
+    "/history/": "history/index.html",
     # The post-call survey a booked consultation's shopper opens from their mail.
     "/surveys/csat": "surveys/csat.html",
 }

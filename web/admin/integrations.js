@@ -1,0 +1,324 @@
+// Admin page for integrations: shop integrations and their API keys (a new key is shown
+// once), CSV imports with live progress and the rows refused by line, webhook endpoints
+// (the signing secret is shown once) and the delivery log with "send again".
+import { initI18n, onLanguageChange, t } from "/shared/i18n.js";
+import { request, setCsrfToken } from "/shared/api.js";
+
+const $ = (id) => document.getElementById(id);
+const EVENT_TYPES = [
+  "consultation.closed",
+  "booking.created",
+  "booking.changed",
+  "payment.succeeded",
+  "payment.refunded",
+  "recording.ready",
+];
+const state = { integrations: [], imports: [], hooks: [], log: [], polling: null };
+
+function el(tag, { text, className, attrs } = {}, children = []) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined && text !== null) node.textContent = text;
+  for (const [name, value] of Object.entries(attrs ?? {})) {
+    if (value !== undefined && value !== null && value !== false) node.setAttribute(name, value);
+  }
+  for (const child of children) if (child) node.append(child);
+  return node;
+}
+
+function when(iso) {
+  return iso ? new Date(iso).toLocaleString(document.documentElement.lang || undefined) : "";
+}
+
+function notice(text, error = false) {
+  const box = $("notice");
+  box.textContent = text;
+  box.className = `alert ${text ? (error ? "alert-error" : "alert-success") : "is-empty"}`;
+}
+
+function failed(result) {
+  notice(result.error?.message || `HTTP ${result.status}`, true);
+}
+
+const api = {
+  get: (path) => request("GET", path),
+  post: (path, json) => request("POST", path, { json }),
+  patch: (path, json) => request("PATCH", path, { json }),
+};
+
+// --- integrations and keys -------------------------------------------------------------------
+
+async function loadIntegrations() {
+  const result = await api.get("/api/v1/integrations");
+  if (result.ok) state.integrations = result.data;
+  renderIntegrations();
+}
+
+function renderIntegrations() {
+  const body = $("integrations-table").querySelector("tbody");
+  if (!state.integrations.length) {
+    body.replaceChildren(el("tr", {}, [el("td", { text: t("integrations.keys.none"), attrs: { colspan: "3" } })]));
+    return;
+  }
+  body.replaceChildren(
+    ...state.integrations.map((integration) => {
+      const keys = el(
+        "ul",
+        { className: "key-list" },
+        integration.keys.map((key) => {
+          const used = key.last_used_at
+            ? t("integrations.keys.last_used", { date: when(key.last_used_at) })
+            : t("integrations.keys.never_used");
+          const item = el("li", {}, [
+            el("code", { text: `${key.prefix}…` }),
+            document.createTextNode(` ${key.label} — `),
+            el("span", { text: key.revoked_at ? t("integrations.keys.revoked", { date: when(key.revoked_at) }) : used }),
+          ]);
+          if (!key.revoked_at) {
+            const revoke = el("button", {
+              className: "button button-secondary button-small",
+              text: t("integrations.keys.revoke"),
+              attrs: { type: "button", "aria-label": `${t("integrations.keys.revoke")} ${key.prefix}` },
+            });
+            revoke.addEventListener("click", async () => {
+              const result = await api.post(`/api/v1/integrations/${integration.id}/keys/${key.id}/revoke`);
+              if (!result.ok) return failed(result);
+              notice(t("integrations.saved"));
+              await loadIntegrations();
+            });
+            item.append(document.createTextNode(" "), revoke);
+          }
+          return item;
+        }),
+      );
+      const labelId = `key-label-${integration.id}`;
+      const label = el("input", { attrs: { id: labelId, maxlength: "100", autocomplete: "off" } });
+      const make = el("button", { className: "button button-small", text: t("integrations.keys.new"), attrs: { type: "button" } });
+      make.addEventListener("click", async () => {
+        make.disabled = true;
+        const result = await api.post(`/api/v1/integrations/${integration.id}/keys`, { label: label.value });
+        make.disabled = false;
+        if (!result.ok) return failed(result);
+        $("new-key").hidden = false;
+        $("new-key-value").textContent = result.data.key;
+        await loadIntegrations();
+        $("new-key-value").focus?.();
+      });
+      return el("tr", {}, [
+        el("th", { text: integration.name, attrs: { scope: "row" } }),
+        el("td", {}, [keys]),
+        el("td", { className: "actions" }, [
+          el("label", { text: t("integrations.keys.label"), attrs: { for: labelId } }),
+          label,
+          make,
+        ]),
+      ]);
+    }),
+  );
+}
+
+// --- imports -------------------------------------------------------------------------------
+
+async function loadImports() {
+  const result = await api.get("/api/v1/imports");
+  if (result.ok) state.imports = result.data.imports;
+  renderImports();
+  const running = state.imports.some((job) => job.status === "running");
+  if (running && !state.polling) state.polling = setInterval(loadImports, 1000);
+  if (!running && state.polling) {
+    clearInterval(state.polling);
+    state.polling = null;
+  }
+}
+
+function renderImports() {
+  const list = $("imports");
+  if (!state.imports.length) {
+    list.replaceChildren(el("li", { className: "muted", text: t("integrations.imports.none") }));
+    return;
+  }
+  list.replaceChildren(
+    ...state.imports.map((job) => {
+      const progressText = t("integrations.imports.progress", {
+        done: job.processed_rows,
+        total: job.total_rows,
+        ok: job.ok_rows,
+        refused: job.error_rows,
+      });
+      const id = `import-${job.id}`;
+      const item = el("li", { className: "card", attrs: { "aria-labelledby": id } }, [
+        el("p", {}, [
+          el("strong", { text: `${job.filename} `, attrs: { id } }),
+          el("span", { text: `(${t(`integrations.imports.kind.${job.kind}`)}) — ${t(`integrations.imports.status.${job.status}`)}` }),
+        ]),
+        el("progress", {
+          attrs: { max: String(Math.max(1, job.total_rows)), value: String(job.processed_rows), "aria-label": progressText },
+        }),
+        el("p", { text: progressText }),
+      ]);
+      if (job.message) item.append(el("p", { className: "muted", text: job.message }));
+      if (job.status === "running") {
+        const resume = el("button", {
+          className: "button button-secondary button-small",
+          text: t("integrations.imports.resume"),
+          attrs: { type: "button" },
+        });
+        resume.addEventListener("click", async () => {
+          const result = await api.post(`/api/v1/imports/${job.id}/resume`);
+          if (!result.ok) return failed(result);
+          await loadImports();
+        });
+        item.append(resume);
+      }
+      if (job.errors.length) {
+        item.append(
+          el("details", {}, [
+            el("summary", { text: `${t("integrations.imports.errors")} (${job.error_rows})` }),
+            el(
+              "ul",
+              { className: "import-errors" },
+              job.errors.map((e) => el("li", { text: t("integrations.imports.line", { line: e.line, message: e.message }) })),
+            ),
+          ]),
+        );
+      }
+      return item;
+    }),
+  );
+}
+
+async function startImport(event) {
+  event.preventDefault();
+  const file = $("import-file").files[0];
+  if (!file) return;
+  const form = new FormData();
+  form.append("file", file, file.name);
+  const button = $("import-start");
+  button.disabled = true;
+  notice(t("integrations.imports.uploading"));
+  const result = await request("POST", `/api/v1/imports?kind=${encodeURIComponent($("import-kind").value)}`, { form });
+  button.disabled = false;
+  if (!result.ok) return failed(result);
+  notice("");
+  $("import-form").reset();
+  await loadImports();
+}
+
+// --- webhooks ------------------------------------------------------------------------------
+
+async function loadHooks() {
+  const [hooks, log] = await Promise.all([api.get("/api/v1/webhooks/endpoints"), api.get("/api/v1/webhooks/deliveries?limit=50")]);
+  if (hooks.ok) state.hooks = hooks.data;
+  if (log.ok) state.log = log.data;
+  renderHooks();
+}
+
+function renderHooks() {
+  const types = $("hook-types");
+  if (!types.children.length) {
+    for (const type of EVENT_TYPES) {
+      const id = `type-${type.replace(".", "-")}`;
+      types.append(el("label", { attrs: { for: id } }, [el("input", { attrs: { type: "checkbox", id, value: type } }), document.createTextNode(` ${type}`)]));
+    }
+  }
+  const body = $("hooks-table").querySelector("tbody");
+  body.replaceChildren(
+    ...(state.hooks.length
+      ? state.hooks.map((hook) => {
+          const toggle = el("button", {
+            className: "button button-secondary button-small",
+            text: t(hook.active ? "integrations.hooks.pause" : "integrations.hooks.resume"),
+            attrs: { type: "button", "aria-label": `${t(hook.active ? "integrations.hooks.pause" : "integrations.hooks.resume")} ${hook.url}` },
+          });
+          toggle.addEventListener("click", async () => {
+            const result = await api.patch(`/api/v1/webhooks/endpoints/${hook.id}`, { active: !hook.active });
+            if (!result.ok) return failed(result);
+            await loadHooks();
+          });
+          return el("tr", {}, [
+            el("th", { text: hook.url, attrs: { scope: "row" } }),
+            el("td", { text: hook.event_types.length ? hook.event_types.join(", ") : "*" }),
+            el("td", { className: "actions" }, [toggle]),
+          ]);
+        })
+      : [el("tr", {}, [el("td", { text: t("integrations.hooks.none"), attrs: { colspan: "3" } })])]),
+  );
+  const log = $("log-table").querySelector("tbody");
+  log.replaceChildren(
+    ...(state.log.length
+      ? state.log.map((row) => {
+          const cells = [
+            el("th", { text: row.event_type, attrs: { scope: "row" } }),
+            el("td", { text: t(`integrations.log.status.${row.status}`) }),
+            el("td", { text: String(row.attempts) }),
+            el("td", { text: row.last_error || (row.last_status_code ? `HTTP ${row.last_status_code}` : "") }),
+            el("td", { text: when(row.created_at) }),
+          ];
+          const actions = el("td", { className: "actions" });
+          if (row.status === "failed") {
+            const retry = el("button", {
+              className: "button button-secondary button-small",
+              text: t("integrations.log.retry"),
+              attrs: { type: "button" },
+            });
+            retry.addEventListener("click", async () => {
+              const result = await api.post(`/api/v1/webhooks/deliveries/${row.id}/retry`);
+              if (!result.ok) return failed(result);
+              await loadHooks();
+            });
+            actions.append(retry);
+          }
+          return el("tr", {}, [...cells, actions]);
+        })
+      : [el("tr", {}, [el("td", { text: t("integrations.log.none"), attrs: { colspan: "6" } })])]),
+  );
+}
+
+async function createHook(event) {
+  event.preventDefault();
+  const types = [...$("hook-types").querySelectorAll("input:checked")].map((box) => box.value);
+  const result = await api.post("/api/v1/webhooks/endpoints", { url: $("hook-url").value, event_types: types });
+  if (!result.ok) return failed(result);
+  $("new-secret").hidden = false;
+  $("new-secret-value").textContent = result.data.secret;
+  $("hook-form").reset();
+  await loadHooks();
+}
+
+async function createIntegration(event) {
+  event.preventDefault();
+  const result = await api.post("/api/v1/integrations", { name: $("integration-name").value });
+  if (!result.ok) return failed(result);
+  $("integration-form").reset();
+  notice(t("integrations.saved"));
+  await loadIntegrations();
+}
+
+function render() {
+  document.title = t("integrations.page_title");
+  renderIntegrations();
+  renderImports();
+  renderHooks();
+}
+
+async function main() {
+  await initI18n({ extraAreas: ["/admin", "/history"] });
+  onLanguageChange(render);
+  const me = await request("GET", "/api/v1/auth/me");
+  $("checking").hidden = true;
+  if (!me.ok || me.data.role !== "admin") {
+    $("denied").hidden = false;
+    $("denied-title").textContent = t(me.ok ? "integrations.forbidden" : "integrations.signed_out");
+    return;
+  }
+  setCsrfToken(me.data.csrf_token);
+  $("panel").hidden = false;
+  $("integration-form").addEventListener("submit", createIntegration);
+  $("import-form").addEventListener("submit", startImport);
+  $("hook-form").addEventListener("submit", createHook);
+  $("log-refresh").addEventListener("click", loadHooks);
+  await Promise.all([loadIntegrations(), loadImports(), loadHooks()]);
+  render();
+}
+
+main();

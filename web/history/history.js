@@ -1,0 +1,146 @@
+// Customer history for staff: search shoppers by name, e-mail, phone number or shop id, then
+// their profile, recommendations, notes and the whole timeline (customer panel of the
+// console). Supervisors and admins can export a shopper's data; admins can erase or anonymise.
+import { initI18n, onLanguageChange, t } from "/shared/i18n.js";
+import { api, errorText, setCsrfToken } from "/staff/api.js";
+import { CustomerPanel } from "/staff/customer.js";
+import { el } from "/staff/dom.js";
+
+const $ = (id) => document.getElementById(id);
+const state = { me: null, hits: [], query: "", selected: null, panel: null, searching: false, error: null };
+
+function renderWho() {
+  if (!state.me) return;
+  $("who").textContent = t("history.signed_in_as", { name: state.me.display_name, role: t(`role.${state.me.role}`) });
+}
+
+function renderResults() {
+  const list = $("search-results");
+  list.replaceChildren(
+    ...state.hits.map((hit) => {
+      const details = [hit.email, hit.phone].filter(Boolean).join(" · ");
+      const button = el("button", { className: "button button-secondary", attrs: { type: "button" } }, [
+        el("strong", { text: hit.display_name || t("history.unnamed") }),
+        details ? el("span", { className: "muted", text: ` — ${details}` }) : null,
+      ]);
+      if (state.selected === hit.id) button.setAttribute("aria-current", "true");
+      button.addEventListener("click", () => select(hit));
+      return el("li", {}, [button]);
+    }),
+  );
+  const status = $("search-status");
+  if (state.searching) status.textContent = t("history.search.searching");
+  else if (state.error) status.textContent = errorText(state.error);
+  else if (state.query) status.textContent = t("history.search.count", { count: state.hits.length, query: state.query });
+  else status.textContent = "";
+}
+
+async function search(query) {
+  state.query = query;
+  state.searching = true;
+  state.error = null;
+  renderResults();
+  const result = await api("GET", `/api/v1/customers/search?${new URLSearchParams({ q: query })}`);
+  state.searching = false;
+  if (result.ok) state.hits = result.data.hits;
+  else {
+    state.hits = [];
+    state.error = result.error;
+  }
+  renderResults();
+}
+
+let pristine = null; // the customer section as the page came, for a fresh panel per shopper
+
+async function select(hit) {
+  state.selected = hit.id;
+  renderResults();
+  // A fresh panel per shopper: the old one's buttons and observers go with its elements.
+  const fresh = pristine.cloneNode(true);
+  fresh.hidden = false;
+  $("customer").replaceWith(fresh);
+  $("customer-title").textContent = hit.display_name || t("history.unnamed");
+  const exportLink = $("export-link");
+  exportLink.href = `/api/v1/shoppers/${encodeURIComponent(hit.id)}/export`;
+  exportLink.setAttribute("download", `shopper-${hit.id}.json`);
+  $("privacy").hidden = !["supervisor", "admin"].includes(state.me.role);
+  $("erase-open").hidden = state.me.role !== "admin";
+  wirePrivacy();
+  state.panel = new CustomerPanel(fresh, hit.id, {});
+  $("customer-title").focus();
+  await state.panel.start();
+}
+
+function wirePrivacy() {
+  $("erase-open").addEventListener("click", () => {
+    $("erase-text").textContent = t("history.privacy.erase_text", { name: $("customer-title").textContent });
+    $("erase-status").textContent = "";
+    $("erase-dialog").showModal();
+  });
+}
+
+async function erase(event) {
+  event.preventDefault();
+  const mode = new FormData($("erase-form")).get("mode");
+  const button = $("erase-confirm");
+  button.disabled = true;
+  $("erase-status").textContent = t("history.privacy.working");
+  const result = await api("POST", `/api/v1/shoppers/${encodeURIComponent(state.selected)}/erase`, {
+    mode,
+    confirm_shopper_id: state.selected,
+  });
+  button.disabled = false;
+  if (!result.ok) {
+    $("erase-status").textContent = errorText(result.error);
+    return;
+  }
+  $("erase-dialog").close();
+  $("customer").hidden = true;
+  state.hits = state.hits.filter((hit) => hit.id !== state.selected);
+  state.selected = null;
+  renderResults();
+  $("search-status").textContent = t(mode === "erase" ? "history.privacy.erased" : "history.privacy.anonymised");
+  $("search-input").focus();
+}
+
+function render() {
+  document.title = t("history.page_title");
+  renderWho();
+  renderResults();
+  state.panel?.render();
+}
+
+async function main() {
+  await initI18n({ extraAreas: ["/staff", "/history", "/recording", "/payments"] });
+  onLanguageChange(render);
+  const me = await api("GET", "/api/v1/auth/me");
+  $("checking").hidden = true;
+  if (!me.ok) {
+    $("signed-out").hidden = false;
+    return;
+  }
+  state.me = me.data;
+  setCsrfToken(me.data.csrf_token);
+  $("who").hidden = false;
+  $("history-app").hidden = false;
+  $("search-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const query = $("search-input").value.trim();
+    if (query.length < 2) {
+      $("search-status").textContent = t("history.search.too_short");
+      return;
+    }
+    search(query);
+  });
+  $("erase-form").addEventListener("submit", erase);
+  $("erase-cancel").addEventListener("click", () => $("erase-dialog").close());
+  pristine = $("customer").cloneNode(true);
+  render();
+  const preset = new URLSearchParams(location.search).get("q");
+  if (preset) {
+    $("search-input").value = preset;
+    await search(preset);
+  }
+}
+
+main();
