@@ -100,6 +100,23 @@ async def test_advisor_requests_shopper_pays_in_the_call_and_both_see_paid(
     assert await axe_violations(shopper) == []
     await keep_screenshot(shopper, "call-payment-desktop")
 
+    # A reload of the call page brings the sheet back (the request is read from the server).
+    await shopper.reload()
+    await expect(shopper.locator("#view-call")).to_be_visible(timeout=15_000)
+    await expect(sheet).to_be_visible(timeout=10_000)
+    await expect(sheet.locator(".pay-total-amount")).to_have_text(yen(2 * SERUM.price))
+    await shopper.set_viewport_size({"width": 390, "height": 844})
+    await keep_screenshot(shopper, "call-payment-phone")
+    # In Japanese too, product names included.
+    await shopper.locator("[data-lang-switch] button[data-lang=ja]").click()
+    await expect(sheet.locator("#pay-title")).to_have_text("お支払い")
+    await expect(sheet.locator(".pay-test-badge")).to_have_text("テストモード")
+    await expect(sheet.locator(".pay-line-name")).to_have_text(SERUM.name_ja)
+    await screenshot(shopper, "call-payment-phone-ja")
+    await shopper.locator("[data-lang-switch] button[data-lang=en]").click()
+    await shopper.set_viewport_size({"width": 1280, "height": 800})
+    await expect(sheet.locator("#pay-title")).to_have_text("Payment")
+
     # A declined test card: both are told, the request stays open.
     await sheet.get_by_role("button", name="Test: a declined card").click()
     await expect(sheet.locator(".pay-error")).to_contain_text("did not go through")

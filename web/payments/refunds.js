@@ -87,7 +87,7 @@ function render() {
       if (r.status === "paid" || r.status === "partially_refunded") refundCell.append(refundForm(r));
       row.append(
         el("td", when.format(new Date(r.created_at))),
-        el("td", r.lines.map((l) => `${l.name} × ${l.quantity}`).join(", ")),
+        el("td", r.lines.map((l) => `${language() === "ja" && l.name_ja ? l.name_ja : l.name} × ${l.quantity}`).join(", ")),
         el("td", formatMoney(r.total_minor, r.currency), { class: "num" }),
         el("td", status),
         el("td", formatMoney(r.refunded_minor, r.currency), { class: "num" }),

@@ -311,7 +311,10 @@ export class PaymentSheet {
     this.lines.replaceChildren(
       ...r.lines.map((line) =>
         node("li", {}, [
-          node("span", { className: "pay-line-name", text: line.name }),
+          node("span", {
+            className: "pay-line-name",
+            text: language() === "ja" && line.name_ja ? line.name_ja : line.name,
+          }),
           node("span", { className: "pay-line-qty", text: t("pay.quantity", { quantity: line.quantity }) }),
           node("span", { className: "pay-line-amount", text: formatMoney(line.amount_minor, r.currency) }),
         ]),

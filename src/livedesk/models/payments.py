@@ -83,6 +83,8 @@ class PaymentRequestLine(IdMixin, Base):
     position: Mapped[int] = mapped_column(Integer)
     sku: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(300))
+    # The Japanese name when the catalogue has one, for a shopper reading Japanese.
+    name_ja: Mapped[str] = mapped_column(String(300), default="")
     quantity: Mapped[int] = mapped_column(Integer)
     unit_price_minor: Mapped[int] = mapped_column(BigInteger)
     source: Mapped[LineSource] = mapped_column(str_enum(LineSource, 16))

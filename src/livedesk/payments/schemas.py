@@ -66,6 +66,7 @@ class SandboxAction(ApiModel):
 class LineOut(BaseModel):
     sku: str
     name: str
+    name_ja: str
     quantity: int
     unit_price_minor: int
     amount_minor: int
@@ -76,6 +77,7 @@ class LineOut(BaseModel):
         return cls(
             sku=line.sku,
             name=line.name,
+            name_ja=line.name_ja,
             quantity=line.quantity,
             unit_price_minor=line.unit_price_minor,
             amount_minor=line.unit_price_minor * line.quantity,

@@ -185,7 +185,12 @@ async def _price_lines(
         if source == LineSource.CATALOGUE:
             if product is None or not product.active:
                 raise ValidationFailed(f"field '{field}': {sku} is not in the catalogue", code="unknown_sku")
-            name, price, currency = product.name, product.price_minor, product.currency
+            name, name_ja, price, currency = (
+                product.name,
+                product.name_ja,
+                product.price_minor,
+                product.currency,
+            )
         else:
             past = history.get(sku)
             if past is None:
@@ -193,9 +198,14 @@ async def _price_lines(
                     f"field '{field}': the shopper has not bought {sku} before", code="not_in_history"
                 )
             if product is not None and product.active:
-                name, price, currency = product.name, product.price_minor, product.currency
+                name, name_ja, price, currency = (
+                    product.name,
+                    product.name_ja,
+                    product.price_minor,
+                    product.currency,
+                )
             else:
-                name, price, currency = past.name, past.unit_price_minor, past.currency
+                name, name_ja, price, currency = past.name, "", past.unit_price_minor, past.currency
         if quantity > 99:
             raise ValidationFailed(f"field '{field}': at most 99 of one item", code="validation_failed")
         currencies.add(currency)
@@ -205,6 +215,7 @@ async def _price_lines(
                 position=position,
                 sku=sku,
                 name=name,
+                name_ja=name_ja,
                 quantity=quantity,
                 unit_price_minor=price,
                 source=source,
