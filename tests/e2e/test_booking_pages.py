@@ -274,3 +274,61 @@ async def sign_in_admin(page: Page) -> None:
     await page.fill("#signin-password", DEMO_PASSWORD)
     await page.click("#signin-form button[type=submit]")
     await expect(page.locator("#admin-title")).to_be_visible()
+
+
+async def test_join_link_at_the_booked_time_opens_the_call_with_the_booked_advisor(
+    server: str, new_page: Any, london_page: Any, e2e_settings: Settings
+) -> None:
+    from datetime import UTC, timedelta
+
+    from livedesk.booking.tokens import BookingTokens
+    from livedesk.demo.plan import demo_id
+    from livedesk.models import Shopper, Staff
+
+    console = await new_page(f"{server}/staff/")
+    await sign_in(console, "sakura.tanaka@hanami.example")
+    await expect(console.locator("#presence-state")).to_have_attribute("data-status", "available")
+    # A booking that starts now (made earlier; written straight into the database).
+    db = Database(e2e_settings.effective_database_url)
+    try:
+        async with db.transaction() as session:
+            sakura = (
+                await session.scalars(select(Staff).where(Staff.email == "sakura.tanaka@hanami.example"))
+            ).one()
+            shopper = (
+                await session.scalars(select(Shopper).where(Shopper.email.is_not(None)).limit(1))
+            ).one()
+            start = datetime.now(UTC).replace(second=0, microsecond=0)
+            booking = Booking(
+                consultation_type_id=demo_id("consultation_type", "skin-check"),
+                advisor_id=sakura.id,
+                shopper_id=shopper.id,
+                status=BookingStatus.CONFIRMED,
+                starts_at=start,
+                ends_at=start + timedelta(minutes=30),
+                block_start=start,
+                block_end=start + timedelta(minutes=40),
+                nominated=True,
+                shopper_timezone="Europe/London",
+                locale="en",
+                contact_name=shopper.display_name,
+                contact_email=shopper.email or "",
+                extra={},
+            )
+            session.add(booking)
+        token = BookingTokens(e2e_settings.secret_key.get_secret_value()).issue(booking.id)
+        page = await london_page(f"{server}/booking/?join={token}")
+        # The join page hands over to the call page, as this booking's shopper.
+        await page.wait_for_url(re.compile(r"/call/\?c="))
+        consultation_id = page.url.split("c=", 1)[1]
+        # The booked advisor gets the offer, marked as a booked call.
+        card = console.locator(f'[data-consultation-id="{consultation_id}"]')
+        await expect(card).to_be_visible(timeout=10_000)
+        await expect(card).to_contain_text("Booked call")
+        await card.get_by_role("button", name="Accept").click()
+        async with db.read() as session:
+            joined = await session.get(Booking, booking.id)
+            assert joined is not None
+            assert str(joined.consultation_id) == consultation_id
+    finally:
+        await db.dispose()

@@ -30,7 +30,7 @@ from livedesk.customers import service as customers
 from livedesk.customers.timeline import append_event
 from livedesk.integrations import webhooks
 from livedesk.kit.clock import utcnow
-from livedesk.kit.errors import Conflict, ValidationFailed
+from livedesk.kit.errors import Conflict, NotFound
 from livedesk.models import (
     LIVE_BOOKING_STATUSES,
     AvailabilityException,
@@ -531,5 +531,5 @@ async def load(session: AsyncSession, booking_id: uuid.UUID, *, lock: bool = Fal
     booking = await session.get(Booking, booking_id, with_for_update=lock)
     if booking is None:
         # A correctly signed token for a booking that is gone (its shopper was erased).
-        raise ValidationFailed("This booking no longer exists", code="bad_token")
+        raise NotFound("This booking no longer exists", code="booking_not_found")
     return booking
