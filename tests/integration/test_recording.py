@@ -18,7 +18,15 @@ from sqlalchemy import func, select
 
 from livedesk.calls.media_sample import PacketTrack, SamplePackets, load_sample, make_sample
 from livedesk.kit.db import Database
-from livedesk.models import Recording, RecordingConsent, RecordingStatus, Role, TimelineEvent
+from livedesk.models import (
+    Recording,
+    RecordingConsent,
+    RecordingStatus,
+    Role,
+    TimelineEvent,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from livedesk.recording.recorder import RECORDER
 from livedesk.settings import Settings
 from tests.conftest import SocketClient, login, wait_until
@@ -42,6 +50,8 @@ def settings(settings: Settings, policy: str) -> Settings:
             "presence_grace_seconds": 0.0,
             "recording_retention_check_seconds": 0,
             "recording_consent_policy": policy,
+            # Webhooks are only queued here, never posted.
+            "webhook_poll_seconds": 0,
         }
     )
 
@@ -315,3 +325,54 @@ async def test_no_event_during_a_stop_is_lost(live: Any, make_staff: Any) -> Non
     assert again["error"]["code"] == "not_open"
     failed = await console.wait_for("recording.updated", lambda r: r["status"] == "failed", within=10)
     assert failed["error"] == "no media arrived"
+
+
+async def test_a_voice_call_records_both_voices_and_announces_it_by_webhook(
+    live: Any,
+    make_staff: Any,
+    app: web.Application,
+    db: Database,
+    sample: SamplePackets,
+    client: TestClient[Any, Any],
+) -> None:
+    async with db.transaction() as session:
+        session.add(
+            WebhookEndpoint(
+                id=uuid.uuid4(),
+                url="http://127.0.0.1:9/hook",
+                secret="s" * 32,
+                event_types=["recording.ready"],
+            )
+        )
+    console, shopper, consultation_id, advisor = await _call(live, make_staff, kind="voice")
+    started = await console.ok("recording.start", {"consultation_id": consultation_id})
+    assert started["with_video"] is False
+    await shopper.ok("recording.consent", {"recording_id": started["id"], "accept": True})
+    legs = [
+        await _send_leg(shopper, started["id"], sample, kinds=("audio",)),
+        await _send_leg(console, started["id"], sample, kinds=("audio",)),
+    ]
+
+    async def audio_in() -> bool:
+        writers = [w for w in app[RECORDER].writers.values() if str(w.recording_id) == started["id"]]
+        return len(writers) == 2 and all(w.writer.stats.audio_frames >= 50 for w in writers)
+
+    await wait_until(audio_in, within=20)
+    await console.ok("recording.stop", {"recording_id": started["id"]})
+    ready = await console.wait_for("recording.updated", lambda r: r["status"] == "ready", within=30)
+    for pc in legs:
+        await pc.close()
+    await login(client, advisor)
+    body = await (await client.get(ready["media_url"])).read()
+    with av.open(io.BytesIO(body)) as container:
+        assert [s.metadata.get("title") for s in container.streams] == ["shopper audio", "advisor audio"]
+        assert sum(1 for _ in container.decode(audio=1)) >= 50
+    async with db.read() as session:
+        deliveries = list(
+            await session.scalars(
+                select(WebhookDelivery).where(WebhookDelivery.event_type == "recording.ready")
+            )
+        )
+    assert len(deliveries) == 1
+    assert deliveries[0].payload["data"]["recording_id"] == ready["id"]
+    assert deliveries[0].payload["data"]["duration_ms"] == ready["duration_ms"]
