@@ -25,6 +25,7 @@ from livedesk.models import (
     Shopper,
     Team,
 )
+from livedesk.models.surveys import SatisfactionResponse
 from livedesk.settings import Settings
 
 S = ConsultationStatus
@@ -213,13 +214,13 @@ async def test_figures_of_a_fixed_day_from_stored_rows(client: Any, make_staff: 
         queued_at=last_second - timedelta(seconds=100),
         closed_at=last_second,
     )
-    await _consultation(
+    third = await _consultation(
         db,
         shopper_id,
-        queued_at=last_second,
-        accepted_at=last_second + timedelta(seconds=20),
+        queued_at=last_second - timedelta(seconds=300),
+        accepted_at=last_second - timedelta(seconds=280),
         **answered,
-        closed_at=last_second + timedelta(seconds=200),
+        closed_at=last_second - timedelta(seconds=100),
     )
     # The local day before and the one after: not counted.
     await _consultation(db, shopper_id, status=S.MISSED, queued_at=start - timedelta(seconds=1))
@@ -243,6 +244,37 @@ async def test_figures_of_a_fixed_day_from_stored_rows(client: Any, make_staff: 
                 )
             )
 
+    # Post-call answers: two that day (5 with NPS 9; 4 without NPS), one the day after.
+    answers = (
+        (first, 5, 9, start + timedelta(seconds=700)),
+        (third, 4, None, last_second - timedelta(seconds=30)),
+    )
+    async with db.transaction() as session:
+        for consultation_id, csat, nps, at in answers:
+            session.add(
+                SatisfactionResponse(
+                    consultation_id=consultation_id,
+                    shopper_id=shopper_id,
+                    advisor_id=advisor.id,
+                    csat=csat,
+                    nps=nps,
+                    source="call",
+                    submitted_at=at,
+                )
+            )
+    next_day = await _consultation(db, shopper_id, status=S.MISSED, queued_at=start + timedelta(hours=25))
+    async with db.transaction() as session:
+        session.add(
+            SatisfactionResponse(
+                consultation_id=next_day,
+                shopper_id=shopper_id,
+                csat=1,
+                nps=0,
+                source="mail",
+                submitted_at=start + timedelta(hours=25),
+            )
+        )
+
     supervisor = await make_staff(Role.SUPERVISOR)
     await login(client, supervisor)
     response = await client.get("/api/v1/supervision/figures", params={"day": "2026-03-10"})
@@ -257,6 +289,7 @@ async def test_figures_of_a_fixed_day_from_stored_rows(client: Any, make_staff: 
     assert f["revenue"] == [{"currency": "JPY", "amount_minor": 10_800, "paid_consultations": 1}]
     assert f["paid_consultations"] == 1
     assert f["conversion"] == 0.5  # one paid of two answered
+    assert f["satisfaction"] == {"responses": 2, "average_csat": 4.5, "average_nps": 9.0}
     hours = {h["hour"]: h for h in f["hours"]}
     assert hours[0]["offered"] == 1
     assert hours[23]["offered"] == 2

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.payments import service as payments
 from livedesk.supervision.schemas import RevenueLine, Satisfaction
+from livedesk.surveys import service as surveys
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ async def money_between(session: AsyncSession, start: datetime, end: datetime) -
     """Revenue (per currency, net of refunds, with paid consultations) and satisfaction of
     [start, end)."""
     revenue = await payments.revenue_between(session, start, end)
+    answers = await surveys.satisfaction_between(session, start, end)
     return Money(
         revenue=[
             RevenueLine(
@@ -37,5 +39,8 @@ async def money_between(session: AsyncSession, start: datetime, end: datetime) -
                 paid_consultations=line.paid_consultations,
             )
             for line in revenue
-        ]
+        ],
+        satisfaction=Satisfaction(
+            responses=answers.responses, average_csat=answers.average_csat, average_nps=answers.average_nps
+        ),
     )
