@@ -528,3 +528,36 @@ async def test_call_page_csp_admits_no_stripe_in_sandbox_mode(live: Any) -> None
         policy = r.headers["Content-Security-Policy"]
     assert "stripe" not in policy
     assert "script-src 'self';" in policy
+
+
+async def test_revenue_over_http_for_supervisors_only(
+    live: Any, make_staff: Any, db: Database, products: None
+) -> None:
+    call = await active_call(live, await make_staff(Role.ADVISOR))
+    supervisor = await StaffHttp(live.url).login(await make_staff(Role.SUPERVISOR))
+    try:
+        _, made = await call.advisor.request(
+            "POST",
+            f"/api/v1/consultations/{call.consultation_id}/payment-requests",
+            json={"client_key": key(), "lines": [{"sku": "US-TOTE", "quantity": 2}]},
+        )
+        await live.http.post(
+            f"/api/v1/payment-requests/{made['id']}/sandbox", headers=call.bearer, json={"action": "pay"}
+        )
+        now = utcnow()
+        window = {
+            "start": (now - timedelta(hours=1)).isoformat(),
+            "end": (now + timedelta(hours=1)).isoformat(),
+        }
+        status, figures = await supervisor.request("GET", "/api/v1/payments/revenue", params=window)
+        assert status == 200
+        assert figures == [{"currency": "USD", "amount_minor": 2468, "paid_consultations": 1}]
+        status, _ = await call.advisor.request("GET", "/api/v1/payments/revenue", params=window)
+        assert status == 403
+        naive = {"start": "2026-01-01T00:00:00", "end": "2026-01-02T00:00:00"}
+        status, error = await supervisor.request("GET", "/api/v1/payments/revenue", params=naive)
+        assert status == 422
+        assert "time zone" in error["error"]["message"]
+    finally:
+        await call.advisor.close()
+        await supervisor.close()
