@@ -7,8 +7,9 @@
 // For other parts of the console (e.g. "add to payment request" on recommendations):
 //   import { addToPaymentRequest } from "/staff/payment.js";
 //   addToPaymentRequest(consultationId, { sku, quantity = 1, source = "catalogue" | "history" })
-// adds the item to that consultation's open builder and returns true (false when the
-// consultation has no builder on this page or the SKU is not offered).
+// adds the item to that consultation's builder and returns true (false when the consultation
+// has no builder on this page or the SKU is not offered; before the builder has loaded its
+// catalogue the item is kept and added once it has).
 import { formatMoney, language, onLanguageChange, t } from "/shared/i18n.js";
 import { api } from "/staff/api.js";
 import { el, shortDate, uid } from "/staff/dom.js";
@@ -54,6 +55,7 @@ export class PaymentBuilder {
     this.error = null;
     this.notice = "";
     this.loaded = false;
+    this.pending = [];
     useStylesheet();
     const prefix = uid("payb");
     this.root = el("section", { className: "payb panel", attrs: { "aria-labelledby": `${prefix}-title` } });
@@ -131,6 +133,7 @@ export class PaymentBuilder {
     if (requests.ok) for (const r of requests.data) this.requests.set(r.id, r);
     if (!items.ok) this.error = items.error;
     this.loaded = true;
+    for (const [sku, source, quantity] of this.pending.splice(0)) this.add(sku, source, quantity);
     this.render();
   }
 
@@ -139,6 +142,11 @@ export class PaymentBuilder {
   }
 
   add(sku, source = "catalogue", quantity = 1) {
+    if (!this.loaded) {
+      // Asked before the catalogue arrived: added once it has (if it is offered).
+      this.pending.push([sku, source, quantity]);
+      return true;
+    }
     const item = this.find(sku, source);
     if (!item) return false;
     const line = this.cart.find((l) => l.sku === sku && l.source === source);
