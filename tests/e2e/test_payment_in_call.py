@@ -152,6 +152,16 @@ async def test_advisor_requests_shopper_pays_in_the_call_and_both_see_paid(
     finally:
         await db.dispose()
 
+    # Other console panels add items through addToPaymentRequest (the module's export).
+    add = "async ([id, item]) => (await import('/staff/payment.js')).addToPaymentRequest(id, item)"
+    assert await console.evaluate(add, [cid, {"sku": "HB-MU-002", "quantity": 2}]) is True
+    await expect(builder.locator(".payb-cart li")).to_have_count(1)
+    await expect(
+        builder.get_by_label(f"Quantity of {data.PRODUCTS_BY_SKU['HB-MU-002'].name_en}")
+    ).to_have_value("2")
+    assert await console.evaluate(add, [cid, {"sku": "NO-SUCH-SKU"}]) is False
+    assert await console.evaluate(add, [str(uuid.uuid4()), {"sku": "HB-MU-002"}]) is False
+
     # The sheet can be put away and brought back.
     await sheet.get_by_role("button", name="Hide the payment").click()
     await expect(sheet).to_be_hidden()
