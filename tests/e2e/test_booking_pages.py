@@ -332,3 +332,47 @@ async def test_join_link_at_the_booked_time_opens_the_call_with_the_booked_advis
             assert str(joined.consultation_id) == consultation_id
     finally:
         await db.dispose()
+
+
+async def test_survey_step_before_the_contact_details(
+    server: str, london_page: Any, e2e_settings: Settings
+) -> None:
+    from livedesk.demo.plan import demo_id
+    from livedesk.demo.surveys import DEMO_SURVEY_ID
+    from livedesk.surveys import service as surveys
+
+    db = Database(e2e_settings.effective_database_url)
+    try:
+        # The admin shows the demo survey before make-up lessons.
+        async with db.transaction() as session:
+            await surveys.set_assignment(
+                session, str(demo_id("consultation_type", "makeup-lesson")), DEMO_SURVEY_ID
+            )
+        page = await london_page(f"{server}/booking/")
+        await page.get_by_role("button", name=re.compile("Make-up lesson")).click()
+        await page.locator("[data-advisor=any]").click()
+        await page.locator("button.slot").first.click()
+        await expect(page.locator("#survey-title")).to_be_focused()
+        await expect(page.locator("#step")).to_have_text("Step 4 of 5")
+        # Required answers missing: shown on the questions, not sent.
+        await page.locator("#survey-next").click()
+        await expect(page.locator("#view-survey .survey-invalid").first).to_be_visible()
+        await page.get_by_role("radio", name="Make-up").check()
+        await page.get_by_role("checkbox", name=re.compile("I agree")).check()
+        await no_violations(page)
+        await page.locator("#survey-next").click()
+        await expect(page.locator("#contact-title")).to_be_focused()
+        await expect(page.locator("#step")).to_have_text("Step 5 of 5")
+        await page.locator("#contact-email").fill("survey.booker@example.co.uk")
+        await page.locator("#contact-submit").click()
+        await expect(page.locator("#done-title")).to_have_text("Your booking is confirmed")
+        async with db.read() as session:
+            booking = (
+                await session.scalars(
+                    select(Booking).where(Booking.contact_email == "survey.booker@example.co.uk")
+                )
+            ).one()
+        assert booking.survey_response_id is not None
+        assert booking.nominated is False
+    finally:
+        await db.dispose()
