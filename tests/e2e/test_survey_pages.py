@@ -124,6 +124,10 @@ async def test_shopper_fills_in_the_survey_and_the_advisor_sees_it(
     await expect(panel).to_be_visible()
     await expect(panel).to_contain_text("Skin care")
     await expect(panel).to_contain_text("“Before your consultation”, version 1")
+    # … and on the shopper's timeline in the customer panel.
+    survey_event = advisor.locator(f'.workspace[data-consultation-id="{cid}"] .tl-item[data-kind="survey"]')
+    await expect(survey_event).to_contain_text("Answered “Before your consultation” (version 1)")
+    await expect(survey_event.locator("dd").first).to_have_text("Skin care")
 
     async with db.read() as session:
         response = await session.scalar(

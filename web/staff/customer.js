@@ -13,6 +13,7 @@ import {
   openButton,
   translateKindFilter,
 } from "/staff/timeline-extras.js";
+import { surveyTimelineNodes } from "/staff/intake.js";
 
 const profiles = new Map(); // shopper id → Promise<{ok, data|error}>
 let catalogue = null;
@@ -173,6 +174,8 @@ export function timelineItem(event) {
         ]),
       );
     }
+  } else if (event.kind === "survey") {
+    item.append(...surveyTimelineNodes(event));
   } else if (event.kind === "message") {
     const sender = data.sender === "shopper" ? t("console.chat.shopper") : t("console.chat.advisor");
     item.append(el("p", { className: "tl-summary", text: `${sender}: ${event.summary}` }));

@@ -4,6 +4,14 @@
 import { language, t } from "/shared/i18n.js";
 import { el } from "/staff/dom.js";
 
+// The answers' layout (question above answer) comes with this module, wherever it is used.
+if (!document.querySelector('link[href="/surveys/intake.css"]')) {
+  const link = document.createElement("link");
+  link.rel = "stylesheet";
+  link.href = "/surveys/intake.css";
+  document.head.append(link);
+}
+
 function pick(label) {
   if (!label) return "";
   if (typeof label === "string") return label;
@@ -31,4 +39,22 @@ export function renderIntake(section, intake) {
   if (caption) caption.textContent = intakeCaption(intake);
   const list = section.querySelector("dl");
   list.replaceChildren(...pairs.flatMap(([q, a]) => [el("dt", { text: q }), el("dd", { text: a })]));
+}
+
+/** A survey event of the customer timeline: the answers, or the post-call rating. */
+export function surveyTimelineNodes(event) {
+  const data = event.data ?? {};
+  if (data.survey === "satisfaction") {
+    const parts = [t("survey.tl_csat", { csat: data.csat })];
+    if (data.nps !== null && data.nps !== undefined) parts.push(t("survey.tl_nps", { nps: data.nps }));
+    const nodes = [el("p", { className: "tl-summary", text: parts.join(" · ") })];
+    if (data.comment) nodes.push(el("p", { className: "tl-notes", text: data.comment }));
+    return nodes;
+  }
+  if (data.survey === "intake" && Array.isArray(data.answers)) {
+    const list = el("dl", { className: "facts tl-survey" });
+    for (const [q, a] of intakePairs(data)) list.append(el("dt", { text: q }), el("dd", { text: a }));
+    return [el("p", { className: "tl-summary", text: t("survey.tl_intake", { title: pick(data.title), version: data.version }) }), list];
+  }
+  return [el("p", { className: "tl-summary", text: event.summary })];
 }
