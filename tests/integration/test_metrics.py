@@ -4,6 +4,7 @@ token."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -11,7 +12,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from livedesk.app import create_app
+from livedesk.kit.db import Database
 from livedesk.models import Role
+from livedesk.models.recordings import ConsentPolicy, Recording, RecordingStatus
 from livedesk.settings import Settings
 
 
@@ -23,11 +26,20 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return found
 
 
-async def test_metrics_from_loopback(live: Any, client: Any, make_staff: Any) -> None:
+async def test_metrics_from_loopback(live: Any, client: Any, make_staff: Any, db: Database) -> None:
     advisor = await make_staff(Role.ADVISOR)
     await live.staff(advisor)
     shopper = await live.shopper()
-    await shopper.ok("queue.join", {"kind": "video", "if_nominated_unavailable": "anyone"})
+    joined = await shopper.ok("queue.join", {"kind": "video", "if_nominated_unavailable": "anyone"})
+    async with db.transaction() as session:
+        session.add(
+            Recording(
+                consultation_id=uuid.UUID(joined["id"]),
+                shopper_id=uuid.UUID(joined["shopper_id"]),
+                status=RecordingStatus.RECORDING,
+                policy=ConsentPolicy.ASK,
+            )
+        )
     await shopper.call("no.such.event", {})
 
     response = await client.get("/metrics")
@@ -40,7 +52,8 @@ async def test_metrics_from_loopback(live: Any, client: Any, make_staff: Any) ->
     assert samples[("livedesk_queue_length", ())] == 1
     assert samples[("livedesk_active_calls", (("kind", "video"),))] == 0
     assert samples[("livedesk_advisors", (("status", "available"),))] == 1
-    assert samples[("livedesk_recordings_active", ())] == 0
+    assert samples[("livedesk_recordings", (("status", "recording"),))] == 1
+    assert samples[("livedesk_recordings", (("status", "processing"),))] == 0
     joined = (("event", "queue.join"), ("namespace", "/shopper"))
     assert samples[("livedesk_event_handling_seconds_count", joined)] == 1
     assert samples[("livedesk_event_handling_seconds_sum", joined)] > 0

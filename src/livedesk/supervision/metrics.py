@@ -1,5 +1,5 @@
 """``GET /metrics`` in Prometheus' text format: connections, queue length, live calls and
-chats, advisors by presence, recordings, and event-handling latency.
+chats, advisors by presence, recordings in progress, and event-handling latency.
 
 Gauges are read from the database at scrape time, so every process reports the same
 installation-wide figures (plus its own open sockets). Who may scrape: a client address in
@@ -33,12 +33,14 @@ from livedesk.models import (
     Staff,
     StaffConnection,
 )
+from livedesk.models.recordings import Recording, RecordingStatus
 from livedesk.realtime import rooms
 from livedesk.realtime.emit import SIO
 from livedesk.settings import Settings
 from livedesk.supervision.timing import EVENT_TIMER, EventTimer
 
 S = ConsultationStatus
+IN_PROGRESS = (RecordingStatus.RECORDING, RecordingStatus.PROCESSING)
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -88,7 +90,7 @@ def build(settings: Settings) -> tuple[Metrics, EventTimer]:
         active_calls=gauge("livedesk_active_calls", "Voice and video calls in progress", "kind"),
         active_chats=gauge("livedesk_active_chats", "Chat-only consultations in progress"),
         advisors=gauge("livedesk_advisors", "Active advisors by presence status", "status"),
-        recordings=gauge("livedesk_recordings_active", "Recordings in progress"),
+        recordings=gauge("livedesk_recordings", "Recordings being made or joined into one file", "status"),
     )
     return metrics, EventTimer(registry)
 
@@ -150,12 +152,18 @@ async def refresh(app: web.Application, session: AsyncSession) -> None:
     )
     for status in PresenceStatus:
         m.advisors.labels(status.value).set(by_status.get(status, 0))
-    m.recordings.set(await recordings_in_progress(session))
-
-
-async def recordings_in_progress(session: AsyncSession) -> int:
-    """Recordings being made now (0 until the recording capability lands)."""
-    return 0
+    # A dashboard reads across capabilities; these are plain counts, no rules of recording's.
+    recordings = dict(
+        (
+            await session.execute(
+                select(Recording.status, func.count())
+                .where(Recording.status.in_(IN_PROGRESS))
+                .group_by(Recording.status)
+            )
+        ).all()
+    )
+    for stage in IN_PROGRESS:
+        m.recordings.labels(stage.value).set(recordings.get(stage, 0))
 
 
 async def metrics_view(request: web.Request) -> web.Response:
