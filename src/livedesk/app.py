@@ -9,6 +9,7 @@ from aiohttp import web
 
 from livedesk.consultations import routes as consultation_routes
 from livedesk.consultations.chat_store import chat_store_ctx
+from livedesk.consultations.file_sweep import file_sweep_ctx
 from livedesk.consultations.routing_runner import runner_ctx
 from livedesk.customers import routes as customer_routes
 from livedesk.kit.background import BACKGROUND, Background
@@ -49,6 +50,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_visitor_tokens)
     setup_realtime(app)
     app.cleanup_ctx.append(runner_ctx)
+    app.cleanup_ctx.append(file_sweep_ctx)
 
     system_routes.setup_routes(app)
     visitor_routes.setup_routes(app)

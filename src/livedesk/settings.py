@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     chat_rate_limit: str = Field("30/10seconds", description="Chat messages one party may send.")
     queue_rate_limit: str = Field("5/minute", description="Queue joins one shopper may make.")
     upload_max_bytes: int = Field(10_485_760, ge=1024, description="Largest chat file accepted.")
+    unsent_file_hours: int = Field(
+        24, ge=0, description="A chat file uploaded but never sent is deleted after this; 0 = kept."
+    )
     stun_urls: list[str] = Field(
         default_factory=list, description="STUN server URLs for browsers (JSON list); none by default."
     )

@@ -174,7 +174,9 @@ class OrmChatStore:
             raise RateLimitSpent("Sending too fast; slow down")
         data = command.data
         if command.kind in (MessageKind.IMAGE, MessageKind.FILE):
-            found = await session.get(ChatFile, _file_id(data))
+            # FOR SHARE: the unsent-file sweep (file_sweep.py) holds the row FOR UPDATE
+            # while it decides, so the file is either kept for this message or already gone.
+            found = await session.get(ChatFile, _file_id(data), with_for_update={"read": True})
             if found is None or found.consultation_id != c.id:
                 raise _no_such_file()
             data = file_reference(found.id, found.filename, found.content_type, found.size)
