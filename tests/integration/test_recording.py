@@ -12,10 +12,11 @@ from typing import Any
 import av
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from sqlalchemy import func, select
 
+from livedesk.app import create_app
 from livedesk.calls.media_sample import PacketTrack, SamplePackets, load_sample, make_sample
 from livedesk.kit.db import Database
 from livedesk.models import (
@@ -376,3 +377,55 @@ async def test_a_voice_call_records_both_voices_and_announces_it_by_webhook(
     assert len(deliveries) == 1
     assert deliveries[0].payload["data"]["recording_id"] == ready["id"]
     assert deliveries[0].payload["data"]["duration_ms"] == ready["duration_ms"]
+
+
+async def test_legs_in_two_processes_are_joined_once_into_one_file(
+    live: Any, make_staff: Any, app: web.Application, settings: Settings, sample: SamplePackets
+) -> None:
+    """The shopper's leg in this process, the advisor's in another (same database and
+    storage): the stop here, the other process notices, and exactly one of them joins both."""
+    other = create_app(settings)
+    async with TestClient(TestServer(other)):
+        console, shopper, consultation_id, _advisor = await _call(live, make_staff)
+        started = await console.ok("recording.start", {"consultation_id": consultation_id})
+        await shopper.ok("recording.consent", {"recording_id": started["id"], "accept": True})
+        legs = [await _send_leg(shopper, started["id"], sample)]
+        advisor_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        for kind in ("video", "audio"):
+            advisor_pc.addTransceiver(PacketTrack(sample, kind), direction="sendonly")
+        await advisor_pc.setLocalDescription(await advisor_pc.createOffer())
+        answer = await other[RECORDER].open_leg(
+            uuid.UUID(started["id"]),
+            "advisor",
+            advisor_pc.localDescription.sdp,
+            with_video=True,
+            user="advisor",
+        )
+        await advisor_pc.setRemoteDescription(answer)
+        legs.append(advisor_pc)
+
+        async def both() -> bool:
+            here = [w for w in app[RECORDER].writers.values() if str(w.recording_id) == started["id"]]
+            there = [w for w in other[RECORDER].writers.values() if str(w.recording_id) == started["id"]]
+            return bool(here and there) and all(w.writer.stats.video_frames >= 30 for w in here + there)
+
+        await wait_until(both, within=20)
+        await console.ok("recording.stop", {"recording_id": started["id"]})
+        # The other process finds its leg's recording stopped (its watcher does this every few
+        # seconds; called here to keep the test short).
+        await other[RECORDER].check_calls(1)
+        ready = await console.wait_for("recording.updated", lambda r: r["status"] == "ready", within=30)
+        for pc in legs:
+            await pc.close()
+    assert len(console.received("recording.updated")) == len(
+        [r for r in console.received("recording.updated") if r["id"] == started["id"]]
+    )
+    assert [r["status"] for r in console.received("recording.updated")].count("ready") == 1
+    path = next((settings.data_dir / "recordings").rglob("recording-*.webm"))
+    with av.open(str(path)) as container:
+        titles = [s.metadata.get("title") for s in container.streams]
+    assert titles == ["shopper video", "shopper audio", "advisor video", "advisor audio"]
+    assert ready["size_bytes"] == path.stat().st_size
+    # The parts went once joined; the spool is empty.
+    assert [p for p in (settings.data_dir / "recordings").rglob("*") if p.is_file()] == [path]
+    assert not [p for p in (settings.data_dir / "recording-spool").rglob("*") if p.is_file()]

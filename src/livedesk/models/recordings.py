@@ -53,6 +53,9 @@ class Recording(IdMixin, Base):
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     storage_key: Mapped[str | None] = mapped_column(String(300))
     error: Mapped[str | None] = mapped_column(String(300))
+    # Set by the process that joins the parts (a claim, so only one does; a stale claim of a
+    # process that died is taken over).
+    joining_since: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (
         Index("ix_recordings_consultation_id", "consultation_id"),
@@ -74,7 +77,9 @@ class RecordingConsent(IdMixin, Base):
 
 
 class RecordingPart(IdMixin, Base):
-    """One participant's file from one leg (a reload mid-recording makes a second part)."""
+    """One participant's file from one leg (a reload mid-recording makes a second part). The
+    row exists from the moment the leg is answered (``stored`` false), so whichever process
+    joins the parts knows to wait for a leg that another process still holds."""
 
     __tablename__ = "recording_parts"
 
@@ -87,6 +92,7 @@ class RecordingPart(IdMixin, Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     video_frames: Mapped[int] = mapped_column(Integer)
     audio_frames: Mapped[int] = mapped_column(Integer)
+    stored: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_recording_parts_recording_id", "recording_id"),)

@@ -3,22 +3,24 @@ WebM part by stream copy, the parts stored when a leg ends, and the joined recor
 once the recording stops.
 
 Flow: ``open_leg`` (a browser's offer) → a ``Leg`` (calls/legs.py) whose frames go to a
-``WebmWriter``, with PLIs until the first key frame → the leg ends (stop, refusal, browser
-gone) → the part is stored and recorded → when the recording is *processing* and none of its
-legs is left here, ``finalize`` joins the parts (join.py) and marks it ready.
+``WebmWriter``, with PLIs until the first key frame, and a part row noted → the leg ends
+(stop, refusal, browser gone) → the part's file is stored → when the recording is
+*processing* and none of its legs is left here, ``join`` (claimed by one process) waits for
+the parts other processes still store, joins them (join.py) and marks it ready.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import shutil
 import tempfile
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiohttp import web
@@ -29,8 +31,9 @@ from livedesk.calls.media import WebmWriter
 from livedesk.kit.background import BACKGROUND
 from livedesk.kit.clock import utcnow
 from livedesk.kit.context import DB, SETTINGS
+from livedesk.kit.errors import Conflict
 from livedesk.kit.logging import get_logger
-from livedesk.models import Consultation, ConsultationStatus, Recording, RecordingStatus
+from livedesk.models import Recording, RecordingPart, RecordingStatus
 from livedesk.realtime.emit import SIO
 from livedesk.recording import service, storage
 from livedesk.recording.join import PartFile, join_parts
@@ -41,12 +44,18 @@ log = get_logger("livedesk.recorder")
 KEYFRAME_RETRY_SECONDS = 0.5
 # How often the recorder checks that the calls it records are still going.
 WATCH_SECONDS = 5.0
+# A join waits this long for parts that another process is still storing.
+PART_WAIT_SECONDS = 20.0
+PART_POLL_SECONDS = 0.25
+# A join claim older than this belongs to a process that died: another takes over.
+JOIN_CLAIM_STALE = timedelta(minutes=10)
 
 
 @dataclass
 class LegWriter:
     leg: Leg
     recording_id: uuid.UUID
+    part_id: uuid.UUID | None
     writer: WebmWriter
 
 
@@ -59,10 +68,9 @@ class Recorder:
         self.store = store
         self.spool = spool
         self.writers: dict[uuid.UUID, LegWriter] = {}
-        self._finalizing: set[uuid.UUID] = set()
+        self._joining: set[uuid.UUID] = set()
         self._storing: Counter[uuid.UUID] = Counter()
         self._discarded: set[uuid.UUID] = set()
-        self.finished = asyncio.Event()
 
     async def open_leg(
         self, recording_id: uuid.UUID, participant: str, offer_sdp: str, *, with_video: bool, user: str
@@ -74,11 +82,18 @@ class Recorder:
         )
         path = self.spool / str(recording_id) / f"{participant}-{leg.id}.webm"
         writer = WebmWriter(path, expect_video=with_video)
-        self.writers[leg.id] = LegWriter(leg=leg, recording_id=recording_id, writer=writer)
+        entry = LegWriter(leg=leg, recording_id=recording_id, part_id=None, writer=writer)
+        self.writers[leg.id] = entry
         leg.add_sink(writer.write)
         try:
             answer = await leg.answer(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-        except Exception:
+            async with self.app[DB].transaction() as session:
+                entry.part_id = await service.open_part(
+                    session, recording_id, participant, f"recordings/{recording_id}/parts/{path.name}"
+                )
+            if entry.part_id is None:
+                raise Conflict("The recording has stopped; no media is taken", code="not_recording")
+        except BaseException:
             await leg.close()
             raise
         if with_video:
@@ -96,44 +111,49 @@ class Recorder:
         entry = self.writers.pop(leg.id, None)
         if entry is None:
             return
-        writer = entry.writer
         recording_id = entry.recording_id
-        # Legs close concurrently (the stop here, the browser hanging up there): the join
-        # waits until every part that is being stored is in.
+        # Legs close concurrently (the stop here, the browser hanging up there): a join started
+        # here waits until every part being stored here is in.
         self._storing[recording_id] += 1
         try:
-            written = await asyncio.to_thread(writer.close)
-            if written and recording_id not in self._discarded:
-                await self._store_part(recording_id, leg.participant, writer)
-            else:
-                await asyncio.to_thread(writer.path.unlink, True)
+            written = await asyncio.to_thread(entry.writer.close)
+            if entry.part_id is not None:
+                if written and recording_id not in self._discarded:
+                    await self._store_part(entry.part_id, leg.participant, entry.writer)
+                else:
+                    async with self.app[DB].transaction() as session:
+                        await service.drop_part(session, entry.part_id)
+            await asyncio.to_thread(entry.writer.path.unlink, True)
+        except Exception:
+            log.exception("recording part not stored", recording_id=str(recording_id))
         finally:
             self._storing[recording_id] -= 1
             if not self._storing[recording_id]:
                 del self._storing[recording_id]
-        await self._maybe_finalize(recording_id)
+        await self._maybe_join(recording_id)
 
-    async def _store_part(self, recording_id: uuid.UUID, participant: str, writer: WebmWriter) -> None:
+    async def _store_part(self, part_id: uuid.UUID, participant: str, writer: WebmWriter) -> None:
         assert writer.started_wall is not None
-        key = f"recordings/{recording_id}/parts/{writer.path.name}"
-        size = await self.store.put_file(key, writer.path)
+        async with self.app[DB].read() as session:
+            part = await session.get(RecordingPart, part_id)
+        if part is None:
+            return  # erased meanwhile
+        size = await self.store.put_file(part.storage_key, writer.path)
         async with self.app[DB].transaction() as session:
-            kept = await service.add_part(
+            kept = await service.store_part(
                 session,
-                recording_id,
-                participant,
-                key,
-                datetime.fromtimestamp(writer.started_wall, UTC),
-                writer.duration_ms,
-                size,
-                writer.stats.video_frames,
-                writer.stats.audio_frames,
+                part_id,
+                started_at=datetime.fromtimestamp(writer.started_wall, UTC),
+                duration_ms=writer.duration_ms,
+                size_bytes=size,
+                video_frames=writer.stats.video_frames,
+                audio_frames=writer.stats.audio_frames,
             )
         if not kept:
-            await self.store.delete(key)
+            await self.store.delete(part.storage_key)
         log.info(
             "recording part stored",
-            recording_id=str(recording_id),
+            recording_id=str(part.recording_id),
             participant=participant,
             kept=kept,
             video_frames=writer.stats.video_frames,
@@ -144,7 +164,7 @@ class Recorder:
     async def stop(self, recording_id: uuid.UUID) -> None:
         """The recording stopped: end its legs here (their parts are stored), then join."""
         await self.legs.close_call(recording_id)
-        await self._maybe_finalize(recording_id)
+        await self._maybe_join(recording_id)
 
     async def discard(self, recording_id: uuid.UUID) -> None:
         """A refusal: end the legs and keep nothing."""
@@ -156,50 +176,36 @@ class Recorder:
             await self.store.delete(key)
         shutil.rmtree(self.spool / str(recording_id), ignore_errors=True)
 
-    async def _maybe_finalize(self, recording_id: uuid.UUID) -> None:
-        if (
-            self.legs.legs_of(recording_id)
-            or recording_id in self._storing
-            or recording_id in self._finalizing
-        ):
+    async def _maybe_join(self, recording_id: uuid.UUID) -> None:
+        local_busy = self.legs.legs_of(recording_id) or recording_id in self._storing
+        if local_busy or recording_id in self._joining:
             return
         async with self.app[DB].read() as session:
             recording = await session.get(Recording, recording_id)
         if recording is None or recording.status != RecordingStatus.PROCESSING:
             return
-        self._finalizing.add(recording_id)
-        self.app[BACKGROUND].spawn(self.finalize(recording_id), name="recording.finalize")
+        self._joining.add(recording_id)
+        self.app[BACKGROUND].spawn(self.join(recording_id), name="recording.join")
 
-    async def finalize(self, recording_id: uuid.UUID) -> None:
-        """Join the stored parts into one file, store it, and mark the recording ready."""
+    async def join(self, recording_id: uuid.UUID) -> None:
+        """Join the stored parts into one file, store it and mark the recording ready — once,
+        by whichever process claims it; parts that another process is still storing are waited
+        for (up to ``PART_WAIT_SECONDS``)."""
         settings = self.app[SETTINGS]
         try:
-            async with self.app[DB].read() as session:
-                parts = await service.parts_of(session, recording_id)
-            key: str | None = None
-            duration = size = 0
-            error: str | None = None
-            if not parts:
-                error = "no media arrived"
-            else:
-                with tempfile.TemporaryDirectory(prefix="livedesk-join-") as tmp:
-                    t0 = min(p.started_at for p in parts)
-                    files = []
-                    for i, part in enumerate(parts):
-                        local = Path(tmp) / f"{i}.webm"
-                        await self.store.fetch(part.storage_key, local)
-                        offset = round((part.started_at - t0).total_seconds() * 1000)
-                        files.append(PartFile(part.participant, local, offset))
-                    out_path = Path(tmp) / "recording.webm"
-                    try:
-                        joined = await asyncio.to_thread(join_parts, files, out_path)
-                    except Exception as exc:
-                        log.exception("joining recording parts failed", recording_id=str(recording_id))
-                        error = f"joining failed: {exc}"
-                    else:
-                        key = f"recordings/{recording_id}/recording.webm"
-                        duration = joined.duration_ms
-                        size = await self.store.put_file(key, out_path)
+            async with self.app[DB].transaction() as session:
+                claimed = await service.claim_join(session, recording_id, utcnow(), JOIN_CLAIM_STALE)
+            if not claimed:
+                return
+            deadline = asyncio.get_running_loop().time() + PART_WAIT_SECONDS
+            while True:
+                async with self.app[DB].read() as session:
+                    parts = await service.parts_of(session, recording_id)
+                if all(p.stored for p in parts) or asyncio.get_running_loop().time() > deadline:
+                    break
+                await asyncio.sleep(PART_POLL_SECONDS)
+            stored = [p for p in parts if p.stored]
+            key, duration, size, error = await self._join_files(recording_id, stored)
             async with self.app[DB].transaction() as session:
                 done = await service.finish(
                     session,
@@ -214,36 +220,68 @@ class Recorder:
             if done is None and key is not None:
                 # Refused or erased while we joined: keep nothing.
                 await self.store.delete(key)
-            else:
-                for part in parts:
-                    await self.store.delete(part.storage_key)
+            for part in parts:
+                await self.store.delete(part.storage_key)
         finally:
-            self._finalizing.discard(recording_id)
+            self._joining.discard(recording_id)
             shutil.rmtree(self.spool / str(recording_id), ignore_errors=True)
-            self.finished.set()
+
+    async def _join_files(
+        self, recording_id: uuid.UUID, parts: list[RecordingPart]
+    ) -> tuple[str | None, int, int, str | None]:
+        if not parts:
+            return None, 0, 0, "no media arrived"
+        with tempfile.TemporaryDirectory(prefix="livedesk-join-") as tmp:
+            t0 = min(p.started_at for p in parts)
+            files = []
+            for i, part in enumerate(parts):
+                local = Path(tmp) / f"{i}.webm"
+                await self.store.fetch(part.storage_key, local)
+                offset = round((part.started_at - t0).total_seconds() * 1000)
+                files.append(PartFile(part.participant, local, offset))
+            out_path = Path(tmp) / "recording.webm"
+            try:
+                joined = await asyncio.to_thread(join_parts, files, out_path)
+            except Exception as exc:
+                log.exception("joining recording parts failed", recording_id=str(recording_id))
+                return None, 0, 0, f"joining failed: {exc}"
+            # A key of its own per attempt: a join that loses a race deletes only its file.
+            key = f"recordings/{recording_id}/recording-{secrets.token_hex(4)}.webm"
+            size = await self.store.put_file(key, out_path)
+            return key, joined.duration_ms, size, None
 
     async def watch(self) -> None:
-        """Stop recordings whose call ended while a leg was still open here (the advisor hung
-        up without pressing stop, or a page closed)."""
+        """Stop recordings whose call ended without a stop (a hang-up, a closed page, a process
+        that went away), and join stopped ones nobody is joining — in any process."""
         settings = self.app[SETTINGS]
         while True:
             await asyncio.sleep(WATCH_SECONDS)
-            await self.check_calls(settings.recording_retention_days)
+            try:
+                await self.check_calls(settings.recording_retention_days)
+            except Exception:
+                log.exception("recording watch failed")
 
     async def check_calls(self, retention_days: int) -> None:
-        recording_ids = {w.recording_id for w in self.writers.values()}
-        for recording_id in recording_ids:
-            async with self.app[DB].read() as session:
-                recording = await session.get(Recording, recording_id)
-                c = await session.get(Consultation, recording.consultation_id) if recording else None
-            if c is not None and c.status == ConsultationStatus.ACTIVE:
-                continue
+        async with self.app[DB].read() as session:
+            ended = await service.running_after_call_end(session)
+        for recording_id in ended:
             async with self.app[DB].transaction() as session:
                 await service.stop_for_call_end(
                     session, self.app[SIO], recording_id, retention_days=retention_days
                 )
-            # Stopped now or already ended: either way this process's legs for it go.
+        # Stopped or already ended: either way this process's legs for them go.
+        local = {w.recording_id for w in self.writers.values()}
+        async with self.app[DB].read() as session:
+            for recording_id in list(local):
+                recording = await session.get(Recording, recording_id)
+                if recording is None or recording.status != RecordingStatus.RECORDING:
+                    ended.append(recording_id)
+        for recording_id in set(ended):
             await self.stop(recording_id)
+        async with self.app[DB].read() as session:
+            waiting = await service.unclaimed_processing(session, utcnow(), JOIN_CLAIM_STALE)
+        for recording_id in waiting:
+            await self._maybe_join(recording_id)
 
     async def apply(self, change: service.Change) -> None:
         """Do what a committed state change asks of the media side."""

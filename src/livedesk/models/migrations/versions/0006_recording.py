@@ -55,6 +55,7 @@ def upgrade() -> None:
         sa.Column("size_bytes", sa.BigInteger(), nullable=True),
         sa.Column("storage_key", sa.String(length=300), nullable=True),
         sa.Column("error", sa.String(length=300), nullable=True),
+        sa.Column("joining_since", sa.DateTime(timezone=True), nullable=True),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.ForeignKeyConstraint(
             ["advisor_id"], ["staff.id"], name=op.f("fk_recordings_advisor_id_staff"), ondelete="SET NULL"
@@ -114,6 +115,7 @@ def upgrade() -> None:
         sa.Column("size_bytes", sa.BigInteger(), nullable=False),
         sa.Column("video_frames", sa.Integer(), nullable=False),
         sa.Column("audio_frames", sa.Integer(), nullable=False),
+        sa.Column("stored", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.ForeignKeyConstraint(
