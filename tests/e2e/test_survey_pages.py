@@ -158,6 +158,10 @@ async def test_shopper_fills_in_the_survey_and_the_advisor_sees_it(
     await shot(shopper, "survey-csat-call")
     await csat.get_by_role("button", name="Send feedback").click()
     await expect(shopper.locator(".csat-done")).to_have_text("Thank you for your feedback!")
+    # Back on the page later (a reload): it was answered, so it only says thank you.
+    await shopper.reload()
+    await expect(shopper.locator("#csat .csat-done")).to_have_text("You have already answered — thank you!")
+    await expect(shopper.locator("#csat [data-csat]")).to_have_count(0)
     async with db.read() as session:
         rating = await session.scalar(
             select(SatisfactionResponse).where(SatisfactionResponse.consultation_id == uuid.UUID(cid))

@@ -109,8 +109,15 @@ async def test_after_hang_up_the_shopper_rates_once(
     denied = await _rate(shop, stranger["token"], cid, csat=1)
     assert denied.status == 403
 
+    mine = f"/api/v1/consultations/{cid}/satisfaction"
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert await (await shop.get(mine, headers=bearer)).json() == {"satisfaction": None}
+    other = await shop.get(mine, headers={"Authorization": f"Bearer {stranger['token']}"})
+    assert other.status == 403
+    assert (await shop.get(mine)).status == 401
     rated = await _rate(shop, token, cid, csat=4, nps=9, comment="Very kind")
     assert rated.status == 201, await rated.text()
+    assert (await (await shop.get(mine, headers=bearer)).json())["satisfaction"]["csat"] == 4
     assert (await rated.json())["source"] == "call"
     again = await _rate(shop, token, cid, csat=1)
     assert again.status == 409

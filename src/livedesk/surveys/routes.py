@@ -272,21 +272,25 @@ async def submit_satisfaction(
     return model_json(out, status=201)
 
 
-@guarded(*READERS, Role.ADVISOR)
+@endpoint
 async def get_satisfaction(
     request: web.Request, consultation_id: uuid.UUID, /
 ) -> r200[SatisfactionOfConsultation] | r401[ErrorResponse] | r403[ErrorResponse]:
-    """A consultation's post-call answer (null if none): supervisors, admins, and its advisor.
+    """A consultation's post-call answer (null if none): its shopper (visitor token as
+    ``Authorization: Bearer``, so the call page knows it was answered), its advisor,
+    supervisors and admins.
 
     Tags: surveys
     """
-    staff = await require_staff(request)
+    shopper_id = _visitor(request) if "Authorization" in request.headers else None
+    staff = None if shopper_id is not None else await require_staff(request)
     async with request.app[DB].read() as db:
+        c = await db.get(Consultation, consultation_id)
+        if shopper_id is not None and (c is None or c.shopper_id != shopper_id):
+            raise Forbidden("You are not a party to this consultation", code="not_a_party")
+        if staff is not None and staff.role == Role.ADVISOR and (c is None or c.advisor_id != staff.staff_id):
+            raise Forbidden("Only the consultation's advisor may read this", code="not_a_party")
         out = await satisfaction.of_consultation(db, consultation_id)
-        if staff.role == Role.ADVISOR:
-            c = await db.get(Consultation, consultation_id)
-            if c is None or c.advisor_id != staff.staff_id:
-                raise Forbidden("Only the consultation's advisor may read this", code="not_a_party")
     return model_json(SatisfactionOfConsultation(satisfaction=out))
 
 
