@@ -46,8 +46,11 @@ class BookingJobs:
     async def _pass(self) -> None:
         app = self.app
         try:
-            async with app[DB].transaction() as session:
-                self.settled += await joining.settle_bookings(session, app[SETTINGS])
+            async with app[DB].read() as session:
+                due = await joining.anything_to_settle(session, app[SETTINGS])
+            if due:
+                async with app[DB].transaction() as session:
+                    self.settled += await joining.settle_bookings(session, app[SETTINGS])
             self.sent += await mails.send_due(app[DB], app[MAILER], app[SETTINGS], self.tokens)
         except Exception:  # a failed pass is retried on the next tick
             log.exception("booking jobs pass failed")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import socketio
-from sqlalchemy import select, update
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.booking import catalog
@@ -122,37 +122,43 @@ async def _settle(session: AsyncSession, booking: Booking, status: BookingStatus
     return True
 
 
+def _due(now: datetime, settings: Settings) -> Select[Booking, Consultation]:
+    """Confirmed bookings with something to settle: their call was taken, or their grace
+    period is over."""
+    cutoff = now - timedelta(minutes=settings.booking_no_show_grace_minutes)
+    return (
+        select(Booking, Consultation)
+        .outerjoin(Consultation, Consultation.id == Booking.consultation_id)
+        .where(
+            Booking.status == BookingStatus.CONFIRMED,
+            or_(Booking.starts_at <= cutoff, Consultation.accepted_at.is_not(None)),
+        )
+        .order_by(Booking.starts_at)
+        .limit(200)
+    )
+
+
+async def anything_to_settle(
+    session: AsyncSession, settings: Settings, *, now: datetime | None = None
+) -> bool:
+    """Whether ``settle_bookings`` would find work (a read, so idle passes take no write lock)."""
+    return (await session.execute(_due(now or utcnow(), settings))).first() is not None
+
+
 async def settle_bookings(session: AsyncSession, settings: Settings, *, now: datetime | None = None) -> int:
     """Mark attended bookings, and no-shows once the grace period has passed. Returns how
     many bookings this call settled."""
-    now = now or utcnow()
-    grace = timedelta(minutes=settings.booking_no_show_grace_minutes)
-    rows = (
-        await session.execute(
-            select(Booking, Consultation)
-            .outerjoin(Consultation, Consultation.id == Booking.consultation_id)
-            .where(
-                Booking.status == BookingStatus.CONFIRMED,
-                Booking.starts_at <= now + timedelta(hours=1),
-            )
-            .order_by(Booking.starts_at)
-            .limit(200)
-        )
-    ).all()
+    rows = (await session.execute(_due(now or utcnow(), settings))).all()
     settled = 0
     for booking, c in rows:
         if c is not None and c.accepted_at is not None:
             settled += await _settle(session, booking, BookingStatus.ATTENDED, "Booked call took place")
-        elif booking.starts_at + grace <= now:
-            if c is None:
-                settled += await _settle(
-                    session, booking, BookingStatus.NO_SHOW_SHOPPER, "No-show: the shopper did not join"
-                )
-            else:
-                settled += await _settle(
-                    session,
-                    booking,
-                    BookingStatus.NO_SHOW_ADVISOR,
-                    "No-show: the advisor did not take the call",
-                )
+        elif c is None:
+            settled += await _settle(
+                session, booking, BookingStatus.NO_SHOW_SHOPPER, "No-show: the shopper did not join"
+            )
+        else:
+            settled += await _settle(
+                session, booking, BookingStatus.NO_SHOW_ADVISOR, "No-show: the advisor did not take the call"
+            )
     return settled
