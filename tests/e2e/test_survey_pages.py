@@ -15,7 +15,7 @@ from playwright.async_api import Page, expect
 from sqlalchemy import select
 
 from livedesk.demo.seed import DEMO_PASSWORD
-from livedesk.demo.surveys import show_demo_survey
+from livedesk.demo.surveys import DEMO_SURVEY_ID, show_demo_survey
 from livedesk.kit.db import Database
 from livedesk.models import Consultation, ConsultationStatus, SatisfactionResponse, SurveyResponse
 from livedesk.settings import Settings
@@ -243,6 +243,22 @@ async def test_mail_link_page(server: str, new_page: Any, db: Database, e2e_sett
 
 
 async def test_admin_builds_a_survey_shows_it_and_edits_a_new_version(server: str, new_page: Any) -> None:
+    # A shopper answered the demo survey (through the API, from their own browser).
+    shopper: Page = await new_page(server + "/widget/")
+    status = await shopper.evaluate(
+        """async (surveyId) => {
+          const json = {'Content-Type': 'application/json'};
+          const made = await fetch('/api/v1/visitors', {method: 'POST', headers: json, body: '{}'});
+          const visit = await made.json();
+          const answers = {topic: 'fragrance', note: 'Something light', consent: true};
+          const sent = await fetch('/api/v1/intake-responses', {method: 'POST',
+            headers: {'Content-Type': 'application/json', Authorization: 'Bearer ' + visit.token},
+            body: JSON.stringify({survey_id: surveyId, version: 1, answers})});
+          return sent.status;
+        }""",
+        str(DEMO_SURVEY_ID),
+    )
+    assert status == 201
     page: Page = await new_page(server + "/admin/")
     await ready(page)
     await page.fill("#signin-email", ADMIN_EMAIL)
@@ -255,6 +271,17 @@ async def test_admin_builds_a_survey_shows_it_and_edits_a_new_version(server: st
     # The demo's survey is there, shown nowhere until chosen.
     demo_row = page.locator("#sv-rows tr", has_text="Before your consultation")
     await expect(demo_row).to_contain_text("Nowhere")
+    # Its answers, with the questions of the version answered.
+    await demo_row.get_by_role("button", name="Answers to Before your consultation").click()
+    answers = page.locator("#sv-answers")
+    await expect(page.locator("#sv-answers-title")).to_be_focused()
+    await expect(answers.locator(".sv-answer")).to_have_count(1)
+    await expect(answers.locator(".sv-answer")).to_contain_text("version 1")
+    await expect(answers.locator(".sv-answer dd").first).to_have_text("Fragrance")
+    await expect(answers).to_contain_text("Something light")
+    await assert_axe_clean(page)
+    await page.get_by_role("button", name="Close").click()
+    await expect(answers).to_be_hidden()
     instant = page.get_by_label("Instant calls (talk now)", exact=True)
     await expect(instant).to_have_value("")
 

@@ -18,6 +18,7 @@ const page = {
   teams: [],
   types: [], // consultation types (booking)
   editing: null, // {id|null, base_version, draft}
+  answers: null, // {survey, rows}: the answers shown
 };
 const status = new Notice($("sv-status"));
 const alertBox = new Notice($("sv-alert"));
@@ -131,8 +132,12 @@ function renderList() {
       archive.type = "button";
       archive.setAttribute("aria-label", t(survey.archived ? "survey.admin.restore_named" : "survey.admin.archive_named", { name: survey.name }));
       archive.addEventListener("click", () => setArchived(survey, !survey.archived, archive));
+      const answers = el("button", "button button-secondary button-small", t("survey.admin.answers"));
+      answers.type = "button";
+      answers.setAttribute("aria-label", t("survey.admin.answers_named", { name: survey.name }));
+      answers.addEventListener("click", () => openAnswers(survey, answers));
       const actions = el("td", "sv-row-actions");
-      actions.append(edit, archive);
+      actions.append(edit, answers, archive);
       row.append(
         name,
         el("td", null, String(survey.current_version)),
@@ -157,6 +162,38 @@ async function setArchived(survey, archived, button) {
   status.show({ key: archived ? "survey.admin.archived_done" : "survey.admin.restored_done", params: { name: survey.name } });
   await load();
   render();
+}
+
+// ------------------------------------------------------------------ answers
+
+async function openAnswers(survey, button) {
+  const result = await busy(button, "survey.admin.loading", () => request("GET", `/api/v1/surveys/${survey.id}/responses`));
+  if (!result.ok) {
+    alertBox.show({ error: result.error });
+    return;
+  }
+  page.answers = { survey, rows: result.data };
+  renderAnswers();
+  $("sv-answers").hidden = false;
+  $("sv-answers-title").focus();
+}
+
+function renderAnswers() {
+  const open = page.answers;
+  if (!open) return;
+  $("sv-answers-title").textContent = t("survey.admin.answers_to", { name: open.survey.name });
+  $("sv-answers-status").textContent = open.rows.length ? "" : t("survey.admin.no_answers");
+  const format = new Intl.DateTimeFormat(language() === "ja" ? "ja-JP" : "en-GB", { dateStyle: "medium", timeStyle: "short" });
+  $("sv-answers-list").replaceChildren(
+    ...open.rows.map((row) => {
+      const item = el("li", "sv-answer");
+      item.append(el("p", "sv-answer-meta", t("survey.admin.answer_meta", { when: format.format(new Date(row.submitted_at)), version: row.version })));
+      const list = el("dl", "sv-answer-list");
+      for (const a of row.answers) list.append(el("dt", null, label(a.label)), el("dd", null, label(a.shown)));
+      item.append(list);
+      return item;
+    }),
+  );
 }
 
 // ------------------------------------------------------------------ editor
@@ -449,6 +486,7 @@ function render() {
     renderQuestions();
     renderDetails();
   }
+  renderAnswers();
 }
 
 async function start() {
@@ -456,6 +494,11 @@ async function start() {
   onLanguageChange(render);
   $("sv-new").addEventListener("click", () => openEditor(null));
   $("sv-cancel").addEventListener("click", closeEditor);
+  $("sv-answers-close").addEventListener("click", () => {
+    page.answers = null;
+    $("sv-answers").hidden = true;
+    $("sv-list-title").focus();
+  });
   $("sv-form").addEventListener("submit", save);
   $("sv-add-question").addEventListener("click", () => {
     const questions = page.editing.draft.questions;
