@@ -3,9 +3,6 @@ and the Prometheus endpoint."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import date
-
 from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r401, r403, r422
 
@@ -15,7 +12,7 @@ from livedesk.staff.auth import guarded, require_staff
 from livedesk.supervision import board, figures
 from livedesk.supervision.events import SUPERVISING_ROLES
 from livedesk.supervision.metrics import setup_metrics
-from livedesk.supervision.schemas import BoardSnapshot, Figures
+from livedesk.supervision.schemas import BoardSnapshot, DayQuery, Figures, TeamQuery
 
 
 @guarded(*SUPERVISING_ROLES)
@@ -36,8 +33,8 @@ async def get_board(
 @guarded(*SUPERVISING_ROLES)
 async def get_figures(
     request: web.Request,
-    day: date | None = None,
-    team_id: uuid.UUID | None = None,
+    day: DayQuery = None,
+    team_id: TeamQuery = None,
 ) -> r200[Figures] | r401[ErrorResponse] | r403[ErrorResponse] | r422[ErrorResponse]:
     """One day's figures in the brand's time zone (default today), for one team or all:
     offered, answered, abandoned, missed, waits, handle time, conversion, revenue,

@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, WithJsonSchema
 
 from livedesk.models import ConsultationKind, ConsultationStatus, PresenceStatus
 from livedesk.realtime.protocol import EventModel
+from livedesk.staff.schemas import openapi_nullable
+
+
+class _Out(BaseModel):
+    """Answers: ``X | None`` written the OpenAPI 3.0 way (see ``openapi_nullable``)."""
+
+    model_config = ConfigDict(json_schema_extra=openapi_nullable)
+
+
+# Query parameters of the REST route, nullable the OpenAPI 3.0 way.
+DayQuery = Annotated[date | None, WithJsonSchema({"type": "string", "format": "date", "nullable": True})]
+TeamQuery = Annotated[
+    uuid.UUID | None, WithJsonSchema({"type": "string", "format": "uuid", "nullable": True})
+]
 
 
 class BoardQuery(EventModel):
@@ -24,12 +38,12 @@ class FiguresQuery(EventModel):
     day: date | None = None
 
 
-class BoardTeam(BaseModel):
+class BoardTeam(_Out):
     id: uuid.UUID
     name: str
 
 
-class BoardConsultation(BaseModel):
+class BoardConsultation(_Out):
     """An open consultation as the board shows it: no shopper's name or chat, only what a
     wall screen may show."""
 
@@ -48,7 +62,7 @@ class BoardConsultation(BaseModel):
     ended_at: datetime | None
 
 
-class BoardAdvisor(BaseModel):
+class BoardAdvisor(_Out):
     staff_id: uuid.UUID
     display_name: str
     # The name on English pages (the nomination profile's), else display_name.
@@ -59,7 +73,7 @@ class BoardAdvisor(BaseModel):
     since: datetime | None
 
 
-class Alert(BaseModel):
+class Alert(_Out):
     kind: Literal["long_wait", "long_call"]
     consultation_id: uuid.UUID
     advisor_id: uuid.UUID | None
@@ -68,24 +82,24 @@ class Alert(BaseModel):
     seconds: int
 
 
-class Thresholds(BaseModel):
+class Thresholds(_Out):
     long_wait_seconds: int
     long_call_seconds: int
 
 
-class RevenueLine(BaseModel):
+class RevenueLine(_Out):
     currency: str
     amount_minor: int
     paid_consultations: int
 
 
-class Satisfaction(BaseModel):
+class Satisfaction(_Out):
     responses: int
     average_csat: float | None
     average_nps: float | None
 
 
-class HourFigures(BaseModel):
+class HourFigures(_Out):
     """One hour of the day (local time): how many were offered, answered, abandoned."""
 
     hour: int
@@ -95,7 +109,7 @@ class HourFigures(BaseModel):
     average_wait_seconds: float | None
 
 
-class Figures(BaseModel):
+class Figures(_Out):
     """One day's figures. Waits run from joining the queue to being answered (or leaving);
     handle time from being answered to being closed (talk and wrap-up)."""
 
@@ -118,7 +132,7 @@ class Figures(BaseModel):
     hours: list[HourFigures]
 
 
-class BoardSnapshot(BaseModel):
+class BoardSnapshot(_Out):
     generated_at: datetime
     timezone: str
     thresholds: Thresholds
