@@ -168,7 +168,13 @@ export class RecordingPanel {
     this.syncLeg();
     this.render();
     if (this.role === "shopper" && recording.status === "awaiting_consent" && before !== "awaiting_consent" && !this.answered(recording)) {
+      // Focus goes to the question, and back where it was once it is answered.
+      this.returnFocus = document.activeElement;
       this.dialogTitle.focus();
+    } else if (this.role === "shopper" && this.dialog.hidden && this.dialog.contains(document.activeElement) === false) {
+      const back = this.returnFocus;
+      this.returnFocus = null;
+      if (back && back.isConnected && document.activeElement === document.body) back.focus();
     }
   }
 
