@@ -39,6 +39,7 @@ import aiohttp
 
 from _common import (
     RawSocket,
+    SocketError,
     close_all,
     open_many,
     percentile,
@@ -60,6 +61,8 @@ class Sizes:
     drain_seconds: float
 
 
+HANDSHAKE_SECONDS = 60.0
+CONNECT_ATTEMPTS = 3
 FULL = Sizes("full", 2000, 50, 600.0, 100, 30.0)
 QUICK = Sizes("quick", 200, 10, 30.0, 40, 10.0)
 
@@ -213,31 +216,40 @@ async def run(sizes: Sizes, keep: Path | None) -> dict[str, Any]:
         try:
             await server.wait_ready("/readyz")
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+                refusals: Counter[str] = Counter()
+
+                async def connect(namespace: str, **kwargs: Any) -> RawSocket:
+                    # Like the browsers' socket wrapper: a refused connect (the server says
+                    # why, e.g. database_unavailable) is tried again. A handshake the server
+                    # never answers would otherwise wait forever (its pings keep the socket's
+                    # own read timeout from firing).
+                    for attempt in range(CONNECT_ATTEMPTS):
+                        try:
+                            return await asyncio.wait_for(
+                                RawSocket.open(http, server.url, namespace, **kwargs), HANDSHAKE_SECONDS
+                            )
+                        except SocketError as exc:
+                            refusals[str(exc)[:120]] += 1
+                            if attempt == CONNECT_ATTEMPTS - 1:
+                                raise
+                    raise AssertionError("unreachable")
 
                 def open_advisor(i: int) -> Any:
-                    return RawSocket.open(
-                        http,
-                        server.url,
-                        "/staff",
-                        headers={"Cookie": f"livedesk_session={cookies[i]}"},
-                        on_event=ledger.handler("advisor"),
-                    )
+                    headers = {"Cookie": f"livedesk_session={cookies[i]}"}
+                    return connect("/staff", headers=headers, on_event=ledger.handler("advisor"))
 
                 def open_shopper(i: int) -> Any:
-                    return RawSocket.open(
-                        http,
-                        server.url,
-                        "/shopper",
-                        auth={"token": consultations[i].shopper_token},
-                        on_event=ledger.handler("shopper"),
-                    )
+                    auth = {"token": consultations[i].shopper_token}
+                    return connect("/shopper", auth=auth, on_event=ledger.handler("shopper"))
 
                 # In order: sockets and consultations must line up by index.
                 advisors = await open_many(sizes.advisors, open_advisor, concurrency=10, progress="advisors")
-                shoppers = await open_many(sizes.shoppers, open_shopper, concurrency=50, progress="shoppers")
+                shoppers = await open_many(sizes.shoppers, open_shopper, concurrency=10, progress="shoppers")
                 if len(advisors) != sizes.advisors or len(shoppers) != sizes.shoppers:
                     raise RuntimeError("not every socket connected")
                 result = await chat(sizes, consultations, shoppers, advisors, ledger, server.pid)
+                result["connect_refusals"] = sum(refusals.values())
+                result["connect_refusal_kinds"] = dict(refusals)
                 stored = await stored_counts(url)
                 await close_all(shoppers + advisors)
         finally:

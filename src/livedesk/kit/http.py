@@ -56,7 +56,13 @@ class ErrorResponse(BaseModel):
 
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message, "details": details}}, status=status)
+    response = web.json_response(
+        {"error": {"code": code, "message": message, "details": details}}, status=status
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -180,6 +186,24 @@ def _bad_request_message(exc: web.HTTPException) -> str:
     return exc.reason or "Bad request"
 
 
+def _baseline_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Headers every answer gets unless its handler chose otherwise: no type sniffing, no
+    full URLs in Referer, API answers never cached (they carry personal data), and HSTS once
+    the installation says it is behind HTTPS. Pages add their CSP in pages/routes.py; a
+    response its handler has already started streaming keeps the headers it chose."""
+    if response.prepared:
+        return
+    from livedesk.kit.context import SETTINGS
+
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    if request.path.startswith("/api/"):
+        headers.setdefault("Cache-Control", "no-store")
+    if request.app[SETTINGS].cookie_secure:
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """One error shape for every 4xx/5xx; never a stack trace to the client."""
@@ -188,6 +212,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         response = await handler(request)
         status = response.status
+        _baseline_headers(request, response)
         return response
     except AppError as exc:
         status = exc.status

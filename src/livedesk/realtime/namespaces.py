@@ -15,7 +15,9 @@ from aiohttp import web
 from livedesk.customers.timeline import live_shopper_id
 from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB
+from livedesk.kit.db import is_unavailable
 from livedesk.kit.errors import AppError, NotFound
+from livedesk.kit.http import DATABASE_UNAVAILABLE
 from livedesk.kit.logging import get_logger
 from livedesk.realtime import rooms
 from livedesk.realtime.hooks import Hooks
@@ -60,7 +62,19 @@ class LivedeskNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             return fail("unknown_event", f"'{event}' is reserved and cannot be sent")
         if event == "connect":
             sid, environ, auth = [*args, None, None, None][:3]
-            return await self.handle_connect(sid, environ, auth)
+            try:
+                return await self.handle_connect(sid, environ, auth)
+            except socketio.exceptions.ConnectionRefusedError:
+                raise
+            except Exception as exc:
+                # Anything else would leave the client waiting for an answer that never
+                # comes (python-socketio only logs it): refuse, saying why.
+                self.contexts.pop(sid, None)
+                if is_unavailable(exc):
+                    log.warning("connect refused: database unavailable", namespace=self.namespace)
+                    raise _refused(*DATABASE_UNAVAILABLE) from None
+                log.exception("connect failed", namespace=self.namespace)
+                raise _refused("internal", "Internal server error") from None
         if event == "disconnect":
             await self.handle_disconnect(args[0])
             return None
