@@ -35,7 +35,7 @@ from livedesk.kit.errors import Conflict
 from livedesk.kit.logging import get_logger
 from livedesk.models import Recording, RecordingPart, RecordingStatus
 from livedesk.realtime.emit import SIO
-from livedesk.recording import service, storage
+from livedesk.recording import parts, service, storage
 from livedesk.recording.join import PartFile, join_parts
 
 log = get_logger("livedesk.recorder")
@@ -88,7 +88,7 @@ class Recorder:
         try:
             answer = await leg.answer(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             async with self.app[DB].transaction() as session:
-                entry.part_id = await service.open_part(
+                entry.part_id = await parts.open_part(
                     session, recording_id, participant, f"recordings/{recording_id}/parts/{path.name}"
                 )
             if entry.part_id is None:
@@ -122,7 +122,7 @@ class Recorder:
                     await self._store_part(entry.part_id, leg.participant, entry.writer)
                 else:
                     async with self.app[DB].transaction() as session:
-                        await service.drop_part(session, entry.part_id)
+                        await parts.drop_part(session, entry.part_id)
             await asyncio.to_thread(entry.writer.path.unlink, True)
         except Exception:
             log.exception("recording part not stored", recording_id=str(recording_id))
@@ -140,7 +140,7 @@ class Recorder:
             return  # erased meanwhile
         size = await self.store.put_file(part.storage_key, writer.path)
         async with self.app[DB].transaction() as session:
-            kept = await service.store_part(
+            kept = await parts.store_part(
                 session,
                 part_id,
                 started_at=datetime.fromtimestamp(writer.started_wall, UTC),
@@ -171,7 +171,7 @@ class Recorder:
         self._discarded.add(recording_id)
         await self.legs.close_call(recording_id)
         async with self.app[DB].read() as session:
-            keys = [p.storage_key for p in await service.parts_of(session, recording_id)]
+            keys = [p.storage_key for p in await parts.parts_of(session, recording_id)]
         for key in keys:
             await self.store.delete(key)
         shutil.rmtree(self.spool / str(recording_id), ignore_errors=True)
@@ -194,17 +194,17 @@ class Recorder:
         settings = self.app[SETTINGS]
         try:
             async with self.app[DB].transaction() as session:
-                claimed = await service.claim_join(session, recording_id, utcnow(), JOIN_CLAIM_STALE)
+                claimed = await parts.claim_join(session, recording_id, utcnow(), JOIN_CLAIM_STALE)
             if not claimed:
                 return
             deadline = asyncio.get_running_loop().time() + PART_WAIT_SECONDS
             while True:
                 async with self.app[DB].read() as session:
-                    parts = await service.parts_of(session, recording_id)
-                if all(p.stored for p in parts) or asyncio.get_running_loop().time() > deadline:
+                    found = await parts.parts_of(session, recording_id)
+                if all(p.stored for p in found) or asyncio.get_running_loop().time() > deadline:
                     break
                 await asyncio.sleep(PART_POLL_SECONDS)
-            stored = [p for p in parts if p.stored]
+            stored = [p for p in found if p.stored]
             key, duration, size, error = await self._join_files(recording_id, stored)
             async with self.app[DB].transaction() as session:
                 done = await service.finish(
@@ -220,7 +220,7 @@ class Recorder:
             if done is None and key is not None:
                 # Refused or erased while we joined: keep nothing.
                 await self.store.delete(key)
-            for part in parts:
+            for part in found:
                 await self.store.delete(part.storage_key)
         finally:
             self._joining.discard(recording_id)
@@ -263,7 +263,7 @@ class Recorder:
 
     async def check_calls(self, retention_days: int) -> None:
         async with self.app[DB].read() as session:
-            ended = await service.running_after_call_end(session)
+            ended = await parts.running_after_call_end(session)
         for recording_id in ended:
             async with self.app[DB].transaction() as session:
                 await service.stop_for_call_end(
@@ -279,7 +279,7 @@ class Recorder:
         for recording_id in set(ended):
             await self.stop(recording_id)
         async with self.app[DB].read() as session:
-            waiting = await service.unclaimed_processing(session, utcnow(), JOIN_CLAIM_STALE)
+            waiting = await parts.unclaimed_processing(session, utcnow(), JOIN_CLAIM_STALE)
         for recording_id in waiting:
             await self._maybe_join(recording_id)
 

@@ -13,7 +13,7 @@ from livedesk.kit.context import DB
 from livedesk.kit.errors import AppError, Forbidden, NotFound
 from livedesk.kit.http import ErrorResponse, model_json
 from livedesk.kit.logging import get_logger
-from livedesk.recording import service
+from livedesk.recording import access
 from livedesk.recording.schemas import RecordingListOut, RecordingOut
 from livedesk.recording.storage import RECORDING_STORE
 from livedesk.staff.auth import guarded, require_staff
@@ -63,7 +63,7 @@ async def list_recordings(
     """
     staff = await require_staff(request)
     async with request.app[DB].read() as session:
-        rows = await service.list_for_shopper(session, shopper_id, staff)
+        rows = await access.list_for_shopper(session, shopper_id, staff)
     return model_json(RecordingListOut(recordings=rows))
 
 
@@ -77,7 +77,7 @@ async def get_recording(
     """
     staff = await require_staff(request)
     async with request.app[DB].read() as session:
-        result = await service.get_for_staff(session, recording_id, staff)
+        result = await access.get_for_staff(session, recording_id, staff)
     return model_json(result)
 
 
@@ -101,8 +101,8 @@ async def recording_media(
     staff = await require_staff(request)
     byte_range = request.headers.get("Range")
     async with request.app[DB].transaction() as session:
-        recording = await service.open_for_playback(session, recording_id, staff, byte_range)
-        allowed = await service.may_see_shopper(session, staff, recording.shopper_id)
+        recording = await access.open_for_playback(session, recording_id, staff, byte_range)
+        allowed = await access.may_see_shopper(session, staff, recording.shopper_id)
     if not allowed:
         # The refusal is audited (committed above) before it is answered.
         raise Forbidden("You may not see this shopper's recordings", code="forbidden")

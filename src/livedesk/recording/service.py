@@ -36,7 +36,6 @@ from livedesk.models import (
     RecordingConsent,
     RecordingPart,
     RecordingStatus,
-    Role,
     TimelineKind,
 )
 from livedesk.realtime import rooms
@@ -52,7 +51,6 @@ OPEN = (RS.AWAITING_CONSENT, RS.RECORDING)
 # Ended recordings, which the retention job removes once expired.
 ENDED = (RS.READY, RS.FAILED, RS.REFUSED)
 RECORDING_UPDATED = "recording.updated"
-PLAYBACK_ROLES = (Role.SUPERVISOR, Role.ADMIN)
 
 
 def out(recording: Recording, consents: Sequence[RecordingConsent]) -> RecordingOut:
@@ -331,113 +329,6 @@ async def check_leg_allowed(
     return participant, recording
 
 
-async def open_part(
-    session: AsyncSession, recording_id: uuid.UUID, participant: str, storage_key: str
-) -> uuid.UUID | None:
-    """A leg was answered: note its part, to be stored when the leg ends. None (nothing
-    written) if the recording stopped meanwhile."""
-    recording = await session.get(Recording, recording_id, with_for_update=True)
-    if recording is None or recording.status != RS.RECORDING:
-        return None
-    part = RecordingPart(
-        id=uuid.uuid4(),
-        recording_id=recording_id,
-        participant=participant,
-        storage_key=storage_key,
-        started_at=utcnow(),
-        duration_ms=0,
-        size_bytes=0,
-        video_frames=0,
-        audio_frames=0,
-        stored=False,
-    )
-    session.add(part)
-    await session.flush()
-    return part.id
-
-
-async def store_part(
-    session: AsyncSession,
-    part_id: uuid.UUID,
-    *,
-    started_at: datetime,
-    duration_ms: int,
-    size_bytes: int,
-    video_frames: int,
-    audio_frames: int,
-) -> bool:
-    """The part's file is stored; False (the caller deletes the file) if the recording was
-    refused or erased meanwhile."""
-    part = await session.get(RecordingPart, part_id, with_for_update=True)
-    if part is None:
-        return False
-    recording = await session.get(Recording, part.recording_id)
-    if recording is None or recording.status not in (RS.RECORDING, RS.PROCESSING):
-        return False
-    part.started_at = started_at
-    part.duration_ms = duration_ms
-    part.size_bytes = size_bytes
-    part.video_frames = video_frames
-    part.audio_frames = audio_frames
-    part.stored = True
-    return True
-
-
-async def drop_part(session: AsyncSession, part_id: uuid.UUID) -> None:
-    """The leg ended without writing anything."""
-    await session.execute(delete(RecordingPart).where(RecordingPart.id == part_id))
-
-
-async def claim_join(
-    session: AsyncSession, recording_id: uuid.UUID, now: datetime, stale_after: timedelta
-) -> bool:
-    """Take the job of joining a stopped recording's parts: True for exactly one caller at a
-    time across processes (a conditional UPDATE); a claim older than ``stale_after`` (its
-    process died) can be taken over."""
-    claimed = await session.execute(
-        update(Recording)
-        .where(
-            Recording.id == recording_id,
-            Recording.status == RS.PROCESSING,
-            (Recording.joining_since.is_(None)) | (Recording.joining_since < now - stale_after),
-        )
-        .values(joining_since=now)
-        .returning(Recording.id)
-    )
-    return claimed.one_or_none() is not None
-
-
-async def unclaimed_processing(
-    session: AsyncSession, now: datetime, stale_after: timedelta
-) -> list[uuid.UUID]:
-    rows = await session.scalars(
-        select(Recording.id).where(
-            Recording.status == RS.PROCESSING,
-            (Recording.joining_since.is_(None)) | (Recording.joining_since < now - stale_after),
-        )
-    )
-    return list(rows)
-
-
-async def running_after_call_end(session: AsyncSession) -> list[uuid.UUID]:
-    """Recordings still open whose consultation is no longer an active call."""
-    rows = await session.scalars(
-        select(Recording.id)
-        .join(Consultation, Consultation.id == Recording.consultation_id)
-        .where(Recording.status.in_(OPEN), Consultation.status != ConsultationStatus.ACTIVE)
-    )
-    return list(rows)
-
-
-async def parts_of(session: AsyncSession, recording_id: uuid.UUID) -> list[RecordingPart]:
-    rows = await session.scalars(
-        select(RecordingPart)
-        .where(RecordingPart.recording_id == recording_id)
-        .order_by(RecordingPart.started_at)
-    )
-    return list(rows)
-
-
 async def finish(
     session: AsyncSession,
     sio: socketio.AsyncServer,
@@ -496,73 +387,6 @@ async def _webhook_ready(session: AsyncSession, payload: RecordingOut) -> None:
             "stopped_at": payload.stopped_at,
         },
     )
-
-
-# --- access ---------------------------------------------------------------------------------
-
-
-async def may_see_shopper(session: AsyncSession, staff: Principal, shopper_id: uuid.UUID) -> bool:
-    """Supervisors and admins see every shopper; an advisor sees the shoppers they have served
-    (a consultation they were the advisor of)."""
-    if staff.role in PLAYBACK_ROLES:
-        return True
-    served = await session.scalar(
-        select(Consultation.id)
-        .where(Consultation.shopper_id == shopper_id, Consultation.advisor_id == staff.staff_id)
-        .limit(1)
-    )
-    return served is not None
-
-
-async def get_for_staff(session: AsyncSession, recording_id: uuid.UUID, staff: Principal) -> RecordingOut:
-    recording = await session.get(Recording, recording_id)
-    if recording is None:
-        raise NotFound("No such recording", code="recording_not_found")
-    if not await may_see_shopper(session, staff, recording.shopper_id):
-        raise Forbidden("You may not see this shopper's recordings", code="forbidden")
-    return out(recording, await consents_of(session, recording.id))
-
-
-async def list_for_shopper(
-    session: AsyncSession, shopper_id: uuid.UUID, staff: Principal
-) -> list[RecordingOut]:
-    """The shopper's recordings, newest first (every state, so refusals show too)."""
-    if not await may_see_shopper(session, staff, shopper_id):
-        raise Forbidden("You may not see this shopper's recordings", code="forbidden")
-    rows = list(
-        await session.scalars(
-            select(Recording)
-            .where(Recording.shopper_id == shopper_id)
-            .order_by(Recording.requested_at.desc())
-        )
-    )
-    return [out(r, await consents_of(session, r.id)) for r in rows]
-
-
-async def open_for_playback(
-    session: AsyncSession, recording_id: uuid.UUID, staff: Principal, byte_range: str | None
-) -> Recording:
-    """The ready recording, if ``staff`` may see its shopper; every access (allowed or not)
-    is written to the audit log in the caller's transaction."""
-    recording = await session.get(Recording, recording_id)
-    if recording is None:
-        raise NotFound("No such recording", code="recording_not_found")
-    allowed = await may_see_shopper(session, staff, recording.shopper_id)
-    session.add(
-        AuditEntry(
-            id=uuid.uuid4(),
-            actor_staff_id=staff.staff_id,
-            action="recording.play" if allowed else "recording.play_denied",
-            target_type="recording",
-            target_id=str(recording.id),
-            details={"shopper_id": str(recording.shopper_id), "range": byte_range or ""},
-        )
-    )
-    if not allowed:
-        return recording
-    if recording.status != RS.READY or recording.storage_key is None:
-        raise Conflict(f"The recording is {recording.status.value}, not ready", code="not_ready")
-    return recording
 
 
 # --- retention and erasure ------------------------------------------------------------------
