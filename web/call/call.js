@@ -6,6 +6,7 @@ import { LiveSocket } from "/shared/socket.js";
 import { ChatPanel } from "/call/chat.js";
 import { PaymentSheet } from "/payments/sheet.js";
 import { RecordingPanel } from "/recording/recording.js";
+import { MonitoringNotice } from "/monitoring/party.js";
 import { showCsat } from "/call/csat.js";
 import { Preview, fillSelect, listDevices, trackDeviceId, watchPermissions } from "/call/preview.js";
 import {
@@ -208,6 +209,7 @@ async function makeEngine() {
     $("self-video").play?.().catch(() => {});
     releaseHandedTracks();
     state.recording?.setStream(event.detail);
+    state.monitoring?.setStream(event.detail);
   });
   engine.addEventListener("remotestream", (event) => engine === state.engine && attachRemote(event.detail));
   engine.addEventListener("mode", (event) => {
@@ -232,6 +234,7 @@ async function makeEngine() {
 /** Drop our engine without telling the advisor (their side keeps waiting for a restart). */
 function dropEngine() {
   state.recording?.callEnded();
+  state.monitoring?.callEnded();
   state.engine?.hangup({ signal: false });
   state.engine = null;
   state.callState = "idle";
@@ -264,6 +267,7 @@ function onCallState(engine, callState) {
   if (callState === "closed") {
     // The advisor hung up the call (the consultation may go on as a chat).
     state.recording?.callEnded();
+    state.monitoring?.callEnded();
     state.engine = null;
     state.sharing = false;
     releaseHandedTracks(true);
@@ -592,7 +596,7 @@ function escapeHandled() {
 }
 
 async function main() {
-  await initI18n({ extraAreas: ["/call", "/surveys", "/payments", "/recording"] });
+  await initI18n({ extraAreas: ["/call", "/surveys", "/payments", "/recording", "/monitoring"] });
   const embed = takeEmbedParams();
   connectHost(embed, { escapeHandled });
   if (!embed.embedded) {
@@ -636,6 +640,9 @@ async function main() {
   // Recording: the consent prompt, the indicator and, while recording, the server leg.
   state.recording = new RecordingPanel({ socket, consultationId, role: "shopper", token: state.visitor.token });
   state.recording.start();
+  // Live call monitoring: "a supervisor is listening / joined", the monitoring leg, their voice.
+  state.monitoring = new MonitoringNotice({ socket, consultationId, role: "shopper", token: state.visitor.token, mount: state.recording.root.parentElement });
+  state.monitoring.start();
   state.chat = new ChatPanel({
     socket,
     consultationId,

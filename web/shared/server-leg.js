@@ -55,11 +55,17 @@ function gathered(pc) {
 }
 
 export class ServerLeg extends EventTarget {
-  /** socket: the page's LiveSocket; token: the visitor token (shoppers) for the ICE servers. */
-  constructor({ socket, recordingId, token }) {
+  /**
+   * socket: the page's LiveSocket; token: the visitor token (shoppers) for the ICE servers.
+   * offerEvent / ref: another leg user's offer event and reference (live call monitoring sends
+   * monitor.leg_offer {consultation_id}); recording's leg.offer {recording_id} by default.
+   */
+  constructor({ socket, recordingId, token, offerEvent = "leg.offer", ref = null }) {
     super();
     this.socket = socket;
     this.recordingId = recordingId;
+    this.offerEvent = offerEvent;
+    this.ref = ref ?? { recording_id: recordingId };
     this.token = token;
     this.pc = null;
     this.senders = new Map(); // kind → RTCRtpSender
@@ -109,8 +115,8 @@ export class ServerLeg extends EventTarget {
     await pc.setLocalDescription(await pc.createOffer());
     await gathered(pc);
     if (pc !== this.pc) return;
-    const answer = await this.socket.call("leg.offer", {
-      recording_id: this.recordingId,
+    const answer = await this.socket.call(this.offerEvent, {
+      ...this.ref,
       type: "offer",
       sdp: pc.localDescription.sdp,
     });

@@ -5,6 +5,7 @@ import { t } from "/shared/i18n.js";
 import { errorText } from "/staff/api.js";
 import { duration, el, instantiate, part, setText, uid } from "/staff/dom.js";
 import { RecordingPanel } from "/recording/recording.js";
+import { MonitoringNotice } from "/monitoring/party.js";
 
 const ENDED = new Set(["closed", "failed"]);
 
@@ -42,6 +43,9 @@ export class CallView {
     const controls = this.root.querySelector(".call-controls");
     this.recording = new RecordingPanel({ socket, consultationId, role: "advisor", mount: controls });
     this.recording.start();
+    // Live call monitoring: the notice, the monitoring leg and a supervisor's whisper.
+    this.monitoring = new MonitoringNotice({ socket, consultationId, role: "advisor", mount: controls });
+    this.monitoring.start();
     this.render();
   }
 
@@ -106,6 +110,7 @@ export class CallView {
       this.self.srcObject = event.detail;
       this.self.play?.().catch(() => {});
       this.recording.setStream(event.detail);
+      this.monitoring.setStream(event.detail);
     });
     engine.addEventListener("remotestream", (event) => {
       this.remoteStream = event.detail;
@@ -274,6 +279,7 @@ export class CallView {
     this.joinOffered = false;
     this.ended = true;
     this.recording.callEnded();
+    this.monitoring.callEnded();
     if (!this.engine) {
       this.render();
       return;
@@ -289,6 +295,7 @@ export class CallView {
   destroy() {
     this.hangup({ signal: false });
     this.recording.destroy();
+    this.monitoring.destroy();
     for (const video of [this.remote, this.self]) {
       video.srcObject = null;
     }

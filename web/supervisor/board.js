@@ -8,6 +8,7 @@ import { LiveSocket } from "/shared/socket.js";
 import { api, errorText, setCsrfToken } from "/staff/api.js";
 import { Charts, chartRows } from "/supervisor/charts.js";
 import { BoardState, duration, startOfWait } from "/supervisor/state.js";
+import { MonitorPanel } from "/supervisor/monitor.js";
 
 const $ = (id) => document.getElementById(id);
 const SUPERVISING = new Set(["supervisor", "admin"]);
@@ -25,6 +26,7 @@ let connState = "connecting";
 let figuresTimer = null;
 let figuresLoading = false;
 let announced = new Set();
+let monitorPanel = null;
 
 // ---------------------------------------------------------------- sign-in
 
@@ -98,6 +100,8 @@ function signedIn(who, { focus }) {
 function startBoard() {
   charts = new Charts($("volume-chart"), $("wait-chart"));
   socket = LiveSocket.staff();
+  // Listen / whisper / barge-in on live calls (docs/monitoring.md), beside the calls table.
+  monitorPanel = new MonitorPanel({ socket, mount: $("calls-table").closest("section").parentElement, advisorName, kindLabel });
   socket.on("presence.changed", (view) => {
     if (!state.applyPresence(view)) loadSnapshot();
     else render();
@@ -342,6 +346,7 @@ function renderQueue() {
 
 function renderCalls() {
   const calls = state.calls();
+  monitorPanel?.setCalls(calls);
   $("calls-count").textContent = String(calls.length);
   $("calls-empty").hidden = calls.length > 0;
   $("calls-table").hidden = calls.length === 0;
@@ -398,7 +403,7 @@ function tick() {
 // ---------------------------------------------------------------- start
 
 async function start() {
-  await initI18n({ extraAreas: ["/staff", "/supervisor"] });
+  await initI18n({ extraAreas: ["/staff", "/supervisor", "/monitoring"] });
   onLanguageChange(render);
   $("signin-form").addEventListener("submit", signIn);
   $("signout").addEventListener("click", signOut);

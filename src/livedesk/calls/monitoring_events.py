@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from livedesk.calls.monitoring import (
     MONITORING,
@@ -33,7 +33,13 @@ from livedesk.realtime.protocol import EventContext, EventModel, EventSpec
 SDP = Field(min_length=1, max_length=60_000)
 
 
-class StartMonitoring(EventModel):
+class SdpEvent(EventModel):
+    # An SDP ends with CRLF, and a browser refuses one whose last line lost it: relayed
+    # descriptions are passed on exactly as sent.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, frozen=True)
+
+
+class StartMonitoring(SdpEvent):
     consultation_id: uuid.UUID
     type: Literal["offer"]
     sdp: str = SDP
@@ -48,20 +54,20 @@ class SetMode(EventModel):
     mode: Literal["listen", "whisper", "barge"]
 
 
-class Talk(EventModel):
+class Talk(SdpEvent):
     monitor_id: uuid.UUID
     to: Literal["advisor", "shopper"]
     type: Literal["offer", "hangup"]
     sdp: str | None = Field(default=None, max_length=60_000)
 
 
-class LegOffer(EventModel):
+class LegOffer(SdpEvent):
     consultation_id: uuid.UUID
     type: Literal["offer"]
     sdp: str = SDP
 
 
-class TalkAnswer(EventModel):
+class TalkAnswer(SdpEvent):
     consultation_id: uuid.UUID
     talk_id: uuid.UUID
     type: Literal["answer"]
