@@ -46,7 +46,9 @@ async def signed_in(new_page: Any, server: str, email: str, password: str, path:
 
 
 async def test_search_and_timeline(new_page: Any, server: str, demo_password: str) -> None:
-    shopper = build_plan(demo_anchor(utcnow())).shoppers[0]
+    plan = build_plan(demo_anchor(utcnow()))
+    # The demo shopper with the longest history (and a store visit: one of the first eight).
+    shopper = max(plan.shoppers[:8], key=lambda s: len(s.orders) + len(s.consultations))
     page = await signed_in(new_page, server, ADVISOR.email, demo_password, "/history/")
     await expect(page.locator("#history-app")).to_be_visible()
 
@@ -59,7 +61,7 @@ async def test_search_and_timeline(new_page: Any, server: str, demo_password: st
     result = page.locator("#search-results button", has_text=shopper.display_name)
     await expect(result).to_be_visible()
     # The Latin spelling a shop sends finds the Japanese name too.
-    await page.locator("#search-input").fill(shopper.name_latin.split()[0].lower())
+    await page.locator("#search-input").fill(shopper.name_latin.lower())
     await page.locator("#search-form button[type=submit]").click()
     await expect(result).to_be_visible()
     await result.click()
@@ -69,6 +71,24 @@ async def test_search_and_timeline(new_page: Any, server: str, demo_password: st
     timeline = page.locator("#customer [data-part=timeline] > li")
     await expect(timeline.first).to_be_visible()
     await expect(page.locator("#customer .recommendations h5")).to_have_text("Recommendations")
+
+    # Endless scroll: scrolling down loads the next pages without pressing "Load more".
+    await expect(timeline).to_have_count(10)
+    await page.locator("#customer [data-part=timeline] > li").last.scroll_into_view_if_needed()
+    await page.wait_for_function(
+        "document.querySelectorAll('#customer [data-part=timeline] > li').length > 10"
+    )
+
+    # "Add to payment request" outside a consultation hands the item to whoever listens.
+    await page.evaluate(
+        "window.__added = [];"
+        "document.addEventListener('livedesk:add-to-payment', e => window.__added.push(e.detail))"
+    )
+    await page.locator("#customer .recommendations button").first.click()
+    added = await page.evaluate("window.__added")
+    assert len(added) == 1
+    assert added[0]["quantity"] >= 1
+    assert added[0]["sku"]
 
     # Filter to store visits: only they remain.
     await page.locator("#timeline-filter").select_option("store.visit")

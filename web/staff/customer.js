@@ -223,7 +223,11 @@ export class CustomerPanel {
     this.recommendations = new Recommendations(extras, shopperId, { consultationId });
     this.noteForm = noteForm(shopperId, () => this.reload());
     extras.append(this.noteForm);
-    this.scroller = endlessScroll(this.more, () => this.loadMore());
+    this.scroller = endlessScroll(
+      this.list,
+      () => this.loadMore(),
+      () => Boolean(this.cursor) && !this.loading,
+    );
   }
 
   async start() {
@@ -313,6 +317,7 @@ export class CustomerPanel {
         }),
     );
     this.more.hidden = !this.cursor;
+    this.scroller.watch();
   }
 
   render() {

@@ -57,14 +57,24 @@ export function translateKindFilter(select) {
   }
 }
 
-/** Load the next page when the "load more" button scrolls into view (the button stays, for keyboards). */
-export function endlessScroll(button, loadMore) {
-  if (!("IntersectionObserver" in window)) return null;
+/**
+ * Endless scroll: when the last entry of the list comes into view — in the page and in the
+ * list's own scroll box (the console's timeline scrolls by itself) — load the next page.
+ * Call watch() after every render; the "load more" button stays for keyboards.
+ */
+export function endlessScroll(list, loadMore, canLoad) {
+  if (!("IntersectionObserver" in window)) return { watch() {} };
+  let watched = null;
   const observer = new IntersectionObserver((entries) => {
-    if (entries.some((entry) => entry.isIntersecting) && !button.hidden && !button.disabled) loadMore();
+    if (entries.some((entry) => entry.isIntersecting) && canLoad()) loadMore();
   });
-  observer.observe(button);
-  return observer;
+  return {
+    watch() {
+      if (watched) observer.unobserve(watched);
+      watched = list.lastElementChild;
+      if (watched) observer.observe(watched);
+    },
+  };
 }
 
 // --- one event in full ------------------------------------------------------------------------
