@@ -194,7 +194,12 @@ export class RecordingPanel {
     const leg = new ServerLeg({ socket: this.socket, recordingId: r.id, token: this.token });
     this.leg = leg;
     this.legFor = r.id;
-    leg.addEventListener("state", () => this.render());
+    leg.addEventListener("state", () => {
+      this.render();
+      // A leg that failed (network change, a long stall) is opened afresh while recording:
+      // the server keeps what the old one wrote as a part of its own.
+      if (leg.state === "failed" && leg === this.leg) setTimeout(() => leg === this.leg && this.syncLeg(), 1000);
+    });
     try {
       await leg.open(this.stream);
     } catch (error) {
