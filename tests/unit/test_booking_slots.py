@@ -174,3 +174,31 @@ def test_any_merges_advisors_and_is_free_checks_one_start() -> None:
     assert not is_free(a, RULES, eleven_thirty)
     # Off the grid is not a slot.
     assert not is_free(b, RULES, eleven_thirty + 60)
+
+
+def test_an_appointment_may_run_past_local_midnight() -> None:
+    # Late hours one day and early hours the next are one stretch of time.
+    late = {d: [(22 * 60, 24 * 60)] for d in range(7)}
+    for d in range(7):
+        late[d].append((0, 2 * 60))
+    advisor = cal("Europe/London", late)
+    rules = SlotRules(60, 0, 0, 15)
+    starts = starts_in(advisor, LONDON, date(2026, 6, 10), rules)
+    times = [d.strftime("%H:%M") for d in starts]
+    assert "23:30" in times  # ends 00:30 the next day
+    assert "00:45" in times
+    assert "01:15" not in times  # would end after 02:00
+    # A window that ends at midnight with nothing after it still ends there.
+    evening = cal("Europe/London", {d: [(22 * 60, 24 * 60)] for d in range(7)})
+    evening_times = [d.strftime("%H:%M") for d in starts_in(evening, LONDON, date(2026, 6, 10), rules)]
+    assert evening_times[-1] == "23:00"
+
+
+def test_one_start_just_before_midnight_is_free_when_the_next_day_continues() -> None:
+    # What the booking check asks: exactly this start, whose appointment ends tomorrow.
+    all_day = cal("Asia/Tokyo", every_day(0, 24 * 60))
+    late = ts(datetime(2026, 11, 24, 23, 45, tzinfo=TOKYO))
+    assert is_free(all_day, RULES, late)
+    monday_only = cal("Asia/Tokyo", {0: [(0, 24 * 60)]})  # 23 November 2026 is a Monday
+    assert not is_free(monday_only, RULES, ts(datetime(2026, 11, 23, 23, 45, tzinfo=TOKYO)))
+    assert is_free(monday_only, RULES, ts(datetime(2026, 11, 23, 23, 30, tzinfo=TOKYO)))

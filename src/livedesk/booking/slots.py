@@ -146,8 +146,12 @@ def free_starts(calendar: AdvisorCalendar, rules: SlotRules, lo: int, hi: int) -
     # t - before < be and t + duration + after > bs.
     forbidden = merge_spans((bs - duration - after + 1, be + before) for bs, be in calendar.busy)
     first_day = datetime.fromtimestamp(lo, tz).date() - timedelta(days=1)
-    last_day = datetime.fromtimestamp(hi, tz).date()
-    out: list[range] = []
+    # The last appointment may end on a later local day than it starts.
+    last_day = datetime.fromtimestamp(hi + duration, tz).date()
+    # Each local day's stretches as instants; a stretch that ends where the next begins (at
+    # local midnight, say) is one window, so an appointment may run past midnight. A merged
+    # window keeps the grid of its first stretch.
+    windows: list[tuple[int, int]] = []
     day = first_day
     one_day = timedelta(days=1)
     weekly = {weekday: merge_spans(spans) for weekday, spans in calendar.weekly.items()}
@@ -157,18 +161,24 @@ def free_starts(calendar: AdvisorCalendar, rules: SlotRules, lo: int, hi: int) -
             aligned = -(-start_minute // rules.step_minutes) * rules.step_minutes
             window_start = local_instant(day, aligned, calendar.timezone)
             window_end = local_instant(day, end_minute, calendar.timezone)
-            last_start = min(window_end - duration, hi - 1)
-            first = max(window_start, lo)
-            if first > last_start:
-                continue
-            holes = [h for h in forbidden if h[0] <= last_start and h[1] > first]
-            for span_start, span_end in _subtract_merged([(first, last_start + 1)], holes):
-                # First grid point (counted from the window's start) at or after span_start.
-                offset = -(-(span_start - window_start) // step) * step
-                begin = window_start + offset
-                if begin < span_end:
-                    out.append(range(begin, span_end, step))
+            if windows and window_start <= windows[-1][1] and start_minute == 0:
+                windows[-1] = (windows[-1][0], max(windows[-1][1], window_end))
+            elif window_end > window_start:
+                windows.append((window_start, window_end))
         day += one_day
+    out: list[range] = []
+    for window_start, window_end in windows:
+        last_start = min(window_end - duration, hi - 1)
+        first = max(window_start, lo)
+        if first > last_start:
+            continue
+        holes = [h for h in forbidden if h[0] <= last_start and h[1] > first]
+        for span_start, span_end in _subtract_merged([(first, last_start + 1)], holes):
+            # First grid point (counted from the window's start) at or after span_start.
+            offset = -(-(span_start - window_start) // step) * step
+            begin = window_start + offset
+            if begin < span_end:
+                out.append(range(begin, span_end, step))
     return out
 
 
