@@ -181,13 +181,17 @@ async def test_the_board_follows_the_floor(server: str, new_page: Any) -> None:
             await sock.close()
 
 
-async def test_phone_width(server: str, new_page: Any) -> None:
+async def test_phone_width_and_sign_out(server: str, new_page: Any) -> None:
     page: Page = await new_page(server + "/supervisor/", width=390, height=844)
     await sign_in(page, SUPERVISOR.email)
     await expect(page.locator("#advisor-rows tr")).to_have_count(len(ADVISORS))
     await expect(page.locator("#kpi-list")).to_have_attribute("aria-busy", "false")
     await assert_axe_clean(page)
     await shot(page, "supervisor-phone")
+    # Signing out ends the board: back to the sign-in form.
+    await page.click("#signout")
+    await expect(page.locator("#signin-panel")).to_be_visible()
+    await expect(page.locator("#board")).to_be_hidden()
 
 
 async def test_an_advisor_is_told_the_board_is_not_theirs(server: str, new_page: Any) -> None:

@@ -14,6 +14,8 @@ const $ = (id) => document.getElementById(id);
 const SUPERVISING = new Set(["supervisor", "admin"]);
 const FIGURES_DEBOUNCE_MS = 1_000;
 const FIGURES_EVERY_MS = 60_000;
+const RECONNECT_MS = 5_000;
+const TEAM_KEY = "livedesk.board.team";
 
 const state = new BoardState();
 let me = null;
@@ -98,6 +100,11 @@ function signedIn(who, { focus }) {
 // ---------------------------------------------------------------- live data
 
 function startBoard() {
+  if (socket) {
+    // Signed in again after the session ended: the same socket, connected anew.
+    socket.connect();
+    return;
+  }
   charts = new Charts($("volume-chart"), $("wait-chart"));
   socket = LiveSocket.staff();
   // Listen / whisper / barge-in on live calls (docs/monitoring.md), beside the calls table.
@@ -110,20 +117,30 @@ function startBoard() {
     if (state.applyConsultation(c)) scheduleFigures();
     render();
   });
-  socket.onState((next, info) => {
+  socket.onState((next) => {
     connState = next;
     if (next === "connected") loadSnapshot();
-    if (next === "disconnected" && ["session_expired", "unauthenticated"].includes(info.error?.code)) {
-      // The login session ended: back to the sign-in form, saying why.
-      me = null;
-      signinError = info.error;
-      show("signin");
-      return;
-    }
+    if (next === "disconnected") afterDisconnect();
     renderConnection();
   });
   setInterval(tick, 1_000);
   setInterval(() => loadFigures(), FIGURES_EVERY_MS);
+}
+
+/** The server closed the socket (it does when the login session ends) or refused it: back to
+ * the sign-in form if the session is gone, else try again in a moment — a wall screen has
+ * nobody to press reload. */
+async function afterDisconnect() {
+  const answer = await api("GET", "/api/v1/auth/me");
+  if (!answer.ok && answer.status === 401) {
+    me = null;
+    signinError = answer.error.code === "session_expired" ? answer.error : { code: "session_expired" };
+    show("signin");
+    return;
+  }
+  setTimeout(() => {
+    if (view === "board") socket.connect();
+  }, RECONNECT_MS);
 }
 
 async function loadSnapshot() {
@@ -261,7 +278,9 @@ function renderKpis() {
   }
   if (!f) return;
   const percent = (v) => (v === null ? "—" : `${Math.round(v * 1000) / 10}%`);
-  const revenue = f.revenue.length ? f.revenue.map((r) => formatMoney(r.amount_minor, r.currency)).join(" · ") : formatMoney(0, "JPY");
+  const revenue = f.revenue.length
+    ? f.revenue.map((r) => formatMoney(r.amount_minor, r.currency)).join(" · ")
+    : formatMoney(0, state.currency);
   const csat = f.satisfaction?.average_csat;
   const brandWide = team ? t("supervisor.kpi.brand_wide") : undefined;
   const longWait = state.thresholds.long_wait_seconds;
@@ -402,6 +421,22 @@ function tick() {
 
 // ---------------------------------------------------------------- start
 
+function remember(key, value) {
+  try {
+    localStorage.setItem(key, value);
+  } catch {
+    // storage can be disabled; the choice lasts until the page reloads
+  }
+}
+
+function recall(key) {
+  try {
+    return localStorage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+
 async function start() {
   await initI18n({ extraAreas: ["/staff", "/supervisor", "/monitoring"] });
   onLanguageChange(render);
@@ -409,9 +444,12 @@ async function start() {
   $("signout").addEventListener("click", signOut);
   $("team-filter").addEventListener("change", (event) => {
     state.teamId = event.target.value;
+    remember(TEAM_KEY, state.teamId);
     render();
     loadFigures();
   });
+  // A wall screen keeps its team across reloads.
+  state.teamId = recall(TEAM_KEY) ?? "";
   const result = await api("GET", "/api/v1/auth/me");
   if (result.ok) {
     signedIn(result.data, { focus: false });

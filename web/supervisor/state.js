@@ -11,6 +11,7 @@ export class BoardState {
   constructor() {
     this.generatedAt = null;
     this.timezone = "UTC";
+    this.currency = "JPY";
     this.thresholds = { long_wait_seconds: 120, long_call_seconds: 1800 };
     this.teams = [];
     /** staff_id → {staff_id, display_name, display_name_en, team_id, status, since} */
@@ -27,6 +28,7 @@ export class BoardState {
     this.generatedAt = snapshot.generated_at;
     this.skewMs = Date.now() - Date.parse(snapshot.generated_at);
     this.timezone = snapshot.timezone;
+    this.currency = snapshot.currency;
     this.thresholds = snapshot.thresholds;
     this.teams = snapshot.teams;
     this.advisors = new Map(snapshot.advisors.map((a) => [a.staff_id, { ...a }]));

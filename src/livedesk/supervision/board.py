@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from livedesk.kit.clock import utcnow
 from livedesk.models import (
     AdvisorPresence,
+    Brand,
     Consultation,
     ConsultationKind,
     ConsultationStatus,
@@ -41,6 +42,8 @@ S = ConsultationStatus
 ON_BOARD = (S.REQUESTED, S.QUEUED, S.OFFERED, S.ACTIVE, S.WRAP_UP)
 WAITING = (S.REQUESTED, S.QUEUED, S.OFFERED)
 CALL_KINDS = (ConsultationKind.VOICE, ConsultationKind.VIDEO)
+# Without a brand row (a bare installation): the model's default.
+FALLBACK_CURRENCY = "JPY"
 
 
 def thresholds(settings: Settings) -> Thresholds:
@@ -137,12 +140,14 @@ async def snapshot(session: AsyncSession, settings: Settings) -> BoardSnapshot:
     ``consultation.updated`` to it, and asks for fresh figures when consultations end."""
     now = utcnow()
     timezone = await figures.brand_timezone(session)
+    currency = await session.scalar(select(Brand.currency).order_by(Brand.created_at).limit(1))
     teams = (await session.execute(select(Team.id, Team.name).order_by(Team.name))).all()
     consultations = await open_consultations(session)
     limits = thresholds(settings)
     return BoardSnapshot(
         generated_at=now,
         timezone=timezone,
+        currency=currency or FALLBACK_CURRENCY,
         thresholds=limits,
         teams=[BoardTeam(id=team_id, name=name) for team_id, name in teams],
         advisors=await advisors(session),

@@ -135,6 +135,8 @@ class Figures(_Out):
 class BoardSnapshot(_Out):
     generated_at: datetime
     timezone: str
+    # The brand's currency: revenue is shown in it when nothing was paid yet.
+    currency: str
     thresholds: Thresholds
     teams: list[BoardTeam]
     advisors: list[BoardAdvisor]
