@@ -73,6 +73,9 @@ async def test_snapshot_then_changes_within_250_ms(live: Any, make_staff: Any, d
     assert snapshot["alerts"] == []
     assert snapshot["thresholds"] == {"long_wait_seconds": 60, "long_call_seconds": 300}
     assert snapshot["figures"]["offered"] == 0
+    # No brand row: the UTC day, and the model's default currency.
+    assert snapshot["timezone"] == "UTC"
+    assert snapshot["currency"] == "JPY"
 
     # Changes reach both supervisors: presence back and forth, then a shopper in the queue.
     latencies: list[float] = []
