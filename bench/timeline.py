@@ -237,7 +237,7 @@ async def main() -> None:
     configure_logging("warning", "console")
     rng = random.Random(20261122)
     shoppers, events, orders, repeat = (
-        (10_000, 100_000, 300, 300) if args.quick else (100_000, 1_000_000, 2_000, 2_000)
+        (5_000, 50_000, 200, 300) if args.quick else (100_000, 1_000_000, 2_000, 2_000)
     )
     workdir = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="livedesk-bench-timeline-"))
     workdir.mkdir(parents=True, exist_ok=True)

@@ -10,14 +10,19 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import pytest
 from playwright.async_api import Page, expect
+from pydantic import SecretStr
 
 from livedesk.demo import data
 from livedesk.demo.plan import build_plan, demo_anchor
 from livedesk.kit.clock import utcnow
 from livedesk.models import Role
+from livedesk.settings import Settings
 from tests.e2e.conftest import axe_violations, screenshot
 
+SHOP_SECRET = "shop-secret-for-timeline-e2e"
 DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 ADMIN = next(s for s in data.STAFF if s.role is Role.ADMIN)
 ADVISOR = next(s for s in data.STAFF if s.key == "sakura-tanaka")
@@ -26,6 +31,11 @@ CSV = (
     "E2E-1,E2E-C1,e2e.buyer@example.com,E2E Buyer,2026-09-01T10:00:00+09:00,SERUM,Serum,1,4800\n"
     "E2E-2,E2E-C2,broken,Broken Row,2026-09-01T10:00:00+09:00,SERUM,Serum,1,4800\n"
 )
+
+
+@pytest.fixture
+async def e2e_settings(e2e_settings: Settings) -> Settings:
+    return e2e_settings.model_copy(update={"shop_signing_secret": SecretStr(SHOP_SECRET)})
 
 
 async def keep_screenshot(page: Page, name: str) -> None:
@@ -186,3 +196,45 @@ def _starts_with_ldk() -> Any:
     import re
 
     return re.compile(r"^ldk_")
+
+
+async def test_console_recommendation_goes_into_the_payment_request(
+    new_page: Any, server: str, demo_password: str
+) -> None:
+    from livedesk.visitors.tokens import sign_shop_customer_id
+    from tests.conftest import SocketClient
+
+    plan = build_plan(demo_anchor(utcnow()))
+    shopper = max(plan.shoppers[:8], key=lambda s: len(s.orders) + len(s.consultations))
+    page: Page = await new_page(server + "/staff/")
+    await page.wait_for_function("document.documentElement.classList.contains('i18n-ready')")
+    await page.fill("#email", ADVISOR.email)
+    await page.fill("#password", demo_password)
+    await page.click("#signin-form button[type=submit]")
+    await expect(page.locator("#presence-state")).to_have_attribute("data-status", "available")
+
+    async with aiohttp.ClientSession() as http:
+        body = {
+            "shop_customer_id": shopper.shop_customer_id,
+            "shop_signature": sign_shop_customer_id(SHOP_SECRET, shopper.shop_customer_id),
+        }
+        async with http.post(f"{server}/api/v1/visitors", json=body) as response:
+            visit = await response.json()
+    sock = SocketClient("/shopper")
+    await sock.connect(server, auth={"token": visit["token"]})
+    try:
+        joined = await sock.ok("queue.join", {"kind": "chat"})
+        card = page.locator(f'.offer[data-consultation-id="{joined["id"]}"]')
+        await expect(card).to_be_visible(timeout=10_000)
+        await card.get_by_role("button", name="Accept").click()
+        ws = page.locator(f'.workspace[data-consultation-id="{joined["id"]}"]')
+        reco = ws.locator(".recommendations")
+        await expect(reco.locator(".reco-item").first).to_be_visible()
+        name = await reco.locator(".reco-name").first.text_content()
+        await reco.locator(".reco-item button").first.click()
+        await expect(reco.locator("[role=status]")).to_contain_text("added to the payment request")
+        await expect(ws.locator(".payb")).to_contain_text(name or "")
+        await expect(ws.locator(".tl-open").first).to_be_visible()
+        assert await axe_violations(page) == []
+    finally:
+        await sock.close()

@@ -296,7 +296,9 @@ export class Recommendations {
 
   async add(item, status) {
     const adder = this.consultationId ? await paymentAdder() : null;
-    const added = adder ? adder(this.consultationId, { sku: item.sku, quantity: item.quantity, source: "history" }) : false;
+    // A repurchase is in their own history; an item bought together by others is in the catalogue.
+    const source = item.last_bought_at ? "history" : "catalogue";
+    const added = adder ? adder(this.consultationId, { sku: item.sku, quantity: item.quantity, source }) : false;
     if (!added) {
       this.root.dispatchEvent(
         new CustomEvent("livedesk:add-to-payment", { bubbles: true, detail: { sku: item.sku, quantity: item.quantity } }),
