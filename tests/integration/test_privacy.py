@@ -206,3 +206,38 @@ async def test_events_of_another_shopper_do_not_open(client: Client, make_staff:
     response = await client.get(f"/api/v1/shoppers/{mine}/timeline/{their_event}")
     assert response.status == 404
     assert (await client.get(f"/api/v1/shoppers/{other}/timeline/{their_event}")).status == 200
+
+
+async def test_erasing_deletes_recordings_through_the_recording_service(
+    db: Database, make_staff: Any
+) -> None:
+    from livedesk.customers.privacy import ErasureMode, erase_shopper
+    from livedesk.models import Recording
+    from livedesk.models.recordings import ConsentPolicy, RecordingStatus
+
+    admin = await make_staff(Role.ADMIN)
+    for mode in (ErasureMode.ANONYMISE, ErasureMode.ERASE):
+        mine = await rich_shopper(db, f"r{mode.value}", admin.id)
+        async with db.transaction() as session:
+            consultation_id = await session.scalar(
+                select(Consultation.id).where(Consultation.shopper_id == mine)
+            )
+            recording = Recording(
+                id=uuid.uuid4(),
+                consultation_id=consultation_id,
+                shopper_id=mine,
+                status=RecordingStatus.READY,
+                policy=ConsentPolicy.ASK,
+            )
+            session.add(recording)
+        async with db.transaction() as session:
+            result = await erase_shopper(session, mine, mode, actor_staff_id=admin.id)
+        assert result.counts["recordings"] == 1
+        async with db.read() as session:
+            assert await session.get(Recording, recording.id) is None
+            erased = await session.scalar(
+                select(AuditEntry).where(
+                    AuditEntry.action == "recording.erased", AuditEntry.target_id == str(recording.id)
+                )
+            )
+        assert erased is not None
