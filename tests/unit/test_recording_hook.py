@@ -19,9 +19,12 @@ from livedesk.calls.legs import LegRegistry
 from livedesk.calls.media import (
     DECODER_QUEUE_ATTR,
     DECODER_THREAD_ATTR,
+    ESTIMATOR_ATTR,
     HookPointMoved,
+    ThrottledEstimator,
     enlarge_receive_buffers,
     install_tap,
+    throttle_remb,
 )
 
 
@@ -127,3 +130,34 @@ async def test_the_leg_answers_vp8_and_opus_whatever_the_browser_preferred() -> 
     finally:
         await legs.close_all()
         await sender.close()
+
+
+async def test_the_video_receivers_bandwidth_estimate_is_throttled() -> None:
+    pc = RTCPeerConnection()
+    try:
+        receiver = pc.addTransceiver("video", direction="recvonly").receiver
+        assert hasattr(receiver, ESTIMATOR_ATTR), (
+            f"RTCRtpReceiver.{ESTIMATOR_ATTR} is gone: the REMB throttle cannot attach"
+        )
+        assert throttle_remb(receiver)
+        throttled = getattr(receiver, ESTIMATOR_ATTR)
+        assert isinstance(throttled, ThrottledEstimator)
+        assert list(inspect.signature(throttled.inner.add).parameters) == [
+            "arrival_time_ms",
+            "abs_send_time",
+            "payload_size",
+            "ssrc",
+        ], "aiortc.rate.RemoteBitrateEstimator.add changed its parameters"
+        assert not throttle_remb(receiver)  # once is enough
+
+        class Always:
+            def add(self, **_: int) -> tuple[int, list[int]]:
+                return 1_000_000, [1]
+
+        throttled.inner = Always()
+        answers = [throttled.add(t, 0, 1000, 1) for t in range(0, 1200, 10)]
+        assert [t * 10 for t, a in enumerate(answers) if a is not None] == [0, 500, 1000]
+        audio = pc.addTransceiver("audio", direction="recvonly").receiver
+        assert not throttle_remb(audio)
+    finally:
+        await pc.close()

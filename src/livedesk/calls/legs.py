@@ -35,6 +35,7 @@ from livedesk.calls.media import (
     install_tap,
     request_keyframe,
     restrict_codecs,
+    throttle_remb,
 )
 from livedesk.kit.logging import get_logger
 from livedesk.settings import Settings
@@ -166,6 +167,7 @@ class Leg:
             transceiver.direction = "recvonly"
             self.receivers[kind] = transceiver.receiver
             self.taps[kind] = install_tap(transceiver.receiver, kind, self._deliver)
+            throttle_remb(transceiver.receiver)
             self.kinds.add(kind)
             track = transceiver.receiver.track
             if track is not None:

@@ -154,6 +154,43 @@ def restrict_codecs(transceiver: RTCRtpTransceiver) -> None:
     setattr(transceiver, CODECS_ATTR, base + rtx)
 
 
+ESTIMATOR_ATTR = "_RTCRtpReceiver__remote_bitrate_estimator"
+# At most one bandwidth estimate (RTCP REMB) per this long per receiver.
+REMB_INTERVAL_MS = 500
+
+
+class ThrottledEstimator:
+    """Wraps the receiver's remote bitrate estimator so it answers with a REMB at most every
+    ``REMB_INTERVAL_MS``. aiortc's estimator asks for one on *every* packet while it detects
+    overuse — which a busy receiver that reads its socket late looks like — and each is a
+    sendto: a storm that makes the receiver busier still. The browser still gets its
+    congestion feedback, twice a second."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self._last_ms: int | None = None
+
+    def add(self, arrival_time_ms: int, abs_send_time: int, payload_size: int, ssrc: int) -> Any:
+        remb = self.inner.add(
+            arrival_time_ms=arrival_time_ms, abs_send_time=abs_send_time, payload_size=payload_size, ssrc=ssrc
+        )
+        if remb is None:
+            return None
+        if self._last_ms is not None and arrival_time_ms - self._last_ms < REMB_INTERVAL_MS:
+            return None
+        self._last_ms = arrival_time_ms
+        return remb
+
+
+def throttle_remb(receiver: RTCRtpReceiver) -> bool:
+    """Install ``ThrottledEstimator`` on a video receiver (audio receivers have none)."""
+    inner = getattr(receiver, ESTIMATOR_ATTR, None)
+    if inner is None or isinstance(inner, ThrottledEstimator):
+        return False
+    setattr(receiver, ESTIMATOR_ATTR, ThrottledEstimator(inner))
+    return True
+
+
 def enlarge_receive_buffers(pc: RTCPeerConnection, size: int = RECEIVE_BUFFER_BYTES) -> int:
     """Give the leg's UDP sockets a bigger kernel receive buffer (capped by net.core.rmem_max),
     so a busy event loop that reads late loses no packets: the default (~200 KiB) overflows
