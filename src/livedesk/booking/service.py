@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.booking import catalog, mails
-from livedesk.booking.schemas import BookingCreate, SurveyAnswers
+from livedesk.booking.schemas import MAX_SEARCH_DAYS, BookingCreate, SurveyAnswers
 from livedesk.booking.slots import AdvisorCalendar, DayException, SlotRules, free_starts, merged_starts, zone
 from livedesk.customers import service as customers
 from livedesk.customers.timeline import append_event
@@ -209,8 +209,6 @@ async def search_slots(
 ) -> list[int]:
     """Free start times (epoch seconds, in order) of one type between the shopper's days
     ``first`` and ``last``, for one advisor or merged over every eligible advisor."""
-    from livedesk.booking.schemas import MAX_SEARCH_DAYS
-
     tz_name = catalog.checked_timezone(timezone)
     if last < first:
         raise catalog.invalid("end", "the last day is before the first")
