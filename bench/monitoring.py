@@ -289,6 +289,7 @@ async def run(sizes: Sizes, redis_url: str | None, keep: Path | None) -> dict[st
             extra |= {"LIVEDESK_REDIS_URL": redis_url, "LIVEDESK_REDIS_CHANNEL": f"bench-{uuid.uuid4().hex}"}
         servers = [start_livedesk("livedesk-a", workdir, url, secret, **extra)]
         if redis_url:
+            os.makedirs(workdir / "b", exist_ok=True)
             servers.append(start_livedesk("livedesk-b", workdir / "b", url, secret, **extra))
         try:
             await asyncio.gather(*(s.wait_ready("/readyz") for s in servers))
