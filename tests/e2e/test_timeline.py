@@ -133,6 +133,17 @@ async def test_search_and_timeline(new_page: Any, server: str, demo_password: st
     await expect(page.locator("#customer .recommendations h5")).to_have_text("おすすめ")
     assert await axe_violations(page) == []
 
+    # A phone: one column, still usable and clean.
+    phone = await signed_in(
+        new_page, server, ADVISOR.email, demo_password, f"/history/?q={shopper.email}", width=390, height=844
+    )
+    await phone.locator("#search-results button").first.click()
+    await expect(phone.locator("#customer-title")).to_have_text(shopper.display_name)
+    await expect(phone.locator("#customer [data-part=timeline] > li").first).to_be_visible()
+    assert await phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert await axe_violations(phone) == []
+    await keep_screenshot(phone, "history-phone")
+
 
 async def test_signed_out_and_privacy_buttons_by_role(new_page: Any, server: str, demo_password: str) -> None:
     page: Page = await new_page(server + "/history/")
