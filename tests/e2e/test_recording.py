@@ -132,6 +132,7 @@ async def test_a_recorded_call_makes_one_file_with_both_participants(
     await expect(consent.get_by_role("heading")).to_be_focused()
     await assert_axe_clean(shopper)
     keep(await screenshot(shopper, "call-recording-consent-desktop"), "call-recording-consent-desktop")
+    allowed_at = time.monotonic()
     await consent.get_by_role("button", name="Allow recording").click()
     await expect(consent).to_be_hidden()
 
@@ -142,7 +143,7 @@ async def test_a_recorded_call_makes_one_file_with_both_participants(
         await expect(indicator).to_have_attribute("data-status", "recording")
         del page
     started = await wait_until(lambda: _both_sending(console, shopper, 1), within=20)
-    t0 = time.monotonic()
+    sending_at = time.monotonic()
     assert started[0]["codec"] == "video/VP8"
     await expect(record).to_have_text("Stop recording")
     await expect(record).to_have_attribute("aria-pressed", "true")
@@ -152,8 +153,12 @@ async def test_a_recorded_call_makes_one_file_with_both_participants(
 
     # About four seconds of recording (counted in frames the browsers sent to the leg).
     await wait_until(lambda: _both_sending(console, shopper, 120), within=30)
+    clicked_at = time.monotonic()
     await record.click()
-    elapsed = time.monotonic() - t0
+    await expect(workspace.get_by_test_id("recording-indicator")).not_to_have_attribute(
+        "data-status", "recording", timeout=10_000
+    )
+    stopped_at = time.monotonic()
     await expect(workspace.get_by_test_id("recording-indicator")).to_have_text(
         "Recording saved", timeout=30_000
     )
@@ -192,7 +197,10 @@ async def test_a_recorded_call_makes_one_file_with_both_participants(
     # Every track decodes: ~30 fps video and 50 Opus frames a second for ~4 s.
     assert all(count > 60 for count in decoded.values()), decoded
     seconds = recording.duration_ms / 1000
-    assert elapsed - 2.5 <= seconds <= elapsed + 1.5, (seconds, elapsed)
+    # As long as it ran: at least from both pages sending to the click, at most from the
+    # consent to the server saying it stopped (this machine is shared: its timing is loose).
+    shortest, longest = clicked_at - sending_at, stopped_at - allowed_at
+    assert shortest - 1.0 <= seconds <= longest + 0.5, (shortest, seconds, longest)
 
     # The advisor plays it from the customer's history in the console (streamed with Range).
     await console.reload()
