@@ -462,3 +462,20 @@ async def test_advisor_calendar_shows_own_bookings(
     seen = await client.get(f"/api/v1/advisors/{advisor.id}/bookings?start={day}&end={day}")
     assert seen.status == 200
     assert len((await seen.json())["bookings"]) == 1
+
+
+async def test_staff_booking_routes_need_a_signed_in_staff_member(client: Client, make_staff: Any) -> None:
+    advisor = await make_staff(Role.ADVISOR)
+    for method, path in [
+        ("GET", f"/api/v1/advisors/{advisor.id}/availability"),
+        ("PUT", f"/api/v1/advisors/{advisor.id}/availability"),
+        ("GET", f"/api/v1/advisors/{advisor.id}/bookings?start=2026-12-01&end=2026-12-02"),
+        ("GET", "/api/v1/consultation-types"),
+        ("PATCH", f"/api/v1/consultation-types/{uuid.uuid4()}"),
+    ]:
+        response = await client.request(method, path, json={})
+        assert response.status == 401, (method, path, response.status)
+        assert (await response.json())["error"]["code"] == "unauthenticated"
+    # An advisor reads types in the console? No: the admin list is for admins and supervisors.
+    await login(client, advisor)
+    assert (await client.get("/api/v1/consultation-types")).status == 403

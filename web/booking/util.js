@@ -1,0 +1,55 @@
+// Small helpers of the booking page: building elements, and dates in the shopper's zone.
+import { language } from "/shared/i18n.js";
+
+export const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === "class") node.className = value;
+    else if (name === "text") node.textContent = value;
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  node.append(...children.filter((c) => c !== null && c !== undefined && c !== false));
+  return node;
+}
+
+export function today() {
+  return new Intl.DateTimeFormat("en-CA", { timeZone: zone }).format(new Date());
+}
+
+export function addDays(day, n) {
+  const [y, m, d] = day.split("-").map(Number);
+  const date = new Date(Date.UTC(y, m - 1, d + n));
+  return date.toISOString().slice(0, 10);
+}
+
+export function locale() {
+  return language() === "ja" ? "ja-JP" : "en-GB";
+}
+
+export function dayLabel(day, style = "long") {
+  const [y, m, d] = day.split("-").map(Number);
+  const options =
+    style === "long"
+      ? { weekday: "short", month: "long", day: "numeric", timeZone: "UTC" }
+      : { month: "short", day: "numeric", timeZone: "UTC" };
+  return new Intl.DateTimeFormat(locale(), options).format(new Date(Date.UTC(y, m - 1, d, 12)));
+}
+
+export function whenLabel(booking) {
+  const start = new Date(booking.starts_at);
+  const end = new Date(booking.ends_at);
+  const tz = booking.timezone || zone;
+  const day = new Intl.DateTimeFormat(locale(), {
+    weekday: "short",
+    year: "numeric",
+    month: "long",
+    day: "numeric",
+    timeZone: tz,
+  }).format(start);
+  const time = new Intl.DateTimeFormat(locale(), { hour: "2-digit", minute: "2-digit", timeZone: tz });
+  return `${day} ${time.format(start)}–${time.format(end)} (${tz})`;
+}
