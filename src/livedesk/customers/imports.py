@@ -289,18 +289,23 @@ async def run_job(
                 return current or job
             job = current
             errors = list(job.errors)
+            # Counted here and written once per batch: changing the job per row would make
+            # every row's queries flush an UPDATE of it first.
+            ok, refused = 0, 0
             for unit in chunk:
                 try:
                     async with session.begin_nested():
                         await apply_unit(session, job.kind, unit)
-                    job.ok_rows += len(unit.rows)
+                    ok += len(unit.rows)
                 except (ValidationError, AppError, ValueError) as exc:
-                    job.error_rows += len(unit.rows)
+                    refused += len(unit.rows)
                     if len(errors) < MAX_ERRORS_KEPT:
                         entry: dict[str, Any] = {"line": unit.first_line, "message": describe(exc)}
                         if unit.last_line != unit.first_line:
                             entry["last_line"] = unit.last_line
                         errors.append(entry)
+            job.ok_rows += ok
+            job.error_rows += refused
             job.errors = errors
             if chunk:
                 job.next_line = chunk[-1].last_line + 1
