@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.customers import service as customers
 from livedesk.customers.schemas import ShopperUpdate
-from livedesk.customers.timeline import append_event, live_shopper_id
+from livedesk.customers.timeline import live_shopper_id, new_event
 from livedesk.integrations.schemas import ChannelEventUpsert, OrderUpsert, ShopCustomer, ShopperUpsert
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import Conflict
@@ -174,21 +174,23 @@ async def upsert_order(
     for line in lines:
         line.order_id = row.id
     session.add_all(lines)
-    await append_event(
-        session,
-        shopper_id,
-        TimelineKind.SHOP_ORDER,
-        _order_summary(order),
-        {
-            "external_id": external_id,
-            "channel": order.channel.value,
-            "currency": order.currency,
-            "total_minor": order.total_minor,
-            "store_name": order.store_name,
-            "items": [line.model_dump() for line in order.lines[:20]],
-        },
-        occurred_at=order.ordered_at,
-        ref_id=str(row.id),
+    # shopper_for gave the live profile's id in this transaction: no need to look it up again.
+    session.add(
+        new_event(
+            shopper_id,
+            TimelineKind.SHOP_ORDER,
+            _order_summary(order),
+            {
+                "external_id": external_id,
+                "channel": order.channel.value,
+                "currency": order.currency,
+                "total_minor": order.total_minor,
+                "store_name": order.store_name,
+                "items": [line.model_dump() for line in order.lines[:20]],
+            },
+            occurred_at=order.ordered_at,
+            ref_id=str(row.id),
+        )
     )
     return Upserted(row.id, shopper_id, created=True)
 
@@ -227,18 +229,20 @@ async def record_event(
         summary = event.description or event.kind
     if visit and event.description:
         summary = f"{summary}: {event.description}"
-    await append_event(
-        session,
-        shopper_id,
-        TimelineKind.STORE_VISIT if visit else TimelineKind.CHANNEL_EVENT,
-        summary,
-        {
-            "kind": event.kind,
-            "store_name": event.store_name,
-            "description": event.description,
-            "data": event.data,
-        },
-        occurred_at=event.occurred_at,
-        ref_id=str(row.id),
+    # shopper_for gave the live profile's id in this transaction: no need to look it up again.
+    session.add(
+        new_event(
+            shopper_id,
+            TimelineKind.STORE_VISIT if visit else TimelineKind.CHANNEL_EVENT,
+            summary,
+            {
+                "kind": event.kind,
+                "store_name": event.store_name,
+                "description": event.description,
+                "data": event.data,
+            },
+            occurred_at=event.occurred_at,
+            ref_id=str(row.id),
+        )
     )
     return Upserted(row.id, shopper_id, created=True)
