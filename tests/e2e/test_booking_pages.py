@@ -201,6 +201,15 @@ async def test_advisor_sees_own_calendar_and_edits_availability(server: str, new
     await expect(calendar).to_contain_text("Times in your time zone: Asia/Tokyo")
     # The demo's upcoming bookings with Sakura (two to four days ahead) are this week.
     await expect(calendar.locator(".calendar-item").first).to_be_visible()
+    # Cancel one of the week's bookings: asked first, then the shopper is told.
+    first = calendar.locator(".calendar-item").first
+    await first.locator(".calendar-cancel").click()
+    await expect(calendar.locator("[data-confirm-yes]")).to_be_focused()
+    await calendar.locator("[data-confirm-yes]").click()
+    await expect(calendar.locator("[data-list-status]")).to_have_text(
+        "Booking cancelled; the shopper has been told."
+    )
+    await expect(calendar.locator(".calendar-item.status-cancelled")).to_have_count(1)
     # The demo week has a lunch break (two stretches a day): both are shown.
     await expect(calendar.locator("[data-weekly-row]")).to_have_count(11)
     # Add Sunday 10:00–12:00 and a day off, then save.

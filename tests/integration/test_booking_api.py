@@ -479,3 +479,42 @@ async def test_staff_booking_routes_need_a_signed_in_staff_member(client: Client
     # An advisor reads types in the console? No: the admin list is for admins and supervisors.
     await login(client, advisor)
     assert (await client.get("/api/v1/consultation-types")).status == 403
+
+
+async def test_advisor_cancels_a_booking_in_own_calendar(
+    client: Client, world: dict[str, Any], make_staff: Any
+) -> None:
+    advisor = world["advisor"]
+    created = await (
+        await client.post(
+            "/api/v1/bookings", json=booking_body(world["type"]["id"], next_slot(300), advisor.id)
+        )
+    ).json()
+    booking_id = created["booking"]["id"]
+    other = await make_staff(Role.ADVISOR)
+    headers = await login(client, other)
+    foreign = await client.post(
+        f"/api/v1/advisors/{advisor.id}/bookings/{booking_id}/cancel", json={}, headers=headers
+    )
+    assert foreign.status == 403
+    # Their own calendar does not hold it either.
+    not_theirs = await client.post(
+        f"/api/v1/advisors/{other.id}/bookings/{booking_id}/cancel", json={}, headers=headers
+    )
+    assert not_theirs.status == 404
+    await client.post("/api/v1/auth/logout", headers=headers)
+    headers = await login(client, advisor)
+    response = await client.post(
+        f"/api/v1/advisors/{advisor.id}/bookings/{booking_id}/cancel",
+        json={"reason": "unwell"},
+        headers=headers,
+    )
+    assert response.status == 200, await response.text()
+    assert (await response.json())["status"] == "cancelled"
+    again = await client.post(
+        f"/api/v1/advisors/{advisor.id}/bookings/{booking_id}/cancel", json={}, headers=headers
+    )
+    assert again.status == 409
+    # The shopper's link says so too.
+    seen = await (await client.get(f"/api/v1/bookings/{created['token']}")).json()
+    assert seen["status"] == "cancelled"

@@ -51,6 +51,7 @@ class Calendar {
     this.status = "";
     this.error = null;
     this.saving = false;
+    this.confirming = null; // booking id whose cancellation waits for "yes"
   }
 
   async start() {
@@ -145,9 +146,57 @@ class Calendar {
           " · ",
           node("span", { class: "calendar-status", text: t(`booking.status.${b.status}`) }),
           b.nominated ? node("span", { class: "calendar-nominated", text: ` · ${t("calendar.nominated")}` }) : null,
+          this.cancelControls(b),
         ),
       ),
     );
+  }
+
+  cancelControls(booking) {
+    if (booking.status !== "confirmed" || new Date(booking.starts_at) <= new Date()) return null;
+    if (this.confirming !== booking.id) {
+      return node("button", {
+        type: "button",
+        class: "button button-secondary button-small calendar-cancel",
+        text: t("calendar.cancel"),
+        "aria-label": t("calendar.cancel_label", { name: booking.contact_name || booking.contact_email }),
+        onclick: () => {
+          this.confirming = booking.id;
+          this.render();
+          this.root.querySelector("[data-confirm-yes]")?.focus();
+        },
+      });
+    }
+    return node(
+      "span",
+      { class: "calendar-confirm", role: "group", "aria-label": t("calendar.cancel_question") },
+      ` ${t("calendar.cancel_question")} `,
+      node("button", {
+        type: "button",
+        class: "button button-small",
+        "data-confirm-yes": true,
+        text: t("calendar.cancel_yes"),
+        onclick: () => this.cancel(booking),
+      }),
+      " ",
+      node("button", {
+        type: "button",
+        class: "button button-secondary button-small",
+        text: t("calendar.cancel_no"),
+        onclick: () => {
+          this.confirming = null;
+          this.render();
+        },
+      }),
+    );
+  }
+
+  async cancel(booking) {
+    const result = await api("POST", `/api/v1/advisors/${this.me.id}/bookings/${booking.id}/cancel`, {});
+    this.confirming = null;
+    this.listStatus = result.ok ? t("calendar.cancelled") : errorText(result.error, ["booking.error.", "staff.error."]);
+    await this.loadBookings();
+    this.root.querySelector("[data-list-status]")?.focus();
   }
 
   weeklyRows() {
@@ -312,6 +361,13 @@ class Calendar {
         node("button", { type: "button", class: "button button-secondary button-small", text: t("booking.week_next"), onclick: () => this.moveWeek(7) }),
       ),
       this.bookingList(),
+      node("p", {
+        class: "calendar-status-line",
+        "data-list-status": true,
+        tabindex: "-1",
+        role: "status",
+        text: this.listStatus ?? "",
+      }),
       form,
     );
   }

@@ -511,7 +511,7 @@ async def cancel(
     booking.cancel_reason = reason
     booking.sequence += 1
     booking.updated_at = now
-    who = "the advisor" if actor else "the shopper"
+    who = "staff" if actor else "the shopper"
     await record(
         session,
         booking,

@@ -1,5 +1,6 @@
 """Staff-side booking API: consultation types (admin), availability (an advisor their own;
-supervisors and admins anyone's), and the booking calendar (an advisor their own)."""
+supervisors and admins anyone's), and the booking calendar (an advisor their own), where a
+booking can be cancelled."""
 
 from __future__ import annotations
 
@@ -7,24 +8,26 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 from aiohttp import web
-from aiohttp_pydantic.oas.typing import r200, r201, r401, r403, r404, r422
+from aiohttp_pydantic.oas.typing import r200, r201, r401, r403, r404, r409, r422
 from sqlalchemy import select
 
-from livedesk.booking import catalog
+from livedesk.booking import catalog, service
+from livedesk.booking.jobs import kick_soon
 from livedesk.booking.routes import type_out
 from livedesk.booking.schemas import (
     AvailabilityIn,
     AvailabilityOut,
     CalendarEntry,
     CalendarOut,
+    Cancel,
     ConsultationTypeCreate,
     ConsultationTypeList,
     ConsultationTypeOut,
     ConsultationTypeUpdate,
 )
 from livedesk.booking.slots import zone
-from livedesk.kit.context import DB
-from livedesk.kit.errors import Forbidden
+from livedesk.kit.context import DB, SETTINGS
+from livedesk.kit.errors import Forbidden, NotFound
 from livedesk.kit.http import ErrorResponse, model_json
 from livedesk.models import Booking, ConsultationType, Role
 from livedesk.staff.auth import guarded, require_staff
@@ -157,26 +160,56 @@ async def calendar(
                 .order_by(Booking.starts_at)
             )
         ).all()
-    entries = [
-        CalendarEntry(
-            id=b.id,
-            status=b.status.value,
-            type_name=t.name,
-            type_name_en=t.name_en,
-            kind=t.kind,
-            starts_at=b.starts_at,
-            ends_at=b.ends_at,
-            block_start=b.block_start,
-            block_end=b.block_end,
-            shopper_id=b.shopper_id,
-            contact_name=b.contact_name,
-            contact_email=b.contact_email,
-            nominated=b.nominated,
-            consultation_id=b.consultation_id,
-        )
-        for b, t in rows
-    ]
+    entries = [_entry(b, t) for b, t in rows]
     return model_json(CalendarOut(advisor_id=staff_id, timezone=advisor.timezone, bookings=entries))
+
+
+@guarded(*STAFF)
+async def cancel_booking(
+    request: web.Request, staff_id: uuid.UUID, booking_id: uuid.UUID, /, body: Cancel
+) -> (
+    r200[CalendarEntry]
+    | r401[ErrorResponse]
+    | r403[ErrorResponse]
+    | r404[ErrorResponse]
+    | r409[ErrorResponse]
+):
+    """Cancel one of an advisor's bookings (the advisor themself, or a supervisor or admin);
+    the shopper gets the cancellation mail.
+
+    Tags: booking-staff
+    """
+    principal = await require_staff(request, *STAFF)
+    _may_see(principal, staff_id)
+    async with request.app[DB].transaction() as session:
+        booking = await session.get(Booking, booking_id, with_for_update=True)
+        if booking is None or booking.advisor_id != staff_id:
+            raise NotFound("No such booking in this calendar", code="booking_not_found")
+        await service.cancel(session, request.app[SETTINGS], booking, body.reason, actor=principal.staff_id)
+        ctype = await session.get(ConsultationType, booking.consultation_type_id)
+        assert ctype is not None
+        out = _entry(booking, ctype)
+    kick_soon(request.app)
+    return model_json(out)
+
+
+def _entry(b: Booking, t: ConsultationType) -> CalendarEntry:
+    return CalendarEntry(
+        id=b.id,
+        status=b.status.value,
+        type_name=t.name,
+        type_name_en=t.name_en,
+        kind=t.kind,
+        starts_at=b.starts_at,
+        ends_at=b.ends_at,
+        block_start=b.block_start,
+        block_end=b.block_end,
+        shopper_id=b.shopper_id,
+        contact_name=b.contact_name,
+        contact_email=b.contact_email,
+        nominated=b.nominated,
+        consultation_id=b.consultation_id,
+    )
 
 
 def setup_routes(app: web.Application) -> None:
@@ -186,3 +219,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/advisors/{staff_id}/availability", get_availability)
     app.router.add_put("/api/v1/advisors/{staff_id}/availability", put_availability)
     app.router.add_get("/api/v1/advisors/{staff_id}/bookings", calendar)
+    app.router.add_post("/api/v1/advisors/{staff_id}/bookings/{booking_id}/cancel", cancel_booking)
