@@ -27,6 +27,7 @@ let boardError = null;
 let connState = "connecting";
 let figuresTimer = null;
 let figuresLoading = false;
+let lastChangeAt = null; // the server's time of the last change that moves today's figures
 let announced = new Set();
 let monitorPanel = null;
 
@@ -114,7 +115,11 @@ function startBoard() {
     else render();
   });
   socket.on("consultation.updated", (c) => {
-    if (state.applyConsultation(c)) scheduleFigures();
+    const changedAt = state.applyConsultation(c);
+    if (changedAt) {
+      if (!lastChangeAt || Date.parse(changedAt) > Date.parse(lastChangeAt)) lastChangeAt = changedAt;
+      scheduleFigures();
+    }
     render();
   });
   socket.onState((next) => {
@@ -157,18 +162,26 @@ async function loadSnapshot() {
   render();
 }
 
+/** Fresh figures a moment after a change: one read for a burst of changes (answer, presence,
+ * routing), and never postponed by a busy floor. The server shares a computation between the
+ * pages asking at once, unless it may predate the last change this page heard of. */
 function scheduleFigures() {
-  clearTimeout(figuresTimer);
-  // Several changes in a burst (answer, presence, routing) cost one read.
-  figuresTimer = setTimeout(() => loadFigures(), FIGURES_DEBOUNCE_MS);
+  if (figuresTimer) return;
+  figuresTimer = setTimeout(async () => {
+    figuresTimer = null;
+    await loadFigures();
+  }, FIGURES_DEBOUNCE_MS);
 }
 
 async function loadFigures() {
   if (!socket?.connected) return;
   figuresLoading = true;
   renderKpis();
+  const asked = lastChangeAt;
   try {
-    const payload = state.teamId ? { team_id: state.teamId } : {};
+    const payload = {};
+    if (state.teamId) payload.team_id = state.teamId;
+    if (asked) payload.fresh_after = asked;
     state.figures = await socket.call("board.figures", payload, { idempotent: true });
     boardError = null;
   } catch (error) {
@@ -176,6 +189,8 @@ async function loadFigures() {
   } finally {
     figuresLoading = false;
   }
+  // Changes that came in while asking: once more.
+  if (lastChangeAt !== asked) scheduleFigures();
   render();
 }
 

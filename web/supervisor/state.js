@@ -4,8 +4,14 @@
 const ON_BOARD = new Set(["requested", "queued", "offered", "active", "wrap_up"]);
 const WAITING = new Set(["requested", "queued", "offered"]);
 const CALL_KINDS = new Set(["voice", "video"]);
-// Statuses after which today's figures have changed (answered, or finished one way or another).
-const COUNTED = new Set(["queued", "active", "closed", "abandoned", "missed"]);
+// Statuses after which today's figures have changed, and the server's time of that change.
+const COUNTED = {
+  queued: "queued_at",
+  active: "accepted_at",
+  closed: "closed_at",
+  abandoned: "closed_at",
+  missed: "closed_at",
+};
 
 export class BoardState {
   constructor() {
@@ -47,7 +53,8 @@ export class BoardState {
     return true;
   }
 
-  /** A consultation.updated event; says whether today's figures have changed. */
+  /** A consultation.updated event. When today's figures have changed with it: the server's
+   * time of the change (ISO), else null. */
   applyConsultation(c) {
     const known = this.consultations.get(c.id);
     if (ON_BOARD.has(c.status)) {
@@ -58,7 +65,9 @@ export class BoardState {
     } else {
       this.consultations.delete(c.id);
     }
-    return !known || known.status !== c.status ? COUNTED.has(c.status) : false;
+    const stamp = COUNTED[c.status];
+    if (!stamp || (known && known.status === c.status)) return null;
+    return c[stamp] ?? c.requested_at;
   }
 
   now() {

@@ -35,6 +35,7 @@ from livedesk.supervision.schemas import (
     BoardConsultation,
     BoardSnapshot,
     BoardTeam,
+    Figures,
     Thresholds,
 )
 
@@ -135,9 +136,9 @@ async def open_consultations(session: AsyncSession) -> list[BoardConsultation]:
     return [board_consultation(c) for c in rows.all()]
 
 
-async def snapshot(session: AsyncSession, settings: Settings) -> BoardSnapshot:
-    """The whole board as of now. The page applies ``presence.changed`` and
-    ``consultation.updated`` to it, and asks for fresh figures when consultations end."""
+async def snapshot(session: AsyncSession, settings: Settings, today: Figures) -> BoardSnapshot:
+    """The whole board as of now, with today's figures. The page applies ``presence.changed``
+    and ``consultation.updated`` to it, and asks for fresh figures when consultations end."""
     now = utcnow()
     timezone = await figures.brand_timezone(session)
     currency = await session.scalar(select(Brand.currency).order_by(Brand.created_at).limit(1))
@@ -153,5 +154,5 @@ async def snapshot(session: AsyncSession, settings: Settings) -> BoardSnapshot:
         advisors=await advisors(session),
         consultations=consultations,
         alerts=alerts(consultations, limits, now),
-        figures=await figures.figures_for_day(session, timezone=timezone, now=now),
+        figures=today,
     )

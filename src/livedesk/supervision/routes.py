@@ -6,10 +6,12 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r401, r403, r422
 
+from livedesk.kit.clock import utcnow
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.http import ErrorResponse, model_json
 from livedesk.staff.auth import guarded, require_staff
 from livedesk.supervision import board, figures
+from livedesk.supervision.cache import FIGURES_CACHE, FiguresCache, figures_of
 from livedesk.supervision.events import SUPERVISING_ROLES
 from livedesk.supervision.metrics import setup_metrics
 from livedesk.supervision.schemas import BoardSnapshot, DayQuery, Figures, TeamQuery
@@ -25,8 +27,9 @@ async def get_board(
     Tags: supervision
     """
     await require_staff(request, *SUPERVISING_ROLES)
+    today = await figures_of(request.app, fresh_after=utcnow())
     async with request.app[DB].read() as session:
-        out = await board.snapshot(session, request.app[SETTINGS])
+        out = await board.snapshot(session, request.app[SETTINGS], today)
     return model_json(out)
 
 
@@ -51,4 +54,5 @@ async def get_figures(
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/supervision/board", get_board)
     app.router.add_get("/api/v1/supervision/figures", get_figures)
+    app[FIGURES_CACHE] = FiguresCache()
     setup_metrics(app)

@@ -36,6 +36,9 @@ class FiguresQuery(EventModel):
 
     team_id: uuid.UUID | None = None
     day: date | None = None
+    # The server's time of the last change the page heard of: figures that may predate it are
+    # not shared with this page (see supervision/cache.py).
+    fresh_after: datetime | None = None
 
 
 class BoardTeam(_Out):
