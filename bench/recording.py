@@ -74,6 +74,22 @@ def backlog(legs: list[Any]) -> int:
     return total
 
 
+def rtp_counts(legs: list[Any]) -> tuple[int, int]:
+    """(received, lost) RTP packets of the media streams (not retransmissions) by the legs'
+    own receive statistics — loss between the browser and the recorder, before NACK/RTX
+    repairs any of it. Bench code, reaching into aiortc."""
+    received = lost = 0
+    for leg in legs:
+        for receiver in leg.receivers.values():
+            rtx = set(getattr(receiver, "_RTCRtpReceiver__rtx_ssrc", {}))
+            for ssrc, stream in getattr(receiver, "_RTCRtpReceiver__remote_streams", {}).items():
+                if ssrc in rtx:
+                    continue
+                received += stream.packets_received
+                lost += max(0, stream.packets_expected - stream.packets_received)
+    return received, lost
+
+
 def say(message: str) -> None:
     print(f"[bench] {message}", flush=True)
 
@@ -186,6 +202,7 @@ async def measure(calls: int, seconds: float, sample_path: Path, workdir: Path) 
         written_before = sum(w.stats.video_frames + w.stats.audio_frames for w in writers)
         video_before = sum(w.stats.video_frames for w in writers)
         audio_before = sum(w.stats.audio_frames for w in writers)
+        rtp_before = rtp_counts(legs)
         probe = asyncio.ensure_future(lag_probe())
         cpu0, wall0 = time.process_time(), time.monotonic()
         say(f"measuring {seconds:.0f} s")
@@ -193,6 +210,7 @@ async def measure(calls: int, seconds: float, sample_path: Path, workdir: Path) 
         cpu1, wall1 = time.process_time(), time.monotonic()
         stop_lag.set()
         await probe
+        rtp_after = rtp_counts(legs)
         states: dict[str, int] = {}
         for leg in legs:
             states[leg.state] = states.get(leg.state, 0) + 1
@@ -236,6 +254,12 @@ async def measure(calls: int, seconds: float, sample_path: Path, workdir: Path) 
             ),
             "audio_frames_lost_pct": round(
                 max(0.0, (sent_audio - written_audio) / max(1, sent_audio) * 100), 3
+            ),
+            "rtp_packets_lost_pct": round(
+                (rtp_after[1] - rtp_before[1])
+                / max(1, (rtp_after[0] - rtp_before[0]) + (rtp_after[1] - rtp_before[1]))
+                * 100,
+                3,
             ),
             "loop_lag_p50_ms": round(percentile(lags, 0.5), 2),
             "loop_lag_p99_ms": round(percentile(lags, 0.99), 2),
