@@ -354,10 +354,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="200 shoppers, 10 advisors, 30 s (for CI)")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="keep the database and server log in DIR")
     parser.add_argument("--seconds", type=float, help="chat for this long instead")
+    parser.add_argument("--rate", type=int, help="messages per second (all consultations) instead")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     if args.seconds:
         sizes = dataclasses.replace(sizes, seconds=args.seconds)
+    if args.rate:
+        sizes = dataclasses.replace(sizes, rate=args.rate)
     result = asyncio.run(run(sizes, args.keep))
     print(json.dumps(result), flush=True)
 
