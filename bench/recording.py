@@ -90,6 +90,18 @@ def rtp_counts(legs: list[Any]) -> tuple[int, int]:
     return received, lost
 
 
+def _unsent(pcs: list[RTCPeerConnection]) -> int:
+    """Bytes the senders' UDP transports still buffer (bench code, reaching into aioice)."""
+    total = 0
+    for pc in pcs:
+        for transceiver in pc.getTransceivers():
+            ice = getattr(transceiver.sender.transport, "transport", None)
+            for protocol in getattr(getattr(ice, "_connection", None), "_protocols", []):
+                if protocol.transport is not None:
+                    total += protocol.transport.get_write_buffer_size()
+    return total
+
+
 def say(message: str) -> None:
     print(f"[bench] {message}", flush=True)
 
@@ -137,6 +149,11 @@ async def _senders(conn: Connection, sample_path: Path, streams: int) -> None:
         elif kind == "stop":
             for track in tracks:
                 track.stop()
+            # A starved sender may still hold packets in its sockets' write buffers: they are
+            # on their way, not lost. Answer once they are out (at most 10 s).
+            deadline = time.monotonic() + 10
+            while _unsent(pcs) and time.monotonic() < deadline:  # noqa: ASYNC110 - no event for it
+                await asyncio.sleep(0.05)
             conn.send(("stopped", [t.sent for t in tracks]))
         elif kind == "close":
             # Only once the receiver has drained: closing earlier would end its legs with
