@@ -136,6 +136,7 @@ async def test_the_board_follows_the_floor(server: str, new_page: Any) -> None:
         await advisor.wait_for("offer.new")
         await advisor.ok("offer.accept", {"consultation_id": joined["id"]})
         await expect(row).to_have_attribute("data-status", "busy")
+        await expect(row.locator("td").nth(2)).to_contain_text("Video call")
         await expect(page.locator(f"#call-rows tr[data-consultation-id='{joined['id']}']")).to_contain_text(
             ADVISOR.display_name_en
         )

@@ -46,7 +46,8 @@ function show(next) {
 
 function showMessage(el, message) {
   el.hidden = !message;
-  el.textContent = message ? (message.code ? errorText(message, ["staff.error.", "supervisor.error."]) : t(message.key)) : "";
+  if (!message) el.textContent = "";
+  else el.textContent = message.code ? errorText(message, ["staff.error.", "supervisor.error."]) : t(message.key);
 }
 
 async function signIn(event) {
@@ -282,7 +283,9 @@ function renderKpis() {
   const f = state.figures;
   list.setAttribute("aria-busy", String(figuresLoading || !f));
   const team = state.teams.find((x) => x.id === state.teamId);
-  $("kpi-scope").textContent = team ? t("supervisor.kpi.scope_team", { team: team.name }) : t("supervisor.kpi.scope_all");
+  $("kpi-scope").textContent = team
+    ? t("supervisor.kpi.scope_team", { team: team.name })
+    : t("supervisor.kpi.scope_all");
   if (f) {
     $("board-day").textContent = t("supervisor.day", {
       day: new Intl.DateTimeFormat(language() === "ja" ? "ja-JP" : "en-GB", { dateStyle: "full", timeZone: "UTC" }).format(
@@ -314,7 +317,9 @@ function renderKpis() {
       tone: f.longest_wait_seconds !== null && f.longest_wait_seconds >= longWait ? "warn" : undefined,
     }),
     kpi("average_handle", duration(f.average_handle_seconds)),
-    kpi("conversion", percent(f.conversion), { note: brandWide ?? t("supervisor.kpi.paid_note", { paid: f.paid_consultations }) }),
+    kpi("conversion", percent(f.conversion), {
+      note: brandWide ?? t("supervisor.kpi.paid_note", { paid: f.paid_consultations }),
+    }),
     kpi("revenue", revenue, { note: brandWide }),
     kpi("satisfaction", csat === null || csat === undefined ? "—" : `${csat.toFixed(1)} / 5`, {
       note: brandWide ?? t("supervisor.kpi.responses", { count: f.satisfaction?.responses ?? 0 }),
@@ -323,7 +328,8 @@ function renderKpis() {
 }
 
 function stateBadge(status) {
-  return el("span", { className: "state-badge", text: t(`supervisor.state.${status}`), attrs: { "data-status": status } });
+  const text = t(`supervisor.state.${status}`);
+  return el("span", { className: "state-badge", text, attrs: { "data-status": status } });
 }
 
 function renderAdvisors() {
@@ -339,10 +345,11 @@ function renderAdvisors() {
     ...advisors.map((a) => {
       const current = state.currentOf(a.staff_id);
       let currentText = "—";
+      const length = current?.since ? duration(state.secondsSince(current.since)) : "";
       if (current?.kind === "offer") currentText = t("supervisor.current.offer");
-      else if (current?.kind === "wrap_up") currentText = t("supervisor.current.wrap_up", { length: duration(state.secondsSince(current.since)) });
-      else if (current?.kind === "chat") currentText = t("supervisor.current.chats", { count: current.count, length: duration(state.secondsSince(current.since)) });
-      else if (current) currentText = t("supervisor.current.call", { kind: kindLabel(current.kind), length: duration(state.secondsSince(current.since)) });
+      else if (current?.kind === "wrap_up") currentText = t("supervisor.current.wrap_up", { length });
+      else if (current?.kind === "chat") currentText = t("supervisor.current.chats", { count: current.count, length });
+      else if (current) currentText = t("supervisor.current.call", { kind: kindLabel(current.kind), length });
       return el("tr", { attrs: { "data-staff-id": a.staff_id, "data-status": a.status } }, [
         el("th", { text: nameOf(a), attrs: { scope: "row" } }),
         el("td", {}, [stateBadge(a.status)]),
@@ -366,9 +373,12 @@ function renderQueue() {
         ? t("supervisor.queue.offered_to", { name: advisorName(c.offered_to_id) })
         : t(`supervisor.queue.${c.status === "offered" ? "offered" : "waiting"}`);
       const nominated = c.nominated_advisor_id
-        ? t(c.wait_for_nominated ? "supervisor.queue.nominated_only" : "supervisor.queue.nominated", { name: advisorName(c.nominated_advisor_id) })
+        ? t(c.wait_for_nominated ? "supervisor.queue.nominated_only" : "supervisor.queue.nominated", {
+            name: advisorName(c.nominated_advisor_id),
+          })
         : t("supervisor.queue.anyone");
-      return el("tr", { attrs: { "data-consultation-id": c.id, ...(waited >= longWait ? { "data-alert": "true" } : {}) } }, [
+      const attrs = { "data-consultation-id": c.id, ...(waited >= longWait ? { "data-alert": "true" } : {}) };
+      return el("tr", { attrs }, [
         el("td", { text: kindLabel(c.kind) }),
         el("td", { className: "num", text: duration(waited) }),
         el("td", { text: nominated }),
@@ -388,7 +398,8 @@ function renderCalls() {
   $("call-rows").replaceChildren(
     ...calls.map((c) => {
       const length = state.secondsSince(c.accepted_at);
-      return el("tr", { attrs: { "data-consultation-id": c.id, ...(length >= longCall ? { "data-alert": "true" } : {}) } }, [
+      const attrs = { "data-consultation-id": c.id, ...(length >= longCall ? { "data-alert": "true" } : {}) };
+      return el("tr", { attrs }, [
         el("th", { text: advisorName(c.advisor_id), attrs: { scope: "row" } }),
         el("td", { text: kindLabel(c.kind) }),
         el("td", { className: "num", text: duration(length) }),
@@ -399,7 +410,8 @@ function renderCalls() {
 
 function alertText(alert) {
   if (alert.kind === "long_wait") {
-    return t("supervisor.alerts.long_wait", { kind: kindLabel(alert.consultation.kind), length: duration(alert.seconds) });
+    const kind = kindLabel(alert.consultation.kind);
+    return t("supervisor.alerts.long_wait", { kind, length: duration(alert.seconds) });
   }
   return t("supervisor.alerts.long_call", { name: advisorName(alert.advisorId), length: duration(alert.seconds) });
 }
@@ -408,7 +420,13 @@ function renderAlerts() {
   const alerts = state.alerts();
   $("alerts-none").hidden = alerts.length > 0;
   $("alert-list").replaceChildren(
-    ...alerts.map((a) => el("li", { className: "alert-item", text: alertText(a), attrs: { "data-kind": a.kind, "data-consultation-id": a.id } })),
+    ...alerts.map((a) =>
+      el("li", {
+        className: "alert-item",
+        text: alertText(a),
+        attrs: { "data-kind": a.kind, "data-consultation-id": a.id },
+      }),
+    ),
   );
   // Say each new alert once (a screen reader would otherwise hear the list every second).
   const fresh = alerts.filter((a) => !announced.has(`${a.kind}:${a.id}`));
@@ -419,7 +437,9 @@ function renderAlerts() {
 function renderCharts() {
   charts?.render(state.figures);
   const rows = chartRows(state.figures);
-  const tableRows = (list) => list.map((cells) => el("tr", {}, cells.map((v, i) => el(i ? "td" : "th", { text: String(v), attrs: i ? {} : { scope: "row" } }))));
+  // The first cell (the hour) heads its row.
+  const cell = (v, i) => el(i ? "td" : "th", { text: String(v), attrs: i ? {} : { scope: "row" } });
+  const tableRows = (list) => list.map((cells) => el("tr", {}, cells.map(cell)));
   $("volume-rows").replaceChildren(...tableRows(rows.volume));
   $("wait-rows").replaceChildren(...tableRows(rows.wait));
 }

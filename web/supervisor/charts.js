@@ -77,31 +77,57 @@ export class Charts {
     const hours = span(figures.hours);
     const xs = hours.map((h) => h.hour);
     const bars = (size) => uPlot.paths.bars({ size: [size, 48] });
+    const hoursScale = { time: false, range: (_u, min, max) => [min - 0.5, max + 0.5] };
+    const whole = (_u, values) => values.map((v) => (Number.isInteger(v) ? String(v) : ""));
     this.volume.draw(
       {
-        scales: { x: { time: false, range: (_u, min, max) => [min - 0.5, max + 0.5] }, y: { range: (_u, _min, max) => [0, Math.max(4, max + 1)] } },
-        axes: axes(t("supervisor.chart.count"), (_u, values) => values.map((v) => (Number.isInteger(v) ? String(v) : ""))),
+        scales: { x: hoursScale, y: { range: (_u, _min, max) => [0, Math.max(4, max + 1)] } },
+        axes: axes(t("supervisor.chart.count"), whole),
         legend: { live: false },
         cursor: { show: false },
         series: [
           {},
-          { label: t("supervisor.kpi.offered"), stroke: COLOURS.offered, fill: COLOURS.offered, paths: bars(0.8), points: { show: false } },
-          { label: t("supervisor.kpi.answered"), stroke: COLOURS.answered, fill: COLOURS.answered, paths: bars(0.45), points: { show: false } },
-          // Marks only, at the hours someone left: a line along zero would hide the bars.
-          { label: t("supervisor.kpi.abandoned"), stroke: COLOURS.abandoned, fill: COLOURS.abandoned, paths: () => null, points: { show: true, size: 12, fill: COLOURS.abandoned } },
+          {
+            label: t("supervisor.kpi.offered"),
+            stroke: COLOURS.offered,
+            fill: COLOURS.offered,
+            paths: bars(0.8),
+            points: { show: false },
+          },
+          {
+            label: t("supervisor.kpi.answered"),
+            stroke: COLOURS.answered,
+            fill: COLOURS.answered,
+            paths: bars(0.45),
+            points: { show: false },
+          },
+          {
+            // Marks only, at the hours someone left: a line along zero would hide the bars.
+            label: t("supervisor.kpi.abandoned"),
+            stroke: COLOURS.abandoned,
+            fill: COLOURS.abandoned,
+            paths: () => null,
+            points: { show: true, size: 12, fill: COLOURS.abandoned },
+          },
         ],
       },
       [xs, hours.map((h) => h.offered), hours.map((h) => h.answered), hours.map((h) => h.abandoned || null)],
     );
     this.wait.draw(
       {
-        scales: { x: { time: false, range: (_u, min, max) => [min - 0.5, max + 0.5] }, y: { range: (_u, _min, max) => [0, Math.max(60, (max ?? 0) * 1.2)] } },
+        scales: { x: hoursScale, y: { range: (_u, _min, max) => [0, Math.max(60, (max ?? 0) * 1.2)] } },
         axes: axes(t("supervisor.chart.seconds"), (_u, values) => values.map((v) => String(Math.round(v)))),
         legend: { live: false },
         cursor: { show: false },
         series: [
           {},
-          { label: t("supervisor.kpi.average_wait"), stroke: COLOURS.wait, width: 3, spanGaps: false, points: { show: true, size: 8, fill: COLOURS.wait } },
+          {
+            label: t("supervisor.kpi.average_wait"),
+            stroke: COLOURS.wait,
+            width: 3,
+            spanGaps: false,
+            points: { show: true, size: 8, fill: COLOURS.wait },
+          },
         ],
       },
       [xs, hours.map((h) => h.average_wait_seconds)],
@@ -136,6 +162,9 @@ export function chartRows(figures) {
   const hours = figures ? span(figures.hours) : [];
   return {
     volume: hours.map((h) => [hourLabel(h.hour), h.offered, h.answered, h.abandoned]),
-    wait: hours.map((h) => [hourLabel(h.hour), h.average_wait_seconds === null ? "—" : `${Math.round(h.average_wait_seconds)}`]),
+    wait: hours.map((h) => [
+      hourLabel(h.hour),
+      h.average_wait_seconds === null ? "—" : `${Math.round(h.average_wait_seconds)}`,
+    ]),
   };
 }
