@@ -384,9 +384,11 @@ async def test_legs_in_two_processes_are_joined_once_into_one_file(
 ) -> None:
     """The shopper's leg in this process, the advisor's in another (same database and
     storage): the stop here, the other process notices, and exactly one of them joins both."""
+    # The call is set up first: the other process's routing would otherwise offer it to the
+    # advisor through its own Socket.IO server, which has no Redis to reach this one.
+    console, shopper, consultation_id, _advisor = await _call(live, make_staff)
     other = create_app(settings)
     async with TestClient(TestServer(other)):
-        console, shopper, consultation_id, _advisor = await _call(live, make_staff)
         started = await console.ok("recording.start", {"consultation_id": consultation_id})
         await shopper.ok("recording.consent", {"recording_id": started["id"], "accept": True})
         legs = [await _send_leg(shopper, started["id"], sample)]
