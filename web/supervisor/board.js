@@ -40,7 +40,8 @@ function show(next) {
   $("forbidden-panel").hidden = next !== "forbidden";
   $("board").hidden = next !== "board";
   $("who").hidden = !me;
-  $("team-filter-wrap").hidden = next !== "board";
+  // The board's tools (team, clock, connection) only with the board.
+  for (const id of ["team-filter-wrap", "board-clock", "conn-state"]) $(id).hidden = next !== "board";
   render();
 }
 
