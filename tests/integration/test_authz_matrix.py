@@ -437,6 +437,9 @@ ROUTES: dict[tuple[str, str], Route] = {
         ADVISOR_AND_READERS, hides=True, parses_first=True
     ),
     ("GET", "/api/v1/advisors/{staff_id}/bookings"): gate(ADVISOR_AND_READERS, hides=True, parses_first=True),
+    ("POST", "/api/v1/advisors/{staff_id}/bookings/{booking_id}/cancel"): gate(
+        ADVISOR_AND_READERS, hides=True, parses_first=True
+    ),
     # payments: staff build requests in a consultation, its shopper pays, overseers refund
     ("GET", "/api/v1/consultations/{consultation_id}/purchasables"): gate(ADVISOR_AND_READERS, hides=True),
     ("POST", "/api/v1/consultations/{consultation_id}/payment-requests"): gate(
