@@ -180,6 +180,17 @@ async def test_supervisors_receive_both_parties_packets_and_picture_loss_goes_ba
 
     await wait_until(forwarded, within=5)
 
+    # The shopper reloads: a new leg replaces theirs, and both supervisors follow it.
+    before_reload = [await listener.packets("shopper", "video") for listener in (first, second)]
+    await shopper_leg.close()
+    shopper_leg = await _send_leg(shopper, cid, sample)
+
+    async def following() -> bool:
+        now = [await listener.packets("shopper", "video") for listener in (first, second)]
+        return all(n > b + 20 for n, b in zip(now, before_reload, strict=True))
+
+    await wait_until(following, within=20)
+
     # The first stops: the legs stay for the second; the second stops: the legs close.
     assert await board.ok("monitor.stop", {"monitor_id": started["monitor_id"]}) == {"stopped": True}
     assert len(app[LEGS].legs_of(uuid.UUID(cid))) == 2
