@@ -227,6 +227,7 @@ async def test_a_supervisor_listens_whispers_and_barges_in(server: str, new_page
     assert shopper_voice == {"connections": 0, "energy": 0, "level": 0}
     assert await shopper.get_by_test_id("monitoring-voice").count() == 0
     await expect(shopper.get_by_test_id("monitoring-notice")).to_have_text(LISTENING)
+    await assert_axe_clean(console)
     keep(
         await screenshot(console, "console-monitoring-whisper-desktop"), "console-monitoring-whisper-desktop"
     )
