@@ -7,11 +7,17 @@ from pathlib import Path
 
 from aiohttp import web
 
+from livedesk.booking import setup_booking
+from livedesk.calls.monitoring import setup_monitoring
 from livedesk.consultations import routes as consultation_routes
 from livedesk.consultations.chat_store import chat_store_ctx
 from livedesk.consultations.file_sweep import file_sweep_ctx
 from livedesk.consultations.routing_runner import runner_ctx
+from livedesk.customers import history_routes
 from livedesk.customers import routes as customer_routes
+from livedesk.integrations import routes as integration_routes
+from livedesk.integrations import shop_routes
+from livedesk.integrations.delivery import delivery_ctx
 from livedesk.kit.background import BACKGROUND, Background
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.db import Database
@@ -19,12 +25,16 @@ from livedesk.kit.http import MAX_BODY_KEY, error_middleware
 from livedesk.kit.mail import MAILER, Mailer
 from livedesk.kit.ratelimit import RateLimits
 from livedesk.pages import routes as page_routes
+from livedesk.payments.setup import setup_payments
 from livedesk.realtime.server import setup_realtime
+from livedesk.recording.setup import setup_recording
 from livedesk.settings import Settings
 from livedesk.staff import advisors as advisor_routes
 from livedesk.staff import photos as staff_photo_routes
 from livedesk.staff import routes as staff_routes
 from livedesk.staff.auth import csrf_middleware
+from livedesk.supervision import routes as supervision_routes
+from livedesk.surveys import routes as survey_routes
 from livedesk.system import routes as system_routes
 from livedesk.visitors import routes as visitor_routes
 from livedesk.visitors.service import TOKENS
@@ -51,6 +61,9 @@ def create_app(settings: Settings) -> web.Application:
     setup_realtime(app)
     app.cleanup_ctx.append(runner_ctx)
     app.cleanup_ctx.append(file_sweep_ctx)
+    app.cleanup_ctx.append(delivery_ctx)
+    setup_recording(app)
+    setup_monitoring(app)
 
     system_routes.setup_routes(app)
     visitor_routes.setup_routes(app)
@@ -58,8 +71,16 @@ def create_app(settings: Settings) -> web.Application:
     staff_photo_routes.setup_routes(app)
     advisor_routes.setup_routes(app)
     customer_routes.setup_routes(app)
+    history_routes.setup_routes(app)
     consultation_routes.setup_routes(app)
+    integration_routes.setup_routes(app)
+    shop_routes.setup_routes(app)
+    setup_booking(app)
+    survey_routes.setup_routes(app)
+    supervision_routes.setup_routes(app)
     page_routes.setup_routes(app)
+    # After the pages: the call page's CSP admits Stripe only when Stripe keys are set.
+    setup_payments(app)
     return app
 
 

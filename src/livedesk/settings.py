@@ -102,8 +102,98 @@ class Settings(BaseSettings):
     mail_from: str = Field(
         "livedesk <no-reply@livedesk.invalid>", description="From address of the mails livedesk sends."
     )
+    booking_slot_step_minutes: int = Field(
+        15, ge=5, le=120, description="Bookable start times are this many minutes apart (5 works too)."
+    )
+    booking_reminder_minutes: list[int] = Field(
+        default_factory=lambda: [1440, 60],
+        description="Reminder mails go out this many minutes before a booking (JSON list).",
+    )
+    booking_no_show_grace_minutes: int = Field(
+        15, ge=1, description="A booking nobody joined (or no advisor took) is a no-show after this long."
+    )
+    booking_join_early_minutes: int = Field(
+        0, ge=0, description="A shopper may join a booked call this many minutes early (0: at the time)."
+    )
+    booking_job_seconds: float = Field(
+        15.0, gt=0, description="How often each process looks for booking mails to send and no-shows to mark."
+    )
+    booking_rate_limit: str = Field("20/minute", description="Bookings one client address may make.")
     allowed_origins: list[str] = Field(
         default_factory=list, description="Extra browser origins allowed to open staff sockets (JSON list)."
+    )
+    stripe_secret_key: SecretStr = Field(
+        SecretStr(""), description="Stripe secret key; with the publishable key, payments go through Stripe."
+    )
+    stripe_publishable_key: str = Field(
+        "", description="Stripe publishable key for the Payment Element; empty = the sandbox (test mode)."
+    )
+    stripe_webhook_secret: SecretStr = Field(
+        SecretStr(""), description="Stripe webhook signing secret (whsec_…); empty = the webhook answers 404."
+    )
+    stripe_api_base: str = Field(
+        "", description="Another Stripe API address (a local Stripe stand-in in tests); empty = Stripe's."
+    )
+    payment_currency: str = Field(
+        "JPY", description="Currency of new catalogue products when none is given (ISO 4217 code)."
+    )
+    alert_long_wait_seconds: int = Field(
+        120, ge=1, description="A shopper waiting longer than this raises a long-wait alert on the board."
+    )
+    alert_long_call_seconds: int = Field(
+        1800, ge=1, description="A call lasting longer than this raises a long-call alert on the board."
+    )
+    metrics_token: SecretStr = Field(
+        SecretStr(""), description="Bearer token that may read /metrics from anywhere; empty = none accepted."
+    )
+    metrics_allow: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1/32", "::1/128"],
+        description="Client networks (JSON list of CIDRs) that may read /metrics without a token.",
+    )
+
+    webhook_poll_seconds: float = Field(
+        1.0, ge=0, description="How often each process looks for webhooks to deliver; 0 = none here."
+    )
+    webhook_timeout_seconds: float = Field(10.0, gt=0, description="Give up on one webhook post after this.")
+    webhook_max_attempts: int = Field(
+        8, ge=1, description="Tries per webhook delivery before it is marked failed."
+    )
+    webhook_backoff_seconds: float = Field(
+        30.0, ge=0, description="Wait before the first retry of a webhook; doubles each time (capped at 6 h)."
+    )
+    integration_rate_limit: str = Field(
+        "600/minute", description="Shop API requests one integration key may make."
+    )
+
+    recording_consent_policy: Literal["ask", "announce"] = Field(
+        "ask",
+        description=(
+            "Recording consent: ask every participant first, or announce and record at once"
+            " (a refusal stops it)."
+        ),
+    )
+    recording_retention_days: int = Field(
+        90, ge=1, description="Recordings are deleted (file and row, audited) this many days after they end."
+    )
+    recording_retention_check_seconds: float = Field(
+        3600.0, ge=0, description="How often each process looks for expired recordings; 0 = none here."
+    )
+    recording_storage: Literal["local", "s3"] = Field(
+        "local", description="Where recordings are kept: the data directory, or S3-compatible storage."
+    )
+    recording_object_endpoint: str = Field(
+        "", description="S3 endpoint URL (e.g. MinIO http://minio:9000); empty = the AWS default."
+    )
+    recording_object_bucket: str = Field("livedesk-recordings", description="S3 bucket for recordings.")
+    recording_object_region: str = Field("us-east-1", description="S3 region.")
+    recording_object_access_key: str = Field("", description="S3 access key id.")
+    recording_object_secret_key: SecretStr = Field(SecretStr(""), description="S3 secret access key.")
+    monitoring_notify: bool = Field(
+        True,
+        description=(
+            "Live call monitoring: tell both parties that a supervisor is listening"
+            " (barge-in is always told)."
+        ),
     )
 
     @field_validator("public_url")

@@ -166,7 +166,7 @@ async function signOut() {
 async function start() {
   app.staff = new StaffArea(app);
   app.teamsArea = new TeamsArea(app);
-  await initI18n({ extraAreas: ["/admin"] });
+  await initI18n({ extraAreas: ["/admin", "/payments", "/booking", "/surveys", "/history"] });
   onLanguageChange(render);
   setupConfirm();
   app.staff.setup();

@@ -158,7 +158,7 @@ function takeSignedOutFlag() {
 
 async function start() {
   $("area-name").dataset.i18n = `staff.area.${area}`;
-  await initI18n({ extraAreas: ["/staff", "/surveys"] });
+  await initI18n({ extraAreas: ["/staff", "/surveys", "/payments", "/booking", "/recording", "/history", "/monitoring"] });
   onLanguageChange(render);
   $("signin-form").addEventListener("submit", signIn);
   $("signout").addEventListener("click", signOut);

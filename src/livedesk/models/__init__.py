@@ -2,7 +2,19 @@
 
 from livedesk.models.audit import AuditEntry
 from livedesk.models.base import Base
+from livedesk.models.booking import (
+    LIVE_BOOKING_STATUSES,
+    AvailabilityException,
+    Booking,
+    BookingMail,
+    BookingMailKind,
+    BookingStatus,
+    ConsultationType,
+    ExceptionKind,
+    WeeklyHours,
+)
 from livedesk.models.brand import Brand
+from livedesk.models.catalogue import Product
 from livedesk.models.consultations import (
     Consultation,
     ConsultationKind,
@@ -12,7 +24,29 @@ from livedesk.models.consultations import (
     SenderKind,
 )
 from livedesk.models.files import ChatFile
+from livedesk.models.integrations import (
+    ChannelEvent,
+    DeliveryStatus,
+    ImportJob,
+    ImportStatus,
+    Integration,
+    IntegrationKey,
+    ShopperSearchTerm,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from livedesk.models.orders import OrderChannel, ShopOrder, ShopOrderLine
+from livedesk.models.payments import (
+    LineSource,
+    PaymentProviderName,
+    PaymentRefund,
+    PaymentRequest,
+    PaymentRequestLine,
+    PaymentStatus,
+    PaymentWebhookEvent,
+    RefundStatus,
+)
 from livedesk.models.presence import (
     AdvisorPresence,
     AppProcess,
@@ -20,26 +54,73 @@ from livedesk.models.presence import (
     ShopperConnection,
     StaffConnection,
 )
+from livedesk.models.recordings import (
+    ConsentDecision,
+    ConsentPolicy,
+    Recording,
+    RecordingConsent,
+    RecordingPart,
+    RecordingStatus,
+)
 from livedesk.models.shoppers import IdentityKind, Shopper, ShopperIdentity, ShopperMerge
 from livedesk.models.staff import Role, Staff, StaffSession, Team
+from livedesk.models.surveys import (
+    SatisfactionInvitation,
+    SatisfactionResponse,
+    Survey,
+    SurveyAssignment,
+    SurveyResponse,
+    SurveyVersion,
+)
 from livedesk.models.timeline import TimelineEvent, TimelineKind
 
 __all__ = [
+    "LIVE_BOOKING_STATUSES",
     "AdvisorPresence",
     "AppProcess",
     "AuditEntry",
+    "AvailabilityException",
     "Base",
+    "Booking",
+    "BookingMail",
+    "BookingMailKind",
+    "BookingStatus",
     "Brand",
+    "ChannelEvent",
     "ChatFile",
+    "ConsentDecision",
+    "ConsentPolicy",
     "Consultation",
     "ConsultationKind",
     "ConsultationStatus",
+    "ConsultationType",
+    "DeliveryStatus",
+    "ExceptionKind",
     "IdentityKind",
+    "ImportJob",
+    "ImportStatus",
+    "Integration",
+    "IntegrationKey",
+    "LineSource",
     "Message",
     "MessageKind",
     "OrderChannel",
+    "PaymentProviderName",
+    "PaymentRefund",
+    "PaymentRequest",
+    "PaymentRequestLine",
+    "PaymentStatus",
+    "PaymentWebhookEvent",
     "PresenceStatus",
+    "Product",
+    "Recording",
+    "RecordingConsent",
+    "RecordingPart",
+    "RecordingStatus",
+    "RefundStatus",
     "Role",
+    "SatisfactionInvitation",
+    "SatisfactionResponse",
     "SenderKind",
     "ShopOrder",
     "ShopOrderLine",
@@ -47,10 +128,19 @@ __all__ = [
     "ShopperConnection",
     "ShopperIdentity",
     "ShopperMerge",
+    "ShopperSearchTerm",
     "Staff",
     "StaffConnection",
     "StaffSession",
+    "Survey",
+    "SurveyAssignment",
+    "SurveyResponse",
+    "SurveyVersion",
     "Team",
     "TimelineEvent",
     "TimelineKind",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WeeklyHours",
 ]

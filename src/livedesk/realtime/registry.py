@@ -9,17 +9,25 @@ from typing import Any
 from aiohttp import web
 
 from livedesk.calls import events as call_events
+from livedesk.calls import monitoring_events
 from livedesk.consultations import chat_events
 from livedesk.consultations import events as consultation_events
 from livedesk.realtime.hooks import Hooks
 from livedesk.realtime.process import OnShoppersGone, OnStaffGone
 from livedesk.realtime.protocol import EventSpec, specs_by_name
+from livedesk.recording import events as recording_events
 from livedesk.staff import events as staff_events_module
 from livedesk.supervision import events as supervision_events
 
 
 def shopper_events() -> dict[str, EventSpec[Any]]:
-    return specs_by_name(consultation_events.SHOPPER, chat_events.SHOPPER, call_events.SHOPPER)
+    return specs_by_name(
+        consultation_events.SHOPPER,
+        chat_events.SHOPPER,
+        call_events.SHOPPER,
+        recording_events.SHOPPER,
+        monitoring_events.SHOPPER,
+    )
 
 
 def staff_events() -> dict[str, EventSpec[Any]]:
@@ -29,13 +37,19 @@ def staff_events() -> dict[str, EventSpec[Any]]:
         chat_events.STAFF,
         call_events.STAFF,
         supervision_events.STAFF,
+        recording_events.STAFF,
+        monitoring_events.STAFF,
     )
 
 
 def hooks() -> Hooks:
     return Hooks(
         on_connect=[staff_events_module.on_connect, consultation_events.on_connect],
-        on_disconnect=[staff_events_module.on_disconnect, consultation_events.on_disconnect],
+        on_disconnect=[
+            staff_events_module.on_disconnect,
+            consultation_events.on_disconnect,
+            monitoring_events.on_disconnect,
+        ],
     )
 
 
