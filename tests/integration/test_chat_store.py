@@ -8,16 +8,19 @@ import asyncio
 import sqlite3
 import uuid
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from livedesk.consultations.chat_store import CHAT_STORE, SqliteChatStore
+from livedesk.consultations.chat_store import CHAT_STORE, SendCommand, SqliteChatStore, StoreUnavailable
 from livedesk.kit.db import Database
-from livedesk.models import Message, Role, TimelineEvent, TimelineKind
+from livedesk.models import Message, MessageKind, Role, TimelineEvent, TimelineKind
+from livedesk.realtime.protocol import EventContext, Shopper
 from livedesk.settings import Settings
 from tests.conftest import wait_until
 
@@ -140,3 +143,25 @@ async def test_the_senders_own_socket_gets_its_message_in_the_ack(live: Any, mak
     )
     await shopper.wait_for("chat.message", lambda m: m["seq"] == sent["seq"])
     assert [m["seq"] for m in shopper.received("chat.message")] == [sent["seq"]]
+
+
+async def test_a_database_that_cannot_be_opened_answers_a_clear_error(tmp_path: Path) -> None:
+    store = SqliteChatStore(str(tmp_path / "no-such-volume" / "livedesk.sqlite3"))
+    ctx = EventContext(
+        app=web.Application(), sid="sid-1", namespace="/shopper", shopper=Shopper(uuid.uuid4(), "v1")
+    )
+    command = SendCommand(
+        ctx=ctx,
+        consultation_id=uuid.uuid4(),
+        client_id="lost-0001",
+        kind=MessageKind.TEXT,
+        body="hi",
+        data={},
+    )
+    try:
+        # Twice: the writer thread survives the failure and answers the next send too.
+        for _ in range(2):
+            with pytest.raises(StoreUnavailable, match="send it again"):
+                await store.send(command)
+    finally:
+        await store.close()

@@ -287,11 +287,7 @@ class SqliteChatStore:
             raise StoreUnavailable("The server is shutting down; send the message again")
         if not self._in_flight and not self._gathering.items:
             inline = self._inline_connection()
-            try:
-                inline.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError:
-                pass  # another writer holds the lock: queue behind it on the writer thread
-            else:
+            if inline is not None and self._begin_inline(inline):
                 (result,) = self._write_in_transaction(inline, [command])
                 if isinstance(result, AppError):
                     raise result
@@ -327,13 +323,26 @@ class SqliteChatStore:
                 pending.future.set_result(result)
         self._kick()
 
-    def _inline_connection(self) -> sqlite3.Connection:
+    @staticmethod
+    def _begin_inline(conn: sqlite3.Connection) -> bool:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            return False  # another writer holds the lock: queue behind it on the writer thread
+        return True
+
+    def _inline_connection(self) -> sqlite3.Connection | None:
+        """The event loop's own connection; None while the database cannot be opened (the
+        writer thread then answers, with an error the client retries on)."""
         if self._inline is None:
-            conn = self._connect()
-            # Never wait for the lock on the event loop, and leave checkpoints to the app's
-            # other connections so an inline commit never copies the WAL back.
-            conn.execute("PRAGMA busy_timeout=0")
-            conn.execute("PRAGMA wal_autocheckpoint=0")
+            try:
+                conn = self._connect()
+                # Never wait for the lock on the event loop, and leave checkpoints to the
+                # app's other connections so an inline commit never copies the WAL back.
+                conn.execute("PRAGMA busy_timeout=0")
+                conn.execute("PRAGMA wal_autocheckpoint=0")
+            except sqlite3.Error:
+                return None
             self._inline = conn
         return self._inline
 
@@ -363,13 +372,23 @@ class SqliteChatStore:
         return conn
 
     def _run(self) -> None:
-        conn = self._connect()
+        conn: sqlite3.Connection | None = None
         try:
             while (batch := self._queue.get()) is not None:
-                results = self._write(conn, [p.command for p in batch.items])
+                commands = [p.command for p in batch.items]
+                results: list[StoredMessage | AppError]
+                try:
+                    # Opened on first use, and again after a failure: a database that cannot
+                    # be opened now (a missing volume) may come back.
+                    conn = conn or self._connect()
+                except sqlite3.Error as exc:
+                    results = self._failed(exc, commands)
+                else:
+                    results = self._write(conn, commands)
                 self._loop.call_soon_threadsafe(self._resolve, batch, results)
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
     def _write(self, conn: sqlite3.Connection, commands: list[SendCommand]) -> list[StoredMessage | AppError]:
         try:
