@@ -1,12 +1,15 @@
-"""The SQLite chat store (consultations/chat_store.py): sends that meet a held write lock queue
-on the writer thread and are written in batches — each stored once, in distinct sequences, a
-refused one not undoing the rest of its batch — and what it writes reads back through the ORM."""
+"""The chat stores (consultations/chat_store.py). Sends that meet a held lock wait — on SQLite
+queued on the writer thread and written in batches, on PostgreSQL behind the row lock — and are
+each stored once, in distinct sequences, a refused one undoing none of the others; what the
+SQLite store writes in plain SQL reads back through the ORM."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,22 +17,21 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
-from livedesk.consultations.chat_store import CHAT_STORE, SendCommand, SqliteChatStore, StoreUnavailable
+from livedesk.consultations.chat_store import (
+    CHAT_STORE,
+    OrmChatStore,
+    SendCommand,
+    SqliteChatStore,
+    StoreUnavailable,
+)
 from livedesk.kit.db import Database
-from livedesk.models import Message, MessageKind, Role, TimelineEvent, TimelineKind
+from livedesk.models import Consultation, Message, MessageKind, Role, TimelineEvent, TimelineKind
 from livedesk.realtime.protocol import EventContext, Shopper
 from livedesk.settings import Settings
 from tests.conftest import wait_until
-
-
-@pytest.fixture
-def db_kind() -> str:
-    # This module is about the SQLite store; PostgreSQL sends go through the ORM store, which
-    # the chat tests run on both databases.
-    return "sqlite"
 
 
 @pytest.fixture
@@ -49,12 +51,43 @@ async def _active_chat(live: Any, make_staff: Any) -> tuple[Any, Any, dict[str, 
     return shopper, console, consultation, visitor["token"]
 
 
-async def test_sends_behind_a_held_write_lock_are_batched_and_each_stored_once(
-    live: Any, make_staff: Any, client: TestClient[Any, Any], db: Database
+@asynccontextmanager
+async def held_lock(
+    db_kind: str, db: Database, consultation_id: uuid.UUID
+) -> AsyncIterator[Callable[[Any], Awaitable[int]]]:
+    """Another writer holds the lock a chat send needs — SQLite's write lock (so nothing is
+    stored inline), or the consultation's row on PostgreSQL — until the block ends. Yields
+    how many sends wait for it."""
+    if db_kind == "sqlite":
+        blocker = sqlite3.connect(make_url(db.url).database or "", isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+
+        async def queued(store: Any) -> int:
+            return int(store.queued)
+
+        try:
+            yield queued
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        return
+    async with db.transaction() as session:
+        await session.get(Consultation, consultation_id, with_for_update=True)
+
+        async def blocked(store: Any) -> int:
+            async with db.read() as probe:
+                count = await probe.scalar(text("SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted"))
+            return int(count or 0)
+
+        yield blocked
+
+
+async def test_sends_behind_a_held_lock_are_each_stored_once(
+    live: Any, make_staff: Any, client: TestClient[Any, Any], db: Database, db_kind: str
 ) -> None:
     shopper, console, consultation, token = await _active_chat(live, make_staff)
     store = client.server.app[CHAT_STORE]
-    assert isinstance(store, SqliteChatStore)
+    assert isinstance(store, SqliteChatStore if db_kind == "sqlite" else OrmChatStore)
     ref = {"consultation_id": consultation["id"]}
     # One socket's events are handled in order, so concurrent sends need several sockets: the
     # shopper's tabs, and a shopper of another consultation. All connect before the lock is
@@ -65,24 +98,18 @@ async def test_sends_behind_a_held_write_lock_are_batched_and_each_stored_once(
     def send(sock: Any, client_id: str, body: str) -> asyncio.Future[Any]:
         return asyncio.ensure_future(sock.call("chat.send", {**ref, "client_id": client_id, "body": body}))
 
-    # Another writer holds SQLite's write lock: nothing can be stored inline.
-    blocker = sqlite3.connect(make_url(db.url).database or "", isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")
-    try:
+    async with held_lock(db_kind, db, uuid.UUID(consultation["id"])) as waiting:
         sends = [send(tab, f"batch-{i:04d}", f"m{i}") for i, tab in enumerate(tabs[:10])]
         # The same client id twice in one batch: the second finds the first.
         sends.append(send(tabs[10], "batch-0000", "m0"))
         # A refused send inside the batch (not a party) must not undo the others.
         refused = send(stranger, "intruder-01", "x")
 
-        async def all_queued() -> bool:
-            return store.queued == 12
+        async def all_waiting() -> bool:
+            return await waiting(store) == 12
 
-        await wait_until(all_queued, within=5)
+        await wait_until(all_waiting, within=5)
         assert not any(future.done() for future in [*sends, refused])
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
 
     acks = await asyncio.gather(*sends)
     assert all(ack["ok"] for ack in acks), acks
