@@ -10,6 +10,7 @@ Inside the namespace only SQLite is used (host TCP services are out of reach).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -22,7 +23,7 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from pydantic import SecretStr
 
-from livedesk.app import create_app
+from livedesk.app import WEB_DIR, create_app
 from livedesk.demo.seed import DEMO_PASSWORD, seed_demo
 from livedesk.kit.db import Database
 from livedesk.kit.migrate import upgrade
@@ -47,6 +48,10 @@ _BASE_FLAGS = [
 ]
 
 
+_WEB_FILE = re.escape(str(WEB_DIR))
+UNCLOSED_WEB_FILE = f"ignore:unclosed file <_io.BufferedReader name='{_WEB_FILE}/:ResourceWarning"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if any("tests/e2e" in str(item.fspath) for item in items) and os.environ.get("LIVEDESK_IN_NETNS") != "1":
         pytest.exit(
@@ -56,6 +61,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
         message = f"Chromium not found at {CHROMIUM}: apt-get install chromium (scripts/test does)"
         pytest.exit(message, returncode=4)
+    for item in items:
+        # aiohttp's static file responses leave the file to the garbage collector when the
+        # browser abandons a download (a page navigating away mid-image): a ResourceWarning in
+        # aiohttp, not ours, that under filterwarnings=error failed about one run in five. Only
+        # files of web/ are let through; any other unclosed file still fails the test.
+        item.add_marker(pytest.mark.filterwarnings(UNCLOSED_WEB_FILE))
 
 
 @pytest.fixture
