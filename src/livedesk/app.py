@@ -107,3 +107,4 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
 async def _rate_limits(app: web.Application) -> AsyncIterator[None]:
     app[RATE_LIMITS] = RateLimits(app[SETTINGS].redis_url)
     yield
+    app[RATE_LIMITS].close()

@@ -13,7 +13,9 @@ import functools
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
+import coredis
 from coredis.exceptions import RedisError
 from limits import RateLimitItem, parse
 from limits.aio.storage import Storage as AsyncStorage
@@ -104,8 +106,14 @@ class RateLimits:
     def __init__(self, redis_url: str = "") -> None:
         self._shared: AsyncMovingWindow | None = None
         self._local: LocalWindows | None = None
+        self._pool: coredis.ConnectionPool | None = None
         if redis_url:
-            storage = storage_from_string(f"async+{redis_url}")
+            # Our own pool, so the app can close its sockets at shutdown (the library's
+            # storage has no close of its own).
+            self._pool = coredis.ConnectionPool.from_url(redis_url)
+            # The library types its options as scalars; a pool is what it passes on to coredis.
+            options: dict[str, Any] = {"connection_pool": self._pool}
+            storage = storage_from_string(f"async+{redis_url}", **options)
             assert isinstance(storage, AsyncStorage)
             self._shared = AsyncMovingWindow(storage)
         else:
@@ -168,6 +176,11 @@ class RateLimits:
             except _STORAGE_ERRORS as exc:
                 reset_time = self._storage_failed(exc).get_window_stats(item, *keys).reset_time
         return TooManyRequests(message, retry_after=max(1, int(reset_time - time.time())))
+
+    def close(self) -> None:
+        """Close the Redis connections (shutdown)."""
+        if self._pool is not None:
+            self._pool.disconnect()
 
     async def clear(self, rule: str | RateLimitItem, *keys: str) -> None:
         if self._local is not None:
