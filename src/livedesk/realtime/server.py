@@ -3,6 +3,8 @@ several processes run, the two namespaces, and this process's heartbeat."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -84,3 +86,19 @@ async def _process(app: web.Application) -> AsyncIterator[None]:
     await process.start()
     yield
     await process.stop()
+    await _close_fanout(sio)
+
+
+async def _close_fanout(sio: socketio.AsyncServer) -> None:
+    """Stop listening on Redis and close its connections (python-socketio's manager has no
+    close of its own; an app stopped without this leaves its sockets to the garbage collector)."""
+    manager = sio.manager
+    listener = getattr(manager, "thread", None)
+    if isinstance(listener, asyncio.Task):
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await listener
+    for connection in (getattr(manager, "pubsub", None), getattr(manager, "redis", None)):
+        if connection is not None:
+            with contextlib.suppress(Exception):  # closing at shutdown; Redis may be gone
+                await connection.aclose()
