@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from livedesk.kit.http import ApiModel as _BaseApiModel
-from livedesk.staff.schemas import openapi_nullable
+from livedesk.kit.http import openapi_nullable
 
 
 class ApiModel(_BaseApiModel):

@@ -9,6 +9,7 @@ reconnecting client replays from (``chat.sync`` with the last sequence it saw).
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import socketio
 from sqlalchemy import select, update
@@ -49,7 +50,7 @@ def _party_key(ctx: EventContext) -> str:
     return f"shopper:{ctx.shopper.shopper_id}" if ctx.shopper else f"staff:{ctx.require_staff().staff_id}"
 
 
-async def send(ctx: EventContext, payload: ChatSend) -> StoredMessage:
+async def send(ctx: EventContext, payload: ChatSend) -> tuple[StoredMessage, dict[str, Any]]:
     """Store the message once (committed when this returns); its delivery to the parties'
     other sockets follows the sender's ack.
 
@@ -78,13 +79,16 @@ async def send(ctx: EventContext, payload: ChatSend) -> StoredMessage:
     # the ack is not held behind the fan-out). A repeat is delivered again too: the first
     # attempt may have committed in a process that died before fanning it out (clients drop
     # a sequence they already have).
-    app[BACKGROUND].spawn(deliver(app[SIO], stored, skip_sid=ctx.sid), name="chat.deliver")
-    return stored
-
-
-async def deliver(sio: socketio.AsyncServer, stored: StoredMessage, *, skip_sid: str | None = None) -> None:
-    """Emit a committed message to the shopper's tabs and the assigned advisor's tabs."""
     out = ChatMessageOut.of_stored(stored).model_dump(mode="json")
+    app[BACKGROUND].spawn(deliver(app[SIO], stored, out, skip_sid=ctx.sid), name="chat.deliver")
+    return stored, out
+
+
+async def deliver(
+    sio: socketio.AsyncServer, stored: StoredMessage, out: dict[str, Any], *, skip_sid: str | None = None
+) -> None:
+    """Emit a committed message (``out``, its JSON form) to the shopper's tabs and the assigned
+    advisor's tabs."""
     targets = [(rooms.shopper(stored.shopper_id), rooms.SHOPPER_NS)]
     if stored.advisor_id is not None:
         targets.append((rooms.staff(stored.advisor_id), rooms.STAFF_NS))

@@ -14,8 +14,7 @@ from livedesk.realtime.protocol import EventContext, EventSpec
 async def send(ctx: EventContext, payload: ChatSend) -> dict[str, Any]:
     """Ack: the stored message's sequence (the same for a repeated client_id), and the
     message itself, which the sending socket gets only here."""
-    stored = await chat.send(ctx, payload)
-    out = ChatMessageOut.of_stored(stored).model_dump(mode="json")
+    stored, out = await chat.send(ctx, payload)
     return {
         "seq": stored.seq,
         "id": out["id"],

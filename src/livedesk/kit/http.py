@@ -258,3 +258,24 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 MAX_BODY_KEY = web.AppKey("max_body_bytes", int)
+
+
+def openapi_nullable(schema: dict[str, Any]) -> None:
+    """Write ``X | None`` fields the OpenAPI 3.0 way (``nullable: true``).
+
+    aiohttp-pydantic 2.6 converts pydantic's ``anyOf: [X, {type: null}]`` by reading ``type``
+    from every branch: a ``$ref`` branch (any enum, such as ``Role``) makes it raise KeyError
+    and the whole document fails, and ``format``/``enum`` of the kept branch are dropped. Once
+    the field is already in 3.0 form its converter leaves it alone."""
+    for prop in schema.get("properties", {}).values():
+        branches = prop.get("anyOf")
+        if not branches:
+            continue
+        kept = [branch for branch in branches if branch.get("type") != "null"]
+        if len(kept) != 1 or len(kept) == len(branches):
+            continue
+        del prop["anyOf"]
+        (only,) = kept
+        # Keywords beside a $ref are ignored in 3.0, hence the one-element allOf.
+        prop.update({"allOf": [only]} if "$ref" in only else only)
+        prop["nullable"] = True

@@ -17,31 +17,10 @@ from zoneinfo import available_timezones
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
-from livedesk.kit.http import ApiModel
+from livedesk.kit.http import ApiModel, openapi_nullable
 from livedesk.models import Role
 
 # ---------------------------------------------------------------- OpenAPI 3.0 nullables
-
-
-def openapi_nullable(schema: dict[str, Any]) -> None:
-    """Write ``X | None`` fields the OpenAPI 3.0 way (``nullable: true``).
-
-    aiohttp-pydantic 2.6 converts pydantic's ``anyOf: [X, {type: null}]`` by reading ``type``
-    from every branch: a ``$ref`` branch (any enum, such as ``Role``) makes it raise KeyError
-    and the whole document fails, and ``format``/``enum`` of the kept branch are dropped. Once
-    the field is already in 3.0 form its converter leaves it alone."""
-    for prop in schema.get("properties", {}).values():
-        branches = prop.get("anyOf")
-        if not branches:
-            continue
-        kept = [branch for branch in branches if branch.get("type") != "null"]
-        if len(kept) != 1 or len(kept) == len(branches):
-            continue
-        del prop["anyOf"]
-        (only,) = kept
-        # Keywords beside a $ref are ignored in 3.0, hence the one-element allOf.
-        prop.update({"allOf": [only]} if "$ref" in only else only)
-        prop["nullable"] = True
 
 
 class _Model(BaseModel):

@@ -8,9 +8,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, WithJsonSchema
 
+from livedesk.kit.http import openapi_nullable
 from livedesk.models import ConsultationKind, ConsultationStatus, PresenceStatus
 from livedesk.realtime.protocol import EventModel
-from livedesk.staff.schemas import openapi_nullable
 
 
 class _Out(BaseModel):

@@ -10,8 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from livedesk.kit.http import ApiModel
-from livedesk.staff.schemas import openapi_nullable
+from livedesk.kit.http import ApiModel, openapi_nullable
 
 QuestionType = Literal["short_text", "long_text", "single_choice", "multiple_choice", "scale", "consent"]
 CHOICE_TYPES = ("single_choice", "multiple_choice")
