@@ -87,6 +87,28 @@ async def settled_rss_kib(pid: int, within: float = 10.0) -> int:
     return last
 
 
+# --------------------------------------------------------------------------- CPU placement
+
+
+# The CPUs the bench was given (a container may allow fewer than the machine has).
+ALL_CPUS = frozenset(os.sched_getaffinity(0))
+
+
+def split_cpus() -> tuple[set[int], set[int]] | None:
+    """Two disjoint halves of the CPUs the bench was given — (servers, clients) — or None on a
+    single CPU."""
+    cpus = sorted(ALL_CPUS)
+    if len(cpus) < 2:
+        return None
+    half = len(cpus) // 2
+    return set(cpus[:half]), set(cpus[half:])
+
+
+def place(pid: int, cpus: set[int] | None) -> None:
+    """Run ``pid`` (0: this process) on ``cpus``, or on any the bench was given when None."""
+    os.sched_setaffinity(pid, cpus if cpus is not None else ALL_CPUS)
+
+
 # --------------------------------------------------------------------------- subprocesses
 
 

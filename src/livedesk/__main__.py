@@ -14,6 +14,7 @@ from aiohttp import web
 from pydantic import SecretStr, ValidationError
 
 from livedesk.app import create_app
+from livedesk.kit import gc_policy
 from livedesk.kit.db import Database
 from livedesk.kit.errors import AppError
 from livedesk.kit.logging import configure_logging
@@ -46,7 +47,13 @@ def cmd_serve(args: argparse.Namespace) -> None:
     configure_logging(settings.log_level, settings.log_format)
     if args.migrate:
         asyncio.run(upgrade(settings.effective_database_url))
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    _serve(settings)
+
+
+def _serve(settings: Settings) -> None:
+    app = create_app(settings)
+    gc_policy.apply(app)
+    web.run_app(app, host=settings.host, port=settings.port, print=None)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -89,7 +96,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(flush=True)
     if args.no_serve:
         return
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    _serve(settings)
 
 
 def cmd_db_upgrade(_args: argparse.Namespace) -> None:

@@ -27,8 +27,20 @@ from livedesk.consultations.chat_store import (
     SqliteChatStore,
     StoreUnavailable,
 )
+from livedesk.kit.clock import utcnow
 from livedesk.kit.db import Database
-from livedesk.models import Consultation, Message, MessageKind, Role, TimelineEvent, TimelineKind
+from livedesk.models import (
+    Consultation,
+    ConsultationKind,
+    ConsultationStatus,
+    Message,
+    MessageKind,
+    Role,
+    SenderKind,
+    TimelineEvent,
+    TimelineKind,
+)
+from livedesk.models import Shopper as Shopper_
 from livedesk.realtime.protocol import EventContext, Shopper
 from livedesk.settings import Settings
 from tests.conftest import wait_until
@@ -49,6 +61,10 @@ async def _active_chat(live: Any, make_staff: Any) -> tuple[Any, Any, dict[str, 
     await console.wait_for("offer.new")
     await console.ok("offer.accept", {"consultation_id": consultation["id"]})
     return shopper, console, consultation, visitor["token"]
+
+
+async def _all_on_timeline(store: Any) -> bool:
+    return getattr(store, "unprojected", 0) == 0
 
 
 @asynccontextmanager
@@ -122,7 +138,9 @@ async def test_sends_behind_a_held_lock_are_each_stored_once(
     assert sorted(t["duplicate"] for t in twins) == [False, True]
     assert (await refused)["error"]["code"] == "not_a_party"
 
-    # Written as the ORM writes: read back through it, messages and their timeline rows.
+    # Written as the ORM writes: read back through it, messages and their timeline rows (on
+    # SQLite copied just after the sends).
+    await wait_until(lambda: _all_on_timeline(store))
     async with db.read() as session:
         rows = (
             await session.scalars(
@@ -195,3 +213,105 @@ async def test_a_database_that_cannot_be_opened_answers_a_clear_error(tmp_path: 
                 await store.send(command)
     finally:
         await store.close()
+
+
+async def test_each_message_gets_its_timeline_line(
+    live: Any, make_staff: Any, client: TestClient[Any, Any], db: Database
+) -> None:
+    shopper, console, consultation, _ = await _active_chat(live, make_staff)
+    ref = {"consultation_id": consultation["id"]}
+    sent = [
+        await shopper.ok("chat.send", {**ref, "client_id": "line-00001", "body": "about my order"}),
+        await console.ok("chat.send", {**ref, "client_id": "line-00002", "body": "x" * 300}),
+    ]
+    await wait_until(lambda: _all_on_timeline(client.server.app[CHAT_STORE]))
+    cid = uuid.UUID(consultation["id"])
+    async with db.read() as session:
+        lines = (
+            await session.scalars(
+                select(TimelineEvent)
+                .where(TimelineEvent.consultation_id == cid, TimelineEvent.kind == TimelineKind.MESSAGE)
+                .order_by(TimelineEvent.occurred_at)
+            )
+        ).all()
+        c = await session.get(Consultation, cid)
+    assert c is not None
+    assert (c.last_seq, c.timeline_seq) == (2, 2)
+    assert [line.ref_id for line in lines] == [ack["id"] for ack in sent]
+    assert [line.summary for line in lines] == ["about my order", "x" * 200]
+    assert [line.data for line in lines] == [
+        {"seq": 1, "sender": "shopper", "kind": "text"},
+        {"seq": 2, "sender": "staff", "kind": "text"},
+    ]
+    assert [line.occurred_at for line in lines] == [datetime.fromisoformat(a["created_at"]) for a in sent]
+    assert lines[0].actor_staff_id is None
+    assert lines[1].actor_staff_id is not None
+    assert {line.shopper_id for line in lines} == {c.shopper_id}
+
+
+async def test_messages_left_off_the_timeline_are_copied_when_a_writer_starts(
+    db: Database, db_kind: str, tmp_path: Path
+) -> None:
+    """A process that died between storing messages and copying them leaves them beyond the
+    consultation's timeline_seq; the next SQLite writer thread copies them, once."""
+    shopper = Shopper_(id=uuid.uuid4(), display_name="Left off")
+    c = Consultation(
+        id=uuid.uuid4(),
+        shopper_id=shopper.id,
+        kind=ConsultationKind.CHAT,
+        status=ConsultationStatus.ACTIVE,
+        requested_at=utcnow(),
+        passed_over=[],
+        skills=[],
+        last_seq=3,
+        timeline_seq=1,
+    )
+    async with db.transaction() as session:
+        session.add(shopper)
+        await session.flush()
+        session.add(c)
+        await session.flush()
+        for seq in (1, 2, 3):
+            session.add(
+                Message(
+                    consultation_id=c.id,
+                    seq=seq,
+                    client_id=f"left-{seq:05d}",
+                    sender_kind=SenderKind.SHOPPER,
+                    kind=MessageKind.TEXT,
+                    body=f"message {seq}",
+                    data={},
+                    created_at=utcnow(),
+                )
+            )
+
+    async def lines() -> list[str]:
+        async with db.read() as session:
+            rows = await session.scalars(
+                select(TimelineEvent.summary)
+                .where(TimelineEvent.consultation_id == c.id, TimelineEvent.kind == TimelineKind.MESSAGE)
+                .order_by(TimelineEvent.summary)
+            )
+            return list(rows.all())
+
+    if db_kind != "sqlite":
+        # PostgreSQL writes the line in the send's own transaction: nothing is ever left off,
+        # and nothing here copies anything.
+        assert await lines() == []
+        return
+    path = make_url(db.url).database or ""
+    for _ in range(2):  # a second start finds nothing left to copy
+        store = SqliteChatStore(path)
+        try:
+
+            async def copied() -> bool:
+                return await lines() == ["message 2", "message 3"]
+
+            await wait_until(copied)
+        finally:
+            await store.close()
+    async with db.read() as session:
+        again = await session.get(Consultation, c.id, populate_existing=True)
+        assert again is not None
+        assert again.timeline_seq == 3
+    assert await lines() == ["message 2", "message 3"]

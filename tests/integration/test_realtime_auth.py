@@ -4,18 +4,23 @@ always-answering ack (malformed, oversize, unknown and unauthorised events inclu
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import socketio
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from pydantic import SecretStr
+from sqlalchemy import delete
 
 from livedesk.customers.merge import merge_shoppers
+from livedesk.kit.clock import utcnow
 from livedesk.kit.db import Database
-from livedesk.models import Role
+from livedesk.models import Role, StaffSession
+from livedesk.realtime import namespaces
 from livedesk.settings import Settings
 from livedesk.visitors.tokens import VisitorClaims, VisitorTokens, sign_shop_customer_id
 from tests.conftest import SocketClient
@@ -218,3 +223,38 @@ async def test_token_of_a_merged_shopper_speaks_for_the_surviving_profile(live: 
     sock = await live.shopper(merged["token"])
     joined = await sock.ok("queue.join", {"kind": "chat"})
     assert joined["shopper_id"] == survivor["shopper_id"]
+
+
+async def test_staff_sockets_recheck_their_login_session(
+    live: Any, make_staff: Any, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A staff socket re-reads its login session on its next event once the recheck interval
+    has passed: a good session carries on and is kept alive, a signed-out one is refused."""
+    monkeypatch.setattr(namespaces, "STAFF_RECHECK_SECONDS", 0.0)
+    advisor = await make_staff(Role.ADVISOR)
+    cookie = await live.staff_cookie(advisor)
+    console = await live.staff(advisor, cookie)
+    digest = hashlib.sha256(cookie.encode()).hexdigest()
+    idle_since = utcnow() - timedelta(minutes=5)
+    async with db.transaction() as session:
+        row = await session.get(StaffSession, digest)
+        assert row is not None
+        row.last_seen_at = idle_since
+
+    # Past the recheck, the event itself is handled (this one is unknown, and says so).
+    answer = await console.call("no.such.event", {})
+    assert answer["error"]["code"] == "unknown_event"
+    async with db.read() as session:
+        row = await session.get(StaffSession, digest)
+        assert row is not None
+        assert row.last_seen_at > idle_since + timedelta(minutes=4)
+
+    async with db.transaction() as session:
+        await session.execute(delete(StaffSession).where(StaffSession.id == digest))
+    answer = await console.call("no.such.event", {})
+    assert answer["error"]["code"] == "session_expired"
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while console.sio.connected:
+        assert loop.time() < deadline, "the signed-out advisor's socket stayed open"
+        await asyncio.sleep(0.05)

@@ -38,7 +38,7 @@ def test_idle_keys_are_swept(monkeypatch: pytest.MonkeyPatch) -> None:
     clock[0] += 2
     for _ in range(LocalWindows.SWEEP_EVERY):
         windows.hit(rule, "busy")
-    assert set(windows._hits) == {rule.key_for("busy")}
+    assert [keys for _, _, keys in windows._hits] == [("busy",)]
 
 
 async def test_rate_limits_allows_count_and_refusal() -> None:

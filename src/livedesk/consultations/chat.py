@@ -79,7 +79,7 @@ async def send(ctx: EventContext, payload: ChatSend) -> tuple[StoredMessage, dic
     # the ack is not held behind the fan-out). A repeat is delivered again too: the first
     # attempt may have committed in a process that died before fanning it out (clients drop
     # a sequence they already have).
-    out = ChatMessageOut.of_stored(stored).model_dump(mode="json")
+    out = ChatMessageOut.json_of_stored(stored)
     app[BACKGROUND].spawn(deliver(app[SIO], stored, out, skip_sid=ctx.sid), name="chat.deliver")
     return stored, out
 

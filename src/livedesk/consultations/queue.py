@@ -103,6 +103,15 @@ def _request(c: Consultation) -> routing.Request:
     )
 
 
+async def anything_waiting(session: AsyncSession) -> bool:
+    """Whether a routing pass has anything to do: a consultation queued or offered (an offer
+    may expire). A read on the status index, so the idle tick takes no write lock."""
+    found = await session.scalar(
+        select(Consultation.id).where(Consultation.status.in_((S.QUEUED, S.OFFERED))).limit(1)
+    )
+    return found is not None
+
+
 async def route(session: AsyncSession, sio: socketio.AsyncServer, settings: Settings) -> int:
     """Offer as many waiting consultations as there are advisors to take them, oldest
     first. Returns how many offers were made."""

@@ -48,6 +48,13 @@ class RoutingRunner:
     async def _pass(self) -> None:
         app = self.app
         try:
+            # Most ticks find no one waiting: say so from a read, without the write lock a
+            # pass takes (on SQLite, the lock every chat send needs too).
+            async with app[DB].read() as session:
+                waiting = await queue.anything_waiting(session)
+            if not waiting:
+                await self._send_positions([])
+                return
             async with app[DB].transaction() as session:
                 await queue.route(session, app[SIO], app[SETTINGS])
                 places = await queue.positions(session)

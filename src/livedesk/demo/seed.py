@@ -347,6 +347,8 @@ class _Writer:
                 ended_at=c.ended_at,
                 closed_at=c.closed_at,
                 last_seq=len(c.messages),
+                # The demo's history shows consultations, not each of their messages.
+                timeline_seq=len(c.messages),
                 notes=f"{data.NOTES[c.topic]} Recommended {c.product.sku}.",
                 extra={"topic": c.topic, "recommended_sku": c.product.sku},
                 created_at=c.requested_at,

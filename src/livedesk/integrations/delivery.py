@@ -60,6 +60,20 @@ class Claimed:
 async def claim(db: Database, settings: Settings, limit: int = BATCH) -> list[Claimed]:
     """Take up to ``limit`` due rows for this process (one short transaction)."""
     now = utcnow()
+    # Most polls find nothing due: say so from a read, without the write lock a claim takes
+    # (on SQLite, the lock every chat send needs too).
+    async with db.read() as session:
+        due = await session.scalar(
+            select(WebhookDelivery.id)
+            .where(
+                WebhookDelivery.status == DeliveryStatus.PENDING,
+                WebhookDelivery.next_attempt_at <= now,
+                or_(WebhookDelivery.locked_until.is_(None), WebhookDelivery.locked_until < now),
+            )
+            .limit(1)
+        )
+    if due is None:
+        return []
     lease = now + timedelta(seconds=settings.webhook_timeout_seconds * 2 + 5)
     async with db.transaction() as session:
         stmt = (

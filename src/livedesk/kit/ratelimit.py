@@ -57,16 +57,23 @@ class LocalWindows:
 
     def __init__(self) -> None:
         # key → (window length in seconds, hit times inside it)
-        self._hits: dict[str, tuple[int, deque[float]]] = {}
+        self._hits: dict[tuple[int, int, tuple[str, ...]], tuple[int, deque[float]]] = {}
         self._until_sweep = self.SWEEP_EVERY
 
     @staticmethod
-    def _key(item: RateLimitItem, keys: tuple[str, ...]) -> str:
-        return item.key_for(*keys)
+    def _key(item: RateLimitItem, keys: tuple[str, ...]) -> tuple[int, int, tuple[str, ...]]:
+        # The rule's size and length and the caller's keys (the library's key_for builds a
+        # string on every call, and this runs on every chat send).
+        return item.amount, item.get_expiry(), keys
 
     def _window(self, item: RateLimitItem, keys: tuple[str, ...], now: float) -> deque[float]:
-        _, hits = self._hits.setdefault(self._key(item, keys), (item.get_expiry(), deque()))
-        horizon = now - item.get_expiry()
+        expiry = item.get_expiry()
+        key = self._key(item, keys)
+        found = self._hits.get(key)
+        if found is None:
+            found = self._hits[key] = (expiry, deque())
+        hits = found[1]
+        horizon = now - expiry
         while hits and hits[0] <= horizon:
             hits.popleft()
         return hits

@@ -57,6 +57,9 @@ class Consultation(IdMixin, TimestampMixin, Base):
     closed_at: Mapped[datetime | None]
     # Highest chat sequence number handed out; bumped in the same transaction as the insert.
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    # Highest sequence whose message has its line on the shopper's timeline (the SQLite chat
+    # store copies messages there just after the send; see consultations/chat_store.py).
+    timeline_seq: Mapped[int] = mapped_column(Integer, default=0)
     # Highest sequence each side has read (read receipts).
     shopper_read_seq: Mapped[int] = mapped_column(Integer, default=0)
     advisor_read_seq: Mapped[int] = mapped_column(Integer, default=0)

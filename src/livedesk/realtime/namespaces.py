@@ -151,12 +151,18 @@ class StaffNamespace(LivedeskNamespace):
     async def recheck(self, ctx: EventContext) -> Ack | None:
         if time.monotonic() - ctx.extra["checked_at"] < STAFF_RECHECK_SECONDS:
             return None
-        async with self.app[DB].transaction() as session:
-            result = await sessions.authenticate(
-                session, ctx.extra["session_token"], session_policy(self.app)
-            )
+        token, policy = ctx.extra["session_token"], session_policy(self.app)
+        # Most rechecks change nothing: read first, and take the database's write lock (on
+        # SQLite, the one every chat send needs) only to refresh or delete the session.
+        async with self.app[DB].read() as session:
+            result = await sessions.authenticate(session, token, policy)
+            changes = bool(session.dirty or session.deleted)
+        if changes:
+            async with self.app[DB].transaction() as session:
+                result = await sessions.authenticate(session, token, policy)
         if not isinstance(result, sessions.Principal):
-            await self.disconnect(ctx.sid)
+            # After the ack, which would otherwise never reach a socket already closed.
+            self.app[BACKGROUND].spawn(self.disconnect(ctx.sid), name="staff.session_ended")
             return fail("session_expired", "Your session has ended; please sign in again")
         ctx.staff = result
         ctx.extra["checked_at"] = time.monotonic()

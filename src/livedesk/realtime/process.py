@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -95,6 +95,11 @@ class ProcessRegistry:
     async def sweep(self) -> None:
         """Remove connections held by processes that stopped beating."""
         cutoff = utcnow() - DEAD_AFTER
+        # Nearly always there is nothing to remove: find that out from a read, without the
+        # write lock (on SQLite, the lock every chat send needs too).
+        async with self.db.read() as session:
+            if not await _anything_to_sweep(session, cutoff):
+                return
         async with self.db.transaction() as session:
             dead = set(
                 (await session.scalars(select(AppProcess.id).where(AppProcess.heartbeat_at < cutoff))).all()
@@ -109,6 +114,19 @@ class ProcessRegistry:
             await self._on_staff_gone(gone)
         if shoppers:
             await self._on_shoppers_gone(shoppers)
+
+
+async def _anything_to_sweep(session: AsyncSession, cutoff: datetime) -> bool:
+    live = select(AppProcess.id).where(AppProcess.heartbeat_at >= cutoff)
+    probes = [
+        select(AppProcess.id).where(AppProcess.heartbeat_at < cutoff),
+        select(StaffConnection.sid).where(StaffConnection.process_id.not_in(live)),
+        select(ShopperConnection.sid).where(ShopperConnection.process_id.not_in(live)),
+    ]
+    for probe in probes:
+        if await session.scalar(probe.limit(1)) is not None:
+            return True
+    return False
 
 
 async def _drop_connections(

@@ -8,7 +8,6 @@ namespaces only dispatch.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,7 @@ from livedesk.kit.db import is_unavailable
 from livedesk.kit.errors import AppError
 from livedesk.kit.http import DATABASE_UNAVAILABLE
 from livedesk.kit.logging import get_logger
+from livedesk.realtime.wire import encoded_size
 from livedesk.supervision.timing import EVENT_TIMER
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ def fail(code: str, message: str, details: Any = None) -> Ack:
 
 def _payload_size(args: tuple[Any, ...]) -> int:
     try:
-        return len(json.dumps(args, default=str))
+        return encoded_size(args)
     except (TypeError, ValueError):
         return MAX_EVENT_BYTES + 1
 

@@ -15,6 +15,7 @@ from aiohttp import web
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.realtime import rooms
 from livedesk.realtime.emit import SIO
+from livedesk.realtime.fanout import LocalFanout, RedisFanout
 from livedesk.realtime.namespaces import ShopperNamespace, StaffNamespace
 from livedesk.realtime.process import ProcessRegistry
 from livedesk.realtime.registry import (
@@ -24,6 +25,7 @@ from livedesk.realtime.registry import (
     staff_events,
     staff_gone_handler,
 )
+from livedesk.realtime.wire import OrjsonCodec, WirePacket
 from livedesk.settings import Settings
 
 PROCESS = web.AppKey("process", ProcessRegistry)
@@ -51,13 +53,15 @@ def _origin_policy(settings: Settings) -> Any:
 def setup_realtime(app: web.Application) -> None:
     settings = app[SETTINGS]
     manager = (
-        socketio.AsyncRedisManager(settings.redis_url, channel=settings.redis_channel)
+        RedisFanout(settings.redis_url, channel=settings.redis_channel)
         if settings.redis_url
-        else None
+        else LocalFanout()
     )
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
         client_manager=manager,
+        serializer=WirePacket,
+        json=OrjsonCodec,
         cors_allowed_origins=_origin_policy(settings),
         # One client's events are handled in the order sent (signalling and chat need it);
         # different clients still run concurrently.

@@ -6,6 +6,8 @@ the histogram lives in the app's own Prometheus registry, so apps never share on
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Histogram
 
@@ -23,8 +25,15 @@ class EventTimer:
             registry=registry,
         )
 
+        # The label children, kept: ``labels()`` takes a lock and builds a key on every call,
+        # and this runs for every client event.
+        self._children: dict[tuple[str, str], Any] = {}
+
     def observe(self, namespace: str, event: str, seconds: float) -> None:
-        self.histogram.labels(namespace, event).observe(seconds)
+        child = self._children.get((namespace, event))
+        if child is None:
+            child = self._children[(namespace, event)] = self.histogram.labels(namespace, event)
+        child.observe(seconds)
 
 
 EVENT_TIMER = web.AppKey("event_timer", EventTimer)
