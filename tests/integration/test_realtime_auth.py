@@ -23,7 +23,7 @@ from livedesk.models import Role, StaffSession
 from livedesk.realtime import namespaces
 from livedesk.settings import Settings
 from livedesk.visitors.tokens import VisitorClaims, VisitorTokens, sign_shop_customer_id
-from tests.conftest import SocketClient
+from tests.conftest import SocketClient, wait_until
 
 
 async def _refused(url: str, namespace: str, **kwargs: Any) -> str:
@@ -244,10 +244,15 @@ async def test_staff_sockets_recheck_their_login_session(
     # Past the recheck, the event itself is handled (this one is unknown, and says so).
     answer = await console.call("no.such.event", {})
     assert answer["error"]["code"] == "unknown_event"
-    async with db.read() as session:
-        row = await session.get(StaffSession, digest)
-        assert row is not None
-        assert row.last_seen_at > idle_since + timedelta(minutes=4)
+
+    async def refreshed() -> bool:
+        # Written just after the event, so the event does not wait for the write lock.
+        async with db.read() as session:
+            row = await session.get(StaffSession, digest)
+            assert row is not None
+            return row.last_seen_at > idle_since + timedelta(minutes=4)
+
+    await wait_until(refreshed)
 
     async with db.transaction() as session:
         await session.execute(delete(StaffSession).where(StaffSession.id == digest))

@@ -152,14 +152,14 @@ class StaffNamespace(LivedeskNamespace):
         if time.monotonic() - ctx.extra["checked_at"] < STAFF_RECHECK_SECONDS:
             return None
         token, policy = ctx.extra["session_token"], session_policy(self.app)
-        # Most rechecks change nothing: read first, and take the database's write lock (on
-        # SQLite, the one every chat send needs) only to refresh or delete the session.
+        # A read decides; what it would change (refresh the session's last-seen time, delete
+        # an expired one) is written after, without holding up this event: on SQLite that
+        # write waits for the lock every chat send takes.
         async with self.app[DB].read() as session:
             result = await sessions.authenticate(session, token, policy)
             changes = bool(session.dirty or session.deleted)
         if changes:
-            async with self.app[DB].transaction() as session:
-                result = await sessions.authenticate(session, token, policy)
+            self.app[BACKGROUND].spawn(self._write_session(token), name="staff.session_write")
         if not isinstance(result, sessions.Principal):
             # After the ack, which would otherwise never reach a socket already closed.
             self.app[BACKGROUND].spawn(self.disconnect(ctx.sid), name="staff.session_ended")
@@ -167,3 +167,10 @@ class StaffNamespace(LivedeskNamespace):
         ctx.staff = result
         ctx.extra["checked_at"] = time.monotonic()
         return None
+
+    async def _write_session(self, token: str) -> None:
+        try:
+            async with self.app[DB].transaction() as session:
+                await sessions.authenticate(session, token, session_policy(self.app))
+        except Exception as exc:  # the next recheck or request writes it instead
+            log.warning("staff session not refreshed", error=repr(exc))
