@@ -8,11 +8,14 @@ import uuid
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
+from livedesk.consultations.chat_store import CHAT_STORE
 from livedesk.kit.db import Database
 from livedesk.models import Message, Role, TimelineEvent, TimelineKind
 from livedesk.settings import Settings
+from tests.conftest import wait_until
 
 
 @pytest.fixture
@@ -142,7 +145,7 @@ async def test_chat_rate_limit(live: Any, make_staff: Any) -> None:
 
 
 async def test_messages_land_on_the_timeline_and_chat_closes(
-    live: Any, make_staff: Any, db: Database
+    live: Any, make_staff: Any, db: Database, client: TestClient[Any, Any]
 ) -> None:
     shopper, console, consultation, _ = await _active_chat(live, make_staff)
     ref = {"consultation_id": consultation["id"]}
@@ -150,6 +153,12 @@ async def test_messages_land_on_the_timeline_and_chat_closes(
     await console.ok("consultation.close", {**ref, "notes": "sent size guide"})
     closed = await shopper.call("chat.send", {**ref, "client_id": "tl-000002", "body": "one more"})
     assert closed["error"]["code"] == "chat_closed"
+
+    async def copied() -> bool:
+        # On SQLite a message's timeline line is copied just after the send.
+        return getattr(client.server.app[CHAT_STORE], "unprojected", 0) == 0
+
+    await wait_until(copied)
     async with db.read() as session:
         kinds = (
             await session.scalars(
