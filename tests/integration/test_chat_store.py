@@ -250,7 +250,7 @@ async def test_each_message_gets_its_timeline_line(
 
 
 async def test_messages_left_off_the_timeline_are_copied_when_a_writer_starts(
-    db: Database, db_kind: str, tmp_path: Path
+    db: Database, db_kind: str
 ) -> None:
     """A process that died between storing messages and copying them leaves them beyond the
     consultation's timeline_seq; the next SQLite writer thread copies them, once."""

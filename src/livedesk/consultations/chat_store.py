@@ -130,6 +130,11 @@ def summary_of(kind: MessageKind, body: str) -> str:
     return body[:SUMMARY_CHARS] if kind == MessageKind.TEXT else f"[{kind.value}]"
 
 
+def line_data(seq: int, sender: str, kind: str) -> dict[str, Any]:
+    """What a message's timeline line carries (both stores write the same)."""
+    return {"seq": seq, "sender": sender, "kind": kind}
+
+
 def file_reference(found_id: uuid.UUID, filename: str, content_type: str, size: int) -> dict[str, Any]:
     return {
         "file_id": str(found_id),
@@ -210,7 +215,7 @@ class OrmChatStore:
                 c.shopper_id,
                 TimelineKind.MESSAGE,
                 summary_of(command.kind, command.body),
-                {"seq": message.seq, "sender": command.sender.value, "kind": command.kind.value},
+                line_data(message.seq, command.sender.value, command.kind.value),
                 occurred_at=message.created_at,
                 actor_staff_id=message.sender_staff_id,
                 consultation_id=c.id,
@@ -341,10 +346,10 @@ class SqliteChatStore:
         """Consultations with stored messages not yet copied to the timeline (for tests)."""
         return len(self._unprojected) + self._projecting
 
-    def _to_timeline(self, consultation_id: uuid.UUID) -> None:
+    def _to_timeline(self, consultation_id: uuid.UUID, after: float = PROJECT_AFTER_SECONDS) -> None:
         self._unprojected.add(consultation_id)
         if self._projection_due is None and not self._closed:
-            self._projection_due = self._loop.call_later(PROJECT_AFTER_SECONDS, self._hand_over_projection)
+            self._projection_due = self._loop.call_later(after, self._hand_over_projection)
 
     def _hand_over_projection(self) -> None:
         self._projection_due = None
@@ -360,9 +365,7 @@ class SqliteChatStore:
             # The database refused (gone, full, locked too long): try again later; the next
             # message in the same consultation, or the periodic recovery, also copies it.
             for consultation_id in projection.consultation_ids:
-                self._unprojected.add(consultation_id)
-            if self._projection_due is None and not self._closed:
-                self._projection_due = self._loop.call_later(1.0, self._hand_over_projection)
+                self._to_timeline(consultation_id, after=1.0)
 
     def _kick(self) -> None:
         # One batch at a time: while it is written, the next one gathers.
@@ -519,7 +522,7 @@ class SqliteChatStore:
                             created_at,
                             TimelineKind.MESSAGE.value,
                             summary_of(MessageKind(kind), body),
-                            json.dumps({"seq": seq, "sender": sender, "kind": kind}),
+                            json.dumps(line_data(seq, sender, kind)),
                             staff_id,
                             cid,
                             str(uuid.UUID(hex=message_id)),
@@ -558,40 +561,28 @@ class SqliteChatStore:
         self, conn: sqlite3.Connection, commands: list[SendCommand]
     ) -> list[StoredMessage | AppError]:
         """Store each command (a transaction is open), then commit."""
-        if len(commands) == 1:
-            return self._write_one(conn, commands[0])
+        # A refused send must not undo the others in its batch: savepoints. A batch of one
+        # (every inline send) needs none; its refusal rolls the transaction back.
+        alone = len(commands) == 1
         results: list[StoredMessage | AppError] = []
         try:
             for command in commands:
-                # A refused send must not undo the others in its batch.
-                conn.execute("SAVEPOINT chat_send")
+                if not alone:
+                    conn.execute("SAVEPOINT chat_send")
                 try:
                     results.append(self._store_one(conn, command))
                 except (AppError, sqlite3.IntegrityError) as exc:
-                    conn.execute("ROLLBACK TO chat_send")
+                    conn.execute("ROLLBACK" if alone else "ROLLBACK TO chat_send")
                     results.append(exc if isinstance(exc, AppError) else Conflict(str(exc), code="conflict"))
-                conn.execute("RELEASE chat_send")
-            conn.execute("COMMIT")
+                if not alone:
+                    conn.execute("RELEASE chat_send")
+            if conn.in_transaction:
+                conn.execute("COMMIT")
             return results
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             return self._failed(exc, commands)
-
-    def _write_one(self, conn: sqlite3.Connection, command: SendCommand) -> list[StoredMessage | AppError]:
-        """A batch of one (every inline send): no savepoint, a refusal rolls back the lot."""
-        try:
-            try:
-                result: StoredMessage | AppError = self._store_one(conn, command)
-            except (AppError, sqlite3.IntegrityError) as exc:
-                conn.execute("ROLLBACK")
-                return [exc if isinstance(exc, AppError) else Conflict(str(exc), code="conflict")]
-            conn.execute("COMMIT")
-            return [result]
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            return self._failed(exc, [command])
 
     def _store_one(self, conn: sqlite3.Connection, command: SendCommand) -> StoredMessage:
         cid = command.consultation_id.hex
