@@ -60,6 +60,15 @@ class Settings(BaseSettings):
     max_chats_per_advisor: int = Field(
         3, ge=1, description="Chats an advisor may hold at once (calls: always one)."
     )
+    # Whole seconds: Engine.IO tells clients the interval in whole seconds.
+    socket_ping_interval_seconds: int = Field(
+        25,
+        ge=1,
+        description="The server pings each Socket.IO connection this often (below a proxy's idle timeout).",
+    )
+    socket_ping_timeout_seconds: int = Field(
+        20, ge=1, description="A connection whose answer to a ping is this late is closed as gone."
+    )
     presence_grace_seconds: float = Field(
         10.0, ge=0, description="An advisor whose last tab closed goes offline after this grace period."
     )

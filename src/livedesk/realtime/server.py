@@ -15,6 +15,7 @@ from aiohttp import web
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.realtime import rooms
 from livedesk.realtime.emit import SIO
+from livedesk.realtime.engine import serve_lean
 from livedesk.realtime.fanout import LocalFanout, RedisFanout
 from livedesk.realtime.namespaces import ShopperNamespace, StaffNamespace
 from livedesk.realtime.process import ProcessRegistry
@@ -50,6 +51,14 @@ def _origin_policy(settings: Settings) -> Any:
     return check
 
 
+class LivedeskSocketServer(socketio.AsyncServer):  # type: ignore[misc]
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
+        # Engine.IO has no setting for its socket class; this is the first call that sees a
+        # new socket, before its websocket starts (see realtime/engine.py).
+        serve_lean(self.eio.sockets.get(eio_sid))
+        return await super()._handle_eio_connect(eio_sid, environ)
+
+
 def setup_realtime(app: web.Application) -> None:
     settings = app[SETTINGS]
     manager = (
@@ -57,7 +66,7 @@ def setup_realtime(app: web.Application) -> None:
         if settings.redis_url
         else LocalFanout()
     )
-    sio = socketio.AsyncServer(
+    sio = LivedeskSocketServer(
         async_mode="aiohttp",
         client_manager=manager,
         serializer=WirePacket,
@@ -67,6 +76,9 @@ def setup_realtime(app: web.Application) -> None:
         # different clients still run concurrently.
         async_handlers=False,
         max_http_buffer_size=1_000_000,
+        # The heartbeat is also what closes a silent client's websocket (realtime/engine.py).
+        ping_interval=settings.socket_ping_interval_seconds,
+        ping_timeout=settings.socket_ping_timeout_seconds,
         logger=False,
         engineio_logger=False,
     )
