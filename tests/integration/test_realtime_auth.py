@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import socketio
+from aiohttp import web
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from pydantic import SecretStr
 from sqlalchemy import delete
@@ -20,10 +21,10 @@ from livedesk.customers.merge import merge_shoppers
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import Database
 from livedesk.models import Role, StaffSession
-from livedesk.realtime import namespaces
+from livedesk.realtime.server import STAFF_SOCKETS
 from livedesk.settings import Settings
 from livedesk.visitors.tokens import VisitorClaims, VisitorTokens, sign_shop_customer_id
-from tests.conftest import SocketClient, wait_until
+from tests.conftest import SocketClient
 
 
 async def _refused(url: str, namespace: str, **kwargs: Any) -> str:
@@ -225,41 +226,56 @@ async def test_token_of_a_merged_shopper_speaks_for_the_surviving_profile(live: 
     assert joined["shopper_id"] == survivor["shopper_id"]
 
 
-async def test_staff_sockets_recheck_their_login_session(
-    live: Any, make_staff: Any, db: Database, monkeypatch: pytest.MonkeyPatch
+async def test_staff_sockets_recheck_their_login_sessions_together(
+    app: web.Application, live: Any, make_staff: Any, db: Database
 ) -> None:
-    """A staff socket re-reads its login session on its next event once the recheck interval
-    has passed: a good session carries on and is kept alive, a signed-out one is refused."""
-    monkeypatch.setattr(namespaces, "STAFF_RECHECK_SECONDS", 0.0)
+    """The process checks the sessions behind all its staff sockets in one pass: a good
+    session carries on and, if used since, is kept alive; a signed-out one's sockets are
+    closed — an idle tab too — and an event that races the close is refused."""
+    advisors = [await make_staff(Role.ADVISOR) for _ in range(3)]
+    cookies = [await live.staff_cookie(a) for a in advisors]
+    consoles = [await live.staff(a, c) for a, c in zip(advisors, cookies, strict=True)]
+    digests = [hashlib.sha256(c.encode()).hexdigest() for c in cookies]
+    idle_since = utcnow() - timedelta(minutes=5)
+    async with db.transaction() as session:
+        for digest in digests:
+            row = await session.get(StaffSession, digest)
+            assert row is not None
+            row.last_seen_at = idle_since
+        # The third advisor signs out elsewhere.
+        await session.execute(delete(StaffSession).where(StaffSession.id == digests[2]))
+    # Only the first uses its socket before the pass.
+    answer = await consoles[0].call("no.such.event", {})
+    assert answer["error"]["code"] == "unknown_event"
+
+    staff_sockets = app[STAFF_SOCKETS]
+    assert await staff_sockets.recheck_sessions() == 1
+
+    async with db.read() as session:
+        used = await session.get(StaffSession, digests[0])
+        unused = await session.get(StaffSession, digests[1])
+    assert used is not None
+    assert used.last_seen_at > idle_since + timedelta(minutes=4)  # refreshed, as a request would
+    assert unused is not None
+    assert unused.last_seen_at == idle_since  # an open tab alone does not keep a session alive
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while consoles[2].sio.connected:
+        assert loop.time() < deadline, "the signed-out advisor's idle socket stayed open"
+        await asyncio.sleep(0.05)
+    assert consoles[0].sio.connected
+    assert consoles[1].sio.connected
+    assert (await consoles[1].call("no.such.event", {}))["error"]["code"] == "unknown_event"
+
+
+async def test_an_event_racing_the_close_of_an_ended_session_is_refused(
+    app: web.Application, live: Any, make_staff: Any, db: Database
+) -> None:
     advisor = await make_staff(Role.ADVISOR)
     cookie = await live.staff_cookie(advisor)
     console = await live.staff(advisor, cookie)
-    digest = hashlib.sha256(cookie.encode()).hexdigest()
-    idle_since = utcnow() - timedelta(minutes=5)
-    async with db.transaction() as session:
-        row = await session.get(StaffSession, digest)
-        assert row is not None
-        row.last_seen_at = idle_since
-
-    # Past the recheck, the event itself is handled (this one is unknown, and says so).
-    answer = await console.call("no.such.event", {})
-    assert answer["error"]["code"] == "unknown_event"
-
-    async def refreshed() -> bool:
-        # Written just after the event, so the event does not wait for the write lock.
-        async with db.read() as session:
-            row = await session.get(StaffSession, digest)
-            assert row is not None
-            return row.last_seen_at > idle_since + timedelta(minutes=4)
-
-    await wait_until(refreshed)
-
-    async with db.transaction() as session:
-        await session.execute(delete(StaffSession).where(StaffSession.id == digest))
-    answer = await console.call("no.such.event", {})
+    staff_sockets = app[STAFF_SOCKETS]
+    (ctx,) = staff_sockets.contexts.values()
+    ctx.extra["ended"] = True  # as the pass marks it just before it closes the socket
+    answer = await console.call("presence.list")
     assert answer["error"]["code"] == "session_expired"
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5
-    while console.sio.connected:
-        assert loop.time() < deadline, "the signed-out advisor's socket stayed open"
-        await asyncio.sleep(0.05)

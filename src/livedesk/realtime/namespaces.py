@@ -6,7 +6,7 @@ the capability that declared it (see ``registry.py``). No rules live here.
 
 from __future__ import annotations
 
-import time
+import asyncio
 from typing import Any
 
 import socketio
@@ -28,9 +28,11 @@ from livedesk.visitors.service import TOKENS
 
 log = get_logger("livedesk.realtime")
 
-# A staff socket re-checks its login session this often, so logout and disabling an
-# account reach open sockets too.
+# The login sessions behind a process's staff sockets are checked together this often, so
+# logout, expiry and disabling reach open sockets (idle ones too) within this time.
 STAFF_RECHECK_SECONDS = 30.0
+# Sessions per query: small enough that each query's rows are a short turn of the event loop.
+_RECHECK_CHUNK = 200
 _LIFECYCLE = frozenset({"connect", "disconnect"})
 
 
@@ -143,34 +145,61 @@ class StaffNamespace(LivedeskNamespace):
         if principal is None:
             raise _refused("unauthenticated", "Sign in as staff first")
         ctx = EventContext(app=self.app, sid=sid, namespace=self.namespace, staff=principal)
-        ctx.extra["checked_at"] = time.monotonic()
         ctx.extra["session_token"] = _request(environ).cookies.get(SESSION_COOKIE, "")
         await self.enter_room(sid, rooms.staff(principal.staff_id))
         await self._connected(ctx)
 
     async def recheck(self, ctx: EventContext) -> Ack | None:
-        if time.monotonic() - ctx.extra["checked_at"] < STAFF_RECHECK_SECONDS:
-            return None
-        token, policy = ctx.extra["session_token"], session_policy(self.app)
-        # A read decides; what it would change (refresh the session's last-seen time, delete
-        # an expired one) is written after, without holding up this event: on SQLite that
-        # write waits for the lock every chat send takes.
-        async with self.app[DB].read() as session:
-            result = await sessions.authenticate(session, token, policy)
-            changes = bool(session.dirty or session.deleted)
-        if changes:
-            self.app[BACKGROUND].spawn(self._write_session(token), name="staff.session_write")
-        if not isinstance(result, sessions.Principal):
-            # After the ack, which would otherwise never reach a socket already closed.
-            self.app[BACKGROUND].spawn(self.disconnect(ctx.sid), name="staff.session_ended")
+        # No database here: ``recheck_sessions`` decides for every socket of the process at
+        # once. (One read per socket's event once its interval had passed made 1,000 reads
+        # and writes in a burst when 1,000 advisors came back to work together, and their
+        # thread hops stalled chat sends for a second; an idle socket was never checked.)
+        if ctx.extra.get("ended"):
             return fail("session_expired", "Your session has ended; please sign in again")
-        ctx.staff = result
-        ctx.extra["checked_at"] = time.monotonic()
+        ctx.extra["used"] = True
         return None
 
-    async def _write_session(self, token: str) -> None:
-        try:
-            async with self.app[DB].transaction() as session:
-                await sessions.authenticate(session, token, session_policy(self.app))
-        except Exception as exc:  # the next recheck or request writes it instead
-            log.warning("staff session not refreshed", error=repr(exc))
+    async def watch_sessions(self) -> None:
+        """Run ``recheck_sessions`` every ``STAFF_RECHECK_SECONDS`` while the app runs."""
+        while True:
+            await asyncio.sleep(STAFF_RECHECK_SECONDS)
+            try:
+                await self.recheck_sessions()
+            except Exception as exc:  # the database may be away; the next round tries again
+                log.warning("staff sessions not rechecked", error=repr(exc))
+
+    async def recheck_sessions(self) -> int:
+        """Check the login session behind every staff socket of this process, a few hundred
+        sessions per query, and close the sockets whose session has ended (logged out, expired,
+        account disabled); the others get their principal refreshed, and sessions used since
+        the last check their last-seen time. Returns how many sockets were closed."""
+        sockets: dict[str, list[EventContext]] = {}
+        used: set[str] = set()
+        for ctx in list(self.contexts.values()):
+            if ctx.extra.get("ended"):
+                continue
+            token = ctx.extra["session_token"]
+            sockets.setdefault(token, []).append(ctx)
+            if ctx.extra.pop("used", False):
+                used.add(token)
+        tokens, policy, closed = list(sockets), session_policy(self.app), 0
+        for start in range(0, len(tokens), _RECHECK_CHUNK):
+            chunk = tokens[start : start + _RECHECK_CHUNK]
+            async with self.app[DB].read() as session:
+                found = await sessions.check_open(session, chunk, used, policy)
+            if found.ended or found.touch:
+                try:
+                    async with self.app[DB].transaction() as session:
+                        await sessions.write_checked(session, found)
+                except Exception as exc:  # the next round (or a request) writes it instead
+                    log.warning("staff sessions not written", error=repr(exc))
+            for token in chunk:
+                principal = found.valid.get(token)
+                for ctx in sockets[token]:
+                    if principal is not None:
+                        ctx.staff = principal
+                        continue
+                    ctx.extra["ended"] = True  # events until the close get session_expired
+                    closed += 1
+                    await self.disconnect(ctx.sid)
+        return closed

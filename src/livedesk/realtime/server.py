@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import socketio
 from aiohttp import web
 
+from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.realtime import rooms
 from livedesk.realtime.emit import SIO
@@ -30,6 +31,7 @@ from livedesk.realtime.wire import OrjsonCodec, WirePacket
 from livedesk.settings import Settings
 
 PROCESS = web.AppKey("process", ProcessRegistry)
+STAFF_SOCKETS = web.AppKey("staff_sockets", StaffNamespace)
 
 
 def _origin_policy(settings: Settings) -> Any:
@@ -86,7 +88,9 @@ def setup_realtime(app: web.Application) -> None:
     app[SIO] = sio
     event_hooks = hooks()
     sio.register_namespace(ShopperNamespace(rooms.SHOPPER_NS, app, shopper_events(), event_hooks))
-    sio.register_namespace(StaffNamespace(rooms.STAFF_NS, app, staff_events(), event_hooks))
+    staff = StaffNamespace(rooms.STAFF_NS, app, staff_events(), event_hooks)
+    sio.register_namespace(staff)
+    app[STAFF_SOCKETS] = staff
     app.cleanup_ctx.append(_process)
 
 
@@ -100,6 +104,7 @@ async def _process(app: web.Application) -> AsyncIterator[None]:
     process = ProcessRegistry(app[DB], staff_gone_handler(app), shoppers_gone_handler(app))
     app[PROCESS] = process
     await process.start()
+    app[BACKGROUND].spawn(app[STAFF_SOCKETS].watch_sessions(), name="staff.sessions")
     yield
     await process.stop()
     await _close_fanout(sio)
