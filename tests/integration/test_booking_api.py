@@ -334,10 +334,12 @@ async def test_buffers_keep_bookings_apart(client: Client, world: dict[str, Any]
         "/api/v1/bookings", json=booking_body(buffered["id"], start + timedelta(minutes=45), advisor.id)
     )
     assert ok.status == 201, await ok.text()
-    day = start.astimezone(ZoneInfo("Europe/London")).date()
+    # The days the three starts fall on (late in the day, the last is tomorrow).
+    london = ZoneInfo("Europe/London")
+    first, last = start.astimezone(london).date(), (start + timedelta(minutes=90)).astimezone(london).date()
     slots = await (
         await client.get(
-            f"/api/v1/booking/slots?type_id={buffered['id']}&start={day}&end={day}&timezone=Europe/London"
+            f"/api/v1/booking/slots?type_id={buffered['id']}&start={first}&end={last}&timezone=Europe/London"
             f"&advisor={advisor.id}"
         )
     ).json()
