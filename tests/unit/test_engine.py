@@ -4,12 +4,13 @@ either, this fails loudly instead of the server silently going back to the libra
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from importlib.metadata import version
 
 import engineio
 import socketio
-from engineio import async_server, async_socket
+from engineio import async_server, async_socket, packet
 from engineio.async_drivers import aiohttp as aiohttp_driver
 
 from livedesk.realtime.engine import LeanSocket, serve_lean
@@ -56,3 +57,34 @@ def test_only_the_library_socket_class_is_swapped() -> None:
     serve_lean(other)
     assert type(other) is Other
     serve_lean(None)  # a socket already gone: nothing to do
+
+
+class _BrokenWebSocket:
+    """The engine.io driver's websocket, as it is once the peer has gone: every send fails."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.closes = 0
+
+    async def send(self, message: str) -> None:
+        self.sent.append(message)
+        raise ConnectionResetError("gone")
+
+    async def close(self) -> None:
+        self.closes += 1
+
+
+async def test_a_writer_whose_peer_is_gone_keeps_emptying_its_queue() -> None:
+    """A server-side close waits for the socket's queue to empty (``queue.join``): after the
+    first failed send the writer closes the websocket (waking the reader) and drops the rest."""
+    socket = object.__new__(LeanSocket)
+    socket.queue = asyncio.Queue()
+    ws = _BrokenWebSocket()
+    writer = asyncio.create_task(socket._write_frames(ws))
+    for n in range(3):
+        socket.queue.put_nowait(packet.Packet(packet.MESSAGE, f"m{n}"))
+    await asyncio.wait_for(socket.queue.join(), 5)
+    assert ws.sent == ["4m0"]  # one attempt; the others were dropped
+    assert ws.closes >= 1
+    socket.queue.put_nowait(None)
+    await asyncio.wait_for(writer, 5)

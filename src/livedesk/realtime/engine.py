@@ -82,18 +82,24 @@ class LeanSocket(async_socket.AsyncSocket):  # type: ignore[misc]
     async def _write_frames(self, ws: Any) -> None:
         """Send queued packets in order until ``None`` (the socket is done), then close the
         websocket so a reader still waiting on it wakes."""
-        queue = self.queue
+        queue, sending = self.queue, True
         try:
             while True:
                 pkt = await queue.get()
                 queue.task_done()
                 if pkt is None:
                     break
-                await ws.send(pkt.encode())
-        except Exception:  # noqa: S110 - the peer is gone; closing below is all that is left
-            pass
+                if not sending:
+                    # The peer is gone. The packet is dropped rather than left queued: a
+                    # server-side close waits for the queue to empty.
+                    continue
+                try:
+                    await ws.send(pkt.encode())
+                except Exception:
+                    sending = False
+                    await _close_quietly(ws)  # wakes the reader, which ends the socket
         finally:
-            await ws.close()
+            await _close_quietly(ws)
 
     async def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
         await super().close(wait=wait, abort=abort, reason=reason)
@@ -103,6 +109,11 @@ class LeanSocket(async_socket.AsyncSocket):  # type: ignore[misc]
             # still waiting on a silent client. (An abort comes from the reader itself, or
             # from a client that is closing its websocket anyway.)
             self.queue.put_nowait(None)
+
+
+async def _close_quietly(ws: Any) -> None:
+    with contextlib.suppress(Exception):  # a connection already broken has nothing to close
+        await ws.close()
 
 
 def serve_lean(engine_socket: Any) -> None:
