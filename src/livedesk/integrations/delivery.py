@@ -22,6 +22,7 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy import or_, select, update
 from sqlalchemy.engine import CursorResult
+from sqlalchemy.sql.elements import ColumnElement
 
 from livedesk.integrations.webhooks import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, body_of, sign
 from livedesk.kit.clock import utcnow
@@ -57,21 +58,22 @@ class Claimed:
     body: bytes
 
 
+def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """Pending, its time come, and not leased to a process right now."""
+    return (
+        WebhookDelivery.status == DeliveryStatus.PENDING,
+        WebhookDelivery.next_attempt_at <= now,
+        or_(WebhookDelivery.locked_until.is_(None), WebhookDelivery.locked_until < now),
+    )
+
+
 async def claim(db: Database, settings: Settings, limit: int = BATCH) -> list[Claimed]:
     """Take up to ``limit`` due rows for this process (one short transaction)."""
     now = utcnow()
     # Most polls find nothing due: say so from a read, without the write lock a claim takes
     # (on SQLite, the lock every chat send needs too).
     async with db.read() as session:
-        due = await session.scalar(
-            select(WebhookDelivery.id)
-            .where(
-                WebhookDelivery.status == DeliveryStatus.PENDING,
-                WebhookDelivery.next_attempt_at <= now,
-                or_(WebhookDelivery.locked_until.is_(None), WebhookDelivery.locked_until < now),
-            )
-            .limit(1)
-        )
+        due = await session.scalar(select(WebhookDelivery.id).where(*_due(now)).limit(1))
     if due is None:
         return []
     lease = now + timedelta(seconds=settings.webhook_timeout_seconds * 2 + 5)
@@ -79,11 +81,7 @@ async def claim(db: Database, settings: Settings, limit: int = BATCH) -> list[Cl
         stmt = (
             select(WebhookDelivery, WebhookEndpoint)
             .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-            .where(
-                WebhookDelivery.status == DeliveryStatus.PENDING,
-                WebhookDelivery.next_attempt_at <= now,
-                or_(WebhookDelivery.locked_until.is_(None), WebhookDelivery.locked_until < now),
-            )
+            .where(*_due(now))
             .order_by(WebhookDelivery.next_attempt_at)
             .limit(limit)
         )

@@ -9,7 +9,7 @@ import secrets
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import delete, select, update
@@ -51,6 +51,17 @@ class NewSession:
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _ended(
+    active: bool, last_seen: datetime, created: datetime, now: datetime, policy: SessionPolicy
+) -> bool:
+    """A session ends with its account, after the idle timeout, or at the absolute one."""
+    return not active or now - last_seen > policy.idle or now - created > policy.absolute
+
+
+def _due_touch(last_seen: datetime, now: datetime) -> bool:
+    return now - last_seen > _TOUCH_EVERY
 
 
 def _principal(staff: Staff, row: StaffSession) -> Principal:
@@ -124,10 +135,10 @@ async def authenticate(
         return "missing"
     row, staff = found  # a Row unpacks like a tuple (Row.tuple() is deprecated)
     now = utcnow()
-    if not staff.active or now - row.last_seen_at > policy.idle or now - row.created_at > policy.absolute:
+    if _ended(staff.active, row.last_seen_at, row.created_at, now, policy):
         await session.delete(row)
         return "expired"
-    if now - row.last_seen_at > _TOUCH_EVERY:
+    if _due_touch(row.last_seen_at, now):
         row.last_seen_at = now
     return _principal(staff, row)
 
@@ -169,7 +180,7 @@ async def check_open(
     )
     now, found = utcnow(), OpenSessions()
     for session_id, last_seen, created, csrf, staff_id, role, email, name, team_id, active in rows:
-        if not active or now - last_seen > policy.idle or now - created > policy.absolute:
+        if _ended(active, last_seen, created, now, policy):
             found.ended.append(session_id)
             continue
         token = by_id[session_id]
@@ -182,7 +193,7 @@ async def check_open(
             csrf_token=csrf,
             team_id=team_id,
         )
-        if token in used and now - last_seen > _TOUCH_EVERY:
+        if token in used and _due_touch(last_seen, now):
             found.touch.append(session_id)
     return found
 
