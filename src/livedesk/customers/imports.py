@@ -5,7 +5,9 @@ id, and rows are applied in batches, each batch in one transaction that also mov
 ``next_line`` on. So an import stopped at any point (a crash, Ctrl-C, a restart) resumes at
 the first row not yet committed, and running it again never applies a row twice (the rows
 are idempotent upserts anyway). A bad row is reported by its line number and skipped; the
-rest go on. The same file (by SHA-256) is the same job.
+rest go on. The same file (by SHA-256) is the same job. Rows go through the shop API's
+service, so its identity rule holds here too: a row of a new shop customer id carrying
+another profile's e-mail or phone number is refused (by line), never attached to them.
 
 Columns (header row required, extra columns ignored, UTF-8 with or without BOM):
 

@@ -345,6 +345,7 @@ async def resolve_shopper(
     timezone: str | None = None,
     actor_staff_id: uuid.UUID | None = None,
     source: str = "resolve",
+    strict_shop_id: bool = False,
 ) -> Resolution:
     """Find the one person these identities belong to, or create them.
 
@@ -357,6 +358,12 @@ async def resolve_shopper(
     created (with a ``profile.created`` event) unless ``create`` is false, in which case
     ``view`` is None. ``display_name``, ``locale`` and ``timezone`` are used for a new
     profile; an existing one only gets a display name if it had none.
+
+    ``strict_shop_id`` is for data that a shop sends about *its* customer: a shop customer id
+    nobody holds yet may not lead to another person's profile through an e-mail or phone
+    number sent along (that would file the shop's data, and later its name and e-mail
+    changes, under someone else). Such a call is a Conflict (409 ``identity_conflict``)
+    naming the identity; a known shop id still wins as usual.
 
     Booking, visitor linking and shop import call this. ValidationFailed (422) names a bad
     field; at least one identity is required.
@@ -388,7 +395,9 @@ async def resolve_shopper(
             # A savepoint, so that losing a race undoes only this attempt, not the caller's
             # transaction (which may already hold the booking this shopper is resolved for).
             async with session.begin_nested():
-                return await _resolve_once(session, wanted, profile, create=create)
+                return await _resolve_once(
+                    session, wanted, profile, create=create, strict_shop_id=strict_shop_id
+                )
         except IntegrityError:
             # On PostgreSQL another transaction inserted one of these identities between our
             # lookup and our insert, and has committed (the insert waited for it). Looking again
@@ -412,9 +421,20 @@ class _NewProfile:
 
 
 async def _resolve_once(
-    session: AsyncSession, wanted: Mapping[IdentityKind, str], profile: _NewProfile, *, create: bool
+    session: AsyncSession,
+    wanted: Mapping[IdentityKind, str],
+    profile: _NewProfile,
+    *,
+    create: bool,
+    strict_shop_id: bool = False,
 ) -> Resolution:
     owners = await owners_of(session, wanted)
+    shop_id = IdentityKind.SHOP_CUSTOMER_ID
+    if strict_shop_id and shop_id in wanted and shop_id not in owners:
+        # A new shop customer: any other identity already held is someone else's.
+        for kind in RESOLVE_PRIORITY:
+            if kind in owners:
+                raise _identity_conflict(kind, wanted[kind], owners[kind])
     by_shopper: dict[uuid.UUID, list[IdentityKind]] = {}
     for kind in RESOLVE_PRIORITY:
         if kind in owners:

@@ -81,6 +81,7 @@ class ShopShopperOut(BaseModel):
     shopper_id: uuid.UUID
     shop_customer_id: str
     created: bool
+    changed: bool
 
 
 class OrderOut(BaseModel):
@@ -98,6 +99,7 @@ class ChannelEventOut(BaseModel):
     external_id: str
     shopper_id: uuid.UUID
     created: bool
+    changed: bool
 
 
 # --- admin ----------------------------------------------------------------------------------

@@ -3,7 +3,9 @@ channel events such as store visits. Every write is an upsert keyed by the shop'
 sending the same thing twice (a retry, a re-run import) changes nothing the second time.
 
 The shop API and the CSV import both come through here; the shopper is found by the shop
-customer id first (then e-mail, then phone — see ``customers.service.resolve_shopper``).
+customer id first (then e-mail, then phone — see ``customers.service.resolve_shopper``). A
+shop customer id nobody holds yet never leads to another person's profile: sent with an
+e-mail or phone number of someone else it is a 409 ``identity_conflict`` (strict_shop_id).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.customers import service as customers
+from livedesk.customers.repository import ShopperView
 from livedesk.customers.schemas import ShopperUpdate
 from livedesk.customers.timeline import live_shopper_id, new_event
 from livedesk.integrations.schemas import ChannelEventUpsert, OrderUpsert, ShopCustomer, ShopperUpsert
@@ -35,7 +38,9 @@ class Upserted:
 
 
 async def shopper_for(session: AsyncSession, customer: ShopCustomer, *, source: str) -> uuid.UUID:
-    """The live profile of this shop customer, made if new; fills identities it lacks."""
+    """The live profile of this shop customer, made if new; fills identities it lacks.
+    Conflict (409 ``identity_conflict``) for a new shop customer id sent with an e-mail or
+    phone number of another profile: the data is refused rather than filed under them."""
     found = await customers.resolve_shopper(
         session,
         shop_customer_id=customer.shop_customer_id,
@@ -45,39 +50,63 @@ async def shopper_for(session: AsyncSession, customer: ShopCustomer, *, source: 
         display_name=customer.display_name,
         locale=customer.locale,
         source=source,
+        strict_shop_id=True,
     )
     assert found.view is not None
     return found.view.shopper.id
 
 
+def _state(view: ShopperView) -> tuple[object, ...]:
+    """What a customer push can change, to tell whether it did."""
+    shopper = view.shopper
+    identities = sorted((row.kind.value, row.value) for row in view.identities)
+    return (shopper.display_name, shopper.email, shopper.phone, shopper.locale, identities)
+
+
 async def upsert_shopper(
     session: AsyncSession, shop_customer_id: str, data: ShopperUpsert, *, source: str = "shop"
 ) -> Upserted:
-    """Create or update the profile of one shop customer. A name, e-mail or phone number
-    sent replaces the profile's; fields not sent are kept. Conflict (409) when the e-mail or
-    phone number belongs to another profile (nothing is merged automatically)."""
-    found = await customers.resolve_shopper(
-        session,
-        shop_customer_id=shop_customer_id,
-        display_name=data.display_name,
-        locale=data.locale,
-        source=source,
-    )
+    """Create or update the profile of one shop customer. A name, e-mail, phone number or
+    locale sent replaces the profile's; fields not sent are kept. Conflict (409) when the
+    e-mail or phone number belongs to another profile (nothing is merged automatically).
+
+    Only the profile that holds this shop customer id is ever written: a new id gets a
+    profile of its own (made with everything sent, in one step, so a conflict refuses it
+    before anything exists)."""
+    found = await customers.resolve_shopper(session, shop_customer_id=shop_customer_id, create=False)
+    if found.view is None:
+        found = await customers.resolve_shopper(
+            session,
+            shop_customer_id=shop_customer_id,
+            email=data.email,
+            phone=data.phone,
+            phone_region=data.phone_region,
+            display_name=data.display_name,
+            locale=data.locale,
+            source=source,
+            strict_shop_id=True,
+        )
+        assert found.view is not None
+        if found.created:
+            return Upserted(found.view.shopper.id, found.view.shopper.id, created=True)
+        # Another request made this shop customer between our two looks: update theirs.
     assert found.view is not None
     shopper = found.view.shopper
+    before = _state(found.view)
     changes: dict[str, object] = {"phone_region": data.phone_region}
     if data.display_name is not None and data.display_name != shopper.display_name:
         changes["display_name"] = data.display_name
+    if data.locale is not None and data.locale != shopper.locale:
+        changes["locale"] = data.locale
     if data.email is not None:
         changes["email"] = data.email
     if data.phone is not None:
         changes["phone"] = data.phone
-    if len(changes) > 1:
-        before = (shopper.display_name, shopper.email, shopper.phone)
-        view = await customers.update_shopper(session, shopper.id, ShopperUpdate.model_validate(changes))
-        after = (view.shopper.display_name, view.shopper.email, view.shopper.phone)
-        return Upserted(shopper.id, shopper.id, found.created, found.created or before != after)
-    return Upserted(shopper.id, shopper.id, found.created, found.created)
+    if len(changes) == 1:
+        return Upserted(shopper.id, shopper.id, created=False, changed=bool(found.attached))
+    view = await customers.update_shopper(session, shopper.id, ShopperUpdate.model_validate(changes))
+    changed = bool(found.attached) or _state(view) != before
+    return Upserted(shopper.id, shopper.id, created=False, changed=changed)
 
 
 def _order_summary(order: OrderUpsert) -> str:

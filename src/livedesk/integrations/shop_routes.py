@@ -87,13 +87,19 @@ async def put_customer(
 ):
     """Create or update a shop customer's profile, keyed by the shop's customer id.
 
+    Only the profile holding this shop customer id is written; an e-mail or phone number of
+    another profile is a 409 identity_conflict. ``changed`` says whether anything differed.
+
     Tags: shop
     """
     await authenticate(request)
     async with request.app[DB].transaction() as session:
         done = await shop.upsert_shopper(session, shop_customer_id, body)
     out = ShopShopperOut(
-        shopper_id=done.shopper_id, shop_customer_id=shop_customer_id.strip(), created=done.created
+        shopper_id=done.shopper_id,
+        shop_customer_id=shop_customer_id.strip(),
+        created=done.created,
+        changed=done.changed,
     )
     return model_json(out, status=201 if done.created else 200)
 
@@ -111,8 +117,10 @@ async def put_order(
 ):
     """Create or replace an order with its line items, keyed by the shop's order id.
 
-    The customer is found (or created) by shop customer id, then e-mail, then phone. The
-    first time, the order lands on the shopper's timeline.
+    The customer is found by shop customer id (then e-mail, then phone for a known one). A
+    new shop customer id gets its own profile; sent with an e-mail or phone number of
+    another profile it is a 409 identity_conflict, never filed under that profile. The first
+    time, the order lands on the shopper's timeline.
 
     Tags: shop
     """
@@ -135,9 +143,16 @@ async def put_order(
 @shop_api
 async def put_event(
     request: web.Request, external_id: ShopId, /, body: ChannelEventUpsert
-) -> r200[ChannelEventOut] | r201[ChannelEventOut] | r401[ErrorResponse] | r422[ErrorResponse]:
+) -> (
+    r200[ChannelEventOut]
+    | r201[ChannelEventOut]
+    | r401[ErrorResponse]
+    | r409[ErrorResponse]
+    | r422[ErrorResponse]
+):
     """Record a store visit (kind store.visit) or another channel event once, keyed by the
-    shop's event id; it lands on the shopper's timeline.
+    shop's event id; it lands on the shopper's timeline. The customer is found as for an
+    order (409 identity_conflict for a new shop id with another profile's e-mail or phone).
 
     Tags: shop
     """
@@ -145,7 +160,11 @@ async def put_event(
     async with request.app[DB].transaction() as session:
         done = await shop.record_event(session, external_id, body, integration_id=principal.integration_id)
     out = ChannelEventOut(
-        id=done.id, external_id=external_id, shopper_id=done.shopper_id, created=done.created
+        id=done.id,
+        external_id=external_id,
+        shopper_id=done.shopper_id,
+        created=done.created,
+        changed=done.changed,
     )
     return model_json(out, status=201 if done.created else 200)
 
