@@ -102,7 +102,9 @@ async def test_order_and_recording_events_open_in_full(live: Any, make_staff: An
             "Recording ready",
             {"recording_id": recording_id},
         )
-    await login(live.http, await make_staff(Role.ADVISOR))
+    # A supervisor: an advisor gets a recording's player address only for their own
+    # consultations (tests/integration/test_recording_reach.py).
+    await login(live.http, await make_staff(Role.SUPERVISOR))
     async with db.read() as session:
         order_event = await session.scalar(
             select(TimelineEvent.id).where(TimelineEvent.kind == TimelineKind.SHOP_ORDER)

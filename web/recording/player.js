@@ -1,7 +1,8 @@
 // Playing a recording from the customer's history (advisor console): a "Play" disclosure on
 // the timeline entry of a ready recording that loads the file only when opened. The file is
-// streamed with HTTP Range by /api/v1/recordings/{id}/media, which lets only staff who may
-// see the shopper in (403 otherwise) and writes every access to the audit log.
+// streamed with HTTP Range by /api/v1/recordings/{id}/media, which lets in only the advisor of
+// the recording's consultation, supervisors and admins (403 otherwise: the "unavailable" note)
+// and writes every access to the audit log.
 //
 // The file holds four tracks (shopper video and audio, advisor video and audio); a browser
 // plays the first video and audio track — the shopper's — and the download has them all

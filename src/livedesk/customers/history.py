@@ -23,6 +23,8 @@ from livedesk.models import (
     TimelineKind,
 )
 from livedesk.models.integrations import ChannelEvent
+from livedesk.recording import access as recording_access
+from livedesk.staff.sessions import Principal
 
 NOTE_MAX = 5000
 TRANSCRIPT_MAX = 1000
@@ -115,7 +117,9 @@ def _uuid(value: Any) -> uuid.UUID | None:
         return None
 
 
-async def event_detail(session: AsyncSession, shopper_id: uuid.UUID, event_id: uuid.UUID) -> dict[str, Any]:
+async def event_detail(
+    session: AsyncSession, shopper_id: uuid.UUID, event_id: uuid.UUID, viewer: Principal
+) -> dict[str, Any]:
     """One timeline event of this (live) shopper with what it refers to. NotFound when the
     event is not this shopper's — an id never opens another shopper's history."""
     event = await session.get(TimelineEvent, event_id)
@@ -144,7 +148,10 @@ async def event_detail(session: AsyncSession, shopper_id: uuid.UUID, event_id: u
             }
     elif event.kind is TimelineKind.RECORDING:
         recording_id = _uuid(event.data.get("recording_id") or event.ref_id)
-        if recording_id:
+        # The player address only for those who may play it (the recording capability's
+        # rule: its consultation's advisor, supervisors, admins) — the timeline itself is
+        # open to every advisor.
+        if recording_id and await recording_access.may_play_id(session, viewer, recording_id):
             detail = {
                 "recording": {"id": recording_id, "media_url": f"/api/v1/recordings/{recording_id}/media"}
             }

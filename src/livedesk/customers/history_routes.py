@@ -111,10 +111,10 @@ async def timeline_event(
 
     Tags: shoppers
     """
-    await require_staff(request)
+    staff = await require_staff(request)
     async with request.app[DB].read() as session:
         shopper = await service.live_shopper(session, shopper_id)
-        detail = await history.event_detail(session, shopper.id, event_id)
+        detail = await history.event_detail(session, shopper.id, event_id, staff)
         event = await history.load_event(session, event_id)
         out = EventDetailOut(
             id=event.id,

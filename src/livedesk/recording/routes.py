@@ -1,5 +1,7 @@
 """HTTP routes of recording: a shopper's recordings, one recording, and its media streamed
-with HTTP Range — to staff who may see that shopper only, every media access audited."""
+with HTTP Range — to the advisor of the recording's consultation, supervisors and admins only
+(``access.py``), every read audited. Each handler writes its audit entry in a transaction and
+answers a refusal only after that transaction committed."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r206, r401, r403, r404, r409, r416
 
 from livedesk.kit.context import DB
-from livedesk.kit.errors import AppError, Forbidden, NotFound
+from livedesk.kit.errors import AppError, NotFound
 from livedesk.kit.http import ErrorResponse, model_json
 from livedesk.kit.logging import get_logger
 from livedesk.recording import access
@@ -56,29 +58,31 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 async def list_recordings(
     request: web.Request, shopper_id: uuid.UUID, /
 ) -> r200[RecordingListOut] | r401[ErrorResponse] | r403[ErrorResponse]:
-    """A shopper's recordings, newest first, with their consents (supervisors and admins, or an
-    advisor who has served the shopper).
+    """A shopper's recordings, newest first, with their consents: all of them for supervisors
+    and admins; for an advisor who has served the shopper, those of the consultations they took
+    part in. Audited.
 
     Tags: recordings
     """
     staff = await require_staff(request)
-    async with request.app[DB].read() as session:
-        rows = await access.list_for_shopper(session, shopper_id, staff)
-    return model_json(RecordingListOut(recordings=rows))
+    async with request.app[DB].transaction() as session:
+        outcome = await access.list_for_shopper(session, shopper_id, staff)
+    return model_json(RecordingListOut(recordings=outcome.unwrap()))
 
 
 @guarded()
 async def get_recording(
     request: web.Request, recording_id: uuid.UUID, /
 ) -> r200[RecordingOut] | r401[ErrorResponse] | r403[ErrorResponse] | r404[ErrorResponse]:
-    """One recording: state, consents, duration and size.
+    """One recording: state, consents, duration and size (its consultation's advisor,
+    supervisors and admins). Audited.
 
     Tags: recordings
     """
     staff = await require_staff(request)
-    async with request.app[DB].read() as session:
-        result = await access.get_for_staff(session, recording_id, staff)
-    return model_json(result)
+    async with request.app[DB].transaction() as session:
+        outcome = await access.get_for_staff(session, recording_id, staff)
+    return model_json(outcome.unwrap())
 
 
 @guarded()
@@ -101,11 +105,8 @@ async def recording_media(
     staff = await require_staff(request)
     byte_range = request.headers.get("Range")
     async with request.app[DB].transaction() as session:
-        recording = await access.open_for_playback(session, recording_id, staff, byte_range)
-        allowed = await access.may_see_shopper(session, staff, recording.shopper_id)
-    if not allowed:
-        # The refusal is audited (committed above) before it is answered.
-        raise Forbidden("You may not see this shopper's recordings", code="forbidden")
+        outcome = await access.open_for_playback(session, recording_id, staff, byte_range)
+    recording = outcome.unwrap()
     assert recording.storage_key is not None
     store = request.app[RECORDING_STORE]
     try:
