@@ -1,54 +1,86 @@
 """Privacy requests: export one shopper's data as JSON; erase or anonymise it.
 
-Both find the shopper's rows the way a merge does — every column of any table that points at
-a shopper (``repository.shopper_references``) — so a capability's table added later is
-exported and erased without anyone listing it here. Every request is audited (the audit entry
-holds counts, never the personal data itself).
+Which rows are the shopper's is worked out from the models, not listed: a row is theirs when
+its table points at a shopper (any column, ``repository.shopper_references``) and the id is
+one of theirs, or when it belongs (``ON DELETE CASCADE``) to a row that is theirs — a
+booking's mails, a consultation's messages, files and survey invitation. So a capability's
+table added later is exported, erased and scrubbed from the audit log without anyone listing
+it here. Every request is audited (the entry holds counts, never the personal data itself).
 
-* **erase**: the profile, the profiles merged into it, and everything pointing at them are
-  deleted (foreign keys cascade); recordings through the recording service (files too), chat
-  files from storage once the transaction commits.
-* **anonymise**: the rows stay for statistics (orders still feed recommendations) but nothing
-  in them names the person: profile fields blanked, identities and search terms deleted,
-  timeline texts, chat messages and consultation notes emptied, recordings and chat files
-  deleted.
+* **erase**: the profile, the profiles merged into it, and every row that is theirs are
+  deleted; recordings through the recording service (files too), chat files from storage once
+  the transaction commits; audit entries about any of those rows lose their details, and
+  outgoing webhooks that name the shopper keep only ids.
+* **anonymise**: the rows that feed statistics (``KEPT_ON_ANONYMISE``) stay but nothing in
+  them names the person — each capability's ``forget_shoppers`` blanks its own texts
+  (booking contacts and queued mails, typed survey answers and comments, chat texts and
+  notes); the profile is blanked; every other row of theirs is deleted, which is what a table
+  added later gets until someone decides it is worth keeping.
 """
 
 from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic_core import to_jsonable_python
-from sqlalchemy import FromClause, delete, or_, select, update
+from sqlalchemy import ColumnElement, ForeignKey, FromClause, Table, delete, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from livedesk.customers.repository import load_live, shopper_references
+from livedesk.booking import privacy as booking_privacy
+from livedesk.consultations import privacy as consultations_privacy
+from livedesk.consultations.privacy import DeleteFile
+from livedesk.customers.repository import load_live
+from livedesk.integrations import privacy as integrations_privacy
 from livedesk.kit.clock import utcnow
-from livedesk.kit.db import after_commit
 from livedesk.kit.logging import get_logger
-from livedesk.models import (
-    AuditEntry,
-    ChatFile,
-    Consultation,
-    Message,
-    Shopper,
-    ShopperConnection,
-    ShopperIdentity,
-    ShopperMerge,
-    TimelineEvent,
-)
-from livedesk.models.integrations import ChannelEvent, ShopperSearchTerm
+from livedesk.models import AuditEntry, Base, Shopper, ShopperMerge, TimelineEvent
+from livedesk.models.integrations import ChannelEvent
+from livedesk.surveys import privacy as surveys_privacy
 
 log = get_logger("livedesk.privacy")
 
 EXPORT_FORMAT = "livedesk.shopper-export/1"
 ANONYMOUS_NAME = "Anonymised shopper"
-DeleteFile = Callable[[str], Awaitable[None]]
+# Derived from the profile, nothing the shopper gave us: not exported.
+NOT_EXPORTED = frozenset({"shopper_search_terms", "shopper_connections"})
+# Rows an anonymisation keeps (statistics: orders feed recommendations, consultations and
+# bookings the figures), each blanked by its capability. Every other table's rows of the
+# shopper are deleted.
+KEPT_ON_ANONYMISE = frozenset(
+    {
+        "consultations",
+        "messages",
+        "timeline_events",
+        "channel_events",
+        "shop_orders",
+        "shop_order_lines",
+        "bookings",
+        "booking_mails",
+        "survey_responses",
+        "satisfaction_responses",
+        "payment_requests",
+        "payment_request_lines",
+        "payment_refunds",
+        "shopper_merges",
+    }
+)
+# Ids per statement when scrubbing the audit log (bound parameters stay well under limits).
+AUDIT_CHUNK = 500
+
+__all__ = [
+    "ANONYMOUS_NAME",
+    "DeleteFile",
+    "ErasureMode",
+    "ErasureResult",
+    "erase_shopper",
+    "export_shopper",
+    "owned_tables",
+]
 
 
 class ErasureMode(enum.StrEnum):
@@ -61,6 +93,35 @@ class ErasureResult:
     shopper_id: uuid.UUID
     mode: ErasureMode
     counts: dict[str, int]
+
+
+def owned_tables() -> dict[str, tuple[Table, list[ForeignKey]]]:
+    """Every table that can hold a shopper's rows (parents before children), with the foreign
+    keys that make a row theirs: the columns pointing at a shopper when the table has any,
+    else its ``ON DELETE CASCADE`` keys into tables already found."""
+    owned: dict[str, tuple[Table, list[ForeignKey]]] = {}
+    for table in Base.metadata.sorted_tables:
+        if table.name == "shoppers":
+            continue  # the profiles themselves (merged_into) are handled on their own
+        keys = sorted(table.foreign_keys, key=lambda k: k.parent.name)
+        direct = [k for k in keys if k.column.table.name == "shoppers"]
+        via = [k for k in keys if k.ondelete == "CASCADE" and k.column.table.name in owned]
+        if direct or via:
+            owned[table.name] = (table, direct or via)
+    return owned
+
+
+def _theirs(name: str, ids: Sequence[uuid.UUID], owned: dict[str, tuple[Table, list[ForeignKey]]]) -> Any:
+    """The condition that a row of table ``name`` is one of the shopper's."""
+    _, keys = owned[name]
+    clauses: list[ColumnElement[bool]] = []
+    for key in keys:
+        parent = key.column.table.name
+        if parent == "shoppers":
+            clauses.append(key.parent.in_(ids))
+        else:
+            clauses.append(key.parent.in_(select(key.column).where(_theirs(parent, ids, owned))))
+    return or_(*clauses)
 
 
 def _row(table: FromClause, row: Any) -> dict[str, Any]:
@@ -104,35 +165,43 @@ async def export_shopper(
     tables: dict[str, list[dict[str, Any]]] = {}
     profiles = (await session.scalars(select(Shopper).where(Shopper.id.in_(ids)))).all()
     tables["shoppers"] = [_row(Shopper.__table__, p) for p in profiles]
-    for column in shopper_references():
-        if column.table.name in {"shopper_search_terms", "shopper_connections"}:
-            continue  # derived data, nothing the shopper gave us
-        rows = (await session.execute(select(column.table).where(column.in_(ids)))).all()
-        if rows:
-            tables.setdefault(column.table.name, []).extend(_row(column.table, r) for r in rows)
-    consultation_ids = select(Consultation.id).where(Consultation.shopper_id.in_(ids))
-    for model in (Message, ChatFile):
-        table = model.__table__
-        rows = (
-            await session.execute(select(table).where(table.c.consultation_id.in_(consultation_ids)))
-        ).all()
-        tables[model.__tablename__] = [_row(table, r) for r in rows]
-    merges = (
-        await session.execute(
-            select(ShopperMerge.__table__).where(
-                or_(ShopperMerge.survivor_id.in_(ids), ShopperMerge.merged_id.in_(ids))
-            )
-        )
-    ).all()
-    tables["shopper_merges"] = [_row(ShopperMerge.__table__, r) for r in merges]
-    counts = {name: len(rows) for name, rows in tables.items()}
+    owned = owned_tables()
+    for name, (table, _) in owned.items():
+        if name in NOT_EXPORTED:
+            continue
+        rows = (await session.execute(select(table).where(_theirs(name, ids, owned)))).all()
+        tables[name] = [_row(table, r) for r in rows]
+    counts = {name: len(rows) for name, rows in tables.items() if rows}
     _audit(session, actor_staff_id, "shopper.export", shopper.id, {"counts": counts})
     return {
         "format": EXPORT_FORMAT,
         "exported_at": utcnow().isoformat(),
         "shopper_id": str(shopper.id),
-        "tables": tables,
+        "tables": {name: rows for name, rows in tables.items() if rows},
     }
+
+
+async def _scrub_audit(session: AsyncSession, ids: list[uuid.UUID], owned: dict[str, Any]) -> int:
+    """Audit entries about the shopper or any row of theirs (a chat file read names the file,
+    a merge snapshots the profile) keep who did what and when, not the details."""
+    targets = {str(i) for i in ids}
+    for name, (table, _) in owned.items():
+        key = list(table.primary_key.columns)
+        if len(key) == 1:
+            rows = await session.scalars(select(key[0]).where(_theirs(name, ids, owned)))
+            targets.update(str(v) for v in rows)
+    scrubbed = 0
+    ordered = sorted(targets)
+    for start in range(0, len(ordered), AUDIT_CHUNK):
+        scrubbed += _rowcount(
+            await session.execute(
+                update(AuditEntry)
+                .where(AuditEntry.target_id.in_(ordered[start : start + AUDIT_CHUNK]))
+                .values(details={"scrubbed": True})
+                .execution_options(synchronize_session=False)
+            )
+        )
+    return scrubbed
 
 
 async def _erase_recordings(session: AsyncSession, ids: list[uuid.UUID], actor: uuid.UUID | None) -> int:
@@ -142,39 +211,63 @@ async def _erase_recordings(session: AsyncSession, ids: list[uuid.UUID], actor: 
     return sum([await erase_for_shopper(session, sid, actor_staff_id=actor) for sid in ids])
 
 
-async def _chat_files(
-    session: AsyncSession, ids: list[uuid.UUID], delete_file: DeleteFile | None
-) -> tuple[int, list[str]]:
-    consultation_ids = select(Consultation.id).where(Consultation.shopper_id.in_(ids))
-    keys = list(
-        (
-            await session.scalars(
-                select(ChatFile.storage_key).where(ChatFile.consultation_id.in_(consultation_ids))
-            )
-        ).all()
-    )
-    await session.execute(
-        delete(ChatFile)
-        .where(ChatFile.consultation_id.in_(consultation_ids))
-        .execution_options(synchronize_session=False)
-    )
-    if delete_file is not None and keys:
-        remove = delete_file
-
-        async def remove_all() -> None:
-            for key in keys:
-                try:
-                    await remove(key)
-                except Exception:  # a file left behind must not hide that the rows are gone
-                    log.exception("chat file not deleted", storage_key=key)
-
-        after_commit(session, remove_all)
-    return len(keys), keys
-
-
 def _rowcount(result: Any) -> int:
     assert isinstance(result, CursorResult)
     return int(result.rowcount)
+
+
+async def _delete_theirs(
+    session: AsyncSession, ids: list[uuid.UUID], owned: dict[str, Any], keep: frozenset[str]
+) -> dict[str, int]:
+    """Delete the shopper's rows of every owned table not in ``keep``, children first (a
+    child's condition reads its parent's rows)."""
+    counts: dict[str, int] = {}
+    for name in reversed(list(owned)):
+        if name in keep:
+            continue
+        table, _ = owned[name]
+        deleted = _rowcount(await session.execute(delete(table).where(_theirs(name, ids, owned))))
+        if deleted:
+            counts[name] = deleted
+    return counts
+
+
+async def _blank_own_rows(session: AsyncSession, ids: list[uuid.UUID]) -> dict[str, int]:
+    """The customers capability's own kept rows: timeline texts, channel events, merge records
+    and the profiles."""
+    counts = {
+        "timeline_events": _rowcount(
+            await session.execute(
+                update(TimelineEvent)
+                .where(TimelineEvent.shopper_id.in_(ids))
+                .values(summary="", data={})
+                .execution_options(synchronize_session=False)
+            )
+        ),
+        "channel_events": _rowcount(
+            await session.execute(
+                update(ChannelEvent)
+                .where(ChannelEvent.shopper_id.in_(ids))
+                .values(description="", data={})
+                .execution_options(synchronize_session=False)
+            )
+        ),
+    }
+    await session.execute(
+        update(ShopperMerge)
+        .where(or_(ShopperMerge.survivor_id.in_(ids), ShopperMerge.merged_id.in_(ids)))
+        .values(details={})
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(Shopper)
+        .where(Shopper.id.in_(ids))
+        .values(
+            display_name=ANONYMOUS_NAME, email=None, phone=None, notes="", attributes={}, updated_at=utcnow()
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return counts
 
 
 async def erase_shopper(
@@ -190,78 +283,29 @@ async def erase_shopper(
     ``shopper.erase`` / ``shopper.anonymise`` with counts only."""
     shopper, ids = await _profile_ids(session, shopper_id)
     live_id = shopper.id
+    owned = owned_tables()
     counts: dict[str, int] = {"profiles": len(ids)}
+    # First, while every row is still there to be found (and before the recording service
+    # writes its own entries about this request, which stay).
+    counts["audit_log"] = await _scrub_audit(session, ids, owned)
     counts["recordings"] = await _erase_recordings(session, ids, actor_staff_id)
-    counts["chat_files"], _ = await _chat_files(session, ids, delete_file)
-    # Earlier audit entries about this person may quote them (a merge's profile snapshot).
-    await session.execute(
-        update(AuditEntry)
-        .where(AuditEntry.target_type == "shopper", AuditEntry.target_id.in_([str(i) for i in ids]))
-        .values(details={"scrubbed": True})
-        .execution_options(synchronize_session=False)
-    )
+    counts["chat_files"] = await consultations_privacy.delete_chat_files(session, ids, delete_file)
+    # The outbox has no key to the shopper (receivers are not ours), only their id in the data.
+    counts.update(await integrations_privacy.forget_shoppers(session, ids))
     if mode is ErasureMode.ERASE:
-        for column in shopper_references():
-            counts[column.table.name] = counts.get(column.table.name, 0) + _rowcount(
-                await session.execute(delete(column.table).where(column.in_(ids)))
-            )
-        await session.execute(
-            delete(ShopperMerge).where(
-                or_(ShopperMerge.survivor_id.in_(ids), ShopperMerge.merged_id.in_(ids))
-            )
-        )
+        counts.update(await _delete_theirs(session, ids, owned, frozenset()))
         # Merged-away rows first: they point at the live one.
         await session.execute(delete(Shopper).where(Shopper.id.in_(ids), Shopper.id != live_id))
         await session.execute(delete(Shopper).where(Shopper.id == live_id))
     else:
-        now = utcnow()
-        for model in (ShopperIdentity, ShopperSearchTerm, ShopperConnection):
-            counts[model.__tablename__] = _rowcount(
-                await session.execute(delete(model).where(model.shopper_id.in_(ids)))
-            )
-        counts["timeline_events"] = _rowcount(
-            await session.execute(
-                update(TimelineEvent)
-                .where(TimelineEvent.shopper_id.in_(ids))
-                .values(summary="", data={})
-                .execution_options(synchronize_session=False)
-            )
-        )
-        consultation_ids = select(Consultation.id).where(Consultation.shopper_id.in_(ids))
-        counts["messages"] = _rowcount(
-            await session.execute(
-                update(Message)
-                .where(Message.consultation_id.in_(consultation_ids))
-                .values(body="", data={})
-                .execution_options(synchronize_session=False)
-            )
-        )
-        await session.execute(
-            update(Consultation)
-            .where(Consultation.shopper_id.in_(ids))
-            .values(notes="")
-            .execution_options(synchronize_session=False)
-        )
-        await session.execute(
-            update(ChannelEvent)
-            .where(ChannelEvent.shopper_id.in_(ids))
-            .values(description="", data={})
-            .execution_options(synchronize_session=False)
-        )
-        await session.execute(
-            update(ShopperMerge)
-            .where(or_(ShopperMerge.survivor_id.in_(ids), ShopperMerge.merged_id.in_(ids)))
-            .values(details={})
-            .execution_options(synchronize_session=False)
-        )
-        await session.execute(
-            update(Shopper)
-            .where(Shopper.id.in_(ids))
-            .values(
-                display_name=ANONYMOUS_NAME, email=None, phone=None, notes="", attributes={}, updated_at=now
-            )
-            .execution_options(synchronize_session=False)
-        )
+        for forget in (
+            consultations_privacy.forget_shoppers,
+            booking_privacy.forget_shoppers,
+            surveys_privacy.forget_shoppers,
+        ):
+            counts.update(await forget(session, ids))
+        counts.update(await _blank_own_rows(session, ids))
+        counts.update(await _delete_theirs(session, ids, owned, KEPT_ON_ANONYMISE))
     action = "shopper.erase" if mode is ErasureMode.ERASE else "shopper.anonymise"
     _audit(session, actor_staff_id, action, live_id, {"counts": counts, "ids": [str(i) for i in ids]})
     log.info("shopper erased", mode=mode.value, shopper=str(live_id), counts=counts)
