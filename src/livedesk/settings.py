@@ -170,6 +170,10 @@ class Settings(BaseSettings):
     webhook_backoff_seconds: float = Field(
         30.0, ge=0, description="Wait before the first retry of a webhook; doubles each time (capped at 6 h)."
     )
+    webhook_allow_networks: str = Field(
+        "",
+        description="Private networks webhooks may reach (comma-separated CIDRs); empty = public addresses only.",
+    )
     integration_rate_limit: str = Field(
         "600/minute", description="Shop API requests one integration key may make."
     )

@@ -34,7 +34,14 @@ Client = TestClient[web.Request, web.Application]
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"integration_rate_limit": "40/minute", "webhook_poll_seconds": 0})
+    return settings.model_copy(
+        update={
+            "integration_rate_limit": "40/minute",
+            "webhook_poll_seconds": 0,
+            # The endpoints made here point at loopback, which must be allowed to be accepted.
+            "webhook_allow_networks": "127.0.0.0/8",
+        }
+    )
 
 
 async def make_key(client: Client, make_staff: Any, name: str = "web shop") -> tuple[str, dict[str, Any]]:

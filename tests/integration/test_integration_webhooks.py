@@ -66,6 +66,8 @@ def settings(settings: Settings) -> Settings:
             "webhook_backoff_seconds": 0.05,
             "webhook_max_attempts": 3,
             "presence_grace_seconds": 0.0,
+            # The receiver listens on loopback, which webhooks may reach only when allowed.
+            "webhook_allow_networks": "127.0.0.0/8",
         }
     )
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,6 +25,13 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.sql.elements import ColumnElement
 
+from livedesk.integrations.egress import (
+    EgressRefused,
+    Network,
+    guarded_session,
+    parse_networks,
+    refusal_for_url,
+)
 from livedesk.integrations.webhooks import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, body_of, sign
 from livedesk.kit.clock import utcnow
 from livedesk.kit.context import DB, SETTINGS
@@ -106,8 +114,18 @@ async def claim(db: Database, settings: Settings, limit: int = BATCH) -> list[Cl
     return claimed
 
 
-async def post(http: aiohttp.ClientSession, item: Claimed, limit_seconds: float) -> tuple[int | None, str]:
-    """Post one delivery; (status code or None, error text or "")."""
+async def post(
+    http_client: aiohttp.ClientSession, item: Claimed, limit_seconds: float, allow: Sequence[Network] = ()
+) -> tuple[int | None, str]:
+    """Post one delivery; (status code or None, error text or "").
+
+    The error text is ours, never the receiver's words: an admin reads it in the delivery log,
+    and a receiver's answer (an error page, a banner of a service that does not speak HTTP)
+    is exactly what would make a webhook a probe of hosts livedesk can reach.
+    """
+    refused = refusal_for_url(item.url, allow)
+    if refused is not None:
+        return None, f"refused: {refused}"
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
@@ -116,22 +134,35 @@ async def post(http: aiohttp.ClientSession, item: Claimed, limit_seconds: float)
         EVENT_TYPE_HEADER: item.event_type,
     }
     try:
-        async with http.post(
+        async with http_client.post(
             item.url,
             data=item.body,
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=limit_seconds),
-            # A redirect is the receiver's misconfiguration, not a delivery.
+            # A redirect is the receiver's misconfiguration, not a delivery; following one
+            # would also lead to an address nobody checked.
             allow_redirects=False,
         ) as response:
             if 200 <= response.status < 300:
                 return response.status, ""
-            text = (await response.text(errors="replace"))[:200]
-            return response.status, f"HTTP {response.status}: {text}".strip()
+            # The body is left unread: neither stored nor worth the wait.
+            return response.status, f"HTTP {response.status} {_phrase(response.status)}".strip()
     except TimeoutError:
         return None, f"no answer within {limit_seconds:g} s"
+    except aiohttp.ClientConnectorError as exc:
+        if isinstance(exc.os_error, EgressRefused):
+            return None, f"refused: {exc.os_error}"
+        return None, f"{type(exc).__name__}: {exc.os_error.strerror or exc.os_error}"
     except aiohttp.ClientError as exc:
-        return None, f"{type(exc).__name__}: {exc}"[:ERROR_MAX]
+        # Only the kind of failure: the message of a parse error quotes the bytes received.
+        return None, type(exc).__name__
+
+
+def _phrase(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 async def record(
@@ -184,13 +215,15 @@ class DeliveryJob:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
+        # Parsed here, at start: a bad entry stops the app instead of opening up silently.
+        self.allow = parse_networks(settings.webhook_allow_networks)
         self.http: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> int:
         """Deliver what is due now; how many rows were tried."""
         if self.http is None:
-            self.http = aiohttp.ClientSession()
+            self.http = guarded_session(self.allow)
         claimed = await claim(self.db, self.settings)
         await asyncio.gather(*(self._deliver(item) for item in claimed))
         return len(claimed)
@@ -198,7 +231,7 @@ class DeliveryJob:
     async def _deliver(self, item: Claimed) -> None:
         assert self.http is not None
         started = time.perf_counter()
-        status, error = await post(self.http, item, self.settings.webhook_timeout_seconds)
+        status, error = await post(self.http, item, self.settings.webhook_timeout_seconds, self.allow)
         took = int((time.perf_counter() - started) * 1000)
         if not await record(self.db, self.settings, item, status, error, took):
             log.warning("webhook lease lost before the result was written", delivery=str(item.id))

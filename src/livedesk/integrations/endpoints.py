@@ -8,10 +8,12 @@ from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from yarl import URL
 
+from livedesk.integrations.egress import SETTING, Network, refusal_for_url
 from livedesk.integrations.schemas import EndpointCreate, EndpointUpdate
 from livedesk.kit.clock import utcnow
-from livedesk.kit.errors import Conflict, NotFound
+from livedesk.kit.errors import Conflict, NotFound, ValidationFailed
 from livedesk.models import AuditEntry
 from livedesk.models.integrations import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -32,10 +34,35 @@ def _audit(session: AsyncSession, actor: uuid.UUID | None, action: str, endpoint
     )
 
 
+def _check_url(url: str, allow: Sequence[Network]) -> None:
+    """Refuse a URL whose host is a literal forbidden address now, with the reason, rather
+    than let every delivery fail. Host names are checked when resolved, at each delivery."""
+    try:
+        valid = bool(URL(url).host)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ValidationFailed("The webhook URL has no valid host", code="invalid_url", details={"url": url})
+    reason = refusal_for_url(url, allow)
+    if reason is not None:
+        raise ValidationFailed(
+            f"Webhooks may not reach {reason}; {SETTING} can allow its network",
+            code="webhook_url_forbidden",
+            details={"url": url},
+        )
+
+
 async def create_endpoint(
-    session: AsyncSession, data: EndpointCreate, *, actor_staff_id: uuid.UUID | None
+    session: AsyncSession,
+    data: EndpointCreate,
+    *,
+    actor_staff_id: uuid.UUID | None,
+    allow: Sequence[Network] = (),
 ) -> WebhookEndpoint:
-    """A new endpoint with a fresh signing secret (returned once by the route)."""
+    """A new endpoint with a fresh signing secret (returned once by the route).
+
+    ``allow``: the networks an operator allowed (``parse_networks`` of the setting)."""
+    _check_url(data.url, allow)
     endpoint = WebhookEndpoint(
         id=uuid.uuid4(),
         url=data.url,
@@ -55,9 +82,16 @@ async def list_endpoints(session: AsyncSession) -> Sequence[WebhookEndpoint]:
 
 
 async def update_endpoint(
-    session: AsyncSession, endpoint_id: uuid.UUID, data: EndpointUpdate, *, actor_staff_id: uuid.UUID | None
+    session: AsyncSession,
+    endpoint_id: uuid.UUID,
+    data: EndpointUpdate,
+    *,
+    actor_staff_id: uuid.UUID | None,
+    allow: Sequence[Network] = (),
 ) -> WebhookEndpoint:
     """Change url, description, event types or active (a paused endpoint gets no new rows)."""
+    if data.url is not None:
+        _check_url(data.url, allow)
     endpoint = await session.get(WebhookEndpoint, endpoint_id, with_for_update=True)
     if endpoint is None:
         raise NotFound("No such webhook endpoint", code="endpoint_not_found")

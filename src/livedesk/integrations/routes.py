@@ -11,6 +11,7 @@ from aiohttp_pydantic.oas.typing import r200, r201, r401, r403, r404, r409, r422
 from pydantic import BaseModel, Field
 
 from livedesk.integrations import endpoints, import_routes, keys
+from livedesk.integrations.egress import Network, parse_networks
 from livedesk.integrations.schemas import (
     AttemptOut,
     DeliveryDetailOut,
@@ -25,7 +26,7 @@ from livedesk.integrations.schemas import (
     NewEndpointOut,
     NewKeyOut,
 )
-from livedesk.kit.context import DB
+from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.errors import ValidationFailed
 from livedesk.kit.http import ErrorResponse, model_json
 from livedesk.models import Role
@@ -144,6 +145,10 @@ async def revoke_key(
     return model_json(out)
 
 
+def _allow(request: web.Request) -> tuple[Network, ...]:
+    return parse_networks(request.app[SETTINGS].webhook_allow_networks)
+
+
 @guarded(ADMIN)
 async def list_endpoints(
     request: web.Request,
@@ -168,7 +173,9 @@ async def create_endpoint(
     """
     staff = await require_staff(request, ADMIN)
     async with request.app[DB].transaction() as session:
-        row = await endpoints.create_endpoint(session, body, actor_staff_id=staff.staff_id)
+        row = await endpoints.create_endpoint(
+            session, body, actor_staff_id=staff.staff_id, allow=_allow(request)
+        )
         out = NewEndpointOut(**endpoint_out(row).model_dump(), secret=row.secret)
     response = model_json(out, status=201)
     response.headers["Cache-Control"] = "no-store"
@@ -187,7 +194,9 @@ async def update_endpoint(
     """
     staff = await require_staff(request, ADMIN)
     async with request.app[DB].transaction() as session:
-        row = await endpoints.update_endpoint(session, endpoint_id, body, actor_staff_id=staff.staff_id)
+        row = await endpoints.update_endpoint(
+            session, endpoint_id, body, actor_staff_id=staff.staff_id, allow=_allow(request)
+        )
         out = endpoint_out(row)
     return model_json(out)
 
