@@ -146,6 +146,12 @@ class Settings(BaseSettings):
     payment_currency: str = Field(
         "JPY", description="Currency of new catalogue products when none is given (ISO 4217 code)."
     )
+    product_page_url: str = Field(
+        "/demo/shop?sku={sku}",
+        max_length=500,
+        pattern=r"^(/[^/\s]|https://)\S*\{sku\}\S*$",
+        description="The shop's product page a chat product card links to; {sku} stands for the SKU.",
+    )
     alert_long_wait_seconds: int = Field(
         120, ge=1, description="A shopper waiting longer than this raises a long-wait alert on the board."
     )

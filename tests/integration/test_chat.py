@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from livedesk.consultations.chat_store import CHAT_STORE
 from livedesk.kit.db import Database
-from livedesk.models import Message, Role, TimelineEvent, TimelineKind
+from livedesk.models import Message, Product, Role, TimelineEvent, TimelineKind
 from livedesk.settings import Settings
 from tests.conftest import wait_until
 
@@ -107,23 +107,23 @@ async def test_typing_and_read_state(live: Any, make_staff: Any) -> None:
     assert (await shopper.ok("chat.read", {**ref, "seq": 99}))["seq"] == 3
 
 
-async def test_product_cards_are_validated(live: Any, make_staff: Any) -> None:
+async def test_product_cards_are_validated(live: Any, make_staff: Any, db: Database) -> None:
+    async with db.transaction() as session:
+        session.add(
+            Product(sku="HB-001", name="Hydra serum", price_minor=4400, currency="JPY", image_url="/x.png")
+        )
     shopper, console, consultation, _ = await _active_chat(live, make_staff)
     ref = {"consultation_id": consultation["id"]}
-    card = {
-        "sku": "HB-001",
-        "name": "Hydra serum",
-        "price_minor": 4400,
-        "currency": "JPY",
-        "image_url": "/x.png",
-    }
+    # The card is the catalogue's: the SKU is all the sender's data that counts (more in
+    # test_product_cards.py).
+    card = {"sku": "HB-001", "price_minor": 1}
     sent = await console.ok("chat.send", {**ref, "client_id": "card-00001", "kind": "product", "data": card})
     message = await shopper.wait_for("chat.message", lambda m: m["seq"] == sent["seq"])
     assert message["kind"] == "product"
     assert message["data"]["price_minor"] == 4400
     bad = await console.call(
         "chat.send",
-        {**ref, "client_id": "card-00002", "kind": "product", "data": {**card, "currency": "yen"}},
+        {**ref, "client_id": "card-00002", "kind": "product", "data": {**card, "sku": "no spaces"}},
     )
     assert bad["error"]["code"] == "validation_failed"
     empty = await shopper.call("chat.send", {**ref, "client_id": "empty-0001", "body": ""})

@@ -18,7 +18,10 @@ from livedesk.kit.db import Database
 from livedesk.kit.errors import NotFound
 from livedesk.models import (
     AdvisorPresence,
+    Booking,
+    BookingStatus,
     Consultation,
+    ConsultationType,
     Role,
     Shopper,
     SurveyResponse,
@@ -462,7 +465,8 @@ async def test_answers_given_when_booking_reach_the_booked_consultation(
     survey = await _create_and_assign(live, headers, skin_survey())
     visitor = await shop.visitor()
     shopper_id = uuid.UUID(visitor["shopper_id"])
-    booking_id = uuid.uuid4()
+    # The shopper's own booking: answers may name no other (test_product_cards.py).
+    booking_id = await _booking_of(db, shopper_id, (await make_staff(Role.ADVISOR)).id)
     async with db.transaction() as session:
         submitted = await service.submit_intake(
             session,
@@ -490,6 +494,30 @@ async def test_answers_given_when_booking_reach_the_booked_consultation(
         row = await session.get(SurveyResponse, submitted.response_id)
         assert row is not None
         assert (row.booking_id, str(row.consultation_id)) == (booking_id, joined["id"])
+
+
+async def _booking_of(db: Database, shopper_id: uuid.UUID, advisor_id: uuid.UUID) -> uuid.UUID:
+    start = utcnow().replace(microsecond=0) + timedelta(days=3)
+    async with db.transaction() as session:
+        ctype = ConsultationType(id=uuid.uuid4(), name="Skin care", duration_minutes=30)
+        session.add(ctype)
+        await session.flush()
+        booking = Booking(
+            id=uuid.uuid4(),
+            consultation_type_id=ctype.id,
+            advisor_id=advisor_id,
+            shopper_id=shopper_id,
+            status=BookingStatus.CONFIRMED,
+            starts_at=start,
+            ends_at=start + timedelta(minutes=30),
+            block_start=start,
+            block_end=start + timedelta(minutes=30),
+            shopper_timezone="Asia/Tokyo",
+            contact_email="booked@example.jp",
+            extra={},
+        )
+        session.add(booking)
+    return booking.id
 
 
 async def _other_shopper(session: Any) -> uuid.UUID:

@@ -1,9 +1,9 @@
 // The chat of one consultation, on the shared socket's chat channel (socket.chat(id)): history
 // and replay come from the channel (every message once, in seq order); this view draws them,
 // sends text, files and product cards, shows typing and read state, and reports what it read.
-import { formatMoney, language, t } from "/shared/i18n.js";
+import { formatMoney, t } from "/shared/i18n.js";
 import { errorText, upload } from "/staff/api.js";
-import { loadCatalogue } from "/staff/customer.js";
+import { loadProducts, productCardMessage, productLabel } from "/staff/product-cards.js";
 import { clockTime, el, part, setText } from "/staff/dom.js";
 
 const TYPING_IDLE_MS = 4000;
@@ -234,23 +234,9 @@ export class ChatView {
     }
   }
 
-  async sendProduct() {
-    const products = await loadCatalogue();
-    const product = products.find((p) => p.sku === this.productSelect.value);
-    if (!product) return;
-    const name = product.name?.[language()] ?? product.name?.en ?? product.sku;
-    this.send({
-      kind: "product",
-      body: name,
-      data: {
-        sku: product.sku,
-        name,
-        price_minor: product.price_minor,
-        currency: product.currency,
-        image_url: product.image_url ?? "",
-        url: `/demo/shop?sku=${encodeURIComponent(product.sku)}`,
-      },
-    });
+  sendProduct() {
+    const sku = this.productSelect.value;
+    if (sku) this.send(productCardMessage(sku));
   }
 
   async sendFile() {
@@ -270,16 +256,11 @@ export class ChatView {
   }
 
   async fillProducts() {
-    const products = await loadCatalogue();
+    const products = await loadProducts();
     if (this.closed) return;
     const chosen = this.productSelect.value;
     this.productSelect.replaceChildren(
-      ...products.map((p) =>
-        el("option", {
-          text: `${p.name?.[language()] ?? p.name?.en ?? p.sku} — ${formatMoney(p.price_minor, p.currency)}`,
-          attrs: { value: p.sku },
-        }),
-      ),
+      ...products.map((p) => el("option", { text: productLabel(p), attrs: { value: p.sku } })),
     );
     if (chosen) this.productSelect.value = chosen;
     part(this.root, "products").hidden = !products.length;

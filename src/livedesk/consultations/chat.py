@@ -4,6 +4,9 @@ Each message carries a client-made id: sending it again (a retry after a lost ac
 after a reconnect) stores nothing new and answers with the same sequence number. The
 sequence is per consultation, handed out in the same transaction as the insert, and is what a
 reconnecting client replays from (``chat.sync`` with the last sequence it saw).
+
+A product card is the catalogue's, never the sender's: only staff send one, naming a SKU, and
+the server fills in the rest (``catalogue/cards.py``).
 """
 
 from __future__ import annotations
@@ -15,13 +18,15 @@ import socketio
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from livedesk.catalogue import cards
 from livedesk.consultations import service
 from livedesk.consultations.chat_schemas import ChatMessageOut, ChatSend
 from livedesk.consultations.chat_store import CHAT_STORE, RateLimitSpent, SendCommand, StoredMessage
 from livedesk.consultations.parties import CHAT_OPEN
 from livedesk.kit.background import BACKGROUND
-from livedesk.kit.context import RATE_LIMITS, SETTINGS
-from livedesk.models import Consultation, Message, SenderKind
+from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
+from livedesk.kit.errors import AppError, Forbidden
+from livedesk.models import Consultation, Message, MessageKind, SenderKind, Shopper
 from livedesk.realtime import rooms
 from livedesk.realtime.emit import SIO, emit
 from livedesk.realtime.protocol import EventContext
@@ -58,14 +63,17 @@ async def send(ctx: EventContext, payload: ChatSend) -> tuple[StoredMessage, dic
     messages count against the sender's rate limit: a re-send after a reconnect is not one.
     """
     app = ctx.app
+    body, data = payload.body, dict(payload.data) if payload.data else {}
+    if payload.kind == MessageKind.PRODUCT:
+        body, data = await _product_card(ctx, payload)
     limits, rule, key = app[RATE_LIMITS], app[SETTINGS].chat_rate_limit, _party_key(ctx)
     command = SendCommand(
         ctx=ctx,
         consultation_id=payload.consultation_id,
         client_id=payload.client_id,
         kind=payload.kind,
-        body=payload.body,
-        data=dict(payload.data) if payload.data else {},
+        body=body,
+        data=data,
         allow_new=await limits.allows(rule, "chat.send", key),
     )
     try:
@@ -82,6 +90,41 @@ async def send(ctx: EventContext, payload: ChatSend) -> tuple[StoredMessage, dic
     out = ChatMessageOut.json_of_stored(stored)
     app[BACKGROUND].spawn(deliver(app[SIO], stored, out, skip_sid=ctx.sid), name="chat.deliver")
     return stored, out
+
+
+async def _product_card(ctx: EventContext, payload: ChatSend) -> tuple[str, dict[str, Any]]:
+    """The card's body and data from the catalogue, in the consultation's language; whatever
+    else the sender put in ``body`` and ``data`` is dropped. A shopper may not send one at all
+    (a card looks like the shop speaking). Only product cards pay for these reads: the text
+    path's budget is untouched."""
+    if ctx.shopper is not None:
+        raise Forbidden("Only staff send product cards", code="product_card_staff_only")
+    sku = payload.product_sku
+    async with ctx.app[DB].read() as session:
+        # Party rules first, so a stranger learns nothing about the catalogue here either.
+        c = await service.load_for_party(session, payload.consultation_id, ctx, write=False)
+        try:
+            product = await cards.sellable_product(session, sku)
+        except AppError:
+            # A re-send of a card stored before the product was withdrawn still answers with
+            # the stored message (the store finds it by client id and writes nothing).
+            if await _stored_before(session, c.id, payload.client_id):
+                return payload.body, {}
+            raise
+        locale = await session.scalar(select(Shopper.locale).where(Shopper.id == c.shopper_id))
+    language = cards.card_language(c.language, locale)
+    return cards.product_card(product, language, ctx.app[SETTINGS].product_page_url)
+
+
+async def _stored_before(session: AsyncSession, consultation_id: uuid.UUID, client_id: str) -> bool:
+    found = await session.scalar(
+        select(Message.id).where(
+            Message.consultation_id == consultation_id,
+            Message.client_id == client_id,
+            Message.sender_kind == SenderKind.STAFF,
+        )
+    )
+    return found is not None
 
 
 async def deliver(

@@ -6,8 +6,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from livedesk.catalogue.schemas import SKU_PATTERN
 from livedesk.models import Message, MessageKind
 from livedesk.realtime.protocol import EventModel
 
@@ -23,13 +24,14 @@ def json_time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-class ProductCard(BaseModel):
-    sku: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=300)
-    price_minor: int = Field(ge=0)
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
-    image_url: str = Field("", max_length=500)
-    url: str = Field("", max_length=500)
+class ProductRef(BaseModel):
+    """What staff send for a product card: the SKU. Name, price, picture and link come from the
+    catalogue (``catalogue/cards.py``); other fields are ignored, not refused, because a console
+    tab's outbox from before this rule may still hold whole cards to re-send."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    sku: str = Field(pattern=SKU_PATTERN)
 
 
 class ChatSend(EventModel):
@@ -48,8 +50,13 @@ class ChatSend(EventModel):
         if self.kind in (MessageKind.IMAGE, MessageKind.FILE) and not (self.data or {}).get("file_id"):
             raise ValueError("an image or file message needs data.file_id (upload the file first)")
         if self.kind == MessageKind.PRODUCT:
-            ProductCard.model_validate(self.data or {})
+            ProductRef.model_validate(self.data or {})
         return self
+
+    @property
+    def product_sku(self) -> str:
+        """The SKU of a product card (the only field of one the server reads)."""
+        return ProductRef.model_validate(self.data or {}).sku
 
 
 class ChatSync(EventModel):

@@ -15,10 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.consultations.schemas import QueueJoin
-from livedesk.customers.timeline import append_event
+from livedesk.customers.timeline import append_event, live_shopper_id
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from livedesk.models import (
+    Booking,
     Consultation,
     Survey,
     SurveyAssignment,
@@ -318,7 +319,10 @@ async def submit_intake(
 ) -> SubmittedIntake:
     """Check and keep a shopper's answers to the version they were shown, put them on the
     shopper's timeline, and say what they mean for routing. Raises ``ValidationFailed`` with
-    one detail per wrong field (``answers.<question id>``)."""
+    one detail per wrong field (``answers.<question id>``), and for a ``booking_id`` that is
+    not one of the shopper's own bookings."""
+    if booking_id is not None:
+        await _require_own_booking(session, booking_id, shopper_id)
     survey = await _survey(session, survey_id)
     if survey.archived:
         raise Conflict("This survey no longer takes answers", code="survey_archived")
@@ -367,6 +371,20 @@ async def submit_intake(
         ref_id=str(response.id),
     )
     return SubmittedIntake(response_id=response.id, routing=hints)
+
+
+async def _require_own_booking(session: AsyncSession, booking_id: uuid.UUID, shopper_id: uuid.UUID) -> None:
+    """Answers tied to a booking reach that booking's consultation and its advisor, so they
+    may name only the shopper's own booking. Someone else's booking and no booking get the
+    same answer: whether a booking id exists is not told."""
+    owner = await session.scalar(select(Booking.shopper_id).where(Booking.id == booking_id))
+    # A merge moves bookings to the surviving profile; a visitor token may still name the
+    # merged-away one.
+    if owner is not None and (
+        owner == shopper_id or owner == await live_shopper_id(session, shopper_id, lock=False)
+    ):
+        return
+    raise ValidationFailed("field 'booking_id': not one of your bookings", code="booking_not_yours")
 
 
 async def _shown(session: AsyncSession, response: SurveyResponse) -> IntakeShown:
