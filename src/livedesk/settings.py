@@ -48,6 +48,17 @@ class Settings(BaseSettings):
     login_rate_limit: str = Field(
         "5/minute", description="Login attempts allowed per account and client address."
     )
+    login_address_rate_limit: str = Field(
+        "30/minute;300/hour",
+        description="Login attempts allowed per client address across accounts; windows split by ';'.",
+    )
+    login_account_rate_limit: str = Field(
+        "10/minute;50/hour",
+        description="Login attempts allowed per account across addresses; a success starts the count again.",
+    )
+    login_password_checks: int = Field(
+        1, ge=1, description="Password checks one process runs at once; more sign-ins wait, then get 503."
+    )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest JSON request body accepted.")
     shop_signing_secret: SecretStr = Field(
         SecretStr(""),

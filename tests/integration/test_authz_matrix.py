@@ -119,10 +119,12 @@ class World:
 
     async def mint_session(self, account: StaffAccount) -> tuple[str, str]:
         async with self.db.transaction() as session:
-            new = await sessions.login(
+            found = await sessions.find_account(session, account.email)
+            assert found is not None
+            new = await sessions.open_session(
                 session,
-                email=account.email,
-                password=account.password,
+                account=found,
+                rehashed=None,
                 previous_token=None,
                 client_ip="127.0.0.1",
                 user_agent="authz-matrix",

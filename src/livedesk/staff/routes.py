@@ -6,13 +6,14 @@ from __future__ import annotations
 import uuid
 
 from aiohttp import web
-from aiohttp_pydantic.oas.typing import r200, r201, r204, r401, r403, r404, r409, r422, r429
+from aiohttp_pydantic.oas.typing import r200, r201, r204, r401, r403, r404, r409, r422, r429, r503
 
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
-from livedesk.kit.http import ErrorResponse, client_ip, endpoint, model_json
+from livedesk.kit.errors import Unauthenticated
+from livedesk.kit.http import ErrorResponse, client_ip, endpoint, error_response, model_json
 from livedesk.models import Role, Staff
 from livedesk.realtime.kick import disconnect_staff
-from livedesk.staff import service, sessions
+from livedesk.staff import service, sessions, signin
 from livedesk.staff.auth import (
     SESSION_COOKIE,
     clear_session_cookies,
@@ -34,6 +35,7 @@ from livedesk.staff.schemas import (
     TeamUpdate,
 )
 from livedesk.staff.sessions import Principal
+from livedesk.staff.signin import PASSWORD_CHECKS, SIGN_IN_BUDGETS, SignInBusy
 
 ADMIN = (Role.ADMIN,)
 # Supervisors see who is on which team (their board needs it) but change nothing.
@@ -73,27 +75,34 @@ def _team_out(summary: service.TeamSummary) -> TeamOut:
 @endpoint
 async def login(
     request: web.Request, body: LoginRequest
-) -> r200[Me] | r401[ErrorResponse] | r429[ErrorResponse]:
+) -> r200[Me] | r401[ErrorResponse] | r429[ErrorResponse] | r503[ErrorResponse]:
     """Sign in with e-mail and password; sets the session cookie and returns the CSRF token."""
-    settings = request.app[SETTINGS]
+    app = request.app
     email = body.email.strip().lower()
-    # Per account and client address, so one attacker cannot lock a colleague out from elsewhere.
-    await request.app[RATE_LIMITS].hit(
-        settings.login_rate_limit,
-        "login",
-        email,
-        client_ip(request),
-        message="Too many sign-in attempts; wait a minute",
-    )
-    async with request.app[DB].transaction() as db:
-        new = await sessions.login(
+    address = client_ip(request)
+    await signin.spend_budgets(app[RATE_LIMITS], app[SIGN_IN_BUDGETS], email, address)
+    # Read, check, then write: the password check holds no transaction, so a flood of
+    # sign-ins never holds SQLite's one write lock (nor a pooled connection) through argon2.
+    async with app[DB].read() as db:
+        account = await sessions.find_account(db, email)
+    try:
+        checked = await app[PASSWORD_CHECKS].check(account.password_hash if account else None, body.password)
+    except SignInBusy as busy:
+        refused = error_response(busy.status, busy.code, busy.message, busy.details)
+        refused.headers["Retry-After"] = str(busy.retry_after)
+        return refused
+    if account is None or not account.active or not checked.valid:
+        raise Unauthenticated("Wrong e-mail or password, or the account is disabled", code="login_failed")
+    async with app[DB].transaction() as db:
+        new = await sessions.open_session(
             db,
-            email=email,
-            password=body.password,
+            account=account,
+            rehashed=checked.rehashed,
             previous_token=request.cookies.get(SESSION_COOKIE),
-            client_ip=client_ip(request),
+            client_ip=address,
             user_agent=request.headers.get("User-Agent", ""),
         )
+    await signin.signed_in(app[RATE_LIMITS], app[SIGN_IN_BUDGETS], email)
     response = model_json(_me(new.principal))
     set_session_cookies(response, request, new.token, new.principal.csrf_token)
     return response
@@ -295,6 +304,7 @@ async def delete_team(
 
 
 def setup_routes(app: web.Application) -> None:
+    signin.setup(app, app[SETTINGS])
     app.router.add_post("/api/v1/auth/login", login)
     app.router.add_post("/api/v1/auth/logout", logout)
     app.router.add_get("/api/v1/auth/me", me)

@@ -3,7 +3,6 @@ the account, after the idle timeout, or at the absolute timeout."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import secrets
 import uuid
@@ -18,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import Unauthenticated
 from livedesk.models import AuditEntry, Role, Staff, StaffSession
-from livedesk.staff.passwords import hash_password, needs_rehash, verify_password
 
 # Refreshing last_seen_at on every request would make every read a write.
 _TOUCH_EVERY = timedelta(seconds=60)
@@ -76,25 +74,45 @@ def _principal(staff: Staff, row: StaffSession) -> Principal:
     )
 
 
-async def login(
+@dataclass(frozen=True)
+class LoginAccount:
+    """The account an e-mail names, as read before its password is checked."""
+
+    staff_id: uuid.UUID
+    password_hash: str
+    active: bool
+
+
+async def find_account(session: AsyncSession, email: str) -> LoginAccount | None:
+    """The account to check a sign-in's password against. A read: the check (argon2, tens to
+    hundreds of milliseconds) must run with no write transaction open, or on SQLite every
+    write of the installation waits behind it."""
+    found = (
+        await session.execute(
+            select(Staff.id, Staff.password_hash, Staff.active).where(Staff.email == email.strip().lower())
+        )
+    ).one_or_none()
+    return None if found is None else LoginAccount(*found)
+
+
+async def open_session(
     session: AsyncSession,
     *,
-    email: str,
-    password: str,
+    account: LoginAccount,
+    rehashed: str | None,
     previous_token: str | None,
     client_ip: str,
     user_agent: str,
 ) -> NewSession:
-    """Check the password and open a new session. Any session the browser already had is
-    ended, so a session id planted before login is useless after it (fixation)."""
-    staff = await session.scalar(select(Staff).where(Staff.email == email.strip().lower()))
-    # argon2 takes tens of milliseconds on purpose: off the event loop, so one sign-in does
-    # not stall every socket in the process.
-    valid = await asyncio.to_thread(verify_password, staff.password_hash if staff else None, password)
-    if staff is None or not valid or not staff.active:
+    """Open a new session for ``account``, whose password was checked. Any session the browser
+    already had is ended, so a session id planted before login is useless after it (fixation)."""
+    staff = await session.get(Staff, account.staff_id, with_for_update=True)
+    # The check ran on what find_account read: an account disabled, or a password changed,
+    # since then (an admin's reset ending a leaked password) must not let this sign-in through.
+    if staff is None or not staff.active or staff.password_hash != account.password_hash:
         raise Unauthenticated("Wrong e-mail or password, or the account is disabled", code="login_failed")
-    if needs_rehash(staff.password_hash):
-        staff.password_hash = hash_password(password)
+    if rehashed is not None:
+        staff.password_hash = rehashed
     if previous_token:
         await session.execute(delete(StaffSession).where(StaffSession.id == _digest(previous_token)))
     token = secrets.token_urlsafe(32)
