@@ -139,6 +139,22 @@ class Settings(BaseSettings):
         15.0, gt=0, description="How often each process looks for booking mails to send and no-shows to mark."
     )
     booking_rate_limit: str = Field("20/minute", description="Bookings one client address may make.")
+    booking_confirm_by_mail: bool = Field(
+        True,
+        description="An anonymous shopper's booking stays pending until the link in its mail is opened.",
+    )
+    booking_pending_minutes: int = Field(
+        30, ge=5, le=24 * 60, description="How long a pending booking holds its slot before it is released."
+    )
+    booking_link_days: int = Field(
+        7, ge=1, le=365, description="Booking links stop working this many days after the booking ends."
+    )
+    verification_mails_per_day: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description="Verification mails (booking confirmations, link codes) one address may get a day.",
+    )
     allowed_origins: list[str] = Field(
         default_factory=list, description="Extra browser origins allowed to open staff sockets (JSON list)."
     )
@@ -189,7 +205,9 @@ class Settings(BaseSettings):
     )
     webhook_allow_networks: str = Field(
         "",
-        description="Private networks webhooks may reach (comma-separated CIDRs); empty = public addresses only.",
+        description=(
+            "Private networks webhooks may reach (comma-separated CIDRs); empty = public addresses only."
+        ),
     )
     integration_rate_limit: str = Field(
         "600/minute", description="Shop API requests one integration key may make."

@@ -427,9 +427,12 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/api/v1/bookings"): gate(EVERYONE, "public, rate-limited per address"),
     ("GET", "/api/v1/bookings/{token}"): gate(EVERYONE, PUBLIC_LINK),
     ("GET", "/api/v1/bookings/{token}/calendar.ics"): gate(EVERYONE, PUBLIC_LINK),
-    ("POST", "/api/v1/bookings/{token}/cancel"): gate(EVERYONE, PUBLIC_LINK),
-    ("POST", "/api/v1/bookings/{token}/join"): gate(EVERYONE, PUBLIC_LINK),
-    ("POST", "/api/v1/bookings/{token}/reschedule"): gate(EVERYONE, PUBLIC_LINK),
+    ("POST", "/api/v1/bookings/cancel"): gate(EVERYONE, PUBLIC_LINK + " (in the body)"),
+    ("POST", "/api/v1/bookings/join"): gate(EVERYONE, PUBLIC_LINK + " (in the body)"),
+    ("POST", "/api/v1/bookings/reschedule"): gate(EVERYONE, PUBLIC_LINK + " (in the body)"),
+    ("POST", "/api/v1/bookings/confirm"): gate(
+        EVERYONE, "public: the mailed confirm link's token (single-use) is the credential"
+    ),
     ("GET", "/api/v1/consultation-types"): gate(READERS),
     ("POST", "/api/v1/consultation-types"): gate(ONLY_ADMIN),
     ("PATCH", "/api/v1/consultation-types/{type_id}"): gate(ONLY_ADMIN),

@@ -14,8 +14,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
+from livedesk.booking.jobs import JOBS
+from livedesk.kit.context import DB
 from livedesk.kit.db import Database
-from livedesk.models import Booking, Role, Shopper, TimelineEvent, TimelineKind
+from livedesk.models import Booking, EmailVerification, Role, Shopper, TimelineEvent, TimelineKind
 from livedesk.settings import Settings
 from tests.conftest import StaffAccount, login
 
@@ -80,6 +82,32 @@ def booking_body(type_id: str, start: datetime, advisor_id: Any = None, **extra:
     }
     body.update(extra)
     return body
+
+
+async def confirm(client: Client, created: dict[str, Any]) -> dict[str, Any]:
+    """Open the "please confirm" mail's link, as the shopper would: the verification row is
+    read from the database and its link token signed with the app's key (what the mail
+    carries; ``test_identity_booking`` reads it from a real SMTP inbox instead)."""
+    app = client.app
+    async with app[DB].read() as session:
+        verification_id = await session.scalar(
+            select(EmailVerification.id).where(
+                EmailVerification.booking_id == uuid.UUID(created["booking"]["id"])
+            )
+        )
+    assert verification_id is not None, "the booking is not pending"
+    token = app[JOBS].tokens.verification.issue(verification_id)
+    response = await client.post("/api/v1/bookings/confirm", json={"token": token})
+    assert response.status == 200, await response.text()
+    result: dict[str, Any] = await response.json()
+    return result
+
+
+async def book(client: Client, body: dict[str, Any]) -> dict[str, Any]:
+    """Book and confirm: ``{"booking": …, "token": …}`` with the mailed links' token."""
+    response = await client.post("/api/v1/bookings", json=body)
+    assert response.status == 201, await response.text()
+    return await confirm(client, await response.json())
 
 
 @pytest.fixture
@@ -232,24 +260,31 @@ async def test_booking_resolves_the_shopper_and_lands_on_the_timeline(
     body["contact"] = {"name": "Aiko Tanaka", "email": "Aiko@Example.jp", "phone": "090-1234-5678"}
     response = await client.post("/api/v1/bookings", json=body)
     assert response.status == 201, await response.text()
-    created = await response.json()
+    pending = await response.json()
+    assert pending["booking"]["status"] == "pending"
+    assert pending["pending_until"] is not None
+    created = await confirm(client, pending)
     booking = created["booking"]
     assert booking["status"] == "confirmed"
     assert booking["nominated"] is True
     assert booking["contact_email"] == "aiko@example.jp"
     assert booking["links"]["join"].endswith(f"/booking/?join={created['token']}")
     assert datetime.fromisoformat(booking["starts_at"]) == start
-    # The same e-mail books again: the same shopper, two bookings on one timeline.
-    again = await client.post(
-        "/api/v1/bookings",
-        json={
+    # The same e-mail books again and confirms: the same shopper, two bookings on one timeline.
+    again = await book(
+        client,
+        {
             **booking_body(world["type"]["id"], start + timedelta(hours=1)),
             "contact": {"email": "aiko@example.jp"},
         },
     )
-    assert again.status == 201, await again.text()
     async with db.read() as session:
-        shoppers = (await session.scalars(select(Shopper).where(Shopper.email == "aiko@example.jp"))).all()
+        # Each booking made a guest; the confirmations merged them into the address's profile.
+        shoppers = (
+            await session.scalars(
+                select(Shopper).where(Shopper.email == "aiko@example.jp", Shopper.merged_into_id.is_(None))
+            )
+        ).all()
         assert len(shoppers) == 1
         assert shoppers[0].phone == "+819012345678"
         rows = (
@@ -259,8 +294,9 @@ async def test_booking_resolves_the_shopper_and_lands_on_the_timeline(
                 )
             )
         ).all()
-    assert len(rows) == 2
-    assert {r.ref_id for r in rows} == {booking["id"], (await again.json())["booking"]["id"]}
+    # "Booked (waiting …)" and "Booking confirmed by e-mail" for each.
+    assert len(rows) == 4
+    assert {r.ref_id for r in rows} == {booking["id"], again["booking"]["id"]}
     # The link shows the booking; a tampered link is refused.
     seen = await (await client.get(f"/api/v1/bookings/{created['token']}")).json()
     assert seen["id"] == booking["id"]
@@ -390,21 +426,24 @@ async def test_reschedule_and_cancel_through_the_link(
 ) -> None:
     advisor = world["advisor"]
     start = next_slot(300)
-    created = await (
-        await client.post("/api/v1/bookings", json=booking_body(world["type"]["id"], start, advisor.id))
-    ).json()
+    created = await book(client, booking_body(world["type"]["id"], start, advisor.id))
     token = created["token"]
     blocker = await client.post(
         "/api/v1/bookings", json=booking_body(world["type"]["id"], start + timedelta(hours=2), advisor.id)
     )
     assert blocker.status == 201
     taken = await client.post(
-        f"/api/v1/bookings/{token}/reschedule", json={"start": (start + timedelta(hours=2)).isoformat()}
+        "/api/v1/bookings/reschedule",
+        json={"token": token, "start": (start + timedelta(hours=2)).isoformat()},
     )
     assert taken.status == 409
     moved = await client.post(
-        f"/api/v1/bookings/{token}/reschedule",
-        json={"start": (start + timedelta(hours=1)).isoformat(), "timezone": "America/New_York"},
+        "/api/v1/bookings/reschedule",
+        json={
+            "token": token,
+            "start": (start + timedelta(hours=1)).isoformat(),
+            "timezone": "America/New_York",
+        },
     )
     assert moved.status == 200, await moved.text()
     out = await moved.json()
@@ -415,13 +454,13 @@ async def test_reschedule_and_cancel_through_the_link(
         timedelta(hours=-4),
     )
     # Moving onto its own old time is fine (it does not collide with itself).
-    back = await client.post(f"/api/v1/bookings/{token}/reschedule", json={"start": start.isoformat()})
+    back = await client.post("/api/v1/bookings/reschedule", json={"token": token, "start": start.isoformat()})
     assert back.status == 200
     assert (await back.json())["sequence"] == 2
-    cancelled = await client.post(f"/api/v1/bookings/{token}/cancel", json={"reason": "plans changed"})
+    cancelled = await client.post("/api/v1/bookings/cancel", json={"token": token, "reason": "plans changed"})
     assert cancelled.status == 200
     assert (await cancelled.json())["status"] == "cancelled"
-    again = await client.post(f"/api/v1/bookings/{token}/cancel", json={})
+    again = await client.post("/api/v1/bookings/cancel", json={"token": token})
     assert again.status == 409
     assert (await again.json())["error"]["code"] == "booking_closed"
     # The time is free again.
@@ -438,7 +477,7 @@ async def test_reschedule_and_cancel_through_the_link(
     assert summaries[0].startswith("Booked")
     assert summaries[-1].startswith("Booking cancelled")
     assert sum(s.startswith("Booking moved") for s in summaries) == 2
-    bad = await client.post("/api/v1/bookings/not-a-token/cancel", json={})
+    bad = await client.post("/api/v1/bookings/cancel", json={"token": "not-a-token-at-all"})
     assert bad.status == 404
     assert (await bad.json())["error"]["code"] == "bad_token"
 

@@ -17,7 +17,7 @@ from livedesk.booking import joining
 from livedesk.kit.db import Database
 from livedesk.models import Booking, BookingStatus, Role, TimelineEvent, TimelineKind
 from livedesk.settings import Settings
-from tests.integration.test_booking_api import booking_body, make_type, next_slot, set_hours
+from tests.integration.test_booking_api import book, booking_body, make_type, next_slot, set_hours
 
 Client = TestClient[web.Request, web.Application]
 
@@ -46,23 +46,20 @@ async def _world(client: Client, make_staff: Any) -> dict[str, Any]:
 
 async def _book(client: Client, world: dict[str, Any], minutes_ahead: int) -> dict[str, Any]:
     body = booking_body(world["type"]["id"], next_slot(minutes_ahead), world["booked"].id)
-    response = await client.post("/api/v1/bookings", json=body)
-    assert response.status == 201, await response.text()
-    result: dict[str, Any] = await response.json()
-    return result
+    return await book(client, body)
 
 
 async def test_early_shopper_is_told_when_the_call_opens(client: Client, make_staff: Any) -> None:
     world = await _world(client, make_staff)
     created = await _book(client, world, 4 * 60)
-    response = await client.post(f"/api/v1/bookings/{created['token']}/join")
+    response = await client.post("/api/v1/bookings/join", json={"token": created["token"]})
     assert response.status == 200
     early = await response.json()
     assert early["status"] == "early"
     assert early["consultation_id"] is None
     assert early["visitor_token"] is None
     assert 2 * 3600 < early["seconds_to_open"] <= 3 * 3600 + 15 * 60
-    bad = await client.post("/api/v1/bookings/forged.token/join")
+    bad = await client.post("/api/v1/bookings/join", json={"token": "forged.token.here"})
     assert bad.status == 404
     assert (await bad.json())["error"]["code"] == "bad_token"
 
@@ -77,7 +74,7 @@ async def test_booked_call_goes_to_the_booked_advisor_only(
         await console.wait_for("presence.changed", lambda p: p["status"] == "available")
     created = await _book(client, world, 20)
     token = created["token"]
-    joined = await (await client.post(f"/api/v1/bookings/{token}/join")).json()
+    joined = await (await client.post("/api/v1/bookings/join", json={"token": token})).json()
     assert joined["status"] == "open"
     assert joined["visitor_token"]
     consultation_id = joined["consultation_id"]
@@ -93,7 +90,7 @@ async def test_booked_call_goes_to_the_booked_advisor_only(
     assert offer["wait_for_nominated"] is True
     assert not other_console.received("offer.new")
     # A reload joins the same consultation.
-    again = await (await client.post(f"/api/v1/bookings/{token}/join")).json()
+    again = await (await client.post("/api/v1/bookings/join", json={"token": token})).json()
     assert again["consultation_id"] == consultation_id
     await booked_console.ok("offer.accept", {"consultation_id": consultation_id})
     async with db.transaction() as session:
@@ -114,7 +111,9 @@ async def test_no_shows_of_either_side_are_marked_after_the_grace_period(
     world = await _world(client, make_staff)
     absent_shopper = await _book(client, world, 20)
     absent_advisor = await _book(client, world, 50)
-    joined = await (await client.post(f"/api/v1/bookings/{absent_advisor['token']}/join")).json()
+    joined = await (
+        await client.post("/api/v1/bookings/join", json={"token": absent_advisor["token"]})
+    ).json()
     assert joined["status"] == "open"
     async with db.read() as session:
         first = await session.get(Booking, uuid.UUID(absent_shopper["booking"]["id"]))
@@ -150,17 +149,17 @@ async def test_no_shows_of_either_side_are_marked_after_the_grace_period(
         "No-show: the shopper did not join",
     ]
     # A settled booking cannot be joined or cancelled any more.
-    late = await client.post(f"/api/v1/bookings/{absent_shopper['token']}/join")
+    late = await client.post("/api/v1/bookings/join", json={"token": absent_shopper["token"]})
     assert late.status == 409
     assert (await late.json())["error"]["code"] == "booking_over"
-    cancel = await client.post(f"/api/v1/bookings/{absent_shopper['token']}/cancel", json={})
+    cancel = await client.post("/api/v1/bookings/cancel", json={"token": absent_shopper["token"]})
     assert cancel.status == 409
 
 
 async def test_cancelled_booking_cannot_be_joined(client: Client, make_staff: Any) -> None:
     world = await _world(client, make_staff)
     created = await _book(client, world, 20)
-    assert (await client.post(f"/api/v1/bookings/{created['token']}/cancel", json={})).status == 200
-    response = await client.post(f"/api/v1/bookings/{created['token']}/join")
+    assert (await client.post("/api/v1/bookings/cancel", json={"token": created["token"]})).status == 200
+    response = await client.post("/api/v1/bookings/join", json={"token": created["token"]})
     assert response.status == 409
     assert (await response.json())["error"]["code"] == "booking_closed"

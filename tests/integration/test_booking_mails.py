@@ -5,6 +5,7 @@ and reminders go out exactly once with two app processes sharing the database.""
 from __future__ import annotations
 
 import email.message
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -53,7 +54,9 @@ def event_of(calendar: Calendar) -> Any:
     return event
 
 
-async def booked(client: Client, make_staff: Any, minutes_ahead: int = 3 * 24 * 60) -> dict[str, Any]:
+async def booked(
+    client: Client, make_staff: Any, smtp_inbox: SmtpInbox, minutes_ahead: int = 3 * 24 * 60
+) -> dict[str, Any]:
     admin = await make_staff(Role.ADMIN)
     advisor = await make_staff(Role.ADVISOR, timezone="Asia/Tokyo", display_name="田中 さくら")
     ctype = await make_type(client, admin, name_en="Skin check")
@@ -62,6 +65,24 @@ async def booked(client: Client, make_staff: Any, minutes_ahead: int = 3 * 24 * 
     body["contact"] = {"name": "Emily Brown", "email": "emily@example.co.uk"}
     response = await client.post("/api/v1/bookings", json=body)
     assert response.status == 201, await response.text()
+    assert (await response.json())["booking"]["status"] == "pending"
+    return await confirm_from_mail(client, smtp_inbox, 1)
+
+
+CONFIRM_LINK = re.compile(r"https://desk\.hanami\.example/booking/\?confirm=(\S+)")
+
+
+async def confirm_from_mail(client: Client, inbox: SmtpInbox, nth: int) -> dict[str, Any]:
+    """Wait for the ``nth`` mail, a "please confirm" mail, and open its link as the shopper
+    would: the answer holds the confirmed booking and its new link token."""
+    await wait_until(lambda: _count(inbox, nth))
+    mail = inbox.parsed()[nth - 1]
+    text = next(p for p in mail.walk() if p.get_content_type() == "text/plain").get_content()
+    match = CONFIRM_LINK.search(text)
+    assert match, text
+    assert not [p for p in mail.walk() if p.get_content_type() == "text/calendar"]
+    response = await client.post("/api/v1/bookings/confirm", json={"token": match.group(1)})
+    assert response.status == 200, await response.text()
     result: dict[str, Any] = await response.json()
     return result
 
@@ -69,10 +90,12 @@ async def booked(client: Client, make_staff: Any, minutes_ahead: int = 3 * 24 * 
 async def test_confirmation_moved_and_cancelled_mails_with_ics(
     client: Client, make_staff: Any, smtp_inbox: SmtpInbox
 ) -> None:
-    created = await booked(client, make_staff)
+    created = await booked(client, make_staff, smtp_inbox)
     booking, token = created["booking"], created["token"]
-    await wait_until(lambda: _count(smtp_inbox, 1))
-    (confirmation,) = smtp_inbox.parsed()
+    await wait_until(lambda: _count(smtp_inbox, 2))
+    verify, confirmation = smtp_inbox.parsed()
+    assert verify["To"] == "emily@example.co.uk"
+    assert str(verify["Subject"]).startswith("Please confirm your booking: Skin check")
     assert confirmation["To"] == "emily@example.co.uk"
     assert str(confirmation["Subject"]).startswith("Booking confirmed: Skin check")
     body = next(p for p in confirmation.walk() if p.get_content_type() == "text/plain").get_content()
@@ -94,20 +117,22 @@ async def test_confirmation_moved_and_cancelled_mails_with_ics(
     assert "mailto:emily@example.co.uk" in str(event["ATTENDEE"])
 
     start = event["DTSTART"].dt + timedelta(hours=1)
-    moved = await client.post(f"/api/v1/bookings/{token}/reschedule", json={"start": start.isoformat()})
+    moved = await client.post(
+        "/api/v1/bookings/reschedule", json={"token": token, "start": start.isoformat()}
+    )
     assert moved.status == 200, await moved.text()
-    await wait_until(lambda: _count(smtp_inbox, 2))
-    moved_mail = smtp_inbox.parsed()[1]
+    await wait_until(lambda: _count(smtp_inbox, 3))
+    moved_mail = smtp_inbox.parsed()[2]
     assert str(moved_mail["Subject"]).startswith("Booking moved")
     moved_event = event_of(calendar_of(moved_mail)[0])
     assert str(moved_event["UID"]) == uid
     assert int(moved_event["SEQUENCE"]) == 1
     assert moved_event["DTSTART"].dt == start
 
-    cancelled = await client.post(f"/api/v1/bookings/{token}/cancel", json={"reason": "sorry"})
+    cancelled = await client.post("/api/v1/bookings/cancel", json={"token": token, "reason": "sorry"})
     assert cancelled.status == 200
-    await wait_until(lambda: _count(smtp_inbox, 3))
-    cancel_mail = smtp_inbox.parsed()[2]
+    await wait_until(lambda: _count(smtp_inbox, 4))
+    cancel_mail = smtp_inbox.parsed()[3]
     assert str(cancel_mail["Subject"]).startswith("Booking cancelled")
     cancel_calendar, cancel_part = calendar_of(cancel_mail)
     assert cancel_part.get_param("method") == "CANCEL"
@@ -133,8 +158,10 @@ async def test_japanese_mail_for_a_japanese_booking(
     body = booking_body(ctype["id"], next_slot(3000), advisor.id, locale="ja", timezone="Asia/Tokyo")
     body["contact"] = {"name": "佐藤 花子", "email": "hanako@example.jp"}
     assert (await client.post("/api/v1/bookings", json=body)).status == 201
-    await wait_until(lambda: _count(smtp_inbox, 1))
-    (mail,) = smtp_inbox.parsed()
+    await confirm_from_mail(client, smtp_inbox, 1)
+    await wait_until(lambda: _count(smtp_inbox, 2))
+    verify, mail = smtp_inbox.parsed()
+    assert str(verify["Subject"]).startswith("ご予約の確認をお願いします：肌診断")
     assert str(mail["Subject"]).startswith("ご予約を承りました：肌診断")
     text = next(p for p in mail.walk() if p.get_content_type() == "text/plain").get_content()
     assert "佐藤 花子様" in text
@@ -142,9 +169,11 @@ async def test_japanese_mail_for_a_japanese_booking(
     assert event_of(calendar_of(mail)[0])["DTSTART"].params["TZID"] == "Asia/Tokyo"
 
 
-async def test_reminders_are_planned_and_replanned(client: Client, make_staff: Any, db: Database) -> None:
+async def test_reminders_are_planned_and_replanned(
+    client: Client, make_staff: Any, db: Database, smtp_inbox: SmtpInbox
+) -> None:
     # Three hours ahead: the 24-hour reminder's moment has passed, the 1-hour one is queued.
-    created = await booked(client, make_staff, minutes_ahead=180)
+    created = await booked(client, make_staff, smtp_inbox, minutes_ahead=180)
     async with db.read() as session:
         rows = (
             await session.scalars(select(BookingMail).where(BookingMail.kind == BookingMailKind.REMINDER))
@@ -153,7 +182,9 @@ async def test_reminders_are_planned_and_replanned(client: Client, make_staff: A
     token = created["token"]
     new_start = next_slot(3 * 24 * 60)
     assert (
-        await client.post(f"/api/v1/bookings/{token}/reschedule", json={"start": new_start.isoformat()})
+        await client.post(
+            "/api/v1/bookings/reschedule", json={"token": token, "start": new_start.isoformat()}
+        )
     ).status == 200
     async with db.read() as session:
         rows = (
@@ -184,7 +215,11 @@ async def test_reminders_go_out_exactly_once_with_two_processes(
             # Booked through either process.
             response = await (client if i % 2 else second).post("/api/v1/bookings", json=body)
             assert response.status == 201, await response.text()
-        await wait_until(lambda: _count(smtp_inbox, bookings))
+            # Confirmed through the link in its mail (the other process may send that mail).
+            await confirm_from_mail(client, smtp_inbox, 2 * i + 1)
+            await wait_until(lambda i=i: _count(smtp_inbox, 2 * i + 2))
+        # A "please confirm" and a confirmation mail each.
+        await wait_until(lambda: _count(smtp_inbox, bookings * 2))
         # Time passes: every reminder is due now, and both processes' jobs go for them.
         async with db.transaction() as session:
             await session.execute(
@@ -192,7 +227,7 @@ async def test_reminders_go_out_exactly_once_with_two_processes(
                 .where(BookingMail.kind == BookingMailKind.REMINDER)
                 .values(due_at=utcnow())
             )
-        await wait_until(lambda: _count(smtp_inbox, bookings * 3), within=20)
+        await wait_until(lambda: _count(smtp_inbox, bookings * 4), within=20)
         # Let both processes make several more passes: nothing more may go out.
         marks = [app[JOBS].passes for app in apps]
 
@@ -200,9 +235,9 @@ async def test_reminders_go_out_exactly_once_with_two_processes(
             return all(app[JOBS].passes >= mark + 3 for app, mark in zip(apps, marks, strict=True))
 
         await wait_until(both_passed_again)
-        assert sum(app[JOBS].sent for app in apps) == bookings * 3
+        assert sum(app[JOBS].sent for app in apps) == bookings * 4
     subjects = [str(m["Subject"]) for m in smtp_inbox.parsed()]
-    assert len(subjects) == bookings * 3
+    assert len(subjects) == bookings * 4
     reminders = [s for s in subjects if s.startswith("Reminder")]
     assert len(reminders) == bookings * 2
     async with db.read() as session:

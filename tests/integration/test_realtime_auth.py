@@ -215,13 +215,29 @@ async def test_token_of_an_unknown_shopper_is_refused(live: Any, settings: Setti
     assert "unknown_shopper" in await _refused(live.url, "/shopper", auth={"token": orphan})
 
 
-async def test_token_of_a_merged_shopper_speaks_for_the_surviving_profile(live: Any, db: Database) -> None:
+async def test_token_of_a_merged_shopper_follows_only_a_proven_merge(live: Any, db: Database) -> None:
+    """A staff member's merge joins two histories, not two browsers: the merged guest's token
+    is refused (and its renewal starts a new guest). A proven merge (the shop's signature, a
+    verified e-mail) lets it speak for the surviving profile."""
     survivor, merged = await live.visitor(), await live.visitor()
     async with db.transaction() as session:
         await merge_shoppers(
             session, uuid.UUID(survivor["shopper_id"]), uuid.UUID(merged["shopper_id"]), actor_staff_id=None
         )
-    sock = await live.shopper(merged["token"])
+    assert "token_revoked" in await _refused(live.url, "/shopper", auth={"token": merged["token"]})
+    renewed = await live.visitor(previous_token=merged["token"])
+    assert renewed["shopper_id"] not in (merged["shopper_id"], survivor["shopper_id"])
+
+    guest = await live.visitor()
+    async with db.transaction() as session:
+        await merge_shoppers(
+            session,
+            uuid.UUID(survivor["shopper_id"]),
+            uuid.UUID(guest["shopper_id"]),
+            actor_staff_id=None,
+            proof={"kind": "shop_signature"},
+        )
+    sock = await live.shopper(guest["token"])
     joined = await sock.ok("queue.join", {"kind": "chat"})
     assert joined["shopper_id"] == survivor["shopper_id"]
 

@@ -23,7 +23,7 @@ from sqlalchemy import Select, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.booking import catalog
-from livedesk.booking.service import record
+from livedesk.booking.records import record
 from livedesk.consultations import service as consultations
 from livedesk.consultations.schemas import QueueJoin
 from livedesk.integrations import webhooks
@@ -40,6 +40,12 @@ class Joined:
     join_opens_at: datetime
     consultation: Consultation | None = None
     visitor_token: str | None = None
+    expires_in: int | None = None
+
+
+# A booked call's token lasts until the booking's end and this much longer (a call that runs
+# over, a last chat line, the post-call survey).
+TOKEN_GRACE = timedelta(hours=1)
 
 
 def join_opens_at(booking: Booking, settings: Settings) -> datetime:
@@ -60,7 +66,11 @@ async def join(
     token for the booking's shopper."""
     now = now or utcnow()
     opens = join_opens_at(booking, settings)
-    if booking.status == BookingStatus.CANCELLED:
+    if booking.status == BookingStatus.PENDING:
+        raise Conflict(
+            "Confirm this booking first, with the link in the mail we sent", code="booking_pending"
+        )
+    if booking.status in (BookingStatus.CANCELLED, BookingStatus.EXPIRED):
         raise Conflict("This booking was cancelled", code="booking_closed")
     if (
         booking.status in (BookingStatus.NO_SHOW_SHOPPER, BookingStatus.NO_SHOW_ADVISOR)
@@ -95,9 +105,21 @@ async def join(
         booking.updated_at = now
         await consultations.record_step(session, c, "joined a booked call")
         consultations.announce(session, sio, c)
-    claims = VisitorClaims(shopper_id=booking.shopper_id, visitor_id=secrets.token_urlsafe(12))
+    # For this consultation only: a booking link is a mailed secret, and what it opens must
+    # not outgrow the booking (no renewal into a token for the shopper's whole profile).
+    expires = booking.ends_at + TOKEN_GRACE
+    claims = VisitorClaims(
+        shopper_id=booking.shopper_id,
+        visitor_id=secrets.token_urlsafe(12),
+        consultation_id=c.id,
+        expires_at=int(expires.timestamp()),
+    )
     return Joined(
-        status="open", join_opens_at=opens, consultation=c, visitor_token=visitor_tokens.issue(claims)
+        status="open",
+        join_opens_at=opens,
+        consultation=c,
+        visitor_token=visitor_tokens.issue(claims),
+        expires_in=max(0, int((expires - now).total_seconds())),
     )
 
 

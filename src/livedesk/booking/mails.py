@@ -25,7 +25,15 @@ from livedesk.kit.clock import utcnow
 from livedesk.kit.db import Database
 from livedesk.kit.logging import get_logger
 from livedesk.kit.mail import Mail, MailAttachment, Mailer, MailError
-from livedesk.models import Booking, BookingMail, BookingMailKind, BookingStatus, ConsultationType, Staff
+from livedesk.models import (
+    Booking,
+    BookingMail,
+    BookingMailKind,
+    BookingStatus,
+    ConsultationType,
+    EmailVerification,
+    Staff,
+)
 from livedesk.settings import Settings
 
 log = get_logger("livedesk.booking.mails")
@@ -68,6 +76,10 @@ async def queue_for_change(
             )
 
 
+def confirm_link(settings: Settings, verify_token: str) -> str:
+    return f"{settings.effective_public_url}/booking/?confirm={verify_token}"
+
+
 def links(settings: Settings, token: str) -> dict[str, str]:
     base = settings.effective_public_url
     return {
@@ -89,12 +101,14 @@ class MailFacts:
 
 _SUBJECTS = {
     "ja": {
+        BookingMailKind.VERIFY: "ご予約の確認をお願いします：{type}（{when}）",
         BookingMailKind.CONFIRMATION: "ご予約を承りました：{type}（{when}）",
         BookingMailKind.REMINDER: "ご予約のお知らせ：{type}（{when}）",
         BookingMailKind.RESCHEDULED: "ご予約の日時を変更しました：{type}（{when}）",
         BookingMailKind.CANCELLED: "ご予約をキャンセルしました：{type}（{when}）",
     },
     "en": {
+        BookingMailKind.VERIFY: "Please confirm your booking: {type}, {when}",
         BookingMailKind.CONFIRMATION: "Booking confirmed: {type}, {when}",
         BookingMailKind.REMINDER: "Reminder: {type}, {when}",
         BookingMailKind.RESCHEDULED: "Booking moved: {type}, {when}",
@@ -103,12 +117,22 @@ _SUBJECTS = {
 }
 _INTRO = {
     "ja": {
+        BookingMailKind.VERIFY: (
+            "{name}様、このメールアドレスでオンライン相談のご予約がありました。"
+            "{minutes}分以内に下のリンクを開いてご予約を確定してください。"
+            "お心当たりがない場合はこのメールを破棄してください。ご予約は自動的に取り消されます。"
+        ),
         BookingMailKind.CONFIRMATION: "{name}様、オンライン相談のご予約ありがとうございます。",
         BookingMailKind.REMINDER: "{name}様、ご予約のお時間が近づいています。",
         BookingMailKind.RESCHEDULED: "{name}様、ご予約の日時を変更しました。新しい日時は以下のとおりです。",
         BookingMailKind.CANCELLED: "{name}様、以下のご予約をキャンセルしました。",
     },
     "en": {
+        BookingMailKind.VERIFY: (
+            "Dear {name}, an online consultation was booked with this e-mail address. Open the link "
+            "below within {minutes} minutes to confirm it. If this was not you, ignore this mail: "
+            "the booking is released by itself and nothing more is sent."
+        ),
         BookingMailKind.CONFIRMATION: "Dear {name}, thank you for booking an online consultation.",
         BookingMailKind.REMINDER: "Dear {name}, your consultation is coming up.",
         BookingMailKind.RESCHEDULED: "Dear {name}, your booking has been moved. The new time is below.",
@@ -124,6 +148,7 @@ _LABELS = {
         "manage": "日時の変更・キャンセル",
         "book": "改めてご予約いただけます",
         "guest": "お客",
+        "confirm": "ご予約を確定する",
     },
     "en": {
         "what": "Consultation",
@@ -133,6 +158,7 @@ _LABELS = {
         "manage": "Reschedule or cancel",
         "book": "You are welcome to book again",
         "guest": "customer",
+        "confirm": "Confirm the booking",
     },
 }
 
@@ -189,11 +215,18 @@ def _address(mail_from: str) -> str:
     return mail_from
 
 
-def compose(facts: MailFacts, kind: BookingMailKind, settings: Settings, tokens: BookingTokens) -> Mail:
+def compose(
+    facts: MailFacts,
+    kind: BookingMailKind,
+    settings: Settings,
+    tokens: BookingTokens,
+    *,
+    verification_id: uuid.UUID | None = None,
+) -> Mail:
     booking, ctype, advisor = facts.booking, facts.ctype, facts.advisor
     lang = booking.locale if booking.locale in _LABELS else "en"
     labels = _LABELS[lang]
-    link = links(settings, tokens.issue(booking.id))
+    link = links(settings, tokens.issue(booking.id, booking.link_nonce))
     when = local_when(booking, lang)
     type_name = ctype.name_en if lang == "en" and ctype.name_en else ctype.name
     advisor_name = advisor.display_name
@@ -201,13 +234,22 @@ def compose(facts: MailFacts, kind: BookingMailKind, settings: Settings, tokens:
         advisor_name = str(advisor.extra.get("display_name_en", "")) or advisor.display_name
     name = booking.contact_name or labels["guest"]
     lines = [
-        _INTRO[lang][kind].format(name=name),
+        _INTRO[lang][kind].format(name=name, minutes=settings.booking_pending_minutes),
         "",
         f"{labels['what']}: {type_name}",
         f"{labels['with']}: {advisor_name}",
         f"{labels['when']}: {when}",
         "",
     ]
+    if kind == BookingMailKind.VERIFY:
+        # No calendar file and no join or manage links until the address is proven.
+        assert verification_id is not None
+        lines += [f"{labels['confirm']}:", confirm_link(settings, tokens.verification.issue(verification_id))]
+        return Mail(
+            to=booking.contact_email,
+            subject=_SUBJECTS[lang][kind].format(type=type_name, when=when),
+            text="\n".join(lines) + "\n",
+        )
     if kind == BookingMailKind.CANCELLED:
         lines.append(labels["book"])
     else:
@@ -282,6 +324,10 @@ async def _facts(session: AsyncSession, booking_id: uuid.UUID) -> MailFacts | No
 def _stale(row: BookingMail, booking: Booking, now: datetime) -> bool:
     """A mail that no longer says the truth: a reminder of an older time or of a booking
     that is no longer on, or one whose moment has passed."""
+    if row.kind == BookingMailKind.VERIFY:
+        return booking.status != BookingStatus.PENDING or (
+            booking.pending_until is not None and booking.pending_until <= now
+        )
     if row.kind == BookingMailKind.REMINDER:
         return (
             booking.status != BookingStatus.CONFIRMED
@@ -322,7 +368,22 @@ async def send_due(
             facts = await _facts(session, row.booking_id)
             attempts = row.attempts
             stale = facts is None or _stale(row, facts.booking, utcnow())
-            mail = None if facts is None or stale else compose(facts, row.kind, settings, tokens)
+            verification_id = None
+            if row.kind == BookingMailKind.VERIFY and not stale:
+                verification_id = await session.scalar(
+                    select(EmailVerification.id)
+                    .where(
+                        EmailVerification.booking_id == row.booking_id, EmailVerification.used_at.is_(None)
+                    )
+                    .order_by(EmailVerification.created_at.desc())
+                    .limit(1)
+                )
+                stale = verification_id is None
+            mail = (
+                None
+                if facts is None or stale
+                else compose(facts, row.kind, settings, tokens, verification_id=verification_id)
+            )
         if mail is None:
             await _finish(db, mail_id, error=None, attempts=attempts)
             continue

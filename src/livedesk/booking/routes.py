@@ -10,19 +10,22 @@ import uuid
 from datetime import date, datetime
 
 from aiohttp import web
-from aiohttp_pydantic.oas.typing import r200, r201, r404, r409, r422, r429
+from aiohttp_pydantic.oas.typing import r200, r201, r401, r404, r409, r410, r422, r429
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from livedesk.booking import catalog, joining, mails, service
+from livedesk.booking import catalog, confirmation, joining, mails, service
 from livedesk.booking.jobs import JOBS, kick_soon
 from livedesk.booking.schemas import (
+    BookingAction,
     BookingAdvisor,
     BookingAdvisorList,
+    BookingConfirmed,
     BookingCreate,
     BookingCreated,
     BookingLinks,
     BookingOut,
-    Cancel,
+    CancelByLink,
+    Confirm,
     ConsultationTypeList,
     ConsultationTypeOut,
     JoinOut,
@@ -35,7 +38,7 @@ from livedesk.consultations import routing_runner
 from livedesk.kit.clock import utcnow
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.http import ErrorResponse, client_ip, endpoint, json_ok, model_json
-from livedesk.models import Booking, ConsultationType, Staff
+from livedesk.models import Booking, BookingStatus, ConsultationType, Staff
 from livedesk.realtime.emit import SIO
 from livedesk.settings import Settings
 from livedesk.surveys import service as surveys
@@ -58,6 +61,8 @@ async def booking_out(
     assert ctype is not None
     assert advisor is not None
     local = booking.starts_at.astimezone(zone(booking.shopper_timezone))
+    # A link outlives what it may show: once a booking is off, its link shows no contact data.
+    closed = booking.status in (BookingStatus.CANCELLED, BookingStatus.EXPIRED)
     return BookingOut(
         id=booking.id,
         status=booking.status.value,
@@ -75,14 +80,14 @@ async def booking_out(
         ends_at=booking.ends_at,
         timezone=booking.shopper_timezone,
         local_start=local.isoformat(),
-        contact_name=booking.contact_name,
-        contact_email=booking.contact_email,
-        contact_phone=booking.contact_phone,
+        contact_name="" if closed else booking.contact_name,
+        contact_email="" if closed else booking.contact_email,
+        contact_phone=None if closed else booking.contact_phone,
         locale=booking.locale,
         sequence=booking.sequence,
         join_opens_at=joining.join_opens_at(booking, settings),
         changeable=service.changeable(booking, utcnow()),
-        links=BookingLinks(**mails.links(settings, token)) if token else None,
+        links=BookingLinks(**mails.links(settings, token)) if token and not closed else None,
     )
 
 
@@ -198,14 +203,18 @@ async def create_booking(
     request: web.Request, body: BookingCreate
 ) -> (
     r201[BookingCreated]
+    | r401[ErrorResponse]
     | r404[ErrorResponse]
     | r409[ErrorResponse]
     | r422[ErrorResponse]
     | r429[ErrorResponse]
 ):
-    """Book a slot (public). Returns the booking and its token, which is what the mailed
-    links carry (manage, join, calendar). Errors: slot_in_past, too_soon, too_far,
-    outside_hours, unknown_advisor, bad_timezone (422); slot_taken (409).
+    """Book a slot (public). An anonymous booking lands on a new guest profile and stays
+    ``pending`` until the link in its mail is opened (``pending_until`` says how long it holds
+    the slot); one carrying the shop's signed customer id is confirmed at once. The token
+    answered opens the booking until then; the mailed links replace it on confirmation.
+    Errors: slot_in_past, too_soon, too_far, outside_hours, unknown_advisor, bad_timezone
+    (422); bad_shop_signature (401); slot_taken (409); mail_budget (429).
 
     Tags: booking
     """
@@ -215,81 +224,126 @@ async def create_booking(
     )
     tokens = tokens_of(request)
     async with request.app[DB].transaction() as session:
-        booking = await service.create_booking(session, settings, body)
-        token = tokens.issue(booking.id)
-        out = BookingCreated(booking=await booking_out(session, settings, booking, token), token=token)
+        booking = await service.create_booking(
+            session, settings, body, shop_secret=settings.shop_signing_secret.get_secret_value()
+        )
+        token = tokens.issue(booking.id, booking.link_nonce)
+        out = BookingCreated(
+            booking=await booking_out(session, settings, booking, token),
+            token=token,
+            pending_until=booking.pending_until,
+        )
     kick_soon(request.app)
     return model_json(out, status=201)
+
+
+@endpoint
+async def confirm_booking(
+    request: web.Request, body: Confirm
+) -> r200[BookingConfirmed] | r404[ErrorResponse] | r409[ErrorResponse]:
+    """Open the link of a "please confirm" mail: the pending booking is confirmed, the
+    address is proven (the booking joins the profile that holds it, if any), and the answer
+    carries the booking's new link token; links handed out before stop working. Single-use:
+    409 link_used, link_expired, booking_closed.
+
+    Tags: booking
+    """
+    settings = request.app[SETTINGS]
+    tokens = tokens_of(request)
+    verification_id = tokens.verification.verify(body.token)
+    async with request.app[DB].transaction() as session:
+        booking = await confirmation.confirm(session, settings, verification_id)
+        token = tokens.issue(booking.id, booking.link_nonce)
+        out = BookingConfirmed(booking=await booking_out(session, settings, booking, token), token=token)
+    kick_soon(request.app)
+    return model_json(out)
 
 
 # ---------------------------------------------------------------- by token
 
 
+async def _by_token(
+    request: web.Request, session: AsyncSession, token: str, *, lock: bool = False
+) -> Booking:
+    """The booking a link stands for, if the link still works (see ``service.load_by_token``)."""
+    claims = tokens_of(request).verify(token)
+    booking = await service.load(session, claims.booking_id, lock=lock)
+    return service.load_by_token(booking, claims, request.app[SETTINGS], utcnow())
+
+
 @endpoint
-async def get_booking(request: web.Request, token: str, /) -> r200[BookingOut] | r404[ErrorResponse]:
-    """The booking a link stands for.
+async def get_booking(
+    request: web.Request, token: str, /
+) -> r200[BookingOut] | r404[ErrorResponse] | r410[ErrorResponse]:
+    """The booking a link stands for (a read: the only route with the token in its path,
+    which the access log redacts).
 
     Tags: booking
     """
-    booking_id = tokens_of(request).verify(token)
     async with request.app[DB].read() as session:
-        booking = await service.load(session, booking_id)
+        booking = await _by_token(request, session, token)
         out = await booking_out(session, request.app[SETTINGS], booking, token)
     return model_json(out)
 
 
 @endpoint
 async def reschedule_booking(
-    request: web.Request, token: str, /, body: Reschedule
-) -> r200[BookingOut] | r404[ErrorResponse] | r409[ErrorResponse] | r422[ErrorResponse]:
-    """Move the booking to another free start with the same advisor.
+    request: web.Request, body: Reschedule
+) -> (
+    r200[BookingOut]
+    | r404[ErrorResponse]
+    | r409[ErrorResponse]
+    | r410[ErrorResponse]
+    | r422[ErrorResponse]
+    | r429[ErrorResponse]
+):
+    """Move the booking to another free start with the same advisor (token in the body).
 
     Tags: booking
     """
     settings = request.app[SETTINGS]
-    booking_id = tokens_of(request).verify(token)
     await request.app[RATE_LIMITS].hit(
         settings.booking_rate_limit, "booking", client_ip(request), message="Too many changes; wait a minute"
     )
     async with request.app[DB].transaction() as session:
-        booking = await service.load(session, booking_id, lock=True)
+        booking = await _by_token(request, session, body.token, lock=True)
         await service.reschedule(session, settings, booking, body.start, body.timezone)
-        out = await booking_out(session, settings, booking, token)
+        out = await booking_out(session, settings, booking, body.token)
     kick_soon(request.app)
     return model_json(out)
 
 
 @endpoint
 async def cancel_booking(
-    request: web.Request, token: str, /, body: Cancel
-) -> r200[BookingOut] | r404[ErrorResponse] | r409[ErrorResponse]:
-    """Cancel the booking.
+    request: web.Request, body: CancelByLink
+) -> r200[BookingOut] | r404[ErrorResponse] | r409[ErrorResponse] | r410[ErrorResponse]:
+    """Cancel the booking (token in the body); a pending one too.
 
     Tags: booking
     """
     settings = request.app[SETTINGS]
-    booking_id = tokens_of(request).verify(token)
     async with request.app[DB].transaction() as session:
-        booking = await service.load(session, booking_id, lock=True)
+        booking = await _by_token(request, session, body.token, lock=True)
         await service.cancel(session, settings, booking, body.reason)
-        out = await booking_out(session, settings, booking, token)
+        out = await booking_out(session, settings, booking, body.token)
     kick_soon(request.app)
     return model_json(out)
 
 
 @endpoint
 async def join_booking(
-    request: web.Request, token: str, /
-) -> r200[JoinOut] | r404[ErrorResponse] | r409[ErrorResponse]:
-    """Join the booked call: {"status": "early"} with the opening time before the join
-    window; otherwise the consultation and a visitor token for the call page.
+    request: web.Request, body: BookingAction
+) -> r200[JoinOut] | r404[ErrorResponse] | r409[ErrorResponse] | r410[ErrorResponse]:
+    """Join the booked call (token in the body): {"status": "early"} with the opening time
+    before the join window; otherwise the consultation and a visitor token for that one
+    consultation, valid until the booking's end plus a grace (it cannot be renewed into a
+    shopper-wide token). 409 booking_pending until the booking is confirmed.
 
     Tags: booking
     """
     settings = request.app[SETTINGS]
-    booking_id = tokens_of(request).verify(token)
     async with request.app[DB].transaction() as session:
-        booking = await service.load(session, booking_id, lock=True)
+        booking = await _by_token(request, session, body.token, lock=True)
         joined = await joining.join(session, request.app[SIO], settings, request.app[TOKENS], booking)
         now = utcnow()
         out = JoinOut(
@@ -300,7 +354,7 @@ async def join_booking(
             consultation_id=joined.consultation.id if joined.consultation else None,
             visitor_token=joined.visitor_token,
             shopper_id=booking.shopper_id if joined.consultation else None,
-            expires_in=settings.visitor_token_hours * 3600 if joined.consultation else None,
+            expires_in=joined.expires_in,
         )
     if joined.consultation is not None:
         await routing_runner.kick(request.app)
@@ -308,20 +362,21 @@ async def join_booking(
 
 
 @endpoint
-async def booking_calendar_file(request: web.Request, token: str, /) -> r200[str] | r404[ErrorResponse]:
+async def booking_calendar_file(
+    request: web.Request, token: str, /
+) -> r200[str] | r404[ErrorResponse] | r410[ErrorResponse]:
     """The booking as an ICS file (METHOD:CANCEL once cancelled).
 
     Tags: booking
     """
     settings = request.app[SETTINGS]
-    booking_id = tokens_of(request).verify(token)
     async with request.app[DB].read() as session:
-        booking = await service.load(session, booking_id)
+        booking = await _by_token(request, session, token)
         ctype = await session.get(ConsultationType, booking.consultation_type_id)
         advisor = await session.get(Staff, booking.advisor_id)
         assert ctype is not None
         assert advisor is not None
-        cancel = booking.status.value == "cancelled"
+        cancel = booking.status.value in ("cancelled", "expired")
         body = mails.ics(
             mails.MailFacts(booking, ctype, advisor), settings, mails.links(settings, token), cancel=cancel
         )
@@ -339,8 +394,10 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/booking/types/{type_id}/survey", type_survey)
     app.router.add_get("/api/v1/booking/slots", search_slots)
     app.router.add_post("/api/v1/bookings", create_booking)
+    # State changes carry the link's token in the body, never in the path.
+    app.router.add_post("/api/v1/bookings/confirm", confirm_booking)
+    app.router.add_post("/api/v1/bookings/reschedule", reschedule_booking)
+    app.router.add_post("/api/v1/bookings/cancel", cancel_booking)
+    app.router.add_post("/api/v1/bookings/join", join_booking)
     app.router.add_get("/api/v1/bookings/{token}", get_booking)
-    app.router.add_post("/api/v1/bookings/{token}/reschedule", reschedule_booking)
-    app.router.add_post("/api/v1/bookings/{token}/cancel", cancel_booking)
-    app.router.add_post("/api/v1/bookings/{token}/join", join_booking)
     app.router.add_get("/api/v1/bookings/{token}/calendar.ics", booking_calendar_file)

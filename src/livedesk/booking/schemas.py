@@ -253,10 +253,24 @@ class SlotList(OutModel):
 # ---------------------------------------------------------------- bookings
 
 
+# A contact name goes into mails to the address typed beside it: a name that carries a link or
+# extra lines would turn the booking form into a way to mail strangers any text.
+_LINKISH = re.compile(r"(https?:|www\.|://|[a-z0-9-]+\.(com|net|org|jp|io|info|xyz|ru|cn|top|biz)\b)", re.I)
+
+
 class Contact(ApiModel):
-    name: str = Field("", max_length=200)
+    name: str = Field("", max_length=100)
     email: str = Field(min_length=3, max_length=254)
     phone: str | None = Field(None, max_length=32)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if any(ch in value for ch in "\r\n\t\u2028\u2029\x0b\x0c\x85"):
+            raise ValueError("a name is one line")
+        if _LINKISH.search(value) or "<" in value or ">" in value:
+            raise ValueError("a name cannot contain a web address or markup")
+        return value.strip()
 
 
 class SurveyAnswers(ApiModel):
@@ -273,15 +287,36 @@ class BookingCreate(ApiModel):
     locale: Literal["ja", "en"] = "ja"
     contact: Contact
     survey: SurveyAnswers | None = None
+    shop_customer_id: str | None = Field(
+        None, min_length=1, max_length=128, description="the shop's signed customer id (with shop_signature)"
+    )
+    shop_signature: str | None = Field(None, min_length=3, max_length=200)
 
 
-class Reschedule(ApiModel):
+class BookingAction(ApiModel):
+    """A booking link's token, in the body of a state-changing request (never in its path,
+    where proxies and access logs would keep it)."""
+
+    token: str = Field(min_length=10, max_length=400)
+
+
+class Reschedule(BookingAction):
     start: datetime
     timezone: str | None = Field(None, min_length=1, max_length=64)
 
 
 class Cancel(ApiModel):
     reason: str = Field("", max_length=500)
+
+
+class CancelByLink(BookingAction):
+    reason: str = Field("", max_length=500)
+
+
+class Confirm(ApiModel):
+    """The token of a "confirm your booking" mail link."""
+
+    token: str = Field(min_length=10, max_length=400)
 
 
 class BookingLinks(OutModel):
@@ -319,6 +354,14 @@ class BookingOut(OutModel):
 
 class BookingCreated(OutModel):
     booking: BookingOut
+    token: str
+    # When the booking waits for the link in its mail: until when it holds the slot.
+    pending_until: datetime | None = None
+
+
+class BookingConfirmed(OutModel):
+    booking: BookingOut
+    # The booking's links from now on; links handed out before the confirmation stop working.
     token: str
 
 

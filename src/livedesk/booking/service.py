@@ -13,24 +13,27 @@ outgoing webhooks in the same transaction; its mails are queued in the same tran
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from livedesk.booking import catalog, mails
+from livedesk.booking import catalog, confirmation, mails
+from livedesk.booking.records import load, record, summary_data
 from livedesk.booking.schemas import MAX_SEARCH_DAYS, BookingCreate, SurveyAnswers
 from livedesk.booking.slots import AdvisorCalendar, DayException, SlotRules, free_starts, merged_starts, zone
+from livedesk.booking.tokens import LinkClaims
+from livedesk.customers import guests, verification
 from livedesk.customers import service as customers
-from livedesk.customers.timeline import append_event
+from livedesk.customers.identity import IdentityError, normalize_email, normalize_phone
 from livedesk.integrations import webhooks
 from livedesk.kit.clock import utcnow
-from livedesk.kit.errors import Conflict, NotFound
+from livedesk.kit.errors import Conflict, Gone, NotFound, Unauthenticated
 from livedesk.models import (
     LIVE_BOOKING_STATUSES,
     AvailabilityException,
@@ -39,11 +42,11 @@ from livedesk.models import (
     ConsultationType,
     Role,
     Staff,
-    TimelineKind,
     WeeklyHours,
 )
 from livedesk.settings import Settings
 from livedesk.surveys import service as surveys
+from livedesk.visitors.tokens import verify_shop_signature
 
 _BOOKING_LOCK = 727003
 
@@ -161,6 +164,8 @@ async def load_calendars(
     stmt = select(Booking.advisor_id, Booking.block_start, Booking.block_end).where(
         Booking.advisor_id.in_(ids),
         Booking.status.in_(LIVE_BOOKING_STATUSES),
+        # A pending booking whose hold has passed is free, released or not yet.
+        or_(Booking.status != BookingStatus.PENDING, Booking.pending_until > utcnow()),
         Booking.block_end > datetime.fromtimestamp(window.lo, UTC) - margin,
         Booking.block_start < datetime.fromtimestamp(window.hi, UTC) + margin,
     )
@@ -326,81 +331,66 @@ async def _flush_or_taken(session: AsyncSession) -> None:
         raise
 
 
-def summary_data(booking: Booking, ctype: ConsultationType) -> dict[str, Any]:
-    return {
-        "booking_id": booking.id,
-        "status": booking.status.value,
-        "type_id": ctype.id,
-        "type_name": ctype.name,
-        "advisor_id": booking.advisor_id,
-        "starts_at": booking.starts_at,
-        "ends_at": booking.ends_at,
-        "timezone": booking.shopper_timezone,
-        "nominated": booking.nominated,
-        "sequence": booking.sequence,
-    }
-
-
-async def record(
-    session: AsyncSession,
-    booking: Booking,
-    ctype: ConsultationType,
-    summary: str,
-    *,
-    webhook: str,
-    actor: uuid.UUID | None = None,
-    extra: dict[str, Any] | None = None,
-) -> None:
-    """Timeline row and outgoing webhook for a booking change, in the caller's transaction."""
-    data = {**summary_data(booking, ctype), **(extra or {})}
-    await append_event(
-        session,
-        booking.shopper_id,
-        TimelineKind.BOOKING,
-        summary,
-        data,
-        actor_staff_id=actor,
-        consultation_id=booking.consultation_id,
-        ref_id=str(booking.id),
-    )
-    await webhooks.enqueue(session, webhook, {**data, "shopper_id": booking.shopper_id})
-
-
 async def create_booking(
-    session: AsyncSession, settings: Settings, data: BookingCreate, *, now: datetime | None = None
+    session: AsyncSession,
+    settings: Settings,
+    data: BookingCreate,
+    *,
+    now: datetime | None = None,
+    shop_secret: str = "",
 ) -> Booking:
-    """Book a slot. The shopper is found (or created) by the contact's e-mail and phone;
-    "any" picks the least-booked free advisor (round robin on a tie). The booking, its
-    survey answers, its timeline row, its webhook and its mails are one transaction.
+    """Book a slot; "any" picks the least-booked free advisor (round robin on a tie). The
+    booking, its survey answers, its timeline row, its webhook and its mail are one
+    transaction.
 
-    Errors: 404 ``unknown_type``; 422 ``unknown_advisor``, ``bad_timezone``, ``slot_in_past``,
-    ``too_soon``, ``too_far``, ``outside_hours``; 409 ``slot_taken``.
+    Who the booking is for: with the shop's signed customer id, that customer's profile, and
+    the booking is confirmed at once. Otherwise the booker is anonymous: the booking goes
+    onto a new guest profile holding exactly what was typed (never onto a profile that owns
+    the e-mail or phone, see ``customers/guests.py``) and, with
+    ``LIVEDESK_BOOKING_CONFIRM_BY_MAIL``, stays *pending* until the link in its mail is
+    opened (``booking/confirmation.py``).
+
+    Errors: 404 ``unknown_type``; 401 ``bad_shop_signature``; 422 ``unknown_advisor``,
+    ``bad_timezone``, ``slot_in_past``, ``too_soon``, ``too_far``, ``outside_hours``, a bad
+    contact field; 409 ``slot_taken``; 429 ``mail_budget``.
     """
     now = now or utcnow()
     timezone = catalog.checked_timezone(data.timezone)
     start = _aware(data.start, "start")
+    email, phone = _contact(data)
+    signed = _signed_customer(data, shop_secret)
     ctype = await catalog.get_type(session, data.type_id)
     await _serialise(session)
     advisors = await _advisors_for(session, ctype, data.advisor_id)
+    # Expired holds of these advisors give their time back before we look at it (and before
+    # PostgreSQL's exclusion constraint, which counts pending bookings, sees the insert).
+    await confirmation.release_unconfirmed(session, now=now, advisor_ids=[a.id for a in advisors])
     free = await _check_slot(session, settings, ctype, advisors, start, now)
     advisor_id = data.advisor_id or await _least_booked(session, free, now)
-    resolution = await customers.resolve_shopper(
-        session,
-        email=data.contact.email,
-        phone=data.contact.phone or None,
-        display_name=data.contact.name or None,
-        locale=data.locale,
-        timezone=timezone,
-        source="booking",
-    )
-    assert resolution.view is not None
-    shopper = resolution.view.shopper
+    await verification.check_budget(session, email, settings.verification_mails_per_day, now=now)
+    if signed is not None:
+        resolution = await customers.resolve_shopper(
+            session, shop_customer_id=signed, locale=data.locale, timezone=timezone, source="booking"
+        )
+        assert resolution.view is not None
+        shopper_id = resolution.view.shopper.id
+    else:
+        guest = await guests.create_guest(
+            session,
+            display_name=data.contact.name,
+            email=email,
+            phone=phone,
+            locale=data.locale,
+            timezone=timezone,
+            source="booking",
+        )
+        shopper_id = guest.id
     end, block_start, block_end = _blocks(ctype, start)
     booking = Booking(
         id=uuid.uuid4(),
         consultation_type_id=ctype.id,
         advisor_id=advisor_id,
-        shopper_id=shopper.id,
+        shopper_id=shopper_id,
         status=BookingStatus.CONFIRMED,
         starts_at=start,
         ends_at=end,
@@ -409,22 +399,59 @@ async def create_booking(
         nominated=data.advisor_id is not None,
         shopper_timezone=timezone,
         locale=data.locale,
+        # Exactly what the booker typed (normalised), never what a profile holds.
         contact_name=data.contact.name,
-        contact_email=shopper.email or data.contact.email,
-        contact_phone=shopper.phone if data.contact.phone else None,
+        contact_email=email,
+        contact_phone=phone,
         sequence=0,
         cancel_reason="",
         extra={},
+        link_nonce="",
         created_at=now,
         updated_at=now,
     )
     session.add(booking)
+    pending = signed is None and settings.booking_confirm_by_mail
+    if pending:
+        await _flush_or_taken(session)
+        await confirmation.hold(session, settings, booking, now)
     await _flush_or_taken(session)
     if data.survey is not None:
         booking.survey_response_id = await _submit_survey(session, data.survey, booking)
-    await record(session, booking, ctype, f"Booked: {ctype.name}", webhook=webhooks.BOOKING_CREATED)
-    await mails.queue_for_change(session, settings, booking, mails.BookingMailKind.CONFIRMATION, now)
+    summary = (
+        f"Booked (waiting for e-mail confirmation): {ctype.name}" if pending else f"Booked: {ctype.name}"
+    )
+    await record(session, booking, ctype, summary, webhook=webhooks.BOOKING_CREATED)
+    kind = mails.BookingMailKind.VERIFY if pending else mails.BookingMailKind.CONFIRMATION
+    await mails.queue_for_change(session, settings, booking, kind, now)
     return booking
+
+
+def _contact(data: BookingCreate) -> tuple[str, str | None]:
+    """The typed e-mail and phone, normalised; 422 naming the field otherwise."""
+    try:
+        email = normalize_email(data.contact.email)
+    except IdentityError as exc:
+        raise catalog.invalid("contact.email", str(exc)) from None
+    phone = None
+    if data.contact.phone:
+        try:
+            phone = normalize_phone(data.contact.phone)
+        except IdentityError as exc:
+            raise catalog.invalid("contact.phone", str(exc)) from None
+    return email, phone
+
+
+def _signed_customer(data: BookingCreate, shop_secret: str) -> str | None:
+    """The shop customer id the booking is for, if the shop signed it; 401 if it is claimed
+    without a valid signature (a claim is never taken on trust)."""
+    if data.shop_customer_id is None:
+        return None
+    if not data.shop_signature or not verify_shop_signature(
+        shop_secret, data.shop_customer_id, data.shop_signature
+    ):
+        raise Unauthenticated("The shop customer id is not signed correctly", code="bad_shop_signature")
+    return data.shop_customer_id
 
 
 async def _submit_survey(session: AsyncSession, answers: SurveyAnswers, booking: Booking) -> uuid.UUID:
@@ -443,8 +470,14 @@ def changeable(booking: Booking, now: datetime) -> bool:
     return booking.status == BookingStatus.CONFIRMED and booking.starts_at > now
 
 
-def _must_be_changeable(booking: Booking, now: datetime) -> None:
-    if booking.status != BookingStatus.CONFIRMED:
+def _must_be_changeable(booking: Booking, now: datetime, *, pending_ok: bool = False) -> None:
+    if booking.status == BookingStatus.PENDING and not pending_ok:
+        raise Conflict(
+            "Confirm this booking first, with the link in the mail we sent", code="booking_pending"
+        )
+    if booking.status not in (
+        (BookingStatus.CONFIRMED, BookingStatus.PENDING) if pending_ok else (BookingStatus.CONFIRMED,)
+    ):
         raise Conflict(f"This booking is {booking.status.value.replace('_', ' ')}", code="booking_closed")
     if booking.starts_at <= now:
         raise Conflict("This booking has already started", code="booking_started")
@@ -504,9 +537,11 @@ async def cancel(
     """Cancel a booking: the time is free again, pending reminders are dropped, and a
     cancellation (ICS METHOD:CANCEL) goes out."""
     now = now or utcnow()
-    _must_be_changeable(booking, now)
+    _must_be_changeable(booking, now, pending_ok=True)
+    was_pending = booking.status == BookingStatus.PENDING
     ctype = await catalog.get_type(session, booking.consultation_type_id, active_only=False)
     booking.status = BookingStatus.CANCELLED
+    booking.pending_until = None
     booking.cancelled_at = now
     booking.cancel_reason = reason
     booking.sequence += 1
@@ -521,13 +556,24 @@ async def cancel(
         actor=actor,
         extra={"change": "cancelled", "reason": reason},
     )
-    await mails.queue_for_change(session, settings, booking, mails.BookingMailKind.CANCELLED, now)
+    if not was_pending:
+        # A booking never confirmed was never announced: nothing to take back by mail.
+        await mails.queue_for_change(session, settings, booking, mails.BookingMailKind.CANCELLED, now)
     return booking
 
 
-async def load(session: AsyncSession, booking_id: uuid.UUID, *, lock: bool = False) -> Booking:
-    booking = await session.get(Booking, booking_id, with_for_update=lock)
-    if booking is None:
-        # A correctly signed token for a booking that is gone (its shopper was erased).
-        raise NotFound("This booking no longer exists", code="booking_not_found")
+def load_by_token(booking: Booking, claims: LinkClaims, settings: Settings, now: datetime) -> Booking:
+    """A booking link still works: its nonce is the booking's (links handed out before a
+    pending booking was confirmed stop), and the booking ended less than
+    ``LIVEDESK_BOOKING_LINK_DAYS`` ago. 404 ``link_replaced``; 410 ``link_expired``."""
+    if not hmac.compare_digest(claims.nonce, booking.link_nonce):
+        raise NotFound(
+            "This link has been replaced: use the link in the mail that confirmed your booking",
+            code="link_replaced",
+        )
+    if now > booking.ends_at + timedelta(days=settings.booking_link_days):
+        raise Gone("This booking link has expired", code="link_expired")
     return booking
+
+
+__all__ = ["load", "load_by_token", "record", "summary_data"]

@@ -27,12 +27,12 @@ class Signal(EventModel):
     data: dict[str, Any] | None = Field(default=None)
 
 
-def signal_recipient(c: Consultation, ctx: EventContext) -> tuple[str, str]:
+def signal_recipient(c: Consultation, ctx: EventContext) -> tuple[rooms.Room, str]:
     """The other party: the advisor's tabs when the shopper signals, and vice versa."""
     if ctx.shopper is not None:
         assert c.advisor_id is not None
         return rooms.staff(c.advisor_id), rooms.STAFF_NS
-    return rooms.shopper(c.shopper_id), rooms.SHOPPER_NS
+    return rooms.shopper_of(c.shopper_id, c.id), rooms.SHOPPER_NS
 
 
 async def relay(ctx: EventContext, payload: Signal) -> dict[str, Any]:

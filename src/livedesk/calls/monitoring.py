@@ -263,10 +263,10 @@ class MonitoringHub:
                 code="not_allowed_in_mode",
             )
 
-    def party_room(self, consultation_id: uuid.UUID, party: str) -> tuple[str, str]:
+    def party_room(self, consultation_id: uuid.UUID, party: str) -> tuple[rooms.Room, str]:
         shopper_id, advisor_id = self.parties[consultation_id]
         if party == "shopper":
-            return rooms.shopper(shopper_id), rooms.SHOPPER_NS
+            return rooms.shopper_of(shopper_id, consultation_id), rooms.SHOPPER_NS
         return rooms.staff(advisor_id), rooms.STAFF_NS
 
     # ---------------------------------------------------------------- ending

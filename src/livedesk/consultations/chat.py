@@ -39,9 +39,9 @@ CHAT_READ = "chat.read"
 SYNC_PAGE = 500
 
 
-def message_recipients(c: Consultation) -> list[tuple[str, str]]:
+def message_recipients(c: Consultation) -> list[tuple[rooms.Room, str]]:
     """A chat message goes to the shopper's tabs and the assigned advisor's tabs."""
-    targets = [(rooms.shopper(c.shopper_id), rooms.SHOPPER_NS)]
+    targets: list[tuple[rooms.Room, str]] = [(rooms.shopper_of(c.shopper_id, c.id), rooms.SHOPPER_NS)]
     if c.advisor_id is not None:
         targets.append((rooms.staff(c.advisor_id), rooms.STAFF_NS))
     return targets
@@ -132,7 +132,9 @@ async def deliver(
 ) -> None:
     """Emit a committed message (``out``, its JSON form) to the shopper's tabs and the assigned
     advisor's tabs."""
-    targets = [(rooms.shopper(stored.shopper_id), rooms.SHOPPER_NS)]
+    targets: list[tuple[rooms.Room, str]] = [
+        (rooms.shopper_of(stored.shopper_id, stored.consultation_id), rooms.SHOPPER_NS)
+    ]
     if stored.advisor_id is not None:
         targets.append((rooms.staff(stored.advisor_id), rooms.STAFF_NS))
     for room, namespace in targets:

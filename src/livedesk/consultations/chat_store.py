@@ -172,7 +172,7 @@ class OrmChatStore:
         c = await session.get(Consultation, command.consultation_id, with_for_update=True)
         if c is None:
             raise NotFound("No such consultation", code="consultation_not_found")
-        authorise_party(command.ctx, c.shopper_id, c.advisor_id, c.offered_to_id, write=True)
+        authorise_party(command.ctx, c.id, c.shopper_id, c.advisor_id, c.offered_to_id, write=True)
         existing = await session.scalar(
             select(Message).where(
                 Message.consultation_id == c.id,
@@ -594,7 +594,9 @@ class SqliteChatStore:
             raise NotFound("No such consultation", code="consultation_not_found")
         shopper_id = uuid.UUID(hex=row[0])
         advisor_id = _read_uuid(row[1])
-        authorise_party(command.ctx, shopper_id, advisor_id, _read_uuid(row[2]), write=True)
+        authorise_party(
+            command.ctx, command.consultation_id, shopper_id, advisor_id, _read_uuid(row[2]), write=True
+        )
         sender = command.sender
         existing = conn.execute(
             "SELECT id, seq, sender_staff_id, kind, body, data, created_at FROM messages "

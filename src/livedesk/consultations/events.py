@@ -20,6 +20,7 @@ from livedesk.consultations.schemas import (
 )
 from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
+from livedesk.kit.errors import Forbidden
 from livedesk.models import ConsultationKind, Role, ShopperConnection
 from livedesk.realtime.emit import SIO
 from livedesk.realtime.protocol import EventContext, EventSpec, NoPayload
@@ -30,6 +31,10 @@ from livedesk.surveys import service as survey_service
 
 async def queue_join(ctx: EventContext, payload: QueueJoin) -> dict[str, Any]:
     shopper = ctx.require_shopper()
+    if shopper.scoped:
+        raise Forbidden(
+            "This link opens one booked call; start a new visit to talk to us again", code="token_scoped"
+        )
     await ctx.app[RATE_LIMITS].hit(
         ctx.app[SETTINGS].queue_rate_limit,
         "queue.join",
@@ -76,7 +81,11 @@ async def current(ctx: EventContext, _payload: NoPayload) -> list[dict[str, Any]
         if ctx.shopper is None:
             rows = await service.open_for_advisor(session, ctx.require_staff().staff_id)
             return [service.out(c) for c in rows]
-        rows = await service.open_for_shopper(session, ctx.shopper.shopper_id)
+        rows = [
+            c
+            for c in await service.open_for_shopper(session, ctx.shopper.shopper_id)
+            if ctx.shopper.reaches(c.id, c.shopper_id)
+        ]
         # A page that comes back needs its place in the queue now, not at the next change.
         places = {place.consultation_id: place for _, place in await queue.positions(session)} if rows else {}
         result = []

@@ -29,6 +29,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.consultations.chat import CHAT_OPEN
+from livedesk.kit.actors import ShopperActor
 from livedesk.kit.db import Database
 from livedesk.kit.errors import AppError, Conflict, Forbidden, NotFound, ValidationFailed
 from livedesk.kit.logging import get_logger
@@ -96,6 +97,8 @@ class Party:
 
     shopper_id: uuid.UUID | None = None
     staff: Principal | None = None
+    # A shopper token's scope: the one consultation it may reach (``kit/actors.py``).
+    scope: uuid.UUID | None = None
 
 
 # --- storage --------------------------------------------------------------------------------
@@ -257,7 +260,7 @@ def check_declared_length(content_length: int | None, limit: int) -> None:
 
 def _is_party(c: Consultation, party: Party) -> bool:
     if party.shopper_id is not None:
-        return c.shopper_id == party.shopper_id
+        return ShopperActor(party.shopper_id, consultation_id=party.scope).reaches(c.id, c.shopper_id)
     return party.staff is not None and c.advisor_id == party.staff.staff_id
 
 

@@ -20,6 +20,7 @@ CHAT_OPEN = (
 
 def authorise_party(
     ctx: EventContext,
+    consultation_id: uuid.UUID,
     shopper_id: uuid.UUID,
     advisor_id: uuid.UUID | None,
     offered_to_id: uuid.UUID | None,
@@ -27,9 +28,10 @@ def authorise_party(
     write: bool,
 ) -> None:
     """The socket's owner must be a party: the shopper, the assigned advisor or the advisor it
-    is offered to. Supervisors and admins may read any consultation but act on none here."""
+    is offered to. Supervisors and admins may read any consultation but act on none here.
+    A shopper's token may be scoped to one consultation (``ShopperActor.reaches``)."""
     if ctx.shopper is not None:
-        if shopper_id != ctx.shopper.shopper_id:
+        if not ctx.shopper.reaches(consultation_id, shopper_id):
             raise Forbidden("You are not a party to this consultation", code="not_a_party")
         return
     staff = ctx.require_staff()

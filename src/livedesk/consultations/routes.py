@@ -20,7 +20,7 @@ from livedesk.kit.errors import BadRequest, NotFound, Unauthenticated, Validatio
 from livedesk.kit.http import ErrorResponse, endpoint, model_json
 from livedesk.kit.logging import get_logger
 from livedesk.staff.auth import current_staff
-from livedesk.visitors.service import TOKENS
+from livedesk.visitors.service import bearer_actor
 
 log = get_logger("livedesk.files")
 
@@ -31,13 +31,9 @@ _MALFORMED = (ValueError, AssertionError, HttpProcessingError)
 
 async def _party(request: web.Request) -> files.Party:
     """A visitor token (``Authorization: Bearer …``) or a staff session cookie."""
-    auth = request.headers.get("Authorization")
-    if auth is not None:
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer":
-            raise Unauthenticated("Use Authorization: Bearer <visitor token>", code="token_invalid")
-        claims = request.app[TOKENS].verify(token.strip())
-        return files.Party(shopper_id=claims.shopper_id)
+    actor = await bearer_actor(request)
+    if actor is not None:
+        return files.Party(shopper_id=actor.shopper_id, scope=actor.consultation_id)
     staff = await current_staff(request)
     if staff is None:
         raise Unauthenticated("A visitor token or a staff session is needed")

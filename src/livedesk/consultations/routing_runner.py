@@ -75,7 +75,7 @@ class RoutingRunner:
                 await sio.emit(
                     queue.QUEUE_POSITION,
                     place.model_dump(mode="json"),
-                    room=rooms.shopper(shopper_id),
+                    room=rooms.shopper_of(shopper_id, place.consultation_id),
                     namespace=rooms.SHOPPER_NS,
                 )
         self._sent = current

@@ -45,10 +45,13 @@ WAITING = (S.QUEUED, S.OFFERED)
 CONSULTATION_UPDATED = "consultation.updated"
 
 
-def recipients(c: Consultation) -> list[tuple[str, str]]:
+def recipients(c: Consultation) -> list[tuple[rooms.Room, str]]:
     """Who hears of a consultation change: the shopper's tabs, the assigned advisor's tabs,
     and the supervisors' board."""
-    targets = [(rooms.shopper(c.shopper_id), rooms.SHOPPER_NS), (rooms.supervisors(), rooms.STAFF_NS)]
+    targets: list[tuple[rooms.Room, str]] = [
+        (rooms.shopper_of(c.shopper_id, c.id), rooms.SHOPPER_NS),
+        (rooms.supervisors(), rooms.STAFF_NS),
+    ]
     if c.advisor_id is not None:
         targets.append((rooms.staff(c.advisor_id), rooms.STAFF_NS))
     return targets
@@ -84,7 +87,7 @@ async def load_for_party(
     c = await session.get(Consultation, consultation_id, with_for_update=write)
     if c is None:
         raise NotFound("No such consultation", code="consultation_not_found")
-    authorise_party(ctx, c.shopper_id, c.advisor_id, c.offered_to_id, write=write)
+    authorise_party(ctx, c.id, c.shopper_id, c.advisor_id, c.offered_to_id, write=write)
     return c
 
 

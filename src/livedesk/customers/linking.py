@@ -35,6 +35,6 @@ async def link_guest(session: AsyncSession, guest_id: uuid.UUID, shopper_id: uui
     )
     if has_identity is not None:
         return False
-    await merge_shoppers(session, shopper_id, guest_id, actor_staff_id=None)
+    await merge_shoppers(session, shopper_id, guest_id, actor_staff_id=None, proof={"kind": "shop_signature"})
     log.info("guest visit linked to shop customer", guest=str(guest_id), shopper=str(shopper_id))
     return True

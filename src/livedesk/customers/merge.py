@@ -34,6 +34,7 @@ async def merge_shoppers(
     merged_id: uuid.UUID,
     *,
     actor_staff_id: uuid.UUID | None,
+    proof: dict[str, str] | None = None,
 ) -> MergeResult:
     """Two profiles turned out to be one person: move everything of ``merged_id`` to
     ``survivor_id``.
@@ -47,6 +48,11 @@ async def merge_shoppers(
 
     ValidationFailed (422) for merging a profile into itself; NotFound for an unknown id;
     Conflict (409) when either profile was already merged away.
+
+    ``proof`` says how the person proved the two are one (``{"kind": "shop_signature"}`` or
+    ``{"kind": "email_verified", ...}``); it is kept on the merge record and the timeline.
+    Only a proven merge lets a token issued for the merged profile reach the survivor
+    (``proven_merge``): a staff member's judgement joins the histories, not the browsers.
     """
     if survivor_id == merged_id:
         raise ValidationFailed(
@@ -132,6 +138,7 @@ async def merge_shoppers(
         details={
             "moved": moved,
             "filled": filled,
+            "proof": proof,
             # What the merged profile looked like, since its own fields are no longer shown.
             "merged_profile": {
                 "display_name": merged.display_name,
@@ -152,15 +159,21 @@ async def merge_shoppers(
             action="shopper.merge",
             target_type="shopper",
             target_id=str(survivor_id),
-            details={"merged_id": str(merged_id), "shopper_merge_id": str(record.id), "moved": moved},
+            details={
+                "merged_id": str(merged_id),
+                "shopper_merge_id": str(record.id),
+                "moved": moved,
+                "proof": proof,
+            },
         )
     )
     session.add(
         new_event(
             survivor_id,
             TimelineKind.PROFILE_MERGED,
-            f"Merged profile {merged.display_name or merged_id} into this one",
-            {"merged_id": merged_id, "moved": moved, "filled": filled},
+            f"Merged profile {merged.display_name or merged_id} into this one"
+            + (f" (proof: {proof['kind'].replace('_', ' ')})" if proof else ""),
+            {"merged_id": merged_id, "moved": moved, "filled": filled, "proof": proof},
             occurred_at=now,
             actor_staff_id=actor_staff_id,
             ref_id=str(record.id),

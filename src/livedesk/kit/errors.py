@@ -58,6 +58,11 @@ class TooManyRequests(AppError):
     status = 429
     code = "rate_limited"
 
-    def __init__(self, message: str, *, retry_after: int = 60) -> None:
-        super().__init__(message, details={"retry_after": retry_after})
+    def __init__(self, message: str, *, retry_after: int = 60, code: str | None = None) -> None:
+        super().__init__(message, code=code, details={"retry_after": retry_after})
         self.retry_after = retry_after
+
+
+class Gone(AppError):
+    status = 410
+    code = "gone"

@@ -73,6 +73,7 @@ from livedesk.models.surveys import (
     SurveyVersion,
 )
 from livedesk.models.timeline import TimelineEvent, TimelineKind
+from livedesk.models.verification import EmailVerification, VerificationPurpose
 
 __all__ = [
     "LIVE_BOOKING_STATUSES",
@@ -95,6 +96,7 @@ __all__ = [
     "ConsultationStatus",
     "ConsultationType",
     "DeliveryStatus",
+    "EmailVerification",
     "ExceptionKind",
     "IdentityKind",
     "ImportJob",
@@ -139,6 +141,7 @@ __all__ = [
     "Team",
     "TimelineEvent",
     "TimelineKind",
+    "VerificationPurpose",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

@@ -83,6 +83,10 @@ class AvailabilityException(IdMixin, Base):
 
 
 class BookingStatus(enum.StrEnum):
+    # Made by an anonymous shopper and waiting for the link in its mail to be opened: it holds
+    # the slot until ``pending_until``, then becomes EXPIRED and frees it.
+    PENDING = "pending"
+    EXPIRED = "expired"
     CONFIRMED = "confirmed"
     CANCELLED = "cancelled"
     ATTENDED = "attended"
@@ -91,7 +95,7 @@ class BookingStatus(enum.StrEnum):
 
 
 # Bookings that hold their advisor's time (the exclusion constraint's WHERE clause).
-LIVE_BOOKING_STATUSES = (BookingStatus.CONFIRMED, BookingStatus.ATTENDED)
+LIVE_BOOKING_STATUSES = (BookingStatus.PENDING, BookingStatus.CONFIRMED, BookingStatus.ATTENDED)
 
 
 class Booking(IdMixin, TimestampMixin, Base):
@@ -127,15 +131,23 @@ class Booking(IdMixin, TimestampMixin, Base):
     cancelled_at: Mapped[datetime | None]
     cancel_reason: Mapped[str] = mapped_column(String(500), default="")
     extra: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # A pending booking holds its slot until then (None once confirmed).
+    pending_until: Mapped[datetime | None]
+    # Part of every link token: changing it (on confirmation) voids the links issued before.
+    link_nonce: Mapped[str] = mapped_column(String(32), default="")
 
     __table_args__ = (
         Index("ix_bookings_advisor_time", "advisor_id", "block_start", "block_end"),
         Index("ix_bookings_status_start", "status", "starts_at"),
         Index("ix_bookings_shopper_id", "shopper_id"),
+        # The per-address mail budget counts a day's bookings by contact address.
+        Index("ix_bookings_contact_email_created", "contact_email", "created_at"),
     )
 
 
 class BookingMailKind(enum.StrEnum):
+    # "Please confirm": the link that proves the address and confirms a pending booking.
+    VERIFY = "verify"
     CONFIRMATION = "confirmation"
     REMINDER = "reminder"
     RESCHEDULED = "rescheduled"

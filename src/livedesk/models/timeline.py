@@ -17,6 +17,8 @@ from livedesk.models.base import Base, IdMixin, JSONType, str_enum
 class TimelineKind(enum.StrEnum):
     PROFILE_CREATED = "profile.created"
     PROFILE_MERGED = "profile.merged"
+    # A guest proved an e-mail address (it became the profile's identity).
+    PROFILE_VERIFIED = "profile.verified"
     CONSULTATION = "consultation"
     MESSAGE = "message"
     CALL = "call"

@@ -293,7 +293,7 @@ async def sandbox_act(
     """The shopper's test-mode card does ``action``. Only for sandbox requests; the outcome is
     applied as a provider event, like a Stripe webhook."""
     r = await repository.load_request(session, request_id, lock=True)
-    if r is None or party.shopper_id != r.shopper_id:
+    if r is None or not party.reaches(r.consultation_id, r.shopper_id):
         raise NotFound("No such payment request", code="payment_request_not_found")
     if r.provider != PaymentProviderName.SANDBOX or provider.name != PaymentProviderName.SANDBOX:
         raise Conflict("Only test-mode payments take sandbox actions", code="not_sandbox")

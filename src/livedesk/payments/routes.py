@@ -32,18 +32,14 @@ from livedesk.payments.service import OVERSEERS, Party
 from livedesk.payments.webhook import stripe_webhook
 from livedesk.realtime.emit import SIO
 from livedesk.staff.auth import current_staff, guarded, require_staff
-from livedesk.visitors.service import TOKENS
+from livedesk.visitors.service import bearer_actor
 
 
 async def _party(request: web.Request) -> Party:
     """A visitor token (``Authorization: Bearer …``) or a staff session cookie."""
-    auth = request.headers.get("Authorization")
-    if auth is not None:
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer":
-            raise Unauthenticated("Use Authorization: Bearer <visitor token>", code="token_invalid")
-        claims = request.app[TOKENS].verify(token.strip())
-        return Party(shopper_id=claims.shopper_id)
+    actor = await bearer_actor(request)
+    if actor is not None:
+        return Party(shopper_id=actor.shopper_id, scope=actor.consultation_id)
     staff = await current_staff(request)
     if staff is None:
         raise Unauthenticated("A visitor token or a staff session is needed")

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from livedesk.catalogue.service import list_products, products_by_sku
 from livedesk.customers.timeline import append_event
 from livedesk.kit import money
+from livedesk.kit.actors import ShopperActor
 from livedesk.kit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from livedesk.models import (
     Consultation,
@@ -56,6 +57,13 @@ class Party:
 
     shopper_id: uuid.UUID | None = None
     staff: Principal | None = None
+    # A shopper token's scope: the one consultation it may reach (``kit/actors.py``).
+    scope: uuid.UUID | None = None
+
+    def reaches(self, consultation_id: uuid.UUID, shopper_id: uuid.UUID) -> bool:
+        return self.shopper_id is not None and ShopperActor(
+            self.shopper_id, consultation_id=self.scope
+        ).reaches(consultation_id, shopper_id)
 
 
 @dataclass(frozen=True)
@@ -75,10 +83,13 @@ def intent_key(request: PaymentRequest) -> str:
     return f"livedesk-payment-request-{request.id}"
 
 
-def recipients(r: PaymentRequest) -> list[tuple[str, str]]:
+def recipients(r: PaymentRequest) -> list[tuple[rooms.Room, str]]:
     """Who hears of a payment request: the shopper's tabs, the advisor's tabs, and the
     supervisors' board."""
-    targets = [(rooms.shopper(r.shopper_id), rooms.SHOPPER_NS), (rooms.supervisors(), rooms.STAFF_NS)]
+    targets: list[tuple[rooms.Room, str]] = [
+        (rooms.shopper_of(r.shopper_id, r.consultation_id), rooms.SHOPPER_NS),
+        (rooms.supervisors(), rooms.STAFF_NS),
+    ]
     if r.advisor_id is not None:
         targets.append((rooms.staff(r.advisor_id), rooms.STAFF_NS))
     return targets
@@ -102,7 +113,7 @@ async def _consultation(
 
 def _check_party(c: Consultation, party: Party) -> None:
     if party.shopper_id is not None:
-        if c.shopper_id != party.shopper_id:
+        if not party.reaches(c.id, c.shopper_id):
             raise Forbidden("You are not a party to this consultation", code="not_a_party")
         return
     staff = party.staff
@@ -351,7 +362,7 @@ async def attach_intent(session: AsyncSession, request_id: uuid.UUID, intent: In
 
 def check_checkout(r: PaymentRequest, party: Party) -> None:
     """Only the shopper pays, and only an open request."""
-    if party.shopper_id is None or party.shopper_id != r.shopper_id:
+    if not party.reaches(r.consultation_id, r.shopper_id):
         raise Forbidden("Only the shopper pays a payment request", code="not_the_shopper")
     if r.status == PaymentStatus.CANCELED:
         raise Conflict("This payment request was withdrawn", code="payment_canceled")

@@ -29,7 +29,7 @@ def emit(
     event: str,
     payload: Any,
     *,
-    room: str,
+    room: str | list[str],
     namespace: str,
     skip_sid: str | None = None,
 ) -> None:

@@ -12,19 +12,18 @@ from typing import Any
 import socketio
 from aiohttp import web
 
-from livedesk.customers.timeline import live_shopper_id
 from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB
 from livedesk.kit.db import is_unavailable
-from livedesk.kit.errors import AppError, NotFound
+from livedesk.kit.errors import AppError
 from livedesk.kit.http import DATABASE_UNAVAILABLE
 from livedesk.kit.logging import get_logger
 from livedesk.realtime import rooms
 from livedesk.realtime.hooks import Hooks
-from livedesk.realtime.protocol import Ack, EventContext, EventSpec, Shopper, dispatch, fail
+from livedesk.realtime.protocol import Ack, EventContext, EventSpec, dispatch, fail
 from livedesk.staff import sessions
 from livedesk.staff.auth import SESSION_COOKIE, current_staff, session_policy
-from livedesk.visitors.service import TOKENS
+from livedesk.visitors.service import TOKENS, authenticate
 
 log = get_logger("livedesk.realtime")
 
@@ -115,24 +114,20 @@ class LivedeskNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 class ShopperNamespace(LivedeskNamespace):
     async def handle_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
+        # The same rule as every REST path (``visitors.service.authenticate``): a token
+        # outlives its profile when the shopper is erased (refused), or merged into another
+        # profile (followed only when the merge was proven).
         try:
-            claims = self.app[TOKENS].verify(token)
+            async with self.app[DB].read() as session:
+                actor = await authenticate(session, self.app[TOKENS], token)
         except AppError as exc:
             raise _refused(exc.code, exc.message) from None
-        # A token outlives its profile when the shopper is erased, or merged into another
-        # profile: refuse the first, follow the second (the survivor's rooms and data).
-        async with self.app[DB].read() as session:
-            try:
-                shopper_id = await live_shopper_id(session, claims.shopper_id, lock=False)
-            except NotFound:
-                raise _refused("unknown_shopper", "This visitor is no longer known; start again") from None
-        ctx = EventContext(
-            app=self.app,
-            sid=sid,
-            namespace=self.namespace,
-            shopper=Shopper(shopper_id=shopper_id, visitor_id=claims.visitor_id),
-        )
-        await self.enter_room(sid, rooms.shopper(shopper_id))
+        ctx = EventContext(app=self.app, sid=sid, namespace=self.namespace, shopper=actor)
+        if actor.consultation_id is not None:
+            # A booked call's token hears of that consultation only.
+            await self.enter_room(sid, rooms.consultation_shopper(actor.consultation_id))
+        else:
+            await self.enter_room(sid, rooms.shopper(actor.shopper_id))
         await self._connected(ctx)
 
 

@@ -9,13 +9,13 @@ namespaces only dispatch.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from livedesk.kit.actors import ShopperActor
 from livedesk.kit.db import is_unavailable
 from livedesk.kit.errors import AppError
 from livedesk.kit.http import DATABASE_UNAVAILABLE
@@ -47,12 +47,8 @@ class NoPayload(EventModel):
     pass
 
 
-@dataclass(frozen=True)
-class Shopper:
-    """The shopper behind a socket, from their signed visitor token."""
-
-    shopper_id: uuid.UUID
-    visitor_id: str
+# The shopper behind a socket, from their signed visitor token (``kit/actors.py``).
+Shopper = ShopperActor
 
 
 @dataclass

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 
 SHOPPER_NS = "/shopper"
+# One room, or several (each socket in any of them gets the event once).
+Room = str | list[str]
 STAFF_NS = "/staff"
 
 
@@ -16,6 +18,18 @@ def consultation(consultation_id: uuid.UUID) -> str:
 def shopper(shopper_id: uuid.UUID) -> str:
     """All the shopper's open tabs."""
     return f"shopper:{shopper_id}"
+
+
+def consultation_shopper(consultation_id: uuid.UUID) -> str:
+    """The shopper's tabs that hold a token for this one consultation (a booked call's join):
+    they hear of it and of nothing else of the shopper's."""
+    return f"consultation-shopper:{consultation_id}"
+
+
+def shopper_of(shopper_id: uuid.UUID, consultation_id: uuid.UUID) -> list[str]:
+    """Every shopper tab that may hear of one consultation: the shopper's own tabs and the
+    tabs scoped to it."""
+    return [shopper(shopper_id), consultation_shopper(consultation_id)]
 
 
 def staff(staff_id: uuid.UUID) -> str:

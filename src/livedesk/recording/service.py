@@ -93,7 +93,7 @@ async def announce(session: AsyncSession, sio: socketio.AsyncServer, recording: 
         sio,
         RECORDING_UPDATED,
         payload,
-        room=rooms.shopper(recording.shopper_id),
+        room=rooms.shopper_of(recording.shopper_id, recording.consultation_id),
         namespace=rooms.SHOPPER_NS,
     )
     if recording.advisor_id is not None:

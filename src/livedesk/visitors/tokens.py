@@ -24,8 +24,18 @@ SHOP_SIGNATURE_MAX_AGE = 24 * 3600
 
 @dataclass(frozen=True)
 class VisitorClaims:
+    """Who a visitor token stands for. A token with ``consultation_id`` (from joining a
+    booked call) reaches that one consultation only, until ``expires_at`` (unix time), and is
+    never renewed into a shopper-wide token."""
+
     shopper_id: uuid.UUID
     visitor_id: str
+    consultation_id: uuid.UUID | None = None
+    expires_at: int | None = None
+
+    @property
+    def scoped(self) -> bool:
+        return self.consultation_id is not None
 
 
 class VisitorTokens:
@@ -36,7 +46,12 @@ class VisitorTokens:
         self.max_age = max_age_seconds
 
     def issue(self, claims: VisitorClaims) -> str:
-        return self._serializer.dumps({"s": str(claims.shopper_id), "v": claims.visitor_id})
+        data: dict[str, object] = {"s": str(claims.shopper_id), "v": claims.visitor_id}
+        if claims.consultation_id is not None:
+            data["c"] = str(claims.consultation_id)
+        if claims.expires_at is not None:
+            data["x"] = claims.expires_at
+        return self._serializer.dumps(data)
 
     def verify(self, token: object) -> VisitorClaims:
         if not isinstance(token, str) or not token:
@@ -48,9 +63,19 @@ class VisitorTokens:
         except BadSignature:
             raise Unauthenticated("The visitor token is not valid", code="token_invalid") from None
         try:
-            return VisitorClaims(shopper_id=uuid.UUID(data["s"]), visitor_id=str(data["v"]))
-        except (KeyError, TypeError, ValueError):
+            scope = data.get("c")
+            expires = data.get("x")
+            claims = VisitorClaims(
+                shopper_id=uuid.UUID(data["s"]),
+                visitor_id=str(data["v"]),
+                consultation_id=None if scope is None else uuid.UUID(str(scope)),
+                expires_at=None if expires is None else int(expires),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
             raise Unauthenticated("The visitor token is not valid", code="token_invalid") from None
+        if claims.expires_at is not None and time.time() >= claims.expires_at:
+            raise Unauthenticated("The visitor token has expired", code="token_expired")
+        return claims
 
 
 def sign_shop_customer_id(secret: str, customer_id: str, timestamp: int | None = None) -> str:
