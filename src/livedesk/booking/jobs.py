@@ -1,5 +1,6 @@
 """The booking jobs: every process runs them on a short tick (and at once after a booking
-change): send due booking mails, and settle bookings (attended / no-show). Work is claimed
+change): release pending bookings nobody confirmed in time, send due booking mails, and
+settle bookings (attended / no-show). Work is claimed
 in the database (see ``mails`` and ``joining``), so with several processes each mail goes
 out once and each booking is settled once."""
 
@@ -11,7 +12,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from livedesk.booking import joining, mails
+from livedesk.booking import confirmation, joining, mails
 from livedesk.booking.tokens import BookingTokens
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.logging import get_logger
@@ -31,6 +32,7 @@ class BookingJobs:
         self.passes = 0
         self.sent = 0
         self.settled = 0
+        self.released = 0
 
     async def kick(self) -> None:
         """Run a pass now (coalesced: a kick during a pass makes one more pass)."""
@@ -47,7 +49,13 @@ class BookingJobs:
         app = self.app
         try:
             async with app[DB].read() as session:
+                expired = await confirmation.anything_to_release(session)
                 due = await joining.anything_to_settle(session, app[SETTINGS])
+            if expired:
+                # Unconfirmed holds give their slots back (and their "please confirm" mail,
+                # if still unsent, is stale from now on).
+                async with app[DB].transaction() as session:
+                    self.released += await confirmation.release_unconfirmed(session)
             if due:
                 async with app[DB].transaction() as session:
                     self.settled += await joining.settle_bookings(session, app[SETTINGS])

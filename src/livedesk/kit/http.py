@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -243,21 +244,35 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception as exc:
         if is_unavailable(exc):
             status = 503
-            log.warning("database unavailable", method=request.method, path=request.path, error=str(exc))
+            log.warning(
+                "database unavailable",
+                method=request.method,
+                path=loggable_path(request.path),
+                error=str(exc),
+            )
             return error_response(503, *DATABASE_UNAVAILABLE)
-        log.exception("unhandled error", method=request.method, path=request.path)
+        log.exception("unhandled error", method=request.method, path=loggable_path(request.path))
         return error_response(500, "internal", "Internal server error")
     finally:
         log.info(
             "request",
             method=request.method,
-            path=request.path,
+            path=loggable_path(request.path),
             status=status,
             ms=round((time.perf_counter() - started) * 1000, 2),
         )
 
 
 MAX_BODY_KEY = web.AppKey("max_body_bytes", int)
+
+# A signed link token as a path segment (itsdangerous: base64url parts joined by dots).
+_TOKEN_SEGMENT = re.compile(r"^[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_.-]{8,}$")
+
+
+def loggable_path(path: str) -> str:
+    """``path`` with any signed link token replaced by ``[token]``: a booking or survey link
+    is a credential, and log lines outlive it (the GET routes that carry one in their path)."""
+    return "/".join("[token]" if _TOKEN_SEGMENT.match(part) else part for part in path.split("/"))
 
 
 def openapi_nullable(schema: dict[str, Any]) -> None:

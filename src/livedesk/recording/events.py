@@ -55,7 +55,7 @@ async def consent(ctx: EventContext, payload: Consent) -> dict[str, Any]:
             ctx.app[SIO],
             payload.recording_id,
             payload.accept,
-            shopper_id=shopper.shopper_id,
+            shopper=shopper,
             retention_days=ctx.app[SETTINGS].recording_retention_days,
         )
     await ctx.app[RECORDER].apply(change)
@@ -76,10 +76,9 @@ async def current(ctx: EventContext, payload: ConsultationRecordingRef) -> dict[
 
 async def leg_offer(ctx: EventContext, payload: LegOffer) -> dict[str, Any]:
     """A participant's browser offers its send-only leg; the answer comes back in the ack."""
-    shopper_id = ctx.shopper.shopper_id if ctx.shopper is not None else None
     async with ctx.app[DB].read() as session:
         participant, recording = await service.check_leg_allowed(
-            session, payload.recording_id, shopper_id=shopper_id, staff=ctx.staff
+            session, payload.recording_id, shopper=ctx.shopper, staff=ctx.staff
         )
     try:
         answer = await ctx.app[RECORDER].open_leg(

@@ -21,6 +21,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.customers.timeline import append_event
+from livedesk.kit.actors import ShopperActor
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import after_commit
 from livedesk.kit.errors import Conflict, Forbidden, NotFound
@@ -200,12 +201,12 @@ async def start(
 
 
 async def _load_for_party(
-    session: AsyncSession, recording_id: uuid.UUID, *, shopper_id: uuid.UUID | None, staff: Principal | None
+    session: AsyncSession, recording_id: uuid.UUID, *, shopper: ShopperActor | None, staff: Principal | None
 ) -> Recording:
     recording = await session.get(Recording, recording_id, with_for_update=True)
     if recording is None:
         raise NotFound("No such recording", code="recording_not_found")
-    if shopper_id is not None and recording.shopper_id == shopper_id:
+    if shopper is not None and shopper.reaches(recording.consultation_id, recording.shopper_id):
         return recording
     if staff is not None and recording.advisor_id == staff.staff_id:
         return recording
@@ -227,12 +228,12 @@ async def consent(
     recording_id: uuid.UUID,
     accept: bool,
     *,
-    shopper_id: uuid.UUID,
+    shopper: ShopperActor,
     retention_days: int,
 ) -> Change:
     """The shopper's answer. Accepting a recording that waits for consent starts it; refusing
     at any time before it ends stops it and nothing is kept."""
-    recording = await _load_for_party(session, recording_id, shopper_id=shopper_id, staff=None)
+    recording = await _load_for_party(session, recording_id, shopper=shopper, staff=None)
     if recording.status not in OPEN:
         raise Conflict(
             f"The recording is {recording.status.value}; it can no longer be answered", code="not_open"
@@ -270,7 +271,7 @@ async def stop(
 ) -> Change:
     """The advisor stops. A recording still waiting for consent is withdrawn (nothing was
     recorded); a running one goes to processing."""
-    recording = await _load_for_party(session, recording_id, shopper_id=None, staff=staff)
+    recording = await _load_for_party(session, recording_id, shopper=None, staff=staff)
     return await _stop(session, sio, recording, staff.staff_id, "stopped by the advisor", retention_days)
 
 
@@ -312,13 +313,13 @@ async def _stop(
 
 
 async def check_leg_allowed(
-    session: AsyncSession, recording_id: uuid.UUID, *, shopper_id: uuid.UUID | None, staff: Principal | None
+    session: AsyncSession, recording_id: uuid.UUID, *, shopper: ShopperActor | None, staff: Principal | None
 ) -> tuple[str, Recording]:
     """Which participant this socket is and the recording, if it may send media now."""
     recording = await session.get(Recording, recording_id)
     if recording is None:
         raise NotFound("No such recording", code="recording_not_found")
-    if shopper_id is not None and recording.shopper_id == shopper_id:
+    if shopper is not None and shopper.reaches(recording.consultation_id, recording.shopper_id):
         participant = "shopper"
     elif staff is not None and recording.advisor_id == staff.staff_id:
         participant = "advisor"

@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r201, r401, r403, r404, r409, r422, r429
 from pydantic import BaseModel
 
+from livedesk.kit.actors import ShopperActor
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.errors import Forbidden, Unauthenticated, ValidationFailed
 from livedesk.kit.http import ErrorResponse, endpoint, model_json
@@ -39,19 +40,25 @@ from livedesk.surveys.schemas import (
     SurveyUpdate,
     SurveyView,
 )
-from livedesk.visitors.service import TOKENS
+from livedesk.visitors.service import bearer_actor
 
 ADMIN = (Role.ADMIN,)
 # Supervisors read surveys and answers (their board and reviews need them) but change nothing.
 READERS = (Role.ADMIN, Role.SUPERVISOR)
 
 
-def _visitor(request: web.Request) -> uuid.UUID:
-    """The shopper behind ``Authorization: Bearer <visitor token>``."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+async def _visitor(request: web.Request) -> ShopperActor:
+    """The shopper behind ``Authorization: Bearer <visitor token>`` (the one rule of
+    ``visitors.service.authenticate``: merges followed only when proven, scopes kept)."""
+    actor = await bearer_actor(request)
+    if actor is None:
         raise Unauthenticated("Send Authorization: Bearer <visitor token>", code="token_missing")
-    return request.app[TOKENS].verify(token.strip()).shopper_id
+    return actor
+
+
+def _in_scope(actor: ShopperActor, consultation_id: uuid.UUID) -> None:
+    if actor.consultation_id is not None and actor.consultation_id != consultation_id:
+        raise Forbidden("You are not a party to this consultation", code="not_a_party")
 
 
 # ---------------------------------------------------------------- definitions
@@ -230,7 +237,7 @@ async def submit_intake(
 
     Tags: surveys
     """
-    shopper_id = _visitor(request)
+    shopper_id = (await _visitor(request)).shopper_id
     settings = request.app[SETTINGS]
     await request.app[RATE_LIMITS].hit(
         settings.chat_rate_limit, "survey.submit", str(shopper_id), message="Too many answers; wait a moment"
@@ -266,7 +273,9 @@ async def submit_satisfaction(
 
     Tags: surveys
     """
-    shopper_id = _visitor(request)
+    actor = await _visitor(request)
+    _in_scope(actor, consultation_id)
+    shopper_id = actor.shopper_id
     async with request.app[DB].transaction() as db:
         out = await satisfaction.submit(db, consultation_id, body, source="call", shopper_id=shopper_id)
     return model_json(out, status=201)
@@ -282,11 +291,11 @@ async def get_satisfaction(
 
     Tags: surveys
     """
-    shopper_id = _visitor(request) if "Authorization" in request.headers else None
-    staff = None if shopper_id is not None else await require_staff(request)
+    actor = await _visitor(request) if "Authorization" in request.headers else None
+    staff = None if actor is not None else await require_staff(request)
     async with request.app[DB].read() as db:
         c = await db.get(Consultation, consultation_id)
-        if shopper_id is not None and (c is None or c.shopper_id != shopper_id):
+        if actor is not None and (c is None or not actor.reaches(c.id, c.shopper_id)):
             raise Forbidden("You are not a party to this consultation", code="not_a_party")
         if staff is not None and staff.role == Role.ADVISOR and (c is None or c.advisor_id != staff.staff_id):
             raise Forbidden("Only the consultation's advisor may read this", code="not_a_party")
