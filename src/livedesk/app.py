@@ -36,6 +36,7 @@ from livedesk.staff.auth import csrf_middleware
 from livedesk.supervision import routes as supervision_routes
 from livedesk.surveys import routes as survey_routes
 from livedesk.system import routes as system_routes
+from livedesk.visitors import email_link as visitor_email_routes
 from livedesk.visitors import routes as visitor_routes
 from livedesk.visitors.service import TOKENS
 from livedesk.visitors.tokens import VisitorTokens
@@ -67,6 +68,7 @@ def create_app(settings: Settings) -> web.Application:
 
     system_routes.setup_routes(app)
     visitor_routes.setup_routes(app)
+    visitor_email_routes.setup_routes(app)
     staff_routes.setup_routes(app)
     staff_photo_routes.setup_routes(app)
     advisor_routes.setup_routes(app)

@@ -66,3 +66,8 @@ class TooManyRequests(AppError):
 class Gone(AppError):
     status = 410
     code = "gone"
+
+
+class ServiceUnavailable(AppError):
+    status = 503
+    code = "unavailable"
