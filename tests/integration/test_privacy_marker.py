@@ -379,6 +379,13 @@ async def test_no_trace_of_the_marker_is_left(
     assert done.status == 200, await done.text()
 
     assert await tables_quoting(db, marker) == {}
+    # Nor in the database's own files: SQLite overwrites what it deletes (secure_delete) and
+    # the erase empties the write-ahead log, which still held the old pages.
+    if db.url.startswith("sqlite"):
+        path = Path(db.url.split("///", 1)[1])
+        for part in (path, Path(f"{path}-wal")):
+            if part.exists():
+                assert marker.lower().encode() not in part.read_bytes().lower(), part.name
     # Chat files go from storage after the commit.
     await wait_until(lambda: _no_files(settings.data_dir, marker))
     for profile in ids:

@@ -170,6 +170,8 @@ async def erase_shopper(
             actor_staff_id=staff.staff_id,
             delete_file=store.delete if store is not None else None,
         )
+    # What the erase overwrote must not live on in SQLite's write-ahead log.
+    await request.app[DB].purge_freed()
     return model_json(EraseOut(shopper_id=result.shopper_id, mode=result.mode, counts=result.counts))
 
 

@@ -77,6 +77,9 @@ def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={int(DB_WAIT_SECONDS * 1000)}")
+        # Deleted and blanked rows are overwritten, not left in free pages of the file: an
+        # erased shopper must not be readable from the database file (``purge_freed``).
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -89,6 +92,24 @@ def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
 
 class Database:
     """Owns the engine and hands out transaction scopes."""
+
+    async def purge_freed(self) -> bool:
+        """On SQLite, copy the write-ahead log into the database file and empty it, so the
+        page images of erased rows it still holds are gone (the file itself overwrites them:
+        ``secure_delete``). Best effort: True when the log could be emptied now (a reader in
+        the middle of an old snapshot keeps it until the next checkpoint). A no-op elsewhere:
+        PostgreSQL reclaims dead rows with VACUUM."""
+        if not is_sqlite(self.url):
+            return True
+        # On the driver's connection: a checkpoint cannot run inside the transaction that
+        # SQLAlchemy would begin (BEGIN IMMEDIATE, above).
+        async with self.engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            driver: Any = raw.driver_connection
+            cursor = await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            row = await cursor.fetchone()
+            await cursor.close()
+        return row is not None and int(row[0]) == 0
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
