@@ -14,6 +14,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
@@ -32,6 +34,7 @@ from livedesk.models import (
 from livedesk.settings import Settings
 from livedesk.surveys import service as surveys
 from livedesk.surveys.schemas import SurveyCreate
+from tests.conftest import login
 
 SHOP_PAGE = "https://shop.example/products/{sku}"
 SERUM = {
@@ -322,3 +325,47 @@ async def test_intake_answers_may_name_only_the_shoppers_own_booking(
         kept = await session.scalar(select(SurveyResponse))
     assert kept is not None
     assert (kept.booking_id, str(kept.shopper_id)) == (own_booking, attacker["shopper_id"])
+
+
+async def test_a_products_own_page_is_its_cards_link(
+    client: TestClient[web.Request, web.Application], live: Any, make_staff: Any, db: Database
+) -> None:
+    """An admin gives a product its own page (the shop's URL template is the fallback): the card
+    links there; a page address that is neither a site path nor https is refused."""
+    admin = await make_staff(Role.ADMIN)
+    headers = await login(client, admin)
+    made = await client.post(
+        "/api/v1/products",
+        json={
+            "sku": "HB-MK-9",
+            "name": "Petal Lip",
+            "price_minor": 3300,
+            "currency": "JPY",
+            "page_url": "https://hanami.example/lips/petal",
+        },
+        headers=headers,
+    )
+    assert made.status == 201, await made.text()
+    bad = await client.post(
+        "/api/v1/products",
+        json={
+            "sku": "HB-MK-10",
+            "name": "X",
+            "price_minor": 1,
+            "currency": "JPY",
+            "page_url": "javascript:x",
+        },
+        headers=headers,
+    )
+    assert bad.status == 422
+    _shopper, console, consultation = await _active_chat(live, make_staff, locale="en")
+    sent = await console.ok(
+        "chat.send",
+        {
+            "consultation_id": consultation["id"],
+            "client_id": "card-page-1",
+            "kind": "product",
+            "data": {"sku": "HB-MK-9"},
+        },
+    )
+    assert sent["message"]["data"]["url"] == "https://hanami.example/lips/petal"

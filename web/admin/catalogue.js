@@ -126,6 +126,7 @@ async function save(event) {
     price_minor: price,
     currency,
     image_url: String(form.get("image_url")).trim(),
+    page_url: String(form.get("page_url")).trim(),
   });
   state.busy = null;
   if (result.ok) {

@@ -58,6 +58,6 @@ def product_card(product: Product, language: str, page_template: str) -> tuple[s
         "price_minor": product.price_minor,
         "currency": product.currency,
         "image_url": product.image_url,
-        "url": page_url(page_template, product.sku),
+        "url": product.page_url or page_url(page_template, product.sku),
         "language": language,
     }

@@ -37,6 +37,7 @@ class ProductOut(BaseModel):
     price_minor: int = Field(description="Price in the currency's minor unit (JPY: yen; USD: cents).")
     currency: str
     image_url: str
+    page_url: str = Field(description="The product's page in the shop; empty = the shop's URL template.")
     active: bool
     created_at: datetime
     updated_at: datetime
@@ -51,6 +52,7 @@ class ProductOut(BaseModel):
             price_minor=p.price_minor,
             currency=p.currency,
             image_url=p.image_url,
+            page_url=p.page_url,
             active=p.active,
             created_at=p.created_at,
             updated_at=p.updated_at,
@@ -64,6 +66,9 @@ class ProductCreate(ApiModel):
     price_minor: int = Field(ge=1, le=money.MAX_MINOR, description="Price in the currency's minor unit.")
     currency: str | None = Field(None, description="ISO 4217 code; default LIVEDESK_PAYMENT_CURRENCY.")
     image_url: str = Field("", max_length=500, pattern=IMAGE_PATTERN)
+    page_url: str = Field(
+        "", max_length=500, pattern=IMAGE_PATTERN, description="The product's page: /path or https:// URL."
+    )
     active: bool = True
 
     @field_validator("currency")
@@ -78,6 +83,7 @@ class ProductUpdate(ApiModel):
     price_minor: int | None = Field(None, ge=1, le=money.MAX_MINOR)
     currency: str | None = None
     image_url: str | None = Field(None, max_length=500, pattern=IMAGE_PATTERN)
+    page_url: str | None = Field(None, max_length=500, pattern=IMAGE_PATTERN)
     active: bool | None = None
 
     @field_validator("currency")

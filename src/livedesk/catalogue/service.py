@@ -21,7 +21,7 @@ from livedesk.kit.errors import Conflict, NotFound, ValidationFailed
 from livedesk.models import Product
 
 MAX_IMPORT_ROWS = 5000
-CSV_COLUMNS = ("sku", "name", "name_ja", "price", "currency", "image_url", "active")
+CSV_COLUMNS = ("sku", "name", "name_ja", "price", "currency", "image_url", "page_url", "active")
 _REQUIRED = ("sku", "name", "price")
 _TRUE = {"", "1", "true", "yes", "y", "active"}
 _FALSE = {"0", "false", "no", "n", "inactive"}
@@ -73,6 +73,7 @@ async def create_product(session: AsyncSession, body: ProductCreate, default_cur
         price_minor=body.price_minor,
         currency=body.currency or money.currency_code(default_currency),
         image_url=body.image_url,
+        page_url=body.page_url,
         active=body.active,
     )
     session.add(product)
@@ -106,7 +107,7 @@ def _row_error(line: int, field: str, message: str) -> dict[str, object]:
 
 def parse_csv(text: str, default_currency: str) -> list[dict[str, object]]:
     """Rows of a catalogue CSV as product fields. Columns: sku, name, price (required),
-    name_ja, currency, image_url, active. ``price`` is in major units ("12.34" USD, "1200"
+    name_ja, currency, image_url, page_url, active. ``price`` is in major units ("12.34" USD, "1200"
     JPY). Every bad cell is reported (line and column); nothing is returned unless all are
     good."""
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
@@ -164,6 +165,9 @@ def parse_csv(text: str, default_currency: str) -> list[dict[str, object]]:
         image_url = cell.get("image_url", "")
         if len(image_url) > 500 or not re.fullmatch(IMAGE_PATTERN, image_url):
             row_errors.append(_row_error(index, "image_url", "a path on this site (/…) or an https:// URL"))
+        page = cell.get("page_url", "")
+        if len(page) > 500 or not re.fullmatch(IMAGE_PATTERN, page):
+            row_errors.append(_row_error(index, "page_url", "a path on this site (/…) or an https:// URL"))
         active_text = cell.get("active", "").lower()
         if active_text not in _TRUE | _FALSE:
             row_errors.append(_row_error(index, "active", "true or false"))
@@ -178,6 +182,7 @@ def parse_csv(text: str, default_currency: str) -> list[dict[str, object]]:
                 "price_minor": price_minor,
                 "currency": currency,
                 "image_url": image_url,
+                "page_url": page,
                 "active": active_text in _TRUE,
             }
         )

@@ -18,6 +18,9 @@ class Product(IdMixin, TimestampMixin, Base):
     price_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     image_url: Mapped[str] = mapped_column(String(500), default="")
+    # The product's own page in the shop (a product card's link); empty = the shop's URL
+    # template (LIVEDESK_PRODUCT_PAGE_URL) with the SKU.
+    page_url: Mapped[str] = mapped_column(String(500), default="")
     # Withdrawn products stay (old payment requests and orders name them) but cannot be sold.
     active: Mapped[bool] = mapped_column(default=True)
 
