@@ -362,3 +362,65 @@ async def test_states_and_a_refused_connection(server: str, new_page: Any) -> No
     assert result["states"][0] == ["connecting", None]
     assert result["states"][-1][0] == "disconnected"
     assert result["lastError"]["code"] == "token_invalid"
+
+
+async def test_a_refused_message_is_marked_failed_and_never_blocks_the_outbox(
+    server: str, new_page: Any, demo_password: str
+) -> None:
+    advisor, shopper, cid = await start_consultation(new_page, server, demo_password)
+    for page in (advisor, shopper):
+        await js(page, OPEN_CHAT, cid)
+    await js(
+        shopper,
+        "() => { window.h.failed = []; window.h.chat.onFailed((list) => { window.h.failed = list; }); }",
+    )
+
+    # Broken text (a lone surrogate, which JSON.stringify writes as \ud800) is refused with an
+    # error ack naming the field; the message queued behind it goes out.
+    outcome = await js(
+        shopper,
+        """async () => {
+             const broken = window.h.chat.send({ kind: 'text', body: 'broken \\uD800 text' })
+               .then(() => null, (e) => ({ code: e.code, field: e.details?.[0]?.field }));
+             const next = window.h.chat.send({ kind: 'text', body: 'next one' });
+             return { broken: await broken, next: (await next).seq };
+           }""",
+    )
+    assert outcome == {"broken": {"code": "validation_failed", "field": "body"}, "next": 1}
+    await wait_until(lambda: _has(advisor, ["next one"]))
+    assert await js(shopper, "window.h.pending") == []
+    failed = await js(shopper, "window.h.failed.map((e) => [e.body, e.error.code])")
+    assert failed == [["broken \ud800 text", "validation_failed"]]
+    assert await js(shopper, "window.h.errors") == ["validation_failed"]
+
+    # Retrying a message the server still refuses leaves one failed entry, not two.
+    broken_id = await js(shopper, "window.h.chat.failed[0].client_id")
+    again = await js(shopper, "(id) => window.h.chat.retry(id).then(() => null, (e) => e.code)", broken_id)
+    assert again == "validation_failed"
+    assert await js(shopper, "window.h.chat.failed.length") == 1
+    await js(shopper, "(id) => window.h.chat.discard(id)", broken_id)
+    assert await js(shopper, "window.h.failed") == []
+
+    # A refusal that goes away (simulated once on the client): retry sends it, stored once.
+    await js(
+        shopper,
+        """() => { const raw = window.h.socket.socket; const emit = raw.emitWithAck.bind(raw);
+                   let refuse = true;
+                   raw.emitWithAck = (event, ...args) => {
+                     if (event === "chat.send" && refuse) {
+                       refuse = false;
+                       return Promise.resolve({ ok: false, error: { code: "busy", message: "try later" } });
+                     }
+                     return emit(event, ...args); }; }""",
+    )
+    refused = await js(
+        shopper, "window.h.chat.send({ kind: 'text', body: 'second try' }).then(() => null, (e) => e.code)"
+    )
+    assert refused == "busy"
+    assert await js(shopper, "window.h.failed.map((e) => e.body)") == ["second try"]
+    retry_id = await js(shopper, "window.h.chat.failed[0].client_id")
+    ack = await js(shopper, "(id) => window.h.chat.retry(id)", retry_id)
+    assert ack["seq"] == 2
+    assert await js(shopper, "window.h.failed") == []
+    await wait_until(lambda: _has(advisor, ["next one", "second try"]))
+    assert await js(shopper, "window.h.pending") == []

@@ -241,6 +241,9 @@ export class LiveSocket {
 const OUTBOX_PREFIX = "livedesk.outbox";
 const SEND_TIMEOUT_MS = 8_000;
 const RESEND_BACKOFF_MS = [1_000, 2_000, 5_000, 10_000];
+// Sends of one message left unanswered while connected before it is marked failed (with a
+// retry) so the messages behind it go out: the outbox never waits on one message for good.
+const MAX_UNANSWERED = 4;
 const TYPING_REPEAT_MS = 3_000;
 
 /**
@@ -256,16 +259,19 @@ export class ChatChannel {
   #held = new Map(); // seq → message that arrived before its predecessor
   #delivered = [];
   #outbox = [];
+  #failed = []; // refused or never answered: shown with a retry, never blocking the outbox
   #waiters = new Map(); // client_id → {resolve, reject} of this page's send() calls
   #messageHandlers = new Set();
   #typingHandlers = new Set();
   #readHandlers = new Set();
   #pendingHandlers = new Set();
+  #failedHandlers = new Set();
   #errorHandlers = new Set();
   #offs = [];
   #pumping = false;
   #resendTimer = null;
   #resendAttempt = 0;
+  #unanswered = 0; // unanswered sends of the outbox's first message
   #syncing = null;
   #syncAgain = false;
   #gapTimer = null;
@@ -316,6 +322,12 @@ export class ChatChannel {
     return this.#outbox.map((entry) => ({ ...entry }));
   }
 
+  /** Messages the server refused (or never answered), oldest first, each with its error
+   * ({code, message}): a page shows them as "not sent" with retry() and discard(). */
+  get failed() {
+    return this.#failed.map((entry) => ({ ...entry, error: { ...entry.error } }));
+  }
+
   #recover() {
     if (this.#closed) return;
     this.#resendAttempt = 0;
@@ -326,6 +338,11 @@ export class ChatChannel {
   // ------------------------------------------------------------------ receiving
 
   #accept(message) {
+    // A message marked failed for want of an answer was stored after all.
+    if (message?.client_id && this.#failed.some((e) => e.client_id === message.client_id)) {
+      this.#failed = this.#failed.filter((e) => e.client_id !== message.client_id);
+      this.#failedChanged();
+    }
     const seq = message?.seq;
     if (!Number.isInteger(seq) || seq <= this.#lastSeq || this.#held.has(seq)) return; // seen
     this.#held.set(seq, message);
@@ -428,7 +445,35 @@ export class ChatChannel {
     return () => this.#pendingHandlers.delete(fn);
   }
 
-  /** fn(error, entry) when the server refuses an outbox message (entry is then dropped) or a
+  /** fn(entries) now and whenever the failed list changes (see `failed`). */
+  onFailed(fn) {
+    this.#failedHandlers.add(fn);
+    safely(fn, this.failed);
+    return () => this.#failedHandlers.delete(fn);
+  }
+
+  /** Send a failed message again (same client_id, so it is stored once however often it is
+   * retried); resolves with its ack like send(). */
+  retry(clientId) {
+    const index = this.#failed.findIndex((e) => e.client_id === clientId);
+    if (index < 0) return Promise.reject(new LiveError("not_failed", "No failed message with that id"));
+    const [failed] = this.#failed.splice(index, 1);
+    const { error: _error, ...entry } = failed;
+    const acked = new Promise((resolve, reject) => this.#waiters.set(entry.client_id, { resolve, reject }));
+    this.#outbox.push(entry);
+    this.#failedChanged();
+    this.#changed();
+    this.#pump();
+    return acked;
+  }
+
+  /** Forget a failed message. */
+  discard(clientId) {
+    this.#failed = this.#failed.filter((e) => e.client_id !== clientId);
+    this.#failedChanged();
+  }
+
+  /** fn(error, entry) when the server refuses an outbox message (it moves to `failed`) or a
    * background sync fails. send() rejects too, but after a reload nobody awaits it. */
   onError(fn) {
     this.#errorHandlers.add(fn);
@@ -452,6 +497,11 @@ export class ChatChannel {
     this.#changed();
     this.#pump();
     return acked;
+  }
+
+  #failedChanged() {
+    const list = this.failed;
+    for (const fn of [...this.#failedHandlers]) safely(fn, list);
   }
 
   #changed() {
@@ -481,6 +531,11 @@ export class ChatChannel {
   #settle(entry, outcome, value) {
     const index = this.#outbox.indexOf(entry);
     if (index >= 0) this.#outbox.splice(index, 1);
+    this.#unanswered = 0;
+    if (outcome === "reject") {
+      this.#failed.push({ ...entry, error: { code: value?.code ?? "error", message: value?.message ?? "" } });
+      this.#failedChanged();
+    }
     this.#changed();
     const waiter = this.#waiters.get(entry.client_id);
     this.#waiters.delete(entry.client_id);
@@ -503,12 +558,15 @@ export class ChatChannel {
         try {
           ack = await this.#live.call("chat.send", payload, { timeoutMs: SEND_TIMEOUT_MS, retries: 0 });
         } catch (error) {
-          if (error?.transient) {
+          if (error?.transient && !(error.code === "timeout" && ++this.#unanswered >= MAX_UNANSWERED)) {
             stalled = true; // keep it; re-sent on reconnect or after a back-off
             break;
           }
-          this.#settle(entry, "reject", error);
-          this.#reportError(error, entry);
+          const failure = error?.transient
+            ? new LiveError("no_answer", "The server did not answer this message", undefined)
+            : error;
+          this.#settle(entry, "reject", failure);
+          this.#reportError(failure, entry);
           continue;
         }
         this.#resendAttempt = 0;

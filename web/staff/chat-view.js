@@ -30,6 +30,8 @@ export class ChatView {
     this.local = [];
     this.failed = [];
     this.tracksOutbox = typeof chat.onPending === "function";
+    // The channel keeps refused messages itself (with a retry) when it can.
+    this.tracksFailed = typeof chat.onFailed === "function";
     this.shopperReadSeq = 0;
     this.readSent = 0;
     this.typingSent = false;
@@ -76,11 +78,19 @@ export class ChatView {
         }),
       );
     }
+    if (this.tracksFailed) {
+      this.offs.push(
+        chat.onFailed((entries) => {
+          this.failed = entries;
+          this.renderPending();
+        }),
+      );
+    }
     // A message re-sent after a reload that the server refused (nobody awaits its send()).
     if (typeof chat.onError === "function") {
       this.offs.push(
         chat.onError((error, entry) => {
-          if (entry) {
+          if (entry && !this.tracksFailed) {
             this.failed.push(entry);
             this.renderPending();
           }
@@ -226,7 +236,7 @@ export class ChatView {
     try {
       await this.chat.send(message);
     } catch (error) {
-      this.failed.push(message);
+      if (!this.tracksFailed) this.failed.push(message);
       this.showError(error);
     } finally {
       this.local = this.local.filter((entry) => entry !== local);
@@ -332,6 +342,14 @@ export class ChatView {
       this.content({ ...entry, sender: "staff", sender_staff_id: this.me.id }),
       el("p", { className: "msg-state", text: failed ? t("console.chat.failed") : t("console.chat.sending") }),
     );
+    if (failed && this.tracksFailed && entry.client_id) {
+      const retry = el("button", { className: "msg-retry", text: t("console.chat.retry"), attrs: { type: "button" } });
+      retry.addEventListener("click", () => {
+        this.showError(null);
+        this.chat.retry(entry.client_id).catch((error) => this.showError(error));
+      });
+      li.append(retry);
+    }
     return li;
   }
 

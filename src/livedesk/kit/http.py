@@ -7,6 +7,7 @@ import functools
 import json
 import re
 import time
+import typing
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,6 +15,7 @@ from aiohttp import web
 from aiohttp_pydantic.decorator import inject_params
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from livedesk.kit import inputs
 from livedesk.kit.db import is_unavailable
 from livedesk.kit.errors import AppError
 from livedesk.kit.logging import get_logger
@@ -40,8 +42,9 @@ _STATUS_CODES = {
 DATABASE_UNAVAILABLE = ("database_unavailable", "The database is unavailable right now; try again shortly")
 
 
-class ApiModel(BaseModel):
-    """Base for request bodies: unknown fields are an error, not silently dropped."""
+class ApiModel(inputs.BoundedInput):
+    """Base for request bodies: unknown fields are an error, not silently dropped; integers
+    and dates have default bounds (``kit/inputs.BoundedInput``)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -91,29 +94,87 @@ async def _on_validation_error(exc: ValidationError, context: str) -> web.Stream
 def endpoint(handler: Callable[..., Awaitable[web.StreamResponse]]) -> Handler:
     """Validate path, query and body against the handler's annotations (pydantic models),
     answering 422 with one message per field otherwise. aiohttp-pydantic reads the same
-    annotations to write the OpenAPI document."""
+    annotations to write the OpenAPI document.
+
+    Before that, what no field may hold is refused in one place (``kit/inputs.py``): a body
+    that is not text, not JSON or deeper/larger than JSON livedesk reads (400), NUL or a lone
+    surrogate in any string of the body or any query or path parameter, a number beyond 64
+    bits (422 naming the field). Bare ``int``, ``date`` and ``datetime`` parameters get the
+    bounds a column holds."""
+    json_body = _bound_parameters(handler)
     wrapped: Handler = inject_params(on_validation_error=_on_validation_error).and_request(handler)
 
     @functools.wraps(wrapped)
     async def decodable_then_parse(request: web.Request) -> web.StreamResponse:
-        await _check_text_body(request)
+        refused = _check_parameters(request)
+        if refused is None:
+            refused = await _check_body(request, json_body)
+        if refused is not None:
+            return refused
         return await wrapped(request)
 
     return decodable_then_parse
 
 
-async def _check_text_body(request: web.Request) -> None:
+def _bound_parameters(handler: Callable[..., Any]) -> bool:
+    """Give the handler's bare int/date/datetime parameters their bounded types (in its
+    annotations, which aiohttp-pydantic reads next); True when it takes a JSON body."""
+    hints = typing.get_type_hints(handler, include_extras=True)
+    json_body = False
+    for name, annotation in hints.items():
+        if name == "return":
+            continue
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            json_body = True
+            continue
+        bounded = inputs.bounded_annotation(annotation)
+        if bounded is not annotation:
+            handler.__annotations__[name] = bounded
+    return json_body
+
+
+def _refusal(where: str, field: str, message: str) -> web.Response:
+    details = [{"in": where, "field": field, "message": message, "type": "value_error"}]
+    return error_response(422, "validation_failed", f"{where} field '{field}': {message}", details)
+
+
+def _check_parameters(request: web.Request) -> web.Response | None:
+    for where, items in (("path", request.match_info.items()), ("query", request.query.items())):
+        for name, value in items:
+            problem = inputs.text_problem(name)
+            if problem:
+                return _refusal(where, "(name)", f"a parameter name {problem}")
+            problem = inputs.text_problem(value)
+            if problem:
+                return _refusal(where, name, problem)
+    return None
+
+
+async def _check_body(request: web.Request, json_body: bool) -> web.Response | None:
     """aiohttp decodes a JSON body inside the parser and lets a UnicodeDecodeError escape
-    (a 500); a body that is not text in its declared charset is the client's error. Multipart
-    bodies are streamed by their handlers and not read here."""
+    (a 500); a body that is not text in its declared charset is the client's error. A JSON
+    body is read once here with the bounded parser and checked; aiohttp-pydantic then reads
+    the same text (the standard library reads everything orjson does). Multipart bodies are
+    streamed by their handlers and not read here."""
     if not request.body_exists or request.content_type.startswith("multipart/"):
-        return
+        return None
     body = await request.read()  # bounded by client_max_size, and cached for the parser
     try:
-        body.decode(request.charset or "utf-8")
+        text = body.decode(request.charset or "utf-8")
     except (UnicodeDecodeError, LookupError):
         charset = request.charset or "UTF-8"
         raise web.HTTPBadRequest(reason=f"Request body is not valid {charset} text") from None
+    if not json_body:
+        return None
+    try:
+        document = inputs.loads(text)
+    except inputs.Undecodable as exc:
+        raise web.HTTPBadRequest(reason=f"Request body is not valid JSON ({exc})") from None
+    try:
+        inputs.check_document(document)
+    except inputs.BadValue as exc:
+        return _refusal("body", exc.field, exc.message)
+    return None
 
 
 # Answers every operation can give whatever its handler says: the body cannot be read (400)
@@ -294,3 +355,42 @@ def openapi_nullable(schema: dict[str, Any]) -> None:
         # Keywords beside a $ref are ignored in 3.0, hence the one-element allOf.
         prop.update({"allOf": [only]} if "$ref" in only else only)
         prop["nullable"] = True
+
+
+class RangeNotSatisfiable(AppError):
+    status = 416
+    code = "range_not_satisfiable"
+
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# A byte position past any file livedesk stores; longer digit strings are not read as numbers
+# (Python refuses to read more than 4,300 digits at all).
+_MAX_POSITION_DIGITS = 18
+
+
+def parse_byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The one byte range a ``Range`` header asks for (inclusive), None for the whole file.
+    Several ranges in one request are not supported: the client gets a clear 416, as it does
+    for a start past the end, however many digits it has."""
+    if header is None or header.strip() == "":
+        return None
+    match = _RANGE.match(header.strip())
+    if match is None:
+        raise RangeNotSatisfiable("Send one byte range, like 'bytes=0-1023'")
+    first, last = (digits.lstrip("0") or ("0" if digits else "") for digits in match.groups())
+    if first == "" and last == "":
+        raise RangeNotSatisfiable("Send one byte range, like 'bytes=0-1023'")
+    # Past the longest file: a suffix that long is the whole file, an end that far is its end.
+    last_huge = len(last) > _MAX_POSITION_DIGITS
+    if first == "":
+        count = size if last_huge else int(last)
+        if count == 0:
+            raise RangeNotSatisfiable("An empty suffix range selects nothing")
+        return max(0, size - count), size - 1
+    if len(first) > _MAX_POSITION_DIGITS:
+        raise RangeNotSatisfiable(f"The range is outside the file ({size} bytes)")
+    start = int(first)
+    end = size - 1 if last == "" or last_huge else min(int(last), size - 1)
+    if start >= size or end < start:
+        raise RangeNotSatisfiable(f"The range is outside the file ({size} bytes)")
+    return start, end

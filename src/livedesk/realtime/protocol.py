@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from livedesk.kit import inputs
 from livedesk.kit.actors import ShopperActor
 from livedesk.kit.db import is_unavailable
 from livedesk.kit.errors import AppError
 from livedesk.kit.http import DATABASE_UNAVAILABLE
 from livedesk.kit.logging import get_logger
-from livedesk.realtime.wire import encoded_size
+from livedesk.realtime.wire import UNDECODABLE, encoded_size
 from livedesk.supervision.timing import EVENT_TIMER
 
 if TYPE_CHECKING:
@@ -37,8 +38,9 @@ MAX_EVENT_BYTES = 64 * 1024
 Ack = dict[str, Any]
 
 
-class EventModel(BaseModel):
-    """Base for event payloads: unknown fields are an error."""
+class EventModel(inputs.BoundedInput):
+    """Base for event payloads: unknown fields are an error; integers and dates have default
+    bounds (``kit/inputs.BoundedInput``)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
 
@@ -95,11 +97,18 @@ def fail(code: str, message: str, details: Any = None) -> Ack:
     return {"ok": False, "error": error}
 
 
-def _payload_size(args: tuple[Any, ...]) -> int:
+def _payload_size(args: tuple[Any, ...]) -> int | None:
+    """The payload's size as JSON, or None when JSON cannot hold it (a lone surrogate, an
+    integer beyond 64 bits, nesting deeper than the encoder goes): the document check below
+    names what it is."""
     try:
         return encoded_size(args)
     except (TypeError, ValueError):
-        return MAX_EVENT_BYTES + 1
+        return None
+
+
+def _invalid(field: str, message: str) -> Ack:
+    return fail("validation_failed", f"field '{field}': {message}", [{"field": field, "message": message}])
 
 
 async def dispatch(
@@ -121,18 +130,31 @@ async def dispatch(
 async def _dispatch(
     specs: dict[str, EventSpec[Any]], ctx: EventContext, event: str, args: tuple[Any, ...]
 ) -> Ack:
+    if event == UNDECODABLE:
+        # A packet with an ack id that could not be read (realtime/wire.py): say why.
+        return fail("bad_packet", f"The event could not be read: {args[0] if args else ''}")
     spec = specs.get(event)
     if spec is None:
+        if inputs.text_problem(event):
+            # Echoing the name back would make the ack itself unencodable.
+            return fail("unknown_event", f"Unknown event on {ctx.namespace}: its name is not valid text")
         return fail("unknown_event", f"Unknown event '{event}' on {ctx.namespace}")
     if len(args) > 1:
         return fail("bad_payload", "Send one payload object per event")
-    if _payload_size(args) > MAX_EVENT_BYTES:
+    size = _payload_size(args)
+    if size is not None and size > MAX_EVENT_BYTES:
         return fail("payload_too_large", f"Event payload larger than {MAX_EVENT_BYTES} bytes")
     raw = args[0] if args else {}
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         return fail("bad_payload", "The payload must be a JSON object")
+    try:
+        inputs.check_document(raw)
+    except inputs.BadValue as exc:
+        return _invalid(exc.field, exc.message)
+    if size is None:
+        return fail("bad_payload", "The payload is not representable as JSON")
     try:
         payload = spec.payload.model_validate(raw)
     except ValidationError as exc:

@@ -11,6 +11,13 @@ packets skip python-socketio's walk of every payload looking for ``bytes``; a pa
 held bytes by mistake would fail loudly in the encoder rather than go out as an attachment.
 Binary packets that clients send are still parsed as the protocol says (and then refused by
 the payload validation, which expects JSON objects).
+
+Every event a client sends with an ack id gets an ack, even one that cannot be read: the
+library would raise while decoding it and the client would wait forever (the browser's outbox
+with it). Such an event is handed on as the ``UNDECODABLE`` event, which the dispatcher
+refuses with ``bad_packet``. A lone surrogate escape (``"\\ud800"``, which ``JSON.stringify``
+writes for broken text) is read rather than refused here, so the payload check can name its
+field (``kit/inputs.loads``).
 """
 
 from __future__ import annotations
@@ -20,7 +27,11 @@ from typing import Any
 import orjson
 from socketio import packet
 
+from livedesk.kit import inputs
+
 _OPTIONS = orjson.OPT_NON_STR_KEYS
+# The event name an unreadable event is handed on under (a NUL no client-sent name passes).
+UNDECODABLE = "\x00undecodable"
 
 
 class OrjsonCodec:
@@ -33,15 +44,41 @@ class OrjsonCodec:
 
     @staticmethod
     def loads(data: str | bytes, **_: Any) -> Any:
-        return orjson.loads(data)
+        return inputs.loads(data)
 
 
 class WirePacket(packet.Packet):  # type: ignore[misc]
     json = OrjsonCodec
+    data: Any
 
     @classmethod
     def data_is_binary(cls, data: Any) -> bool:
         return False
+
+    def decode(self, encoded_packet: str | bytes) -> int:
+        try:
+            attachments: int = super().decode(encoded_packet) or 0
+        except ValueError as exc:  # not JSON (orjson's and our errors are ValueErrors)
+            if self.packet_type == packet.CONNECT:
+                # Unreadable auth: connect without it, to be refused (or not) as usual.
+                self.data = None
+                return 0
+            if self.packet_type not in (packet.EVENT, packet.BINARY_EVENT):
+                raise
+            return self._undecodable(f"not JSON ({exc})")
+        if self.packet_type == packet.EVENT and not _is_event(self.data):
+            return self._undecodable("an event is a JSON array that starts with its name")
+        return attachments
+
+    def _undecodable(self, reason: str) -> int:
+        # Without an ack id nobody waits for an answer, and the refusal is never sent.
+        self.packet_type = packet.EVENT
+        self.data = [UNDECODABLE, reason]
+        return 0
+
+
+def _is_event(data: Any) -> bool:
+    return isinstance(data, list) and bool(data) and isinstance(data[0], str)
 
 
 def encoded_size(value: Any) -> int:

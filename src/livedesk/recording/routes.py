@@ -5,15 +5,15 @@ answers a refusal only after that transaction committed."""
 
 from __future__ import annotations
 
-import re
 import uuid
 
 from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r206, r401, r403, r404, r409, r416
 
 from livedesk.kit.context import DB
-from livedesk.kit.errors import AppError, NotFound
-from livedesk.kit.http import ErrorResponse, model_json
+from livedesk.kit.errors import NotFound
+from livedesk.kit.http import ErrorResponse, RangeNotSatisfiable, model_json
+from livedesk.kit.http import parse_byte_range as parse_range  # one Range reading for every download
 from livedesk.kit.logging import get_logger
 from livedesk.recording import access
 from livedesk.recording.schemas import RecordingListOut, RecordingOut
@@ -21,37 +21,6 @@ from livedesk.recording.storage import RECORDING_STORE
 from livedesk.staff.auth import guarded, require_staff
 
 log = get_logger("livedesk.recording")
-
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-
-
-class RangeNotSatisfiable(AppError):
-    status = 416
-    code = "range_not_satisfiable"
-
-
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """The one byte range asked for (inclusive), None for the whole file. Several ranges in
-    one request are not supported: the client gets a clear 416."""
-    if header is None or header.strip() == "":
-        return None
-    match = _RANGE.match(header.strip())
-    if match is None:
-        raise RangeNotSatisfiable("Send one byte range, like 'bytes=0-1023'")
-    first, last = match.groups()
-    if first == "" and last == "":
-        raise RangeNotSatisfiable("Send one byte range, like 'bytes=0-1023'")
-    if first == "":
-        # A suffix: the last N bytes.
-        count = int(last)
-        if count == 0:
-            raise RangeNotSatisfiable("An empty suffix range selects nothing")
-        return max(0, size - count), size - 1
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size or end < start:
-        raise RangeNotSatisfiable(f"The range is outside the file ({size} bytes)")
-    return start, end
 
 
 @guarded()
