@@ -181,6 +181,14 @@ def livedesk_env(workdir: Path, database_url: str, secret: str, port: int, **ext
             "LIVEDESK_PRESENCE_GRACE_SECONDS": "0",
             # The bench sends far faster than a person types.
             "LIVEDESK_CHAT_RATE_LIMIT": "10000000/minute",
+            # ... and opens thousands of sockets and joins from one address.
+            "LIVEDESK_SHOPPER_SOCKETS_PER_ADDRESS": "0",
+            "LIVEDESK_SHOPPER_CONNECT_RATE_LIMIT": "10000000/minute",
+            "LIVEDESK_QUEUE_ADDRESS_RATE_LIMIT": "10000000/minute",
+            "LIVEDESK_QUEUE_NETWORK_RATE_LIMIT": "10000000/minute",
+            "LIVEDESK_QUEUE_WAITING_PER_ADDRESS": "0",
+            "LIVEDESK_QUEUE_WAITING_PER_NETWORK": "0",
+            "LIVEDESK_QUEUE_MAX_WAITING": "0",
         }
     )
     env.update(extra)

@@ -91,9 +91,56 @@ class Settings(BaseSettings):
     )
     chat_rate_limit: str = Field("30/10seconds", description="Chat messages one party may send.")
     queue_rate_limit: str = Field("5/minute", description="Queue joins one shopper may make.")
+    # Abuse budgets (docs/security.md, "Abuse budgets"): what one client may cost us.
+    typing_rate_limit: str = Field("20/10seconds", description="Typing events one party may send.")
+    typing_relay_seconds: float = Field(
+        1.0, ge=0, description="A socket's typing state is passed on at most once per this (the last wins)."
+    )
+    read_rate_limit: str = Field("60/10seconds", description="Read receipts one party may send.")
+    shopper_sockets_per_token: int = Field(
+        10, ge=0, description="Open shopper sockets per shopper (visitor token) in one process; 0 = no cap."
+    )
+    shopper_sockets_per_address: int = Field(
+        100, ge=0, description="Open shopper sockets per client address in one process; 0 = no cap."
+    )
+    shopper_connect_rate_limit: str = Field(
+        "120/minute", description="Shopper socket connections one client address may open."
+    )
+    queue_address_rate_limit: str = Field(
+        "20/minute;100/hour", description="Queue joins from one client address; windows split by ';'."
+    )
+    queue_network_rate_limit: str = Field(
+        "60/minute;300/hour", description="Queue joins from one /24 (IPv4) or /64 (IPv6) network."
+    )
+    queue_waiting_per_address: int = Field(
+        5, ge=0, description="Shoppers one client address may have waiting at once; 0 = no cap."
+    )
+    queue_waiting_per_network: int = Field(
+        15, ge=0, description="Shoppers one /24 or /64 network may have waiting at once; 0 = no cap."
+    )
+    queue_max_waiting: int = Field(
+        300,
+        ge=0,
+        description="Shoppers waiting in all; past it new joins are refused (queue_full); 0 = no cap.",
+    )
     upload_max_bytes: int = Field(10_485_760, ge=1024, description="Largest chat file accepted.")
-    unsent_file_hours: int = Field(
-        24, ge=0, description="A chat file uploaded but never sent is deleted after this; 0 = kept."
+    upload_consultation_bytes: int = Field(
+        52_428_800, ge=1024, description="Bytes of files one consultation may hold (both parties)."
+    )
+    upload_shopper_bytes_per_day: int = Field(
+        104_857_600, ge=1024, description="Bytes of files one shopper may upload in 24 hours."
+    )
+    upload_disk_high_water_percent: int = Field(
+        90,
+        ge=1,
+        le=100,
+        description="Uploads are refused while the files' disk is fuller than this; 100 = off.",
+    )
+    upload_max_image_pixels: int = Field(
+        40_000_000, ge=1, description="Largest image accepted, in pixels (width × height, from its header)."
+    )
+    unsent_file_minutes: int = Field(
+        10, ge=0, description="A chat file uploaded but never sent is deleted after this; 0 = kept."
     )
     stun_urls: list[str] = Field(
         default_factory=list, description="STUN server URLs for browsers (JSON list); none by default."

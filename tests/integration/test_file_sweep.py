@@ -1,4 +1,4 @@
-"""Chat files uploaded but never sent are deleted after LIVEDESK_UNSENT_FILE_HOURS (row and
+"""Chat files uploaded but never sent are deleted after LIVEDESK_UNSENT_FILE_MINUTES (row and
 bytes); sent ones and recent ones stay; a send after the sweep answers file_not_found."""
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ async def test_unsent_files_are_swept_sent_and_recent_ones_stay(
         "chat.send",
         {"consultation_id": chat.id, "client_id": "img-sweep-01", "kind": "image", "data": {"file_id": sent}},
     )
-    day_ago = utcnow() - timedelta(hours=settings.unsent_file_hours + 1)
+    day_ago = utcnow() - timedelta(minutes=settings.unsent_file_minutes + 1)
     async with db.transaction() as session:
         await session.execute(
             update(ChatFile)
@@ -62,7 +62,7 @@ async def test_unsent_files_are_swept_sent_and_recent_ones_stay(
 
     async with db.transaction() as session:
         swept = await sweep_unsent(
-            session, client.server.app[FILE_STORE], utcnow() - timedelta(hours=settings.unsent_file_hours)
+            session, client.server.app[FILE_STORE], utcnow() - timedelta(minutes=settings.unsent_file_minutes)
         )
     assert swept == 1
     async with db.read() as session:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from livedesk.consultations import chat, service
 from livedesk.consultations.chat_schemas import ChatMessageOut, ChatRead, ChatSend, ChatSync, ChatTyping
-from livedesk.kit.context import DB
+from livedesk.consultations.parties import authorise_party
+from livedesk.kit.background import BACKGROUND
+from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
+from livedesk.models import Consultation
+from livedesk.realtime import rooms
 from livedesk.realtime.emit import SIO
 from livedesk.realtime.protocol import EventContext, EventSpec
 
@@ -25,18 +33,63 @@ async def send(ctx: EventContext, payload: ChatSend) -> dict[str, Any]:
 
 
 async def sync(ctx: EventContext, payload: ChatSync) -> dict[str, Any]:
-    """What the client missed: messages after its last seen sequence (one page), and the
-    newest sequence so it knows whether to ask again."""
+    """What the client missed: messages after its last seen sequence (one page, bounded in
+    count and bytes), the newest sequence, and the cursor to ask from for the next page."""
     async with ctx.app[DB].read() as session:
         messages, last_seq = await chat.history(session, ctx, payload.consultation_id, payload.after_seq)
     return {
         "messages": [ChatMessageOut.of(m).model_dump(mode="json") for m in messages],
         "last_seq": last_seq,
         "complete": not messages or messages[-1].seq >= last_seq,
+        "next_after_seq": messages[-1].seq if messages else payload.after_seq,
     }
 
 
+def _party_key(ctx: EventContext) -> str:
+    return f"shopper:{ctx.shopper.shopper_id}" if ctx.shopper else f"staff:{ctx.require_staff().staff_id}"
+
+
+@dataclass
+class _Relay:
+    """One socket's typing state in one consultation on its way to the other party."""
+
+    sent_at: float = float("-inf")
+    sent: bool | None = None
+    pending: dict[str, Any] | None = None
+    targets: list[tuple[rooms.Room, str]] | None = None
+    timer: asyncio.TimerHandle | None = None
+
+
+def _relays(ctx: EventContext, now: float, window: float) -> dict[uuid.UUID, _Relay]:
+    """The socket's relays (they live and die with the socket), without the idle ones."""
+    relays: dict[uuid.UUID, _Relay] = ctx.extra.setdefault("typing", {})
+    for key in [k for k, r in relays.items() if r.timer is None and now - r.sent_at >= window]:
+        del relays[key]
+    return relays
+
+
+async def _relay(ctx: EventContext, relay: _Relay) -> None:
+    event, targets = relay.pending, relay.targets
+    relay.pending, relay.timer = None, None
+    if event is None or targets is None:
+        return
+    relay.sent_at, relay.sent = time.monotonic(), event["typing"]
+    for room, namespace in targets:
+        await ctx.app[SIO].emit(chat.CHAT_TYPING, event, room=room, namespace=namespace, skip_sid=ctx.sid)
+
+
 async def typing(ctx: EventContext, payload: ChatTyping) -> dict[str, Any]:
+    """Pass the typing state on, coalesced: at most one event per socket and consultation per
+    LIVEDESK_TYPING_RELAY_SECONDS (what arrives in between waits for the window's end, and
+    only its last state goes, if it differs from the one sent); LIVEDESK_TYPING_RATE_LIMIT
+    bounds what a party may send at all, before any database read."""
+    settings = ctx.app[SETTINGS]
+    await ctx.app[RATE_LIMITS].hit(
+        settings.typing_rate_limit,
+        "chat.typing",
+        _party_key(ctx),
+        message="Typing events too fast; slow down",
+    )
     async with ctx.app[DB].read() as session:
         c = await service.load_for_party(session, payload.consultation_id, ctx, write=False)
     event = {
@@ -44,15 +97,47 @@ async def typing(ctx: EventContext, payload: ChatTyping) -> dict[str, Any]:
         "who": "shopper" if ctx.shopper else "advisor",
         "typing": payload.typing,
     }
-    for room, namespace in chat.message_recipients(c):
-        await ctx.app[SIO].emit(chat.CHAT_TYPING, event, room=room, namespace=namespace, skip_sid=ctx.sid)
-    return {}
+    now, window = time.monotonic(), settings.typing_relay_seconds
+    relay = _relays(ctx, now, window).setdefault(c.id, _Relay())
+    relay.pending, relay.targets = event, chat.message_recipients(c)
+    if relay.timer is None and now - relay.sent_at >= window:
+        await _relay(ctx, relay)
+        return {"coalesced": False}
+    if payload.typing == relay.sent:
+        relay.pending = None  # the other party already shows this state
+    if relay.timer is None:
+        app = ctx.app
+
+        def flush() -> None:
+            app[BACKGROUND].spawn(_relay(ctx, relay), name="chat.typing.relay")
+
+        relay.timer = asyncio.get_running_loop().call_later(relay.sent_at + window - now, flush)
+    return {"coalesced": True}
 
 
 async def read(ctx: EventContext, payload: ChatRead) -> dict[str, Any]:
+    """Record how far the party has read. A receipt that moves nothing (a repeat, an older
+    sequence) is answered from a read, with no write and nothing sent to anyone; the
+    LIVEDESK_READ_RATE_LIMIT bounds the rest."""
+    await ctx.app[RATE_LIMITS].hit(
+        ctx.app[SETTINGS].read_rate_limit,
+        "chat.read",
+        _party_key(ctx),
+        message="Read receipts too fast; slow down",
+    )
+    async with ctx.app[DB].read() as session:
+        c = await service.load_for_party(session, payload.consultation_id, ctx, write=False)
+        authorise_party(ctx, c.id, c.shopper_id, c.advisor_id, c.offered_to_id, write=True)
+        seq = min(payload.seq, c.last_seq)
+        if seq <= _read_seq(ctx, c):
+            return {"seq": seq}
     async with ctx.app[DB].transaction() as session:
         seq = await chat.mark_read(session, ctx.app[SIO], ctx, payload.consultation_id, payload.seq)
     return {"seq": seq}
+
+
+def _read_seq(ctx: EventContext, c: Consultation) -> int:
+    return c.shopper_read_seq if ctx.shopper is not None else c.advisor_read_seq
 
 
 SHOPPER: list[EventSpec[Any]] = [

@@ -35,11 +35,21 @@ async def queue_join(ctx: EventContext, payload: QueueJoin) -> dict[str, Any]:
         raise Forbidden(
             "This link opens one booked call; start a new visit to talk to us again", code="token_scoped"
         )
-    await ctx.app[RATE_LIMITS].hit(
-        ctx.app[SETTINGS].queue_rate_limit,
+    settings, limits = ctx.app[SETTINGS], ctx.app[RATE_LIMITS]
+    await limits.hit(
+        settings.queue_rate_limit,
         "queue.join",
         str(shopper.shopper_id),
         message="Too many queue joins; wait a moment",
+    )
+    # Visitor tokens are free: the address and its network pay for the joins too.
+    origin = queue.Origin.of(ctx.extra.get("address", ""), settings.secret_key.get_secret_value())
+    busy = "Too many requests from your network; wait a moment"
+    await limits.hit_all(
+        settings.queue_address_rate_limit, "queue.join.address", origin.address, message=busy
+    )
+    await limits.hit_all(
+        settings.queue_network_rate_limit, "queue.join.network", origin.network, message=busy
     )
     async with ctx.app[DB].transaction() as session:
         intake = None
@@ -48,7 +58,11 @@ async def queue_join(ctx: EventContext, payload: QueueJoin) -> dict[str, Any]:
                 session, payload.survey_response_id, shopper.shopper_id
             )
             payload = survey_service.apply_hints(payload, hints)
+        # Refused before anything is written, so a refused join never takes a place.
+        returning = await queue.admit(session, settings, shopper.shopper_id, origin)
         c = await service.join_queue(session, ctx.app[SIO], shopper.shopper_id, payload)
+        if not returning:
+            queue.mark_origin(c, origin)
         if intake is not None:
             await survey_service.link_to_consultation(session, intake, c)
         result = service.out(c)

@@ -1,11 +1,13 @@
 """Files uploaded to a chat but never sent in a message are deleted after a while.
 
 An upload comes first and the chat message that refers to it second; a page closed in between
-leaves a file nobody can reach from the chat. After ``LIVEDESK_UNSENT_FILE_HOURS`` such files
-go, row and bytes. Every process sweeps (deleting is idempotent); the rows are locked while
-the sweep decides, and the chat send path reads a file's row FOR SHARE on PostgreSQL, so a
-file is either sent before the sweep looks (and kept) or gone before the send (which then says
-``file_not_found``) — never a message pointing at deleted bytes.
+leaves a file nobody can reach from the chat. After ``LIVEDESK_UNSENT_FILE_MINUTES`` such
+files go, row and bytes (minutes, not a day: an upload never sent is also how a client would
+fill the disk, and the quotas count these files until they are gone). Every process sweeps
+(deleting is idempotent); the rows are locked while the sweep decides, and the chat send path
+reads a file's row FOR SHARE on PostgreSQL, so a file is either sent before the sweep looks
+(and kept) or gone before the send (which then says ``file_not_found``) — never a message
+pointing at deleted bytes.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 from aiohttp import web
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, String, cast, delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.consultations.files import FILE_STORE, FileStore
@@ -29,7 +31,24 @@ from livedesk.models import ChatFile, Message, MessageKind
 
 log = get_logger("livedesk.files")
 BATCH = 500
-SWEEP_EVERY_SECONDS = 3600.0
+# A file goes within this long after its time is up.
+SWEEP_EVERY_SECONDS = 60.0
+
+
+def _unsent(session: AsyncSession) -> ColumnElement[bool]:
+    """No image or file message of the file's consultation names it. (Sent files stay for
+    good, so without this a batch of the oldest files would soon be all sent ones, and the
+    unsent files behind them never reached.)"""
+    named = Message.data["file_id"].as_string()
+    if session.get_bind().dialect.name == "postgresql":
+        same = named == cast(ChatFile.id, String)
+    else:  # SQLite keeps a UUID as its 32 hex digits, messages name it with dashes
+        same = func.replace(named, "-", "") == ChatFile.id
+    return ~exists().where(
+        Message.consultation_id == ChatFile.consultation_id,
+        Message.kind.in_((MessageKind.IMAGE, MessageKind.FILE)),
+        same,
+    )
 
 
 async def sweep_unsent(session: AsyncSession, store: FileStore, older_than: datetime) -> int:
@@ -38,7 +57,7 @@ async def sweep_unsent(session: AsyncSession, store: FileStore, older_than: date
     candidates = (
         await session.scalars(
             select(ChatFile)
-            .where(ChatFile.created_at < older_than)
+            .where(ChatFile.created_at < older_than, _unsent(session))
             .order_by(ChatFile.created_at)
             .limit(BATCH)
             .with_for_update(skip_locked=True)
@@ -46,6 +65,8 @@ async def sweep_unsent(session: AsyncSession, store: FileStore, older_than: date
     ).all()
     if not candidates:
         return 0
+    # Asked again once the rows are locked: a send that committed while the query above
+    # waited is seen by this later statement (PostgreSQL's read committed).
     consultations = {f.consultation_id for f in candidates}
     data = await session.scalars(
         select(Message.data).where(
@@ -73,19 +94,36 @@ async def sweep_unsent(session: AsyncSession, store: FileStore, older_than: date
     return len(ids)
 
 
-async def _sweep_forever(app: web.Application, hours: int) -> None:
+async def anything_due(session: AsyncSession, older_than: datetime) -> bool:
+    """Whether a sweep would find anything: a read, so the idle minute takes no write lock."""
+    found = await session.scalar(
+        select(ChatFile.id).where(ChatFile.created_at < older_than, _unsent(session)).limit(1)
+    )
+    return found is not None
+
+
+async def sweep_once(app: web.Application, minutes: int) -> int:
+    """One pass: delete the files uploaded more than ``minutes`` ago that were never sent."""
+    older_than = utcnow() - timedelta(minutes=minutes)
+    async with app[DB].read() as session:
+        if not await anything_due(session, older_than):
+            return 0
+    async with app[DB].transaction() as session:
+        return await sweep_unsent(session, app[FILE_STORE], older_than)
+
+
+async def _sweep_forever(app: web.Application, minutes: int) -> None:
     while True:
         try:
-            async with app[DB].transaction() as session:
-                await sweep_unsent(session, app[FILE_STORE], utcnow() - timedelta(hours=hours))
+            await sweep_once(app, minutes)
         except Exception:  # retried at the next sweep
             log.exception("unsent chat file sweep failed")
         await asyncio.sleep(SWEEP_EVERY_SECONDS)
 
 
 async def file_sweep_ctx(app: web.Application) -> AsyncIterator[None]:
-    hours = app[SETTINGS].unsent_file_hours
-    task = asyncio.create_task(_sweep_forever(app, hours), name="unsent-file-sweep") if hours else None
+    minutes = app[SETTINGS].unsent_file_minutes
+    task = asyncio.create_task(_sweep_forever(app, minutes), name="unsent-file-sweep") if minutes else None
     yield
     if task is not None:
         task.cancel()

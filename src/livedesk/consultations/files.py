@@ -5,6 +5,10 @@ An upload is streamed: its size is counted as it arrives (a hard cap, whatever t
 claims), its type is read from its first bytes (never from the client's Content-Type or file
 name), and its bytes go to a ``FileStore`` under a name of our own making. Only then is the
 ``ChatFile`` row written; a chat message of kind image/file refers to it by id.
+
+Uploads have budgets (``UploadLimits``): only once an advisor has taken the consultation,
+within a byte quota per consultation and per shopper a day, not while the files' disk is past
+its high-water mark, and images no larger (in pixels, from their header) than a cap.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ import hashlib
 import os
 import re
 import secrets
+import shutil
 import unicodedata
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO, Protocol
 from urllib.parse import quote, unquote
@@ -26,14 +32,18 @@ from urllib.parse import quote, unquote
 import filetype
 from aiohttp import web
 from pydantic import BaseModel
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.consultations.chat import CHAT_OPEN
+from livedesk.consultations.image_size import ImageSize, Unreadable
 from livedesk.kit.actors import ShopperActor
+from livedesk.kit.clock import utcnow
 from livedesk.kit.db import Database
 from livedesk.kit.errors import AppError, Conflict, Forbidden, NotFound, ValidationFailed
 from livedesk.kit.logging import get_logger
-from livedesk.models import AuditEntry, ChatFile, Consultation, Role
+from livedesk.models import AuditEntry, ChatFile, Consultation, ConsultationStatus, Role
+from livedesk.settings import Settings
 from livedesk.staff.sessions import Principal
 
 log = get_logger("livedesk.files")
@@ -55,6 +65,10 @@ MAX_FILENAME = 255
 # longer than the file limit plus this cannot carry an acceptable file.
 MULTIPART_OVERHEAD = 64 * 1024
 READER_ROLES = (Role.SUPERVISOR, Role.ADMIN)
+# Files are shared once an advisor has taken the consultation (and through wrap-up): a shopper
+# still waiting, who may never be answered, stores nothing.
+ACCEPTED = (ConsultationStatus.ACTIVE, ConsultationStatus.WRAP_UP)
+QUOTA_WINDOW = timedelta(hours=24)
 
 
 class PayloadTooLarge(AppError):
@@ -65,6 +79,60 @@ class PayloadTooLarge(AppError):
 class UnsupportedMediaType(AppError):
     status = 415
     code = "unsupported_media_type"
+
+
+class InsufficientStorage(AppError):
+    status = 507
+    code = "storage_full"
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """The upload budgets, from the settings (LIVEDESK_UPLOAD_*)."""
+
+    file_bytes: int
+    consultation_bytes: int
+    shopper_bytes_per_day: int
+    disk_high_water_percent: int
+    image_pixels: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> UploadLimits:
+        return cls(
+            file_bytes=settings.upload_max_bytes,
+            consultation_bytes=settings.upload_consultation_bytes,
+            shopper_bytes_per_day=settings.upload_shopper_bytes_per_day,
+            disk_high_water_percent=settings.upload_disk_high_water_percent,
+            image_pixels=settings.upload_max_image_pixels,
+        )
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """What one upload may be: the limits, and the bytes its quotas had left when it began."""
+
+    limits: UploadLimits
+    quota_left: int
+
+    @property
+    def max_bytes(self) -> int:
+        return min(self.limits.file_bytes, self.quota_left)
+
+    def too_large(self) -> PayloadTooLarge:
+        if self.quota_left < self.limits.file_bytes:
+            return quota_spent(self.quota_left)
+        limit = self.limits.file_bytes
+        return PayloadTooLarge(
+            f"The file is larger than the limit of {limit} bytes", details={"limit": limit}
+        )
+
+
+def quota_spent(left: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The upload quota is spent: {max(0, left)} more bytes may be shared here today",
+        code="upload_quota_exceeded",
+        details={"quota_left": max(0, left)},
+    )
 
 
 def file_url(file_id: uuid.UUID) -> str:
@@ -249,10 +317,40 @@ def sanitize_filename(raw: str | None, content_type: str) -> str:
     return stem[: MAX_FILENAME - len(ending)] + name[len(name) - len(ending) :]
 
 
-def check_declared_length(content_length: int | None, limit: int) -> None:
+def check_declared_length(content_length: int | None, allowance: Allowance) -> None:
     """Refuse at once a body that says it is too long to hold an acceptable file."""
-    if content_length is not None and content_length > limit + MULTIPART_OVERHEAD:
-        raise PayloadTooLarge(f"The file is larger than the limit of {limit} bytes", details={"limit": limit})
+    if content_length is not None and content_length > allowance.max_bytes + MULTIPART_OVERHEAD:
+        raise allowance.too_large()
+
+
+def check_pixels(size: tuple[int, int], limit: int) -> None:
+    width, height = size
+    if width * height > limit:
+        raise ValidationFailed(
+            f"field 'file': the image is {width}×{height} pixels; at most {limit} pixels are accepted",
+            code="image_too_large",
+            details={"width": width, "height": height, "max_pixels": limit},
+        )
+
+
+async def check_disk(store: FileStore, limits: UploadLimits) -> None:
+    """Refuse uploads while the disk holding the files is past its high-water mark (the
+    database, recordings and logs often share it). Only a local store has a disk to watch."""
+    if limits.disk_high_water_percent >= 100 or not isinstance(store, LocalFileStore):
+        return
+    used, total = await asyncio.to_thread(_disk_usage, store.root)
+    if used * 100 > total * limits.disk_high_water_percent:
+        log.warning("uploads refused: disk past its high-water mark", used=used, total=total)
+        raise InsufficientStorage("The server cannot store files right now; try again later")
+
+
+def _disk_usage(root: Path) -> tuple[int, int]:
+    # The files' directory may not exist before the first upload: ask its nearest parent.
+    path = root
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    usage = shutil.disk_usage(path)
+    return usage.used, usage.total
 
 
 # --- rules ----------------------------------------------------------------------------------
@@ -276,13 +374,48 @@ async def _consultation_for_upload(
         raise Conflict(
             f"The consultation is {c.status.value}; files can no longer be shared", code="chat_closed"
         )
+    if c.status not in ACCEPTED:
+        raise Conflict("Files can be shared once an advisor has taken the consultation", code="not_accepted")
     return c
 
 
-async def check_upload(db: Database, consultation_id: uuid.UUID, party: Party) -> None:
-    """May ``party`` share a file in this consultation now? Asked before reading the body."""
+async def _quota_left(session: AsyncSession, c: Consultation, party: Party, limits: UploadLimits) -> int:
+    """Bytes the consultation's quota (both parties' files) and, for a shopper, their own
+    quota over the last 24 hours still allow. Unsent files count until the sweep removes them."""
+    used = await session.scalar(select(func.sum(ChatFile.size)).where(ChatFile.consultation_id == c.id))
+    left = limits.consultation_bytes - int(used or 0)
+    if party.shopper_id is not None:
+        mine = await session.scalar(
+            select(func.sum(ChatFile.size))
+            .join(Consultation, Consultation.id == ChatFile.consultation_id)
+            .where(
+                Consultation.shopper_id == c.shopper_id,
+                ChatFile.uploaded_by == "shopper",
+                ChatFile.created_at >= utcnow() - QUOTA_WINDOW,
+            )
+        )
+        left = min(left, limits.shopper_bytes_per_day - int(mine or 0))
+    return left
+
+
+async def check_upload(
+    db: Database,
+    store: FileStore,
+    consultation_id: uuid.UUID,
+    party: Party,
+    limits: UploadLimits,
+    content_length: int | None,
+) -> Allowance:
+    """May ``party`` share a file in this consultation now, and how large? Asked before the
+    body is read."""
     async with db.read() as session:
-        await _consultation_for_upload(session, consultation_id, party, lock=False)
+        c = await _consultation_for_upload(session, consultation_id, party, lock=False)
+        allowance = Allowance(limits, await _quota_left(session, c, party, limits))
+    if allowance.quota_left <= 0:
+        raise quota_spent(allowance.quota_left)
+    check_declared_length(content_length, allowance)
+    await check_disk(store, limits)
+    return allowance
 
 
 @dataclass(frozen=True)
@@ -298,15 +431,34 @@ class Received:
 
 
 async def receive(
-    store: FileStore, chunks: AsyncIterator[bytes], raw_filename: str | None, limit: int
+    store: FileStore, chunks: AsyncIterator[bytes], raw_filename: str | None, allowance: Allowance
 ) -> Received:
-    """Stream the upload into the store, counting, hashing and sniffing as it goes. Refused
-    uploads (too large, wrong type, empty) leave nothing behind."""
+    """Stream the upload into the store, counting, hashing and sniffing as it goes, and for an
+    image reading its pixel size from the header. Refused uploads (too large, over quota, wrong
+    type, empty, too many pixels) leave nothing behind."""
     file_id = uuid.uuid4()
     key = storage_key(file_id)
     digest = hashlib.sha256()
     size = 0
     detected: list[str] = []
+    pixels: list[ImageSize] = []
+
+    def typed(head: bytes) -> bytes:
+        content_type = sniff(head)
+        detected.append(content_type)
+        if content_type.startswith("image/"):
+            pixels.append(ImageSize(content_type))
+        return head
+
+    def measured(chunk: bytes) -> bytes:
+        if pixels and pixels[0].size is None:
+            try:
+                found = pixels[0].feed(chunk)
+            except Unreadable as exc:
+                raise _unreadable(exc) from None
+            if found is not None:
+                check_pixels(found, allowance.limits.image_pixels)
+        return chunk
 
     async def checked() -> AsyncGenerator[bytes, None]:
         nonlocal size
@@ -314,23 +466,24 @@ async def receive(
         head = bytearray()
         async for chunk in chunks:
             size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(
-                    f"The file is larger than the limit of {limit} bytes", details={"limit": limit}
-                )
+            if size > allowance.max_bytes:
+                raise allowance.too_large()
             digest.update(chunk)
             if detected:
-                yield chunk
+                yield measured(chunk)
                 continue
             head += chunk
             if len(head) >= SNIFF_BYTES:
-                detected.append(sniff(bytes(head)))
-                yield bytes(head)
+                yield measured(typed(bytes(head)))
         if not detected:
             if not head:
                 raise ValidationFailed("field 'file': the file is empty", code="empty_file")
-            detected.append(sniff(bytes(head)))
-            yield bytes(head)
+            yield measured(typed(bytes(head)))
+        if pixels:
+            try:
+                pixels[0].finish()
+            except Unreadable as exc:
+                raise _unreadable(exc) from None
 
     async with aclosing(checked()) as source:
         await store.put(key, source)
@@ -345,12 +498,19 @@ async def receive(
     )
 
 
+def _unreadable(exc: Unreadable) -> ValidationFailed:
+    return ValidationFailed(f"field 'file': {exc}", code="image_unreadable")
+
+
 async def record(
-    session: AsyncSession, consultation_id: uuid.UUID, party: Party, received: Received
+    session: AsyncSession, consultation_id: uuid.UUID, party: Party, received: Received, limits: UploadLimits
 ) -> ChatFile:
-    """The row for a stored upload; the party and the consultation are checked again, since
-    either may have changed while the bytes arrived."""
+    """The row for a stored upload; the party, the consultation and the quotas are checked
+    again, since any may have changed while the bytes arrived (uploads side by side)."""
     c = await _consultation_for_upload(session, consultation_id, party, lock=True)
+    left = await _quota_left(session, c, party, limits)
+    if received.size > left:
+        raise quota_spent(left)
     row = ChatFile(
         id=received.file_id,
         consultation_id=c.id,
@@ -374,14 +534,14 @@ async def save(
     party: Party,
     chunks: AsyncIterator[bytes],
     raw_filename: str | None,
-    limit: int,
+    allowance: Allowance,
 ) -> ChatFile:
     """Receive an upload and record it; the stored bytes go again if the row cannot be
     written."""
-    received = await receive(store, chunks, raw_filename, limit)
+    received = await receive(store, chunks, raw_filename, allowance)
     try:
         async with db.transaction() as session:
-            row = await record(session, consultation_id, party, received)
+            row = await record(session, consultation_id, party, received, allowance.limits)
     except BaseException:
         await store.delete(received.storage_key)
         raise

@@ -3,16 +3,21 @@ giving up on consultations nobody took, and telling each waiting shopper where t
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import ipaddress
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 
 import socketio
-from sqlalchemy import func, select, text
+from sqlalchemy import exists, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.consultations import routing, service
 from livedesk.consultations.schemas import ConsultationOut, QueuePosition
 from livedesk.kit.clock import utcnow
+from livedesk.kit.errors import TooManyRequests
 from livedesk.models import (
     AdvisorPresence,
     Consultation,
@@ -20,6 +25,7 @@ from livedesk.models import (
     ConsultationStatus,
     PresenceStatus,
     Role,
+    ShopperConnection,
     Staff,
 )
 from livedesk.realtime import rooms
@@ -38,6 +44,98 @@ async def _serialise(session: AsyncSession) -> None:
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(727001)"))
+
+
+# --- surge protection -------------------------------------------------------------------------
+# Visitor tokens are free, so one client can be any number of shoppers: what it may have
+# waiting at once is counted by its address and its network (/24 for IPv4, /64 for IPv6, the
+# block one subscriber or one host is usually given). The consultation keeps keyed hashes of
+# both (never the address itself) for as long as it waits.
+ORIGIN_ADDRESS, ORIGIN_NETWORK = "origin_address", "origin_network"
+
+
+def network_of(address: str) -> str:
+    """The /24 (IPv4) or /64 (IPv6) network of an address; anything unparsable is its own."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return str(ipaddress.ip_network(f"{ip}/{24 if ip.version == 4 else 64}", strict=False))
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a queue join comes from, as keyed hashes of the address and its network."""
+
+    address: str
+    network: str
+
+    @classmethod
+    def of(cls, address: str, secret: str) -> Origin:
+        def tag(kind: str, value: str) -> str:
+            return hmac.new(secret.encode(), f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()[:32]
+
+        return cls(address=tag("address", address), network=tag("network", network_of(address)))
+
+    @property
+    def lock_key(self) -> int:
+        # A signed 32-bit key for pg_advisory_xact_lock(int, int), from the network's tag.
+        return int(self.network[:8], 16) - 2**31
+
+
+async def admit(session: AsyncSession, settings: Settings, shopper_id: uuid.UUID, origin: Origin) -> bool:
+    """May this shopper take a place in the queue? Raises ``TooManyRequests`` when their
+    address or network already has its share waiting, or the queue is full. Returns True when
+    the shopper already has a consultation under way (joining again answers with it, so it
+    costs no place)."""
+    if await session.scalar(
+        select(Consultation.id)
+        .where(Consultation.shopper_id == shopper_id, Consultation.status.in_(service.IN_PROGRESS))
+        .limit(1)
+    ):
+        return True
+    if session.get_bind().dialect.name == "postgresql":
+        # Two joins from one network at once would both see room for one more (SQLite's write
+        # transaction is exclusive already).
+        await session.execute(text("SELECT pg_advisory_xact_lock(727002, :k)"), {"k": origin.lock_key})
+    waiting = Consultation.status.in_((S.QUEUED, S.OFFERED))
+    caps = (
+        (settings.queue_waiting_per_address, ORIGIN_ADDRESS, origin.address, "queue_limit_address"),
+        (settings.queue_waiting_per_network, ORIGIN_NETWORK, origin.network, "queue_limit_network"),
+    )
+    for cap, key, value, code in caps:
+        if not cap:
+            continue
+        count = await session.scalar(
+            select(func.count())
+            .select_from(Consultation)
+            .where(waiting, Consultation.extra[key].as_string() == value)
+        )
+        if int(count or 0) >= cap:
+            raise TooManyRequests(
+                f"{cap} shoppers from your network are already waiting; please try again later",
+                code=code,
+                retry_after=60,
+            )
+    if settings.queue_max_waiting:
+        total = await session.scalar(select(func.count()).select_from(Consultation).where(waiting))
+        if int(total or 0) >= settings.queue_max_waiting:
+            raise TooManyRequests(
+                "The queue is full right now; please try again later or book a call",
+                code="queue_full",
+                retry_after=60,
+            )
+    return False
+
+
+def mark_origin(c: Consultation, origin: Origin) -> None:
+    """Tag a new consultation with where it came from (counted by ``admit`` while it waits)."""
+    c.extra = {**(c.extra or {}), ORIGIN_ADDRESS: origin.address, ORIGIN_NETWORK: origin.network}
+
+
+# --- routing ----------------------------------------------------------------------------------
 
 
 async def _candidates(session: AsyncSession) -> list[routing.Candidate]:
@@ -197,11 +295,14 @@ async def average_handle_seconds(session: AsyncSession) -> float:
 
 
 async def positions(session: AsyncSession) -> list[tuple[uuid.UUID, QueuePosition]]:
-    """Each waiting shopper's place in the queue and estimated wait."""
+    """Each waiting shopper's place in the queue and estimated wait. Only shoppers with a
+    page open count: one who has gone (their place is given up after a grace period) or a
+    client that queued and dropped its sockets does not push the others back meanwhile."""
+    present = exists().where(ShopperConnection.shopper_id == Consultation.shopper_id)
     waiting = (
         await session.execute(
             select(Consultation.id, Consultation.shopper_id, Consultation.status)
-            .where(Consultation.status.in_((S.QUEUED, S.OFFERED)))
+            .where(Consultation.status.in_((S.QUEUED, S.OFFERED)), present)
             .order_by(Consultation.queued_at)
         )
     ).all()

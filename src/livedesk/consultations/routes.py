@@ -11,7 +11,20 @@ from collections.abc import AsyncIterator
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp_pydantic.oas.typing import r200, r201, r400, r401, r403, r404, r409, r413, r415, r422, r429
+from aiohttp_pydantic.oas.typing import (
+    r200,
+    r201,
+    r400,
+    r401,
+    r403,
+    r404,
+    r409,
+    r413,
+    r415,
+    r422,
+    r429,
+    r507,
+)
 
 from livedesk.consultations import files
 from livedesk.consultations.files import FILE_STORE, FileOut, LocalFileStore
@@ -95,28 +108,30 @@ async def upload_file(
     | r415[ErrorResponse]
     | r422[ErrorResponse]
     | r429[ErrorResponse]
+    | r507[ErrorResponse]
 ):
     """Share a file in a consultation's chat: multipart/form-data with one part named
     ``file``. PNG, JPEG, GIF and WebP images and PDF documents are accepted, judged by their
-    content; LIVEDESK_UPLOAD_MAX_BYTES is the limit. Then send a chat message of kind image or
-    file with ``data.file_id``. For the consultation's shopper (visitor token) and its advisor
-    (session cookie and X-CSRF-Token).
+    content; LIVEDESK_UPLOAD_MAX_BYTES is the limit, images at most
+    LIVEDESK_UPLOAD_MAX_IMAGE_PIXELS (422 image_too_large). Only once an advisor has taken the
+    consultation (409 not_accepted), within the consultation's and the shopper's byte quotas
+    (413 upload_quota_exceeded), and not while the server's disk is nearly full (507). Then
+    send a chat message of kind image or file with ``data.file_id`` (an unsent file is
+    deleted after LIVEDESK_UNSENT_FILE_MINUTES). For the consultation's shopper (visitor
+    token) and its advisor (session cookie and X-CSRF-Token).
 
     Tags: files
     """
     party = await _party(request)
     db = request.app[DB]
     settings = request.app[SETTINGS]
-    limit = settings.upload_max_bytes
+    store, limits = request.app[FILE_STORE], files.UploadLimits.of(settings)
     await request.app[RATE_LIMITS].hit(
         settings.chat_rate_limit, "files.upload", _party_key(party), message="Uploading too fast; slow down"
     )
-    await files.check_upload(db, consultation_id, party)
-    files.check_declared_length(request.content_length, limit)
+    allowance = await files.check_upload(db, store, consultation_id, party, limits, request.content_length)
     reader, part = await _file_part(request)
-    row = await files.save(
-        db, request.app[FILE_STORE], consultation_id, party, _chunks(reader, part), part.filename, limit
-    )
+    row = await files.save(db, store, consultation_id, party, _chunks(reader, part), part.filename, allowance)
     return model_json(FileOut.of(row), status=201)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import coredis
 from coredis.exceptions import RedisError
-from limits import RateLimitItem, parse
+from limits import RateLimitItem, parse, parse_many
 from limits.aio.storage import Storage as AsyncStorage
 from limits.aio.strategies import MovingWindowRateLimiter as AsyncMovingWindow
 from limits.errors import StorageError
@@ -35,6 +35,11 @@ _STORAGE_ERRORS: tuple[type[Exception], ...] = (OSError, TimeoutError, StorageEr
 @functools.lru_cache(maxsize=64)
 def _parse(rule: str) -> RateLimitItem:
     return parse(rule)
+
+
+@functools.lru_cache(maxsize=64)
+def _windows(rules: str) -> tuple[RateLimitItem, ...]:
+    return tuple(parse_many(rules))
 
 
 def _item(rule: str | RateLimitItem) -> RateLimitItem:
@@ -156,6 +161,19 @@ class RateLimits:
         """Count one attempt; raise ``TooManyRequests`` once the rule's budget is spent."""
         if not await self._hit(_item(rule), keys):
             raise await self.refusal(rule, *keys, message=message)
+
+    async def hit_all(self, rules: str, *keys: str, message: str) -> None:
+        """Count one attempt against every window of ``rules`` ("20/minute;100/hour"), all or
+        none: a refused attempt counts in none, and the refusal names the longest wait among
+        the full windows. (Across processes two attempts may both pass between the test and
+        the count: a one-off overshoot.)"""
+        windows = _windows(rules)
+        full = [window for window in windows if not await self.allows(window, *keys)]
+        if full:
+            refusals = [await self.refusal(window, *keys, message=message) for window in full]
+            raise max(refusals, key=lambda refusal: refusal.retry_after)
+        for window in windows:
+            await self.count(window, *keys)
 
     async def allows(self, rule: str | RateLimitItem, *keys: str) -> bool:
         """Whether one more attempt fits, without counting it (see ``count``)."""

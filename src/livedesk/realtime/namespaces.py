@@ -7,16 +7,18 @@ the capability that declared it (see ``registry.py``). No rules live here.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import uuid
+from collections import Counter
+from typing import Any, TypeVar
 
 import socketio
 from aiohttp import web
 
 from livedesk.kit.background import BACKGROUND
-from livedesk.kit.context import DB
+from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.db import is_unavailable
 from livedesk.kit.errors import AppError
-from livedesk.kit.http import DATABASE_UNAVAILABLE
+from livedesk.kit.http import DATABASE_UNAVAILABLE, client_ip
 from livedesk.kit.logging import get_logger
 from livedesk.realtime import rooms
 from livedesk.realtime.hooks import Hooks
@@ -33,6 +35,7 @@ STAFF_RECHECK_SECONDS = 30.0
 # Sessions per query: small enough that each query's rows are a short turn of the event loop.
 _RECHECK_CHUNK = 200
 _LIFECYCLE = frozenset({"connect", "disconnect"})
+K = TypeVar("K")
 
 
 def _refused(code: str, message: str) -> socketio.exceptions.ConnectionRefusedError:
@@ -112,7 +115,30 @@ class LivedeskNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
 
 class ShopperNamespace(LivedeskNamespace):
+    def __init__(
+        self, namespace: str, app: web.Application, specs: dict[str, EventSpec[Any]], hooks: Hooks
+    ) -> None:
+        super().__init__(namespace, app, specs, hooks)
+        # Open sockets of this process per shopper and per client address (the caps in
+        # ``_admit``). Counted here rather than in the database: a check and its count happen
+        # in one turn of the event loop, so 150 sockets opened at once cannot all pass.
+        self.per_shopper: Counter[uuid.UUID] = Counter()
+        self.per_address: Counter[str] = Counter()
+
     async def handle_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
+        address = client_ip(_request(environ))
+        settings = self.app[SETTINGS]
+        # Visitor tokens are free, so connections are paid for by the address (shared with
+        # the other processes through the rate-limit storage).
+        try:
+            await self.app[RATE_LIMITS].hit(
+                settings.shopper_connect_rate_limit,
+                "socket.connect",
+                address,
+                message="Too many connections from your network; wait a moment",
+            )
+        except AppError as exc:
+            raise _refused(exc.code, exc.message) from None
         token = auth.get("token") if isinstance(auth, dict) else None
         # The same rule as every REST path (``visitors.service.authenticate``): a token
         # outlives its profile when the shopper is erased (refused), or merged into another
@@ -123,12 +149,52 @@ class ShopperNamespace(LivedeskNamespace):
         except AppError as exc:
             raise _refused(exc.code, exc.message) from None
         ctx = EventContext(app=self.app, sid=sid, namespace=self.namespace, shopper=actor)
-        if actor.consultation_id is not None:
-            # A booked call's token hears of that consultation only.
-            await self.enter_room(sid, rooms.consultation_shopper(actor.consultation_id))
-        else:
-            await self.enter_room(sid, rooms.shopper(actor.shopper_id))
-        await self._connected(ctx)
+        ctx.extra["address"] = address
+        self._admit(ctx)
+        try:
+            if actor.consultation_id is not None:
+                # A booked call's token hears of that consultation only.
+                await self.enter_room(sid, rooms.consultation_shopper(actor.consultation_id))
+            else:
+                await self.enter_room(sid, rooms.shopper(actor.shopper_id))
+            await self._connected(ctx)
+        except BaseException:
+            self._release(ctx)
+            raise
+
+    def _admit(self, ctx: EventContext) -> None:
+        """Count the socket against its shopper's and its address's caps, or refuse it."""
+        settings = self.app[SETTINGS]
+        assert ctx.shopper is not None
+        shopper_id, address = ctx.shopper.shopper_id, ctx.extra["address"]
+        per_token, per_address = settings.shopper_sockets_per_token, settings.shopper_sockets_per_address
+        if per_token and self.per_shopper[shopper_id] >= per_token:
+            raise _refused("too_many_sockets", f"At most {per_token} pages may be open at once; close one")
+        if per_address and self.per_address[address] >= per_address:
+            raise _refused(
+                "too_many_sockets_address", "Too many open connections from your network; close a page"
+            )
+        self.per_shopper[shopper_id] += 1
+        self.per_address[address] += 1
+        ctx.extra["admitted"] = True
+
+    def _release(self, ctx: EventContext) -> None:
+        if not ctx.extra.pop("admitted", False) or ctx.shopper is None:
+            return
+        _uncount(self.per_shopper, ctx.shopper.shopper_id)
+        _uncount(self.per_address, ctx.extra["address"])
+
+    async def handle_disconnect(self, sid: str) -> None:
+        ctx = self.contexts.get(sid)
+        if ctx is not None:
+            self._release(ctx)
+        await super().handle_disconnect(sid)
+
+
+def _uncount(counter: Counter[K], key: K) -> None:
+    counter[key] -= 1
+    if counter[key] <= 0:
+        del counter[key]  # memory follows the open sockets, not every client ever seen
 
 
 class StaffNamespace(LivedeskNamespace):
