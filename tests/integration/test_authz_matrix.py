@@ -373,6 +373,12 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/openapi.json"): Route(EVERYONE, at("/api/openapi.json")),
     # visitors and calls
     ("POST", "/api/v1/visitors"): Route(EVERYONE, at("/api/v1/visitors", {}), why="anyone may start a visit"),
+    ("POST", "/api/v1/visitors/email-code"): gate(
+        EVERYONE, "a visitor token (checked in the route); the address's daily mail budget"
+    ),
+    ("POST", "/api/v1/visitors/email-code/check"): gate(
+        EVERYONE, "a visitor token (checked in the route): only the visit that asked may use the code"
+    ),
     ("GET", "/api/v1/ice-servers"): Route(STAFF | VISITORS, at("/api/v1/ice-servers")),
     # staff sign-in
     ("POST", "/api/v1/auth/login"): Route(EVERYONE, _login, fresh=True, why="the password is the credential"),
