@@ -6,6 +6,7 @@ two in step.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -154,7 +155,7 @@ class Settings(BaseSettings):
     turn_ttl_seconds: int = Field(3600, ge=60, description="Lifetime of TURN credentials.")
     trusted_proxies: list[str] = Field(
         default_factory=list,
-        description="Proxy addresses (JSON list) whose X-Forwarded-For is believed, for the client address.",
+        description="Proxies (JSON list of addresses or CIDRs) whose X-Forwarded-For names the client.",
     )
     widget_frame_ancestors: str = Field(
         "*",
@@ -290,6 +291,17 @@ class Settings(BaseSettings):
             " (barge-in is always told)."
         ),
     )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: list[str]) -> list[str]:
+        # At start, not per request: a typo here would otherwise trust nobody, silently.
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"'{entry}' is not an address or CIDR network") from None
+        return [entry.strip() for entry in value]
 
     @field_validator("public_url")
     @classmethod

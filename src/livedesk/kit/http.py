@@ -4,6 +4,7 @@ pydantic models (the same models produce the OpenAPI document), and JSON respons
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import re
 import time
@@ -202,21 +203,68 @@ def document_common_errors(spec: dict[str, Any]) -> None:
                 responses.setdefault(status, {"description": _COMMON_ERRORS[status], "content": content})
 
 
+_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
 def client_ip(request: web.Request) -> str:
-    """The client's address: the peer, or — when the peer is a trusted proxy — the last
-    address that proxy saw in X-Forwarded-For (earlier entries are the client's to forge)."""
+    """The client's address, for per-address limits, the /metrics allow-list and audit.
+
+    The peer, unless the peer is one of LIVEDESK_TRUSTED_PROXIES (addresses or CIDRs). Then
+    X-Forwarded-For (every line of it, in order) is read from the right: each proxy appends
+    the address it saw, so walking back past our own proxies, the first hop that is not one
+    is the client. Everything left of that hop was written by the client and is never
+    believed. A hop that is not an address can only have come from a trusted proxy (a
+    client's text is always left of the address nginx appends), so the walk stops there and
+    the last trusted hop is the answer rather than a string a client might choose.
+    Addresses are normalised (an IPv4-mapped IPv6 address is its IPv4 address), so one
+    client is one rate-limit key and matches IPv4 allow-lists."""
     from livedesk.kit.context import SETTINGS
 
-    peer = request.remote or ""
-    trusted = request.app[SETTINGS].trusted_proxies
-    forwarded = request.headers.get("X-Forwarded-For")
-    if forwarded and peer in trusted:
-        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-        # Walk back past our own proxies; the first address that is not one is the client.
-        for hop in reversed(hops):
-            if hop not in trusted:
-                return hop
-    return peer
+    peer = _hop_address(request.remote or "")
+    if peer is None:
+        # A Unix socket or a test transport: there is no address to be fooled about.
+        return request.remote or ""
+    trusted = _trusted_networks(tuple(request.app[SETTINGS].trusted_proxies))
+    if not _is_trusted(peer, trusted):
+        return str(peer)
+    hops = [hop for line in request.headers.getall("X-Forwarded-For", ()) for hop in line.split(",")]
+    client = peer
+    for hop in reversed(hops):
+        address = _hop_address(hop)
+        if address is None:
+            break
+        client = address
+        if not _is_trusted(address, trusted):
+            break
+    return str(client)
+
+
+@functools.lru_cache(maxsize=8)
+def _trusted_networks(entries: tuple[str, ...]) -> tuple[_Network, ...]:
+    # Settings validates the entries at start (settings.Settings._proxies_are_networks).
+    return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in entries)
+
+
+def _is_trusted(address: _Address, trusted: tuple[_Network, ...]) -> bool:
+    return any(address.version == network.version and address in network for network in trusted)
+
+
+def _hop_address(text: str) -> _Address | None:
+    """One hop of X-Forwarded-For (or the peer) as an address: bare, or with a port as some
+    proxies write it ("203.0.113.7:4711", "[2001:db8::1]:4711"); None when it is not one."""
+    text = text.strip()
+    if text.startswith("["):
+        text = text[1 : text.find("]")] if "]" in text else ""
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 def json_ok(data: Any, status: int = 200) -> web.Response:
