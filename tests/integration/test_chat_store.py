@@ -48,7 +48,14 @@ from tests.conftest import wait_until
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"presence_grace_seconds": 0.0, "chat_rate_limit": "1000/10seconds"})
+    # Eleven tabs of one shopper (more than the default cap of sockets per shopper).
+    return settings.model_copy(
+        update={
+            "presence_grace_seconds": 0.0,
+            "chat_rate_limit": "1000/10seconds",
+            "shopper_sockets_per_token": 20,
+        }
+    )
 
 
 async def _active_chat(live: Any, make_staff: Any) -> tuple[Any, Any, dict[str, Any], str]:
