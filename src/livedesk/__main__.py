@@ -18,6 +18,7 @@ from livedesk.kit import gc_policy
 from livedesk.kit.db import Database
 from livedesk.kit.errors import AppError
 from livedesk.kit.logging import configure_logging
+from livedesk.kit.mail import outbox_of
 from livedesk.kit.migrate import upgrade
 from livedesk.models import Role
 from livedesk.settings import Settings
@@ -67,6 +68,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
             if base.secret_key.get_secret_value()
             else _demo_secret(base.data_dir),
             "log_format": "console" if base.log_format == "json" and sys.stderr.isatty() else base.log_format,
+            # Without a mail server the demo keeps its mails in an outbox page, so a shopper
+            # can still open the link that confirms a booking.
+            "mail_outbox": base.mail_outbox or not base.smtp_host,
         }
     )
     configure_logging(settings.log_level, settings.log_format)
@@ -89,7 +93,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(f"  advisor console             {url}/staff/")
     print(f"  supervisor dashboard        {url}/supervisor/")
     print(f"  admin                       {url}/admin/")
-    print(f"  API document                {url}/api/openapi.json\n")
+    print(f"  API document                {url}/api/openapi.json")
+    if outbox_of(settings) is not None:
+        print(f"  demo mail outbox            {url}/demo/mail  (no SMTP server: mails stay here)")
+    print()
     print(f"  demo logins (password for all: {DEMO_PASSWORD})")
     for role, email, name in logins:
         print(f"    {role:<11} {email:<32} {name}")

@@ -170,6 +170,11 @@ class Settings(BaseSettings):
     mail_from: str = Field(
         "livedesk <no-reply@livedesk.invalid>", description="From address of the mails livedesk sends."
     )
+    mail_outbox: bool = Field(
+        False,
+        description="Without an SMTP host, keep outgoing mails in <data dir>/outbox/ and list them at "
+        "/demo/mail (demos only: anyone who reaches the server reads every mail).",
+    )
     booking_slot_step_minutes: int = Field(
         15, ge=5, le=120, description="Bookable start times are this many minutes apart (5 works too)."
     )

@@ -1,13 +1,17 @@
-"""The booking pages in a real browser (Chromium) against the demo: a shopper in London books
-a skin check with a nominated Tokyo advisor — type → advisor → day and time in their own
-zone → contact → confirmation — then the mailed links: the join page counts down, the
-manage page cancels. Accessibility (axe) on every step, both languages, phone width; the
-screenshots go to docs/screenshots/."""
+"""The booking pages in a real browser (Chromium) against the demo, with the demo mail outbox
+on (no SMTP): a shopper in London books a skin check with a nominated Tokyo advisor — type →
+advisor → day and time in their own zone → contact → "check your mail" — opens the mail in
+/demo/mail, follows its confirm link, confirms, and then uses the confirmed booking's links:
+the join page counts down, the manage page moves and cancels it. The links handed out before
+the confirmation stop working. The same in Japanese at phone width; a shop customer signed in
+through the widget is confirmed at once. Accessibility (axe) on every step; the screenshots go
+to docs/screenshots/."""
 
 from __future__ import annotations
 
 import re
 import shutil
+import socket
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -15,16 +19,63 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page, expect
+from pydantic import SecretStr
 from sqlalchemy import select
 
+from livedesk.app import create_app
+from livedesk.demo.seed import seed_demo
 from livedesk.kit.db import Database
-from livedesk.models import Booking, BookingStatus
+from livedesk.kit.migrate import upgrade
+from livedesk.models import Booking, BookingStatus, IdentityKind, ShopperIdentity
 from livedesk.settings import Settings
+from livedesk.visitors.tokens import sign_shop_customer_id
 from tests.e2e.conftest import axe_violations, screenshot
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
+SHOP_SECRET = "e2e-booking-shop-secret"
+
+
+@pytest.fixture
+def port() -> int:
+    """The server's port, known before the app is built: the mails' links name it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+async def e2e_settings(e2e_settings: Settings, port: int) -> Settings:
+    """The demo's way: no SMTP server, so mails wait in the outbox at /demo/mail."""
+    return e2e_settings.model_copy(
+        update={
+            "mail_outbox": True,
+            "public_url": f"http://127.0.0.1:{port}",
+            "booking_job_seconds": 0.5,
+            "shop_signing_secret": SecretStr(SHOP_SECRET),
+        }
+    )
+
+
+@pytest.fixture
+async def server(e2e_settings: Settings, port: int) -> AsyncIterator[str]:
+    """The conftest's server, on the port the mails' links name."""
+    await upgrade(e2e_settings.effective_database_url)
+    db = Database(e2e_settings.effective_database_url)
+    try:
+        await seed_demo(db)
+    finally:
+        await db.dispose()
+    app: web.Application = create_app(e2e_settings)
+    test_server = TestServer(app, host="127.0.0.1", port=port)
+    await test_server.start_server()
+    try:
+        yield e2e_settings.effective_public_url
+    finally:
+        await test_server.close()
 
 
 async def shot(page: Page, name: str) -> None:
@@ -61,7 +112,28 @@ async def no_violations(page: Page) -> None:
     assert violations == [], [(v["id"], [n["target"] for n in v["nodes"]]) for v in violations]
 
 
-async def test_shopper_books_a_nominated_advisor_then_joins_early_and_cancels(
+async def open_outbox(page: Page) -> Page:
+    """Follow the pending page's link to the demo outbox (it opens a new tab)."""
+    async with page.context.expect_page() as opened:
+        await page.locator("#pending-outbox").click()
+    outbox = await opened.value
+    await outbox.wait_for_load_state()
+    return outbox
+
+
+async def confirm_link_of(outbox: Page, address: str) -> Any:
+    """The confirm link of the newest mail to ``address`` (the page polls until it is there)."""
+    mail = outbox.locator(".outbox-mail", has_text=address).first
+    await expect(mail).to_be_visible(timeout=15_000)
+    return mail.locator('a[href*="/booking/?confirm="]')
+
+
+async def booking_of(db: Database, address: str) -> Booking:
+    async with db.read() as session:
+        return (await session.scalars(select(Booking).where(Booking.contact_email == address))).one()
+
+
+async def test_shopper_books_confirms_by_mail_then_joins_early_moves_and_cancels(
     server: str, london_page: Any, e2e_settings: Settings
 ) -> None:
     page = await london_page(f"{server}/booking/")
@@ -101,31 +173,107 @@ async def test_shopper_books_a_nominated_advisor_then_joins_early_and_cancels(
         "Please enter your e-mail address; the confirmation goes there."
     )
     await expect(page.locator("#contact-email")).to_be_focused()
-    await page.locator("#contact-name").fill("Emily Brown")
+    # A name carrying a web address is refused by the server: said on the name field.
+    await page.locator("#contact-name").fill("Emily see https://evil.example")
     await page.locator("#contact-email").fill("emily.brown@example.co.uk")
+    await page.locator("#contact-submit").click()
+    await expect(page.locator("#contact-name-error")).to_have_text(
+        "Please enter just your name, without web addresses, < > or line breaks."
+    )
+    await expect(page.locator("#contact-name")).to_be_focused()
+    await expect(page.locator("#contact-name")).to_have_attribute("aria-invalid", "true")
+    await page.locator("#contact-name").fill("Emily Brown")
     await no_violations(page)
     await page.locator("#contact-submit").click()
 
-    await expect(page.locator("#done-title")).to_have_text("Your booking is confirmed")
-    await expect(page.locator("#done-text")).to_contain_text("emily.brown@example.co.uk")
-    await expect(page.locator("#done-summary")).to_contain_text("(Europe/London)")
+    # Pending: the time is held while the mail is on its way.
+    await expect(page.locator("#pending-title")).to_have_text("Check your mail")
+    await expect(page.locator("#pending-title")).to_be_focused()
+    await expect(page.locator("#pending-text")).to_contain_text(
+        "We have sent a link to emily.brown@example.co.uk"
+    )
+    await expect(page.locator("#pending-text")).to_contain_text(re.compile(r"within (29|30) minutes"))
+    await expect(page.locator("#pending-address")).to_have_text("emily.brown@example.co.uk")
+    await expect(page.locator("#pending-summary")).to_contain_text("Waiting for your confirmation")
+    await expect(page.locator("#pending-demo")).to_be_visible()
     await no_violations(page)
-    await shot(page, "booking-done-desktop")
-    manage_url = page.url
-    assert "/booking/?manage=" in manage_url
-    token = manage_url.split("manage=", 1)[1]
+    await shot(page, "booking-pending-desktop")
+    assert "/booking/?manage=" in page.url
+    form_token = page.url.split("manage=", 1)[1]
+    # A reload still shows the pending booking and its deadline (kept for this tab).
+    await page.reload()
+    await expect(page.locator("#pending-text")).to_contain_text(re.compile(r"within (29|30) minutes"))
 
     db = Database(e2e_settings.effective_database_url)
     try:
-        async with db.read() as session:
-            booking = (
-                await session.scalars(
-                    select(Booking).where(Booking.contact_email == "emily.brown@example.co.uk")
-                )
-            ).one()
+        booking = await booking_of(db, "emily.brown@example.co.uk")
+        assert booking.status == BookingStatus.PENDING
         assert booking.starts_at == start
         assert booking.shopper_timezone == "Europe/London"
         assert booking.nominated is True
+
+        # Not confirmed yet: the join page says what to do, and no call starts.
+        early = await london_page(f"{server}/booking/?join={form_token}")
+        await expect(early.locator("#error")).to_have_text(
+            "This booking is not confirmed yet. "
+            "Open the link in the “Please confirm your booking” mail first."
+        )
+        assert "/call/" not in early.url
+
+        # The demo outbox, from the pending page's link: the mail with its confirm link.
+        outbox = await open_outbox(page)
+        await expect(outbox.locator("h1")).to_have_text("Demo mail outbox")
+        await expect(outbox.locator(".outbox-notice")).to_contain_text("This is a demo.")
+        link = await confirm_link_of(outbox, "emily.brown@example.co.uk")
+        mail = outbox.locator(".outbox-mail").first
+        await expect(mail.locator(".outbox-subject")).to_contain_text(
+            "Please confirm your booking: Skin check"
+        )
+        await no_violations(outbox)
+        await shot(outbox, "demo-mail-desktop")
+        confirm_url = await link.get_attribute("href")
+        assert confirm_url is not None
+        assert confirm_url.startswith(f"{server}/booking/?confirm=")
+        await link.click()
+
+        # The confirm step: one press (a mail scanner opening the link confirms nothing).
+        await expect(outbox.locator("#confirm-title")).to_have_text("Confirm your booking")
+        await no_violations(outbox)
+        assert (await booking_of(db, "emily.brown@example.co.uk")).status == BookingStatus.PENDING
+        await outbox.locator("#confirm-button").click()
+        await expect(outbox.locator("#done-title")).to_have_text("Your booking is confirmed")
+        await expect(outbox.locator("#done-text")).to_contain_text("emily.brown@example.co.uk")
+        await expect(outbox.locator("#done-summary")).to_contain_text("(Europe/London)")
+        await expect(outbox.locator("#done-summary")).to_contain_text("Confirmed")
+        await expect(outbox.locator("#done-calendar")).to_be_visible()
+        await no_violations(outbox)
+        await shot(outbox, "booking-done-desktop")
+        # The address now holds the NEW token: a reload opens the booking.
+        assert "/booking/?manage=" in outbox.url
+        token = outbox.url.split("manage=", 1)[1]
+        assert token != form_token
+        await outbox.reload()
+        await expect(outbox.locator("#done-title")).to_have_text("Your booking")
+        await expect(outbox.locator("#done-reschedule")).to_be_visible()
+        assert (await booking_of(db, "emily.brown@example.co.uk")).status == BookingStatus.CONFIRMED
+
+        # The booking form's link was replaced; the confirm link is single-use.
+        await page.reload()
+        await expect(page.locator("#error")).to_have_text(
+            "This link was replaced when the booking was confirmed. "
+            "Please use the links in the “Booking confirmed” mail."
+        )
+        again = await london_page(confirm_url)
+        await again.locator("#confirm-button").click()
+        await expect(again.locator("#error")).to_contain_text("This link has already been used")
+        await expect(again.locator("#confirm-button")).to_be_hidden()
+
+        # The confirmation mail followed, with the new links.
+        await outbox.goto(f"{server}/demo/mail")
+        confirmed_mail = outbox.locator(".outbox-mail", has_text="Booking confirmed")
+        await expect(confirmed_mail).to_be_visible(timeout=15_000)
+        await expect(confirmed_mail.locator(f'a[href="{server}/booking/?manage={token}"]')).to_be_visible()
+        await expect(confirmed_mail).to_contain_text("invite.ics")
 
         # The join link before the time: a countdown, no call yet.
         join = await london_page(f"{server}/booking/?join={token}")
@@ -137,23 +285,32 @@ async def test_shopper_books_a_nominated_advisor_then_joins_early_and_cancels(
         await shot(join, "booking-join-desktop")
         assert "/call/" not in join.url
 
-        # The manage link cancels.
-        await page.locator("#done-cancel").click()
-        await expect(page.locator("#cancel-yes")).to_be_focused()
-        await page.locator("#cancel-yes").click()
-        await expect(page.locator("#done-title")).to_have_text("Your booking is cancelled")
-        await expect(page.locator("#done-cancel")).to_be_hidden()
-        async with db.read() as session:
-            refreshed = await session.get(Booking, booking.id)
-            assert refreshed is not None
-            assert refreshed.status == BookingStatus.CANCELLED
+        # The manage link moves the booking (the token goes in the body) …
+        await outbox.goto(f"{server}/booking/?manage={token}")
+        await outbox.locator("#done-reschedule").click()
+        later = outbox.locator("button.slot").nth(1)
+        await expect(later).to_be_visible()
+        moved_to = await later.get_attribute("data-start")
+        assert moved_to is not None
+        await later.click()
+        await expect(outbox.locator("#done-title")).to_have_text("Your booking has been moved")
+        moved = await booking_of(db, "emily.brown@example.co.uk")
+        assert moved.starts_at == datetime.fromisoformat(moved_to)
+        assert moved.sequence == 1
+
+        # … and cancels it.
+        await outbox.locator("#done-cancel").click()
+        await expect(outbox.locator("#cancel-yes")).to_be_focused()
+        await outbox.locator("#cancel-yes").click()
+        await expect(outbox.locator("#done-title")).to_have_text("Your booking is cancelled")
+        await expect(outbox.locator("#done-cancel")).to_be_hidden()
+        await expect(outbox.locator("#done-again")).to_be_visible()
+        assert (await booking_of(db, "emily.brown@example.co.uk")).status == BookingStatus.CANCELLED
     finally:
         await db.dispose()
 
 
-async def test_booking_page_in_japanese_at_phone_width_and_from_the_widget(
-    server: str, london_page: Any
-) -> None:
+async def test_japanese_at_phone_width_books_confirms_and_releases(server: str, london_page: Any) -> None:
     page = await london_page(f"{server}/booking/", width=390, height=844, locale="ja-JP")
     await expect(page.locator("#type-title")).to_have_text("ご相談内容をお選びください")
     await page.get_by_role("button", name=re.compile("メイクレッスン")).click()
@@ -171,10 +328,88 @@ async def test_booking_page_in_japanese_at_phone_width_and_from_the_widget(
     price = re.compile("料金 [¥￥]3,300 · 予約金 [¥￥]1,000")
     await expect(page.locator("#type-list")).to_contain_text(price)
 
-    widget = await london_page(f"{server}/widget/#booking")
+    # Book, wait for the mail, confirm: all in Japanese at phone width.
+    await page.get_by_role("button", name=re.compile("メイクレッスン")).click()
+    await page.locator("[data-advisor=any]").click()
+    await page.locator("button.slot").first.click()
+    await page.locator("#contact-name").fill("山田 花子")
+    await page.locator("#contact-email").fill("hanako.yamada@example.jp")
+    await page.locator("#contact-submit").click()
+    await expect(page.locator("#pending-title")).to_have_text("メールをご確認ください")
+    await expect(page.locator("#pending-text")).to_contain_text(
+        "hanako.yamada@example.jp 宛にリンクをお送りしました"
+    )
+    await expect(page.locator("#pending-help")).to_contain_text("メールが届かない場合")
+    await expect(page.locator("#pending-outbox")).to_have_text("デモ用メール送信箱を開く（新しいタブ）")
+    await no_violations(page)
+    await shot(page, "booking-pending-phone")
+    outbox = await open_outbox(page)
+    await expect(outbox.locator("h1")).to_have_text("デモ用メール送信箱")
+    link = await confirm_link_of(outbox, "hanako.yamada@example.jp")
+    await expect(outbox.locator(".outbox-mail").first).to_contain_text("ご予約の確認をお願いします")
+    await no_violations(outbox)
+    await shot(outbox, "demo-mail-phone")
+    await link.click()
+    await expect(outbox.locator("#confirm-title")).to_have_text("ご予約の確定")
+    await no_violations(outbox)
+    await outbox.locator("#confirm-button").click()
+    await expect(outbox.locator("#done-title")).to_have_text("ご予約が確定しました")
+    await expect(outbox.locator("#done-summary")).to_contain_text("確定")
+    await no_violations(outbox)
+    await shot(outbox, "booking-done-phone")
+
+    # A second booking with a mistyped address: the pending page releases the time.
+    second = await london_page(f"{server}/booking/", width=390, height=844, locale="ja-JP")
+    await second.get_by_role("button", name=re.compile("メイクレッスン")).click()
+    await second.locator("[data-advisor=any]").click()
+    await second.locator("button.slot").first.click()
+    await second.locator("#contact-email").fill("hanako.yamda@example.jp")
+    await second.locator("#contact-submit").click()
+    await expect(second.locator("#pending-address")).to_have_text("hanako.yamda@example.jp")
+    await second.locator("#pending-release").click()
+    await expect(second.locator("#done-title")).to_have_text("ご予約をキャンセルしました")
+    await expect(second.locator("#done-again")).to_be_visible()
+    await no_violations(second)
+
+
+async def test_widget_passes_the_signed_shop_customer_so_the_booking_is_confirmed_at_once(
+    server: str, london_page: Any, e2e_settings: Settings
+) -> None:
+    signature = sign_shop_customer_id(SHOP_SECRET, "C-BOOK-7")
+    widget = await london_page(f"{server}/widget/#scid=C-BOOK-7&ssig={signature}")
+    await widget.locator("#booking-link").click()
+    # In the fragment, which no server sees: never in a query string.
+    href = await widget.locator("#booking-open").get_attribute("href")
+    assert href is not None
+    assert href.startswith("/booking/#scid=C-BOOK-7&ssig=")
     await widget.locator("#booking-open").click()
     await expect(widget.locator("#type-title")).to_be_visible()
-    assert widget.url.endswith("/booking/")
+    # The booking page took the signed id out of the address at once.
+    assert widget.url == f"{server}/booking/"
+    await widget.get_by_role("button", name=re.compile("Make-up lesson")).click()
+    await widget.locator("[data-advisor=any]").click()
+    await widget.locator("button.slot").first.click()
+    await widget.locator("#contact-email").fill("signed.customer@example.co.uk")
+    await widget.locator("#contact-submit").click()
+    await expect(widget.locator("#done-title")).to_have_text("Your booking is confirmed")
+    db = Database(e2e_settings.effective_database_url)
+    try:
+        booking = await booking_of(db, "signed.customer@example.co.uk")
+        assert booking.status == BookingStatus.CONFIRMED
+        async with db.read() as session:
+            owner = await session.scalar(
+                select(ShopperIdentity.shopper_id).where(
+                    ShopperIdentity.kind == IdentityKind.SHOP_CUSTOMER_ID, ShopperIdentity.value == "C-BOOK-7"
+                )
+            )
+        # The booking is on the shop customer's own profile, not on a guest.
+        assert owner == booking.shopper_id
+    finally:
+        await db.dispose()
+
+    # Without a signed id the widget's link is the plain page.
+    plain = await london_page(f"{server}/widget/#booking")
+    await expect(plain.locator("#booking-open")).to_have_attribute("href", "/booking/")
 
 
 async def test_a_forged_link_gets_a_clear_message(server: str, london_page: Any) -> None:
@@ -183,6 +418,13 @@ async def test_a_forged_link_gets_a_clear_message(server: str, london_page: Any)
         "This booking link is not valid. Please use the link from your e-mail."
     )
     await no_violations(page)
+    forged = await london_page(f"{server}/booking/?confirm=not-a-real-token")
+    await forged.locator("#confirm-button").click()
+    await expect(forged.locator("#error")).to_have_text(
+        "This confirmation link is not valid. Please check that it was copied whole, or book again."
+    )
+    await expect(forged.locator("#confirm-again")).to_be_visible()
+    await no_violations(forged)
 
 
 async def sign_in(page: Page, email: str) -> None:
@@ -374,7 +616,8 @@ async def test_survey_step_before_the_contact_details(
         await expect(page.locator("#step")).to_have_text("Step 5 of 5")
         await page.locator("#contact-email").fill("survey.booker@example.co.uk")
         await page.locator("#contact-submit").click()
-        await expect(page.locator("#done-title")).to_have_text("Your booking is confirmed")
+        await expect(page.locator("#view-pending")).to_be_visible()
+        await expect(page.locator("#pending-title")).to_have_text("Check your mail")
         async with db.read() as session:
             booking = (
                 await session.scalars(

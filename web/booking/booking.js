@@ -1,15 +1,20 @@
 // /booking/ — the shopper's booking page (opened from the widget or a mailed link):
 //   book:    type → advisor or "any" → day and time (in the shopper's time zone) → survey →
-//            contact → confirmation
-//   ?manage=<token>  see the booking, move it to another time, or cancel it
-//   ?join=<token>    count down until the call opens, then join it on /call/
+//            contact → "check your mail" (pending) — or confirmed at once when the widget
+//            passed the shop's signed customer id (#scid=…&ssig=… in the fragment)
+//   ?confirm=<token>  the link in the "please confirm" mail: confirm, then manage
+//   ?manage=<token>   see the booking, move it to another time, or cancel it
+//   ?join=<token>     count down until the call opens, then join it on /call/
+// Links carry their token in the address (what a mail can hold); every state change sends it
+// in the request body, never in the path.
 import { formatMoney, initI18n, language, onLanguageChange, t } from "/shared/i18n.js";
 import { request } from "/shared/api.js";
 import { mountSurvey } from "/shared/survey-form.js";
-import { addDays, dayLabel, el, today, whenLabel, zone } from "/booking/util.js";
+import { joiner } from "/booking/join.js";
+import { mailCheck } from "/booking/pending.js";
+import { $, addDays, busy, dayLabel, el, summaryRows, today, whenLabel, zone } from "/booking/util.js";
 
-const VIEWS = ["loading", "type", "advisor", "slot", "survey", "contact", "done", "join"];
-const VISITOR_KEY = "livedesk.visitor";
+const VIEWS = ["loading", "type", "advisor", "slot", "survey", "contact", "pending", "confirm", "done", "join"];
 const params = new URLSearchParams(location.search);
 
 const state = {
@@ -26,11 +31,25 @@ const state = {
   surveyForm: null,
   token: params.get("manage") || params.get("join") || null,
   booking: null,
+  pendingUntil: null,
   justBooked: false,
-  countdown: null,
+  justMoved: false,
+  shop: takeShopIdentity(),
+  outbox: false,
 };
 
-const $ = (id) => document.getElementById(id);
+/**
+ * The shop's signed customer id, when the widget opened this page for a signed-in customer
+ * (in the fragment, which never reaches a server log). Taken out of the address at once and
+ * kept in memory only: it is sent with the booking, which is then confirmed without a mail.
+ */
+function takeShopIdentity() {
+  const hash = new URLSearchParams(location.hash.slice(1));
+  const id = hash.get("scid");
+  const signature = hash.get("ssig");
+  if (location.hash) history.replaceState(null, "", location.pathname + location.search);
+  return id && signature ? { shop_customer_id: id, shop_signature: signature } : null;
+}
 
 // ------------------------------------------------------------------ views
 
@@ -51,11 +70,18 @@ function showView(name, { focus = true } = {}) {
   }
 }
 
-function showError(code, message) {
-  const key = `booking.error.${code}`;
-  const text = t(key);
+/** The shopper's message for an error code; ``context`` picks a more precise one where a
+ * code means something else there (link_expired of a confirm link vs. of a manage link). */
+function errorText(code, message, context) {
+  for (const key of [context && `booking.error.${context}.${code}`, `booking.error.${code}`]) {
+    if (key && t(key) !== key) return t(key);
+  }
+  return message || t("booking.error.generic");
+}
+
+function showError(code, message, context) {
   const box = $("error");
-  box.textContent = text === key ? message || t("booking.error.generic") : text;
+  box.textContent = errorText(code, message, context);
   box.hidden = false;
 }
 
@@ -64,9 +90,9 @@ function clearError() {
   $("error").textContent = "";
 }
 
-function failed(result) {
+function failed(result, context) {
   if (result.status === 0) showError("network");
-  else showError(result.error.code, result.error.message);
+  else showError(result.error.code, result.error.message, context);
 }
 
 function typeName(type) {
@@ -239,14 +265,6 @@ async function chooseSlot(slot) {
 
 // ------------------------------------------------------------------ steps 4–5: survey, contact
 
-function summaryRows(rows) {
-  return el(
-    "dl",
-    { class: "summary-list" },
-    ...rows.flatMap(([label, value]) => [el("dt", { text: label }), el("dd", { text: value })]),
-  );
-}
-
 function showContact() {
   const when = whenLabel({
     starts_at: state.slot.start,
@@ -272,41 +290,69 @@ function fieldError(name, message) {
   else input.removeAttribute("aria-invalid");
 }
 
-async function submitBooking(event) {
-  event.preventDefault();
-  clearError();
-  fieldError("email", null);
-  fieldError("phone", null);
-  const email = $("contact-email").value.trim();
-  if (!email) {
-    fieldError("email", t("booking.email_missing"));
-    $("contact-email").focus();
-    return;
-  }
+function bookingBody() {
   const body = {
     type_id: state.type.id,
     advisor_id: state.advisor?.id ?? null,
     start: state.slot.start,
     timezone: zone,
     locale: language(),
-    contact: { name: $("contact-name").value.trim(), email, phone: $("contact-phone").value.trim() || null },
+    contact: {
+      name: $("contact-name").value.trim(),
+      email: $("contact-email").value.trim(),
+      phone: $("contact-phone").value.trim() || null,
+    },
   };
   if (state.surveyForm) {
     body.survey = { survey_id: state.survey.id, version: state.survey.version, answers: state.surveyForm.collect() };
   }
-  const button = $("contact-submit");
-  button.disabled = true;
-  button.textContent = t("booking.sending");
-  const result = await request("POST", "/api/v1/bookings", { json: body });
-  button.disabled = false;
-  button.textContent = t("booking.confirm");
+  if (state.shop) Object.assign(body, state.shop);
+  return body;
+}
+
+/** Which contact field a 422 is about, from the error's details (or its message). */
+function contactField(error) {
+  const details = Array.isArray(error.details) ? error.details : [];
+  for (const name of ["name", "email", "phone"]) {
+    const path = `contact.${name}`;
+    if (details.some((d) => String(d.field ?? "") === path) || String(error.message ?? "").includes(path)) return name;
+  }
+  return null;
+}
+
+async function submitBooking(event) {
+  event.preventDefault();
+  clearError();
+  for (const name of ["name", "email", "phone"]) fieldError(name, null);
+  if (!$("contact-email").value.trim()) {
+    fieldError("email", t("booking.email_missing"));
+    $("contact-email").focus();
+    return;
+  }
+  const done = busy($("contact-submit"), "booking.sending");
+  $("contact-form").setAttribute("aria-busy", "true");
+  let result = await request("POST", "/api/v1/bookings", { json: bookingBody() });
+  if (!result.ok && result.error.code === "bad_shop_signature") {
+    // A stale signature must not stop the booking: book as a guest (confirmed by mail).
+    console.warn("livedesk: the shop customer id signature was refused; booking as a guest");
+    state.shop = null;
+    result = await request("POST", "/api/v1/bookings", { json: bookingBody() });
+  }
+  done();
+  $("contact-form").removeAttribute("aria-busy");
   if (result.ok) {
     state.booking = result.data.booking;
     state.token = result.data.token;
     state.justBooked = true;
     history.replaceState(null, "", `/booking/?manage=${encodeURIComponent(state.token)}`);
-    renderDone();
-    showView("done");
+    if (state.booking.status === "pending") {
+      state.pendingUntil = result.data.pending_until;
+      pending.remember();
+      pending.show();
+    } else {
+      renderDone();
+      showView("done");
+    }
     return;
   }
   const details = Array.isArray(result.error.details) ? result.error.details : [];
@@ -316,15 +362,11 @@ async function submitBooking(event) {
     state.surveyForm.showErrors(surveyErrors);
     return;
   }
-  const message = result.error.message ?? "";
-  if (result.error.code === "validation_failed" && message.includes("email")) {
-    fieldError("email", t("booking.error.email"));
-    $("contact-email").focus();
-    return;
-  }
-  if (result.error.code === "validation_failed" && message.includes("phone")) {
-    fieldError("phone", t("booking.error.phone"));
-    $("contact-phone").focus();
+  const field = result.error.code === "validation_failed" ? contactField(result.error) : null;
+  if (field || result.error.code === "mail_budget") {
+    const name = field ?? "email";
+    fieldError(name, t(result.error.code === "mail_budget" ? "booking.error.mail_budget" : `booking.error.${name}`));
+    $(`contact-${name}`).focus();
     return;
   }
   failed(result);
@@ -340,9 +382,9 @@ function renderDone() {
   const booking = state.booking;
   let title = "booking.manage_title";
   let text = t("booking.manage_text");
-  if (booking.status === "cancelled") {
-    title = "booking.cancelled_title";
-    text = t("booking.cancelled_text");
+  if (booking.status === "cancelled" || booking.status === "expired") {
+    title = `booking.${booking.status}_title`;
+    text = t(`booking.${booking.status}_text`);
   } else if (state.justBooked) {
     title = "booking.done_title";
     text = t("booking.done_text", { email: booking.contact_email });
@@ -359,10 +401,12 @@ function renderDone() {
       [t("booking.summary_status"), t(`booking.status.${booking.status}`)],
     ]),
   );
+  $("done-actions").hidden = false;
   $("done-calendar").href = booking.links?.calendar ?? "#";
-  $("done-calendar").hidden = booking.status !== "confirmed";
+  $("done-calendar").hidden = booking.status !== "confirmed" || !booking.links;
   $("done-reschedule").hidden = !booking.changeable;
   $("done-cancel").hidden = !booking.changeable;
+  $("done-again").hidden = booking.status !== "cancelled" && booking.status !== "expired";
   $("cancel-confirm").hidden = true;
 }
 
@@ -380,9 +424,17 @@ async function loadBooking() {
 }
 
 async function reschedule(slot) {
-  const result = await request("POST", `/api/v1/bookings/${encodeURIComponent(state.token)}/reschedule`, {
-    json: { start: slot.start, timezone: zone },
+  const days = $("days");
+  days.setAttribute("aria-busy", "true");
+  for (const button of days.querySelectorAll("button.slot")) button.disabled = true;
+  $("slot-loading").textContent = t("booking.moving");
+  $("slot-loading").hidden = false;
+  const result = await request("POST", "/api/v1/bookings/reschedule", {
+    json: { token: state.token, start: slot.start, timezone: zone },
   });
+  $("slot-loading").hidden = true;
+  $("slot-loading").textContent = t("booking.slot_loading");
+  days.removeAttribute("aria-busy");
   if (!result.ok) {
     failed(result);
     loadSlots();
@@ -397,86 +449,15 @@ async function reschedule(slot) {
 }
 
 async function cancelBooking() {
-  const button = $("cancel-yes");
-  button.disabled = true;
-  const result = await request("POST", `/api/v1/bookings/${encodeURIComponent(state.token)}/cancel`, { json: {} });
-  button.disabled = false;
+  const done = busy($("cancel-yes"), "booking.cancelling");
+  const result = await request("POST", "/api/v1/bookings/cancel", { json: { token: state.token, reason: "" } });
+  done();
   if (!result.ok) return failed(result);
   state.booking = result.data;
   state.justBooked = false;
+  state.justMoved = false;
   renderDone();
   $("done-title").focus();
-}
-
-// ------------------------------------------------------------------ join
-
-function pad(n) {
-  return String(n).padStart(2, "0");
-}
-
-function renderCountdown(target) {
-  const left = Math.max(0, Math.round((target - Date.now()) / 1000));
-  const d = Math.floor(left / 86400);
-  const h = pad(Math.floor((left % 86400) / 3600));
-  const m = pad(Math.floor((left % 3600) / 60));
-  const s = pad(left % 60);
-  $("countdown-value").textContent = d ? t("booking.countdown_days", { d, h, m, s }) : t("booking.countdown", { h, m, s });
-  return left;
-}
-
-async function join() {
-  clearError();
-  const result = await request("POST", `/api/v1/bookings/${encodeURIComponent(state.token)}/join`);
-  if (!result.ok) {
-    $("join-countdown").hidden = true;
-    return failed(result);
-  }
-  const data = result.data;
-  if (data.status === "early") {
-    $("join-countdown").hidden = false;
-    const target = Date.now() + data.seconds_to_open * 1000;
-    clearInterval(state.countdown);
-    renderCountdown(target);
-    state.countdown = setInterval(() => {
-      if (renderCountdown(target) <= 0) {
-        clearInterval(state.countdown);
-        join();
-      }
-    }, 1000);
-    return;
-  }
-  $("join-countdown").hidden = true;
-  $("join-status").textContent = t("booking.joining", {
-    name: language() === "en" ? state.booking.advisor_name_en : state.booking.advisor_name,
-  });
-  try {
-    sessionStorage.setItem(
-      VISITOR_KEY,
-      JSON.stringify({
-        token: data.visitor_token,
-        shopper_id: data.shopper_id,
-        linked: false,
-        expires_at: Date.now() + (data.expires_in - 60) * 1000,
-      }),
-    );
-  } catch {
-    // Storage blocked: the call page will say it has no visit; nothing else to do here.
-  }
-  location.assign(`/call/?c=${encodeURIComponent(data.consultation_id)}`);
-}
-
-async function startJoin() {
-  showView("join", { focus: false });
-  if (!(await loadBooking())) return;
-  $("join-summary").replaceChildren(
-    summaryRows([
-      [t("booking.summary_what"), typeName(state.booking)],
-      [t("booking.summary_with"), language() === "en" ? state.booking.advisor_name_en : state.booking.advisor_name],
-      [t("booking.summary_when"), whenLabel(state.booking)],
-    ]),
-  );
-  showView("join");
-  await join();
 }
 
 // ------------------------------------------------------------------ wiring
@@ -525,8 +506,14 @@ function wire() {
     $("done-cancel").focus();
   });
   $("cancel-yes").addEventListener("click", cancelBooking);
-  $("join-now").addEventListener("click", join);
+  $("join-now").addEventListener("click", () => join.join());
+  $("pending-release").addEventListener("click", () => pending.release());
+  $("confirm-button").addEventListener("click", () => pending.confirm(params.get("confirm")));
 }
+
+const page = { state, loadBooking, failed, clearError, showView, typeName, renderDone };
+const join = joiner(page);
+const pending = mailCheck(page);
 
 function rerender() {
   $("step").textContent = stepInfo();
@@ -541,6 +528,7 @@ function rerender() {
     });
   }
   if (state.view === "done" && state.booking) renderDone();
+  if (state.view === "pending" && state.booking) pending.render();
   if (state.view === "contact" && state.slot) showContact();
   state.surveyForm?.setLanguage(language());
 }
@@ -549,9 +537,18 @@ async function main() {
   await initI18n({ extraAreas: ["/booking", "/surveys"] });
   wire();
   onLanguageChange(rerender);
-  if (params.get("join")) return startJoin();
+  if (params.get("confirm")) {
+    showView("confirm", { focus: false });
+    return;
+  }
+  if (params.get("join")) return join.start();
   if (params.get("manage")) {
     if (await loadBooking()) {
+      if (state.booking.status === "pending") {
+        state.pendingUntil = pending.recall();
+        await pending.show();
+        return;
+      }
       renderDone();
       showView("done", { focus: false });
     }

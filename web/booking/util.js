@@ -1,5 +1,5 @@
 // Small helpers of the booking page: building elements, and dates in the shopper's zone.
-import { language } from "/shared/i18n.js";
+import { language, t } from "/shared/i18n.js";
 
 export const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
 
@@ -14,6 +14,17 @@ export function el(tag, attrs = {}, ...children) {
   }
   node.append(...children.filter((c) => c !== null && c !== undefined && c !== false));
   return node;
+}
+
+export const $ = (id) => document.getElementById(id);
+
+/** A definition list of [label, value] rows (the booking summaries). */
+export function summaryRows(rows) {
+  return el(
+    "dl",
+    { class: "summary-list" },
+    ...rows.flatMap(([label, value]) => [el("dt", { text: label }), el("dd", { text: value })]),
+  );
 }
 
 export function today() {
@@ -39,6 +50,11 @@ export function dayLabel(day, style = "long") {
   return new Intl.DateTimeFormat(locale(), options).format(new Date(Date.UTC(y, m - 1, d, 12)));
 }
 
+/** "14:05" in the shopper's zone, for a deadline such as a pending booking's hold. */
+export function timeLabel(iso) {
+  return new Intl.DateTimeFormat(locale(), { hour: "2-digit", minute: "2-digit", timeZone: zone }).format(new Date(iso));
+}
+
 export function whenLabel(booking) {
   const start = new Date(booking.starts_at);
   const end = new Date(booking.ends_at);
@@ -52,4 +68,17 @@ export function whenLabel(booking) {
   }).format(start);
   const time = new Intl.DateTimeFormat(locale(), { hour: "2-digit", minute: "2-digit", timeZone: tz });
   return `${day} ${time.format(start)}–${time.format(end)} (${tz})`;
+}
+
+/** A button shows that its request is running (and cannot be pressed twice meanwhile). */
+export function busy(button, label) {
+  const idle = button.textContent;
+  button.disabled = true;
+  button.setAttribute("aria-busy", "true");
+  button.textContent = t(label);
+  return () => {
+    button.disabled = false;
+    button.removeAttribute("aria-busy");
+    button.textContent = idle;
+  };
 }

@@ -524,12 +524,22 @@ function route() {
   if (state.view === "booking") showView(state.consultation ? "queue" : "start");
 }
 
+// A signed-in shop customer books as themselves: the booking page gets the shop's signed id
+// in its fragment (never sent to a server, so never in a log), and the booking is confirmed
+// at once instead of waiting for a mail.
+function passShopIdentity(embed) {
+  if (!embed.shopCustomerId || !embed.shopSignature) return;
+  const fragment = new URLSearchParams({ scid: embed.shopCustomerId, ssig: embed.shopSignature });
+  $("booking-open").href = `/booking/#${fragment}`;
+}
+
 async function main() {
   await initI18n({ extraAreas: ["/widget", "/surveys"] });
   state.embed = takeEmbedParams();
   // The shop page's language, when the launcher passed it (kept, so /call/ follows it too).
   if (state.embed.lang && state.embed.lang !== language()) await setLanguage(state.embed.lang);
   connectHost(state.embed);
+  passShopIdentity(state.embed);
   onLanguageChange(render);
   state.intake = new Intake({ showView, token: () => state.socket?.token, back: () => showView("start") });
   wire();

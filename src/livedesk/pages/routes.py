@@ -7,6 +7,7 @@ under its own name (``/shared/…``, ``/demo/…``, ``/staff/…``); the page ad
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from aiohttp.web_urldispatcher import AbstractResource
 from livedesk.demo import data
 from livedesk.kit.context import SETTINGS
 from livedesk.kit.logging import get_logger
+from livedesk.kit.mail import OUTBOX_KEEP, outbox_of
 from livedesk.models import Role
 
 log = get_logger("livedesk.pages")
@@ -149,6 +151,38 @@ def catalogue_document() -> dict[str, Any]:
     }
 
 
+async def demo_outbox(request: web.Request) -> web.Response:
+    """The demo outbox's mails, newest first (``?limit=0`` just says it is on): what each was
+    sent to, its subject and time, and its text body; never a mail's HTML."""
+    outbox = outbox_of(request.app[SETTINGS])
+    if outbox is None:  # registered only when on; the settings cannot change meanwhile
+        raise web.HTTPNotFound()
+    raw = request.query.get("limit", str(OUTBOX_KEEP))
+    if not raw.isdigit():
+        return web.json_response(
+            {"error": {"code": "validation_failed", "message": "limit is a whole number", "details": None}},
+            status=422,
+        )
+    mails = await asyncio.to_thread(outbox.newest, min(int(raw), OUTBOX_KEEP))
+    document = {
+        "outbox": True,
+        "keeps": outbox.keep,
+        "mails": [
+            {
+                "id": m.id,
+                "to": m.to,
+                "subject": m.subject,
+                "sent_at": m.sent_at.isoformat(),
+                "text": m.text,
+                "attachments": list(m.attachments),
+            }
+            for m in mails
+        ],
+    }
+    # The mails hold booking links: no shared cache may keep them.
+    return web.json_response(document, headers={"Cache-Control": "no-store"})
+
+
 def setup_routes(app: web.Application) -> None:
     resources: set[AbstractResource] = set()
     app[PAGE_RESOURCES] = resources
@@ -171,5 +205,10 @@ def setup_routes(app: web.Application) -> None:
     for name in ROOT_FILES:
         get(f"/{name}", _file(name))
     get("/demo/catalogue.json", catalogue)
+    if outbox_of(app[SETTINGS]) is not None:
+        # Demos without SMTP keep their mails here; without the outbox the addresses are 404.
+        log.warning("the demo mail outbox is on: every mail is readable at /demo/mail")
+        get("/demo/mail", _file("demo/mail.html"))
+        get("/demo/mail.json", demo_outbox)
     for folder in sorted(p for p in WEB_DIR.iterdir() if p.is_dir()):
         resources.add(app.router.add_static(f"/{folder.name}/", folder, follow_symlinks=False))
