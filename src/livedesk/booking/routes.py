@@ -87,6 +87,7 @@ async def booking_out(
         sequence=booking.sequence,
         join_opens_at=joining.join_opens_at(booking, settings),
         changeable=service.changeable(booking, utcnow()),
+        pending_until=booking.pending_until,
         links=BookingLinks(**mails.links(settings, token)) if token and not closed else None,
     )
 

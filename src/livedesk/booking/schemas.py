@@ -350,6 +350,8 @@ class BookingOut(OutModel):
     join_opens_at: datetime
     changeable: bool
     links: BookingLinks | None = None
+    # A pending booking holds its slot until then (null once confirmed).
+    pending_until: datetime | None = None
 
 
 class BookingCreated(OutModel):
