@@ -212,6 +212,12 @@ async function makeEngine() {
     state.monitoring?.setStream(event.detail);
   });
   engine.addEventListener("remotestream", (event) => engine === state.engine && attachRemote(event.detail));
+  engine.addEventListener("remotevideo", (event) => {
+    if (engine !== state.engine) return;
+    state.remoteVideo = event.detail.active;
+    state.remotePicture = event.detail.picture;
+    if (state.view === "call") renderStage();
+  });
   engine.addEventListener("mode", (event) => {
     if (engine !== state.engine) return;
     state.mode = event.detail;
@@ -240,6 +246,8 @@ function dropEngine() {
   state.callState = "idle";
   state.quality = null;
   state.sharing = false;
+  state.remoteVideo = false;
+  state.remotePicture = null;
   releaseHandedTracks(true);
 }
 
@@ -270,6 +278,8 @@ function onCallState(engine, callState) {
     state.monitoring?.callEnded();
     state.engine = null;
     state.sharing = false;
+    state.remoteVideo = false;
+    state.remotePicture = null;
     releaseHandedTracks(true);
     save({ joined: false });
   }
@@ -299,21 +309,15 @@ function onEngineError(detail) {
   render();
 }
 
-const watchedTracks = new WeakSet();
-
+// Whether the advisor's picture shows is the engine's "remotevideo" (frames that arrive and
+// what the advisor's side says it sends), never track.muted: see /shared/call-picture.js.
 function attachRemote(stream) {
   const video = $("remote-video");
-  const update = () => state.view === "call" && renderStage();
-  for (const track of stream.getTracks()) {
-    if (watchedTracks.has(track)) continue;
-    watchedTracks.add(track);
-    for (const type of ["mute", "unmute", "ended"]) track.addEventListener(type, update);
-  }
   if (video.srcObject !== stream) {
     video.srcObject = stream;
     playRemote();
   }
-  update();
+  if (state.view === "call") renderStage();
 }
 
 function playRemote() {

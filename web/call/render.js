@@ -158,18 +158,12 @@ export function renderCall() {
   );
 }
 
-function remoteHasVideo() {
-  const video = $("remote-video");
-  const stream = video.srcObject;
-  const live = stream?.getVideoTracks?.().some((track) => track.readyState === "live" && !track.muted);
-  return Boolean(live && video.videoWidth > 0);
-}
-
 export function renderStage() {
   const photo = $("advisor-photo");
   if (state.advisor?.photo_url && photo.getAttribute("src") !== state.advisor.photo_url) photo.src = state.advisor.photo_url;
-  // The advisor's video shows whenever it arrives, whatever this side sends.
-  const showVideo = remoteHasVideo();
+  // The advisor's video shows whenever it arrives, whatever this side sends; otherwise their
+  // photo (a camera that is off sends nothing: no black box).
+  const showVideo = Boolean(state.engine && state.remoteVideo);
   $("remote-video").classList.toggle("is-hidden", !showVideo);
   $("stage-placeholder").hidden = showVideo;
   let text;
@@ -177,6 +171,7 @@ export function renderStage() {
   else if (state.callState === "failed") text = t("call.stage_failed");
   else if (state.callState !== "connected") text = t("call.stage_connecting", { name: name() });
   else if (state.consultation?.kind === "voice") text = t("call.stage_voice", { name: name() });
+  else if (["camera", "screen"].includes(state.remotePicture)) text = t("call.stage_video_coming", { name: name() });
   else text = t("call.stage_no_video", { name: name() });
   $("stage-text").textContent = text;
 }

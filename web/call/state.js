@@ -28,6 +28,8 @@ export const state = {
   cameraOff: false,
   sharing: false,
   quality: null,
+  remoteVideo: false, // the advisor's picture arrives (engine "remotevideo")
+  remotePicture: null, // what the advisor's side says it sends: "camera" | "screen" | "none"
   previewError: null,
   callError: null,
   invited: false, // the advisor turned a chat into a call

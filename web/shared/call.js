@@ -13,6 +13,12 @@
 //    exists (renegotiation, ICE restart). Call set-up then takes one offer/answer, not a glare.
 // Offers are numbered per engine, so an offer received twice (re-sent after a lost signal) is
 // answered once.
+//
+// Video is switched without renegotiating once a video section sends: camera off, voice mode
+// and the end of a screen share put no track on the sender (replaceTrack(null)), video mode and
+// a share put one back. Whether the other side's picture shows is RemotePicture's call
+// (call-picture.js): frames that really arrive, and what the other side says it sends.
+import { RemotePicture } from "/shared/call-picture.js";
 
 const STATS_EVERY_MS = 2_000;
 const RECONNECT_GIVE_UP_MS = 20_000;
@@ -75,6 +81,7 @@ export class CallEngine extends EventTarget {
   #cameraOff = false;
   #devicePrefs = { audioinput: null, videoinput: null };
   #audioOutput = null;
+  #picture = new RemotePicture((detail) => this.#emit("remotevideo", detail));
 
   #everConnected = false;
   #giveUpTimer = null;
@@ -131,6 +138,16 @@ export class CallEngine extends EventTarget {
 
   get remoteStream() {
     return this.#remote;
+  }
+
+  /** The other side's picture shows: its frames arrive and it has not switched it off. */
+  get remoteVideo() {
+    return this.#picture.active;
+  }
+
+  /** What the other side says it sends: "camera" | "screen" | "none", or null (not said yet). */
+  get remotePicture() {
+    return this.#picture.picture;
   }
 
   /** The current RTCPeerConnection (diagnostics and tests; it is replaced on a restart). */
@@ -285,6 +302,9 @@ export class CallEngine extends EventTarget {
     this.#makingOffer = false;
     this.#ignoreOffer = false;
 
+    // The picture channel is negotiated with the first offer (its m=application section).
+    this.#picture.attach(pc);
+    this.#picture.say(this.#pictureKind());
     const video = this.#outgoingVideo();
     if (this.#audioTrack) pc.addTrack(this.#audioTrack, this.#local);
     if (video) pc.addTrack(video, this.#local);
@@ -331,9 +351,30 @@ export class CallEngine extends EventTarget {
     });
   }
 
-  /** The track the video sender should carry: the shared screen over the camera. */
+  /** The track the video sender should carry: the shared screen over the camera; none when
+   * the camera is off (a disabled track would send black frames: a black box over there). */
   #outgoingVideo() {
-    return this.#screenTrack ?? (this.#mode === "video" ? this.#cameraTrack : null);
+    if (this.#screenTrack) return this.#screenTrack;
+    return this.#mode === "video" && !this.#cameraOff ? this.#cameraTrack : null;
+  }
+
+  #pictureKind() {
+    if (this.#screenTrack) return "screen";
+    return this.#outgoingVideo() ? "camera" : "none";
+  }
+
+  /** Put the outgoing picture on the video sender and tell the other side what it is. */
+  async #syncVideo() {
+    const track = this.#outgoingVideo();
+    // Said first: the other side shows the avatar at once, not after the last frames.
+    this.#picture.say(this.#pictureKind());
+    if (track) {
+      await this.#sendTrack(track);
+      return;
+    }
+    const sender = this.#transceiver("video")?.sender;
+    // No track, no frames, and no renegotiation (the section keeps its direction).
+    if (sender?.track) await sender.replaceTrack(null);
   }
 
   #reconnecting() {
@@ -557,9 +598,11 @@ export class CallEngine extends EventTarget {
     if (this.#audioTrack) this.#audioTrack.enabled = !this.#muted;
   }
 
+  /** Resolves once the sender follows (callers need not wait: the state is set at once). */
   setCameraOff(off) {
     this.#cameraOff = !!off;
     if (this.#cameraTrack) this.#cameraTrack.enabled = !this.#cameraOff;
+    return this.#syncVideo().catch((error) => this.#error("NegotiationError", String(error?.message ?? error)));
   }
 
   #transceiver(kind) {
@@ -584,16 +627,10 @@ export class CallEngine extends EventTarget {
     else if (transceiver.direction === "inactive") transceiver.direction = "sendonly";
   }
 
-  /** Stop sending video (renegotiates: the other side's receiver goes quiet). */
-  #stopVideo() {
-    const sender = this.#transceiver("video")?.sender;
-    if (sender?.track && this.#pc) this.#pc.removeTrack(sender);
-  }
-
   /**
-   * "voice": stop and drop the camera (the other side stops receiving video). "video": open
-   * the camera again and send it. Resolves true, or false when the camera could not be opened
-   * (an "error" event says why).
+   * "voice": stop and drop the camera (the other side stops receiving video; no
+   * renegotiation). "video": open the camera again and send it. Resolves true, or false when
+   * the camera could not be opened (an "error" event says why).
    */
   async setMode(mode) {
     if (mode !== "voice" && mode !== "video") throw new TypeError(`unknown mode ${mode}`);
@@ -608,7 +645,7 @@ export class CallEngine extends EventTarget {
         camera.stop();
         this.#ownTracks.delete(camera);
       }
-      if (!this.#screenTrack) this.#stopVideo();
+      await this.#syncVideo();
       this.#emit("localstream", this.#local);
       this.#emit("mode", this.#mode);
       return true;
@@ -625,7 +662,7 @@ export class CallEngine extends EventTarget {
     this.#cameraTrack = track;
     this.#local.addTrack(track);
     this.#mode = "video";
-    if (!this.#screenTrack) await this.#sendTrack(track);
+    await this.#syncVideo();
     this.#emit("localstream", this.#local);
     this.#emit("mode", this.#mode);
     return true;
@@ -651,7 +688,7 @@ export class CallEngine extends EventTarget {
     track.addEventListener("ended", () => this.stopScreenShare());
     this.#screenTrack = track;
     this.#screenStream = stream;
-    await this.#sendTrack(track);
+    await this.#syncVideo();
     this.#emit("screenshare", { active: true, stream });
     return true;
   }
@@ -663,9 +700,7 @@ export class CallEngine extends EventTarget {
     this.#screenStream = null;
     track.stop();
     if (this.#closed) return;
-    const camera = this.#outgoingVideo();
-    if (camera) await this.#sendTrack(camera);
-    else this.#stopVideo();
+    await this.#syncVideo();
     this.#emit("screenshare", { active: false, stream: null });
   }
 
@@ -710,9 +745,13 @@ export class CallEngine extends EventTarget {
     else this.#cameraTrack = track;
     if (old) this.#local.removeTrack(old);
     this.#local.addTrack(track);
-    const sender = this.#pc?.getSenders().find((s) => s.track && s.track === old);
-    if (sender) await sender.replaceTrack(track);
-    else if (audio || !this.#screenTrack) await this.#sendTrack(track);
+    if (audio) {
+      const sender = this.#pc?.getSenders().find((s) => s.track && s.track === old);
+      if (sender) await sender.replaceTrack(track);
+      else await this.#sendTrack(track);
+    } else {
+      await this.#syncVideo(); // the camera stays off (no track sent) if it was off
+    }
     if (old && this.#ownTracks.has(old)) {
       old.stop();
       this.#ownTracks.delete(old);
@@ -826,6 +865,7 @@ export class CallEngine extends EventTarget {
   #finish() {
     if (this.#closed) return;
     this.#closed = true;
+    this.#picture.stop();
     clearInterval(this.#statsTimer);
     clearTimeout(this.#giveUpTimer);
     for (const off of this.#offs) off();

@@ -35,6 +35,8 @@ export class CallView {
     this.sharing = false;
     this.error = null;
     this.remoteStream = null;
+    this.remoteVideo = false; // the shopper's picture arrives (engine "remotevideo")
+    this.remotePicture = null; // what the shopper's side says it sends
     this.root = instantiate("tpl-call", uid("call"));
     this.remote = part(this.root, "remote");
     this.self = part(this.root, "self");
@@ -94,6 +96,8 @@ export class CallView {
     this.error = null;
     this.connectedAt = null;
     this.sharing = false;
+    this.remoteVideo = false;
+    this.remotePicture = null;
     this.setState("connecting");
     let CallEngine;
     try {
@@ -116,6 +120,14 @@ export class CallView {
       this.remoteStream = event.detail;
       if (this.remote.srcObject !== event.detail) this.remote.srcObject = event.detail;
       this.playRemote();
+    });
+    // Whether the shopper's picture shows: frames that arrive and what their side says it
+    // sends (/shared/call-picture.js), never track.muted or readyState.
+    engine.addEventListener("remotevideo", (event) => {
+      if (engine !== this.engine) return;
+      this.remoteVideo = event.detail.active;
+      this.remotePicture = event.detail.picture;
+      this.render();
     });
     engine.addEventListener("screenshare", (event) => {
       // Also when the browser's own "stop sharing" ended it.
@@ -348,12 +360,17 @@ export class CallView {
     part(root, "banner").hidden = !(this.state === "reconnecting" || this.socketDown);
     setText(part(root, "banner"), t("console.call.reconnecting"));
     const placeholder = part(root, "placeholder");
-    const hasVideo = Boolean(this.remoteStream?.getVideoTracks?.().some((track) => track.readyState === "live"));
-    placeholder.hidden = video && hasVideo && this.state === "connected";
-    setText(
-      placeholder,
-      !video ? t("console.call.voice_only") : this.state === "connected" ? t("console.call.no_video") : t("console.call.waiting"),
-    );
+    const showVideo = video && this.active && this.remoteVideo;
+    placeholder.hidden = showVideo;
+    // Hidden, not removed: the same element plays the shopper's voice. A camera that is off
+    // sends nothing, so this is the placeholder, never a black or frozen picture.
+    this.remote.style.visibility = showVideo ? "" : "hidden";
+    let text = t("console.call.waiting");
+    if (!video) text = t("console.call.voice_only");
+    else if (this.state === "connected" && !["camera", "screen"].includes(this.remotePicture)) {
+      text = t("console.call.no_video");
+    }
+    setText(placeholder, text);
 
     const mute = part(root, "mute");
     mute.setAttribute("aria-pressed", String(this.muted));
