@@ -82,6 +82,14 @@ async def e2e_settings(tmp_path: Path) -> Settings:
         secret_key=SecretStr("e2e-" + uuid.uuid4().hex),
         log_level="warning",
         presence_grace_seconds=2.0,
+        # Every browser here comes from 127.0.0.1: the per-address budgets (proved in
+        # tests/integration/test_abuse_budgets.py) would count all the tests' shoppers as one.
+        queue_waiting_per_address=0,
+        queue_waiting_per_network=0,
+        queue_address_rate_limit="1000/minute",
+        queue_network_rate_limit="1000/minute",
+        shopper_sockets_per_address=0,
+        shopper_connect_rate_limit="1000/minute",
     )
 
 
