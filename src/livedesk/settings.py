@@ -87,6 +87,15 @@ class Settings(BaseSettings):
     queue_leave_grace_seconds: float = Field(
         20.0, ge=0, description="A waiting shopper with no open page for this long has left the queue."
     )
+    consultation_gone_grace_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="An active consultation whose shopper and advisor both have no page open for this "
+        "long ends (wrap-up).",
+    )
+    away_after_missed_offer: bool = Field(
+        True, description="An advisor who lets an offer time out is set Away until she says she is back."
+    )
     queue_max_wait_seconds: int = Field(
         900, ge=10, description="A queued shopper no advisor took is marked missed after this."
     )

@@ -4,6 +4,7 @@ import { LiveSocket } from "/shared/socket.js";
 import { onLanguageChange, t } from "/shared/i18n.js";
 import { errorText } from "/staff/api.js";
 import { clockTime, setText } from "/staff/dom.js";
+import { OfferAlerts } from "/staff/offer-alerts.js";
 import { OfferCard } from "/staff/offers.js";
 import { Workspace } from "/staff/workspace.js";
 
@@ -24,6 +25,8 @@ class AdvisorConsole {
     this.connection = "connecting";
     this.wasConnected = false;
     this.alertTimer = null;
+    this.names = new Map(); // consultation id -> shopper's name, kept after its offer card goes
+    this.alerts = new OfferAlerts({ onBack: () => this.setPresence("available") });
   }
 
   start() {
@@ -34,14 +37,20 @@ class AdvisorConsole {
     const socket = this.socket;
     socket.on("offer.new", (offer) => this.addOffer(offer, { announce: true }));
     socket.on("offer.withdrawn", (event) => this.offerWithdrawn(event));
+    socket.on("offer.missed", (event) =>
+      this.alerts.showMissed(event, this.names.get(event.consultation_id) ?? t("console.offer.shopper")),
+    );
     socket.on("consultation.updated", (c) => this.consultationUpdated(c));
     socket.on("presence.changed", (view) => {
-      if (view.staff_id === this.me.id) this.showPresence(view);
+      if (view.staff_id !== this.me.id) return;
+      this.showPresence(view);
+      this.alerts.presence(view);
     });
     socket.onState((state) => this.connectionChanged(state));
     document.addEventListener("visibilitychange", () => this.current?.shown());
     onLanguageChange(() => this.rerender());
     setInterval(() => this.tick(), 1000);
+    this.alerts.start();
     this.render();
     import("/staff/calendar.js").then(({ mountCalendar }) => mountCalendar($("booking-calendar"), this.me));
   }
@@ -165,7 +174,9 @@ class AdvisorConsole {
     if (announce) {
       // Announce once the shopper's name is known (or after a moment without it).
       Promise.race([card.ready, new Promise((resolve) => setTimeout(resolve, 1500))]).then(() => {
-        if (this.offers.has(offer.id)) this.alert(card.announcement(), offer.id);
+        if (!this.offers.has(offer.id)) return;
+        this.alert(card.announcement(), offer.id);
+        this.alerts.offered(offer, card.name());
       });
     }
   }
@@ -175,6 +186,8 @@ class AdvisorConsole {
     if (!card) return;
     const hadFocus = card.root.contains(document.activeElement);
     if (this.alertFor === id) this.clearAlert();
+    this.names.set(id, card.name());
+    this.alerts.gone(id);
     card.root.remove();
     this.offers.delete(id);
     this.renderOffers();
@@ -385,6 +398,7 @@ class AdvisorConsole {
 
   rerender() {
     this.render();
+    this.alerts.render();
     const alerted = this.offers.get(this.alertFor);
     if (alerted) $("offer-alert").textContent = alerted.announcement();
     for (const card of this.offers.values()) card.render();

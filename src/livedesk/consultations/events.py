@@ -101,7 +101,8 @@ async def current(ctx: EventContext, _payload: NoPayload) -> list[dict[str, Any]
             if ctx.shopper.reaches(c.id, c.shopper_id)
         ]
         # A page that comes back needs its place in the queue now, not at the next change.
-        places = {place.consultation_id: place for _, place in await queue.positions(session)} if rows else {}
+        listed = await queue.positions(session, ctx.app[SETTINGS]) if rows else []
+        places = {place.consultation_id: place for _, place in listed}
         result = []
         for c in rows:
             item = service.out(c)

@@ -7,14 +7,15 @@ import hashlib
 import hmac
 import ipaddress
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import socketio
 from sqlalchemy import exists, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from livedesk.consultations import routing, service
+from livedesk.consultations import routing, service, wait_estimate
 from livedesk.consultations.schemas import ConsultationOut, QueuePosition
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import TooManyRequests
@@ -215,7 +216,7 @@ async def route(session: AsyncSession, sio: socketio.AsyncServer, settings: Sett
     first. Returns how many offers were made."""
     await _serialise(session)
     now = utcnow()
-    await _expire_offers(session, sio, now)
+    await _expire_offers(session, sio, settings, now)
     await _give_up(session, sio, settings, now)
     waiting = (
         await session.scalars(
@@ -256,7 +257,9 @@ async def route(session: AsyncSession, sio: socketio.AsyncServer, settings: Sett
     return made
 
 
-async def _expire_offers(session: AsyncSession, sio: socketio.AsyncServer, now: object) -> None:
+async def _expire_offers(
+    session: AsyncSession, sio: socketio.AsyncServer, settings: Settings, now: object
+) -> None:
     expired = (
         await session.scalars(
             select(Consultation).where(Consultation.status == S.OFFERED, Consultation.offer_expires_at < now)
@@ -264,7 +267,7 @@ async def _expire_offers(session: AsyncSession, sio: socketio.AsyncServer, now: 
     ).all()
     for c in expired:
         assert c.offered_to_id is not None
-        await service.decline_offer(session, sio, c, c.offered_to_id, "timed out")
+        await service.miss_offer(session, sio, c, c.offered_to_id, set_away=settings.away_after_missed_offer)
 
 
 async def _give_up(session: AsyncSession, sio: socketio.AsyncServer, settings: Settings, now: object) -> None:
@@ -281,7 +284,17 @@ async def _give_up(session: AsyncSession, sio: socketio.AsyncServer, settings: S
         service.announce(session, sio, c)
 
 
+# Handle times that describe an advisor's pace: her latest ones, not older than this.
+RECENT_HANDLES = 20
+RECENT_DAYS = 30
+
+
+def _spans(rows: Iterable[tuple[datetime | None, datetime | None]]) -> list[float]:
+    return [(ended - accepted).total_seconds() for accepted, ended in rows if ended and accepted]
+
+
 async def average_handle_seconds(session: AsyncSession) -> float:
+    """The typical handle time across advisors: for those with no history of their own."""
     rows = (
         await session.execute(
             select(Consultation.accepted_at, Consultation.ended_at)
@@ -290,44 +303,125 @@ async def average_handle_seconds(session: AsyncSession) -> float:
             .limit(50)
         )
     ).all()
-    spans = [(ended - accepted).total_seconds() for accepted, ended in rows if ended and accepted]
+    spans = _spans(rows)
     return sum(spans) / len(spans) if spans else DEFAULT_HANDLE_SECONDS
 
 
-async def positions(session: AsyncSession) -> list[tuple[uuid.UUID, QueuePosition]]:
-    """Each waiting shopper's place in the queue and estimated wait. Only shoppers with a
-    page open count: one who has gone (their place is given up after a grace period) or a
-    client that queued and dropped its sockets does not push the others back meanwhile."""
+async def _desks(session: AsyncSession, settings: Settings) -> list[wait_estimate.Desk]:
+    """Advisors who will take consultations (available, or busy in a call), with what they
+    hold now and their own recent handle times."""
+    ids = list(
+        (
+            await session.scalars(
+                select(AdvisorPresence.staff_id)
+                .join(Staff, Staff.id == AdvisorPresence.staff_id)
+                .where(
+                    AdvisorPresence.status.in_((PresenceStatus.AVAILABLE, PresenceStatus.BUSY)),
+                    Staff.role == Role.ADVISOR,
+                    Staff.active.is_(True),
+                )
+            )
+        ).all()
+    )
+    if not ids:
+        return []
+    now = utcnow()
+    fallback = await average_handle_seconds(session)
+    history = (
+        await session.execute(
+            select(Consultation.advisor_id, Consultation.accepted_at, Consultation.ended_at)
+            .where(
+                Consultation.advisor_id.in_(ids),
+                Consultation.accepted_at.is_not(None),
+                Consultation.ended_at >= now - timedelta(days=RECENT_DAYS),
+            )
+            .order_by(Consultation.ended_at.desc())
+            .limit(RECENT_HANDLES * len(ids))
+        )
+    ).all()
+    spans: dict[uuid.UUID, list[float]] = {}
+    for advisor_id, accepted, ended in history:
+        if advisor_id is None:
+            continue
+        mine = spans.setdefault(advisor_id, [])
+        if len(mine) < RECENT_HANDLES:
+            mine.extend(_spans([(accepted, ended)]))
+    held = (
+        await session.execute(
+            select(Consultation.advisor_id, Consultation.kind, Consultation.accepted_at).where(
+                Consultation.status == S.ACTIVE, Consultation.advisor_id.in_(ids)
+            )
+        )
+    ).all()
+    calls: dict[uuid.UUID, float] = {}
+    chats: dict[uuid.UUID, list[float]] = {}
+    for advisor_id, kind, accepted in held:
+        if advisor_id is None:
+            continue
+        elapsed = max(0.0, (now - accepted).total_seconds()) if accepted else 0.0
+        if kind == ConsultationKind.CHAT:
+            chats.setdefault(advisor_id, []).append(elapsed)
+        else:
+            calls[advisor_id] = max(calls.get(advisor_id, 0.0), elapsed)
+    desks = []
+    for staff_id in ids:
+        own = spans.get(staff_id)
+        desks.append(
+            wait_estimate.Desk(
+                staff_id=staff_id,
+                handle_seconds=sum(own) / len(own) if own else fallback,
+                call_elapsed=calls.get(staff_id),
+                chats_elapsed=tuple(chats.get(staff_id, ())),
+            )
+        )
+    return desks
+
+
+async def positions(session: AsyncSession, settings: Settings) -> list[tuple[uuid.UUID, QueuePosition]]:
+    """Each waiting shopper's place in the queue and estimated wait (consultations/
+    wait_estimate.py). Only shoppers with a page open count: one who has gone (their place
+    is given up after a grace period) or a client that queued and dropped its sockets does
+    not push the others back meanwhile."""
     present = exists().where(ShopperConnection.shopper_id == Consultation.shopper_id)
     waiting = (
-        await session.execute(
-            select(Consultation.id, Consultation.shopper_id, Consultation.status)
+        await session.scalars(
+            select(Consultation)
             .where(Consultation.status.in_((S.QUEUED, S.OFFERED)), present)
             .order_by(Consultation.queued_at)
         )
     ).all()
     if not waiting:
         return []
-    online = await session.scalar(
-        select(func.count())
-        .select_from(AdvisorPresence)
-        .join(Staff, Staff.id == AdvisorPresence.staff_id)
-        .where(
-            AdvisorPresence.status.in_((PresenceStatus.AVAILABLE, PresenceStatus.BUSY)),
-            Staff.role == Role.ADVISOR,
+    waiters = [
+        wait_estimate.Waiter(
+            consultation_id=c.id,
+            kind=c.kind,
+            offered_to=c.offered_to_id if c.status == S.OFFERED else None,
+            nominated=c.nominated_advisor_id,
+            wait_for_nominated=c.wait_for_nominated,
+            passed_over=frozenset(uuid.UUID(s) for s in c.passed_over),
         )
-    )
-    handle = await average_handle_seconds(session)
-    advisors = int(online or 0)
-    return [
-        (
-            shopper_id,
-            QueuePosition(
-                consultation_id=cid,
-                position=index,
-                estimated_wait_seconds=routing.estimated_wait_seconds(index, advisors, handle),
-                advisors_online=advisors,
-            ),
-        )
-        for index, (cid, shopper_id, _status) in enumerate(waiting, start=1)
+        for c in waiting
     ]
+    desks = await _desks(session, settings)
+    estimates = wait_estimate.estimate(waiters, desks, settings.max_chats_per_advisor)
+    # Nobody who could take her is online: no pace to go by, so a typical handle time per
+    # place (the page says no advisor is online beside it).
+    unknown = any(e.seconds is None for e in estimates.values())
+    typical = await average_handle_seconds(session) if unknown else 0.0
+    places = []
+    for index, c in enumerate(waiting, start=1):
+        found = estimates[c.id]
+        seconds = found.seconds if found.seconds is not None else int(index * typical)
+        places.append(
+            (
+                c.shopper_id,
+                QueuePosition(
+                    consultation_id=c.id,
+                    position=index,
+                    estimated_wait_seconds=seconds,
+                    advisors_online=found.advisors,
+                ),
+            )
+        )
+    return places

@@ -80,11 +80,3 @@ def choose_advisor(request: Request, candidates: Iterable[Candidate], max_chats:
         return None
     best = min(able, key=lambda c: (_tier(c, request), c.idle_since, str(c.staff_id)))
     return best.staff_id
-
-
-def estimated_wait_seconds(position: int, advisors_online: int, average_handle_seconds: float) -> int:
-    """Shoppers ahead, shared among the advisors online, each taking a typical handle time."""
-    if position <= 0:
-        return 0
-    per_advisor = -(-position // max(1, advisors_online))  # ceiling division
-    return int(per_advisor * average_handle_seconds)

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from livedesk.consultations import queue
+from livedesk.consultations import attendance, queue
 from livedesk.consultations.schemas import QueuePosition
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.logging import get_logger
@@ -57,7 +57,7 @@ class RoutingRunner:
                 return
             async with app[DB].transaction() as session:
                 await queue.route(session, app[SIO], app[SETTINGS])
-                places = await queue.positions(session)
+                places = await queue.positions(session, app[SETTINGS])
         except Exception:  # a failed pass is retried on the next tick
             log.exception("routing pass failed")
             return
@@ -80,9 +80,23 @@ class RoutingRunner:
                 )
         self._sent = current
 
+    async def attend(self) -> None:
+        """End consultations nobody is in any more and give up places nobody holds (see
+        consultations/attendance.py); on the tick, so no deploy can cancel it."""
+        app = self.app
+        try:
+            async with app[DB].read() as session:
+                suspects = await attendance.suspects(session)
+            for consultation_id in suspects:
+                async with app[DB].transaction() as session:
+                    await attendance.judge(session, app[SIO], app[SETTINGS], consultation_id)
+        except Exception:  # retried on the next tick
+            log.exception("attendance check failed")
+
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.tick)
+            await self.attend()
             await self.kick()
 
     async def start(self) -> None:

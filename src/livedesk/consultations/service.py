@@ -43,6 +43,7 @@ IN_PROGRESS = (S.REQUESTED, S.QUEUED, S.OFFERED, S.ACTIVE)
 WAITING = (S.QUEUED, S.OFFERED)
 
 CONSULTATION_UPDATED = "consultation.updated"
+OFFER_MISSED = "offer.missed"
 
 
 def recipients(c: Consultation) -> list[tuple[rooms.Room, str]]:
@@ -221,19 +222,63 @@ async def decline_offer(
     return c
 
 
+async def miss_offer(
+    session: AsyncSession, sio: socketio.AsyncServer, c: Consultation, staff_id: uuid.UUID, *, set_away: bool
+) -> Consultation:
+    """The offer timed out: back in the queue like a decline, and the advisor is told which
+    offer she missed (``offer.missed``). With ``set_away`` she is also set Away until she says
+    she is back, so the next shopper does not lose another offer's time on an empty desk."""
+    await decline_offer(session, sio, c, staff_id, "timed out")
+    if set_away:
+        view, changed = await presence.choose(session, staff_id, PresenceStatus.AWAY)
+        if changed:
+            announce_presence(session, sio, view)
+    emit(
+        session,
+        sio,
+        OFFER_MISSED,
+        {
+            "consultation_id": str(c.id),
+            "shopper_id": str(c.shopper_id),
+            "kind": c.kind.value,
+            "queued_at": (c.queued_at or c.requested_at).isoformat(),
+            "missed_at": utcnow().isoformat(),
+            "set_away": set_away,
+        },
+        room=rooms.staff(staff_id),
+        namespace=rooms.STAFF_NS,
+    )
+    return c
+
+
 async def end(
     session: AsyncSession, sio: socketio.AsyncServer, c: Consultation, ctx: EventContext
 ) -> Consultation:
     """Hang up / finish talking: the advisor goes to wrap-up (notes) before closing."""
     if c.status != S.ACTIVE:
         raise Conflict(f"The consultation is {c.status.value}, not active", code="not_active")
+    who = "the shopper" if ctx.shopper else "the advisor"
+    await _wrap_up(session, sio, c, f"ended by {who}", ctx.staff.staff_id if ctx.staff else None)
+    return c
+
+
+async def end_unattended(session: AsyncSession, sio: socketio.AsyncServer, c: Consultation) -> Consultation:
+    """Both parties' pages have been gone past the grace period (browsers closed, a process
+    died with them): the call ends and the advisor finds it in wrap-up when she is back."""
+    if c.status != S.ACTIVE:
+        raise Conflict(f"The consultation is {c.status.value}, not active", code="not_active")
+    await _wrap_up(session, sio, c, "ended: both parties left", None)
+    return c
+
+
+async def _wrap_up(
+    session: AsyncSession, sio: socketio.AsyncServer, c: Consultation, summary: str, actor: uuid.UUID | None
+) -> None:
     c.status = S.WRAP_UP
     c.ended_at = utcnow()
-    who = "the shopper" if ctx.shopper else "the advisor"
-    await record_step(session, c, f"ended by {who}", actor=ctx.staff.staff_id if ctx.staff else None)
+    await record_step(session, c, summary, actor=actor)
     await _refresh_advisor(session, sio, c)
     announce(session, sio, c)
-    return c
 
 
 async def close(

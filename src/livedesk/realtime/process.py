@@ -1,7 +1,9 @@
 """This process's identity and heartbeat, and the sweep that cleans up after dead ones.
 
-Sockets live in one process. If that process dies, its staff connections would keep
-advisors "online" forever; the other processes notice its stale heartbeat and remove them.
+Sockets live in one process, and so do the connection rows behind presence (including a
+closed tab's row kept through the presence grace). A process that stops removes its rows and
+has presence recomputed; one that dies leaves them until the others notice its stale
+heartbeat and remove them. Either way no advisor stays online without an open console.
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Select, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import Database
 from livedesk.kit.logging import get_logger
-from livedesk.models import AppProcess, ShopperConnection, StaffConnection
+from livedesk.models import AdvisorPresence, AppProcess, PresenceStatus, ShopperConnection, StaffConnection
 
 log = get_logger("livedesk.process")
 
@@ -109,6 +111,7 @@ class ProcessRegistry:
             shoppers = await _drop_connections(session, ShopperConnection, ShopperConnection.shopper_id, live)
             if dead:
                 await session.execute(delete(AppProcess).where(AppProcess.id.in_(dead)))
+            gone |= set((await session.scalars(_shown_online_without_a_tab())).all())
         if gone:
             log.info("removed connections of stopped processes", staff=len(gone))
             await self._on_staff_gone(gone)
@@ -122,11 +125,22 @@ async def _anything_to_sweep(session: AsyncSession, cutoff: datetime) -> bool:
         select(AppProcess.id).where(AppProcess.heartbeat_at < cutoff),
         select(StaffConnection.sid).where(StaffConnection.process_id.not_in(live)),
         select(ShopperConnection.sid).where(ShopperConnection.process_id.not_in(live)),
+        _shown_online_without_a_tab(),
     ]
     for probe in probes:
         if await session.scalar(probe.limit(1)) is not None:
             return True
     return False
+
+
+def _shown_online_without_a_tab() -> Select[uuid.UUID]:
+    """Advisors whose stored presence is not offline while no connection row backs it. Rows
+    and status change in one transaction everywhere else, so this only finds what a crash
+    between two transactions (this sweep's own, say) left behind: the backstop."""
+    tab = select(StaffConnection.sid).where(StaffConnection.staff_id == AdvisorPresence.staff_id)
+    return select(AdvisorPresence.staff_id).where(
+        AdvisorPresence.status != PresenceStatus.OFFLINE, ~tab.exists()
+    )
 
 
 async def _drop_connections(

@@ -76,23 +76,35 @@ async def on_connect(ctx: EventContext) -> None:
 async def on_disconnect(ctx: EventContext) -> None:
     if ctx.staff is None:
         return
-    async with ctx.app[DB].transaction() as session:
-        staff_id, tabs_left = await presence.disconnect(session, ctx.sid)
-    if staff_id is None or tabs_left:
+    app, sid = ctx.app, ctx.sid
+    grace = app[SETTINGS].presence_grace_seconds
+    if not grace:
+        await release(app, sid)
         return
-    grace = ctx.app[SETTINGS].presence_grace_seconds
 
     async def later() -> None:
-        # The last tab closed: a reload or a network blip comes back within the grace
-        # period and the advisor never flickers offline.
-        if grace:
-            await asyncio.sleep(grace)
+        # The tab's row stays through the grace period: a reload or a network blip comes
+        # back meanwhile and the advisor never flickers offline. Should this process stop
+        # first, its rows go with it (realtime/process.py), so the timer is not the only
+        # way the advisor ever goes offline.
+        await asyncio.sleep(grace)
         try:
-            await refresh(ctx.app, {staff_id})
+            await release(app, sid)
         except Exception:
-            log.exception("presence refresh failed")
+            log.exception("presence release failed")
 
-    ctx.app[BACKGROUND].spawn(later(), name="presence-grace")
+    app[BACKGROUND].spawn(later(), name="presence-grace")
+
+
+async def release(app: web.Application, sid: str) -> None:
+    """Forget a closed tab and announce what that changes."""
+    async with app[DB].transaction() as session:
+        result = await presence.release(session, sid)
+        changed = result is not None and result[1]
+        if result is not None and changed:
+            announce(session, app[SIO], result[0])
+    if changed:
+        await after_presence_change(app)
 
 
 async def presence_set(ctx: EventContext, payload: PresenceSet) -> dict[str, str]:

@@ -3,6 +3,12 @@
 What the advisor chose (available or away) is stored; what is true now is derived from it,
 from their open tabs (``staff_connections``) and from whether they are in a call — and
 stored too, with ``since``, so every process and every supervisor reads the same thing.
+
+A closed tab's row is kept through the grace period (a reload comes back meanwhile) and
+released afterwards by the process that held the socket. The row belongs to that process:
+if it stops, it removes its rows and recomputes (``ProcessRegistry.stop``); if it dies, the
+others sweep its rows once its heartbeat is stale. So the grace never rests on a timer
+alone, and no advisor stays Available without an open console, whatever the timing.
 """
 
 from __future__ import annotations
@@ -114,16 +120,15 @@ async def connect(
     return await recompute(session, staff_id)
 
 
-async def disconnect(session: AsyncSession, sid: str) -> tuple[uuid.UUID | None, int]:
-    """Forget one tab; returns whose it was and how many tabs they still have open."""
+async def release(session: AsyncSession, sid: str) -> tuple[PresenceView, bool] | None:
+    """Forget one closed tab and recompute its owner, in one transaction (so no advisor is
+    ever left Available with no tab). None when the row is already gone (the process that
+    held it stopped and took its rows, or the sweep removed them)."""
     staff_id = await session.scalar(select(StaffConnection.staff_id).where(StaffConnection.sid == sid))
     if staff_id is None:
-        return None, 0
+        return None
     await session.execute(delete(StaffConnection).where(StaffConnection.sid == sid))
-    left = await session.scalar(
-        select(func.count()).select_from(StaffConnection).where(StaffConnection.staff_id == staff_id)
-    )
-    return staff_id, int(left or 0)
+    return await recompute(session, staff_id)
 
 
 async def get(session: AsyncSession, staff_id: uuid.UUID) -> PresenceView | None:

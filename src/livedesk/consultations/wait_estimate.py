@@ -1,0 +1,124 @@
+"""How long each waiting shopper will likely wait — pure rules, no I/O.
+
+The queue is played forward the way routing will serve it: every advisor who can take
+consultations now or later (available, or busy in a call) is a desk that frees up when her
+current work likely ends; offered consultations hold their advisor from now; then each
+queued consultation, oldest first, goes to the desk among those routing could offer it to
+that frees up first, and occupies it for that advisor's typical handle time.
+
+So a shopper with a matching advisor idle waits zero, whatever her place; otherwise the
+estimate comes from the recent handle times of the advisors who could take her. Away and
+offline advisors take nobody and are not counted. When nobody who could take her is
+online, there is nothing to play forward: ``None``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from livedesk.models import ConsultationKind
+
+# A consultation running past its advisor's typical length is still expected to last a
+# while: at least this share of a typical one.
+REMAINING_FLOOR = 0.25
+
+
+@dataclass(frozen=True)
+class Desk:
+    """An advisor who will take consultations: what she holds now and her typical pace."""
+
+    staff_id: uuid.UUID
+    handle_seconds: float
+    # Seconds already spent in her current call (None: not in a call).
+    call_elapsed: float | None = None
+    # Seconds already spent in each chat she holds.
+    chats_elapsed: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class Waiter:
+    """A waiting consultation, in queue order. ``offered_to``: the advisor asked right now."""
+
+    consultation_id: uuid.UUID
+    kind: ConsultationKind
+    offered_to: uuid.UUID | None = None
+    nominated: uuid.UUID | None = None
+    wait_for_nominated: bool = False
+    passed_over: frozenset[uuid.UUID] = frozenset()
+
+    def may_go_to(self, staff_id: uuid.UUID) -> bool:
+        """Routing's reach: only the nominee if she waits for them, never who passed on it."""
+        if self.wait_for_nominated and self.nominated is not None:
+            return staff_id == self.nominated
+        return staff_id not in self.passed_over
+
+
+@dataclass(frozen=True)
+class Estimate:
+    seconds: int | None
+    # Advisors online (available or busy) whom routing could offer this consultation to.
+    advisors: int
+
+
+def remaining(handle_seconds: float, elapsed: float) -> float:
+    return max(handle_seconds - elapsed, handle_seconds * REMAINING_FLOOR)
+
+
+@dataclass
+class _Free:
+    """When a desk can start a call, and each of its chat slots a chat."""
+
+    handle: float
+    call: float
+    chats: list[float] = field(default_factory=list)
+
+    def start(self, kind: ConsultationKind) -> float:
+        if kind == ConsultationKind.CHAT:
+            # A call in progress blocks new offers of any kind (routing.can_take).
+            return max(self.call, min(self.chats)) if self.chats else float("inf")
+        return self.call
+
+    def take(self, kind: ConsultationKind, at: float) -> None:
+        if kind == ConsultationKind.CHAT:
+            if self.chats:
+                slot = self.chats.index(min(self.chats))
+                self.chats[slot] = at + self.handle
+        else:
+            self.call = at + self.handle
+
+
+def _desk_state(desk: Desk, max_chats: int) -> _Free:
+    call = 0.0 if desk.call_elapsed is None else remaining(desk.handle_seconds, desk.call_elapsed)
+    held = sorted(remaining(desk.handle_seconds, e) for e in desk.chats_elapsed)[:max_chats]
+    chats = held + [0.0] * (max_chats - len(held))
+    return _Free(handle=desk.handle_seconds, call=call, chats=chats)
+
+
+def estimate(
+    waiters: Sequence[Waiter], desks: Iterable[Desk], max_chats: int
+) -> dict[uuid.UUID, Estimate]:
+    """Each waiting consultation's likely wait in seconds (see the module's docstring)."""
+    free = {d.staff_id: _desk_state(d, max_chats) for d in desks}
+    order = sorted(free)  # ties go the same way every time
+    out: dict[uuid.UUID, Estimate] = {}
+    # Offers in hand come first: that advisor is deciding on it now.
+    for w in waiters:
+        if w.offered_to is not None:
+            asked = sum(1 for s in order if w.may_go_to(s) or s == w.offered_to)
+            out[w.consultation_id] = Estimate(0, asked)
+            if w.offered_to in free:
+                free[w.offered_to].take(w.kind, 0.0)
+    for w in waiters:
+        if w.offered_to is not None:
+            continue
+        reach = [s for s in order if w.may_go_to(s)]
+        if not reach:
+            out[w.consultation_id] = Estimate(None, 0)
+            continue
+        best = min(reach, key=lambda s: free[s].start(w.kind))
+        at = free[best].start(w.kind)
+        free[best].take(w.kind, at)
+        out[w.consultation_id] = Estimate(round(at), len(reach))
+    return out
