@@ -1,7 +1,12 @@
 """Request-side authentication for staff: the session cookie, role checks and CSRF.
 
-Handlers call ``require_staff(request, Role.ADMIN, …)`` first thing; the CSRF middleware
-guards every cookie-authenticated write.
+Handlers call ``require_staff(request, Role.ADMIN, …)`` first thing. CSRF has one rule: a
+request is cookie-authenticated only where its route reads the staff session, which is
+``current_staff`` (and so ``require_staff``); there, a write must come from an allowed Origin
+(when it names one) and echo the session's X-CSRF-Token. Routes that never read the session
+(the shopper's visitor, booking, widget, intake and satisfaction routes; the Engine.IO
+endpoint, guarded by its Origin check and the session read at connect) are not touched by a
+staff cookie the browser happens to hold.
 """
 
 from __future__ import annotations
@@ -15,8 +20,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from livedesk.kit.context import DB, SETTINGS
-from livedesk.kit.errors import Forbidden, Unauthenticated
-from livedesk.kit.http import Handler, endpoint, error_response
+from livedesk.kit.errors import AppError, Forbidden, Unauthenticated
+from livedesk.kit.http import Handler, endpoint
 from livedesk.models import Role
 from livedesk.staff import sessions
 from livedesk.staff.sessions import Principal, SessionPolicy
@@ -43,14 +48,35 @@ async def current_staff(request: web.Request) -> Principal | None:
     token = request.cookies.get(SESSION_COOKIE)
     principal: Principal | None = None
     if token:
+        writing = request.method not in _SAFE_METHODS
+        if writing:
+            # Before the database: a foreign page's request costs no session lookup.
+            _check_origin(request)
         async with request.app[DB].transaction() as db:
             result = await sessions.authenticate(db, token, session_policy(request.app))
         if result == "expired":
             raise Unauthenticated("Your session has ended; please sign in again", code="session_expired")
         if isinstance(result, Principal):
+            if writing:
+                _check_token(request, result)
             principal = result
     request[_PRINCIPAL] = principal
     return principal
+
+
+def _check_origin(request: web.Request) -> None:
+    """Browsers name the Origin of every cross-origin write (``null`` for sandboxed and
+    privacy-stripped ones); a request naming none comes from a tool, not a page."""
+    origin = request.headers.get("Origin")
+    if origin is not None and not origin_allowed(request, origin):
+        raise Forbidden("Cross-origin request refused", code="csrf_failed")
+
+
+def _check_token(request: web.Request, principal: Principal) -> None:
+    # Only the session's own pages can read the token (the CSRF cookie, or /auth/me).
+    sent = request.headers.get(CSRF_HEADER, "")
+    if not hmac.compare_digest(sent.encode(), principal.csrf_token.encode()):
+        raise Forbidden(f"Missing or wrong {CSRF_HEADER} header", code="csrf_failed")
 
 
 async def require_staff(request: web.Request, *roles: Role) -> Principal:
@@ -126,27 +152,26 @@ def guarded(*roles: Role) -> Callable[[Callable[..., Awaitable[web.StreamRespons
     return decorate
 
 
-@web.middleware
-async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Writes that ride on the session cookie must echo the session's CSRF token; a foreign
-    Origin is refused outright. Requests without the cookie (shopper tokens, API keys) are not
-    cookie-authenticated and pass through to their own checks."""
-    if request.method in _SAFE_METHODS:
+class NotJson(AppError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+def json_from_our_pages(handler: Handler) -> Handler:
+    """For a write that opens a session rather than reading one (sign-in): without the
+    session's token to check, it must still not be driven by another site's page (login CSRF
+    would sign the victim's browser into the attacker's account). A foreign Origin is refused,
+    and only ``application/json`` is read: a page can post text/plain or a form to any site
+    without asking, but JSON from another origin needs a CORS preflight we never grant."""
+
+    @functools.wraps(handler)
+    async def checked(request: web.Request) -> web.StreamResponse:
+        _check_origin(request)
+        if request.content_type != "application/json":
+            raise NotJson(
+                "Send the body as application/json",
+                details={"expected": "application/json", "received": request.content_type},
+            )
         return await handler(request)
-    origin = request.headers.get("Origin")
-    if origin is not None and request.cookies.get(SESSION_COOKIE) and not origin_allowed(request, origin):
-        return error_response(403, "csrf_failed", "Cross-origin request refused")
-    token = request.cookies.get(SESSION_COOKIE)
-    if token and request.path not in _CSRF_EXEMPT:
-        try:
-            principal = await current_staff(request)
-        except Unauthenticated as exc:
-            return error_response(exc.status, exc.code, exc.message)
-        sent = request.headers.get(CSRF_HEADER, "")
-        if principal is not None and not hmac.compare_digest(sent.encode(), principal.csrf_token.encode()):
-            return error_response(403, "csrf_failed", f"Missing or wrong {CSRF_HEADER} header")
-    return await handler(request)
 
-
-# Logging in replaces whatever session the cookie names, so it needs no token from it.
-_CSRF_EXEMPT = frozenset({"/api/v1/auth/login"})
+    return checked

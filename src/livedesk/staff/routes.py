@@ -3,10 +3,11 @@ accounts and teams. Handlers parse, authorise and call ``service``; the rules li
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 
 from aiohttp import web
-from aiohttp_pydantic.oas.typing import r200, r201, r204, r401, r403, r404, r409, r422, r429, r503
+from aiohttp_pydantic.oas.typing import r200, r201, r204, r401, r403, r404, r409, r415, r422, r429, r503
 
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.errors import Unauthenticated
@@ -17,7 +18,9 @@ from livedesk.staff import service, sessions, signin
 from livedesk.staff.auth import (
     SESSION_COOKIE,
     clear_session_cookies,
+    current_staff,
     guarded,
+    json_from_our_pages,
     require_staff,
     set_session_cookies,
 )
@@ -72,11 +75,20 @@ def _team_out(summary: service.TeamSummary) -> TeamOut:
 # ---------------------------------------------------------------- sign-in
 
 
+@json_from_our_pages
 @endpoint
 async def login(
     request: web.Request, body: LoginRequest
-) -> r200[Me] | r401[ErrorResponse] | r429[ErrorResponse] | r503[ErrorResponse]:
-    """Sign in with e-mail and password; sets the session cookie and returns the CSRF token."""
+) -> (
+    r200[Me]
+    | r401[ErrorResponse]
+    | r403[ErrorResponse]
+    | r415[ErrorResponse]
+    | r429[ErrorResponse]
+    | r503[ErrorResponse]
+):
+    """Sign in with e-mail and password (a JSON body; a foreign Origin is refused); sets the
+    session cookie and returns the CSRF token."""
     app = request.app
     email = body.email.strip().lower()
     address = client_ip(request)
@@ -109,10 +121,14 @@ async def login(
 
 
 @endpoint
-async def logout(request: web.Request) -> r200[dict[str, bool]]:
+async def logout(request: web.Request) -> r200[dict[str, bool]] | r403[ErrorResponse]:
     """End this session."""
     token = request.cookies.get(SESSION_COOKIE)
     if token:
+        # Ending a live session is a cookie-authenticated write like any other: reading it
+        # checks the Origin and the CSRF token. An ended one needs no proof to be cleared.
+        with contextlib.suppress(Unauthenticated):
+            await current_staff(request)
         async with request.app[DB].transaction() as db:
             await sessions.logout(db, token)
     response = web.json_response({"ok": True})
