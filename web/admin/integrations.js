@@ -218,8 +218,13 @@ function renderHooks() {
   if (!types.children.length) {
     for (const type of EVENT_TYPES) {
       const id = `type-${type.replace(".", "-")}`;
-      types.append(el("label", { attrs: { for: id } }, [el("input", { attrs: { type: "checkbox", id, value: type } }), document.createTextNode(` ${type}`)]));
+      // Words first; the event's name, which the receiving shop code matches on, as code.
+      const words = el("span", { attrs: { "data-event-words": type } });
+      types.append(el("label", { attrs: { for: id } }, [el("input", { attrs: { type: "checkbox", id, value: type } }), words, el("code", { text: type })]));
     }
+  }
+  for (const words of types.querySelectorAll("[data-event-words]")) {
+    words.textContent = ` ${t(`integrations.event.${words.dataset.eventWords}`)} `;
   }
   const body = $("hooks-table").querySelector("tbody");
   body.replaceChildren(

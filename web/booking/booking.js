@@ -12,7 +12,8 @@ import { request } from "/shared/api.js";
 import { mountSurvey } from "/shared/survey-form.js";
 import { joiner } from "/booking/join.js";
 import { mailCheck } from "/booking/pending.js";
-import { $, addDays, busy, dayLabel, el, summaryRows, today, whenLabel, zone } from "/booking/util.js";
+import { fillRegions } from "/booking/phone-region.js";
+import { $, addDays, busy, dayLabel, el, summaryRows, today, whenLabel, zone, zoneName } from "/booking/util.js";
 
 const VIEWS = ["loading", "type", "advisor", "slot", "survey", "contact", "pending", "confirm", "done", "join"];
 const params = new URLSearchParams(location.search);
@@ -197,7 +198,7 @@ async function loadSlots() {
   const from = state.weekStart;
   const to = addDays(from, 6);
   $("week-label").textContent = t("booking.week", { from: dayLabel(from, "short"), to: dayLabel(to, "short") });
-  $("slot-zone").textContent = t("booking.zone", { zone });
+  $("slot-zone").textContent = t("booking.zone", { zone: zoneName() });
   $("week-prev").disabled = from <= today();
   $("slot-loading").hidden = false;
   $("days").setAttribute("aria-busy", "true");
@@ -301,6 +302,7 @@ function bookingBody() {
       name: $("contact-name").value.trim(),
       email: $("contact-email").value.trim(),
       phone: $("contact-phone").value.trim() || null,
+      phone_region: $("contact-phone-region").value || null,
     },
   };
   if (state.surveyForm) {
@@ -521,7 +523,7 @@ function rerender() {
   if (state.view === "advisor") renderAdvisors();
   if (state.view === "slot") {
     renderSlots();
-    $("slot-zone").textContent = t("booking.zone", { zone });
+    $("slot-zone").textContent = t("booking.zone", { zone: zoneName() });
     $("week-label").textContent = t("booking.week", {
       from: dayLabel(state.weekStart, "short"),
       to: dayLabel(addDays(state.weekStart, 6), "short"),
@@ -530,12 +532,14 @@ function rerender() {
   if (state.view === "done" && state.booking) renderDone();
   if (state.view === "pending" && state.booking) pending.render();
   if (state.view === "contact" && state.slot) showContact();
+  fillRegions($("contact-phone-region"));
   state.surveyForm?.setLanguage(language());
 }
 
 async function main() {
   await initI18n({ extraAreas: ["/booking", "/surveys"] });
   wire();
+  fillRegions($("contact-phone-region"));
   onLanguageChange(rerender);
   if (params.get("confirm")) {
     showView("confirm", { focus: false });

@@ -55,6 +55,24 @@ export function timeLabel(iso) {
   return new Intl.DateTimeFormat(locale(), { hour: "2-digit", minute: "2-digit", timeZone: zone }).format(new Date(iso));
 }
 
+/**
+ * A time zone by its name in the page's language ("Japan Time", "日本時間"), not its IANA id:
+ * shoppers know where they are, not "Asia/Tokyo". Also used by the staff calendar.
+ */
+export function zoneName(tz = zone, lang = language()) {
+  for (const style of ["longGeneric", "long"]) {
+    try {
+      const parts = new Intl.DateTimeFormat(lang === "ja" ? "ja-JP" : "en-GB", { timeZone: tz, timeZoneName: style }).formatToParts(new Date());
+      const name = parts.find((part) => part.type === "timeZoneName")?.value;
+      // "GMT+09:00" is an offset, not a name (longGeneric has none for UTC): try "long".
+      if (name && !/^(GMT|UTC)[+\-−]/.test(name)) return name;
+    } catch {
+      // an engine without this style (or zone): try the next, then the id
+    }
+  }
+  return tz;
+}
+
 export function whenLabel(booking) {
   const start = new Date(booking.starts_at);
   const end = new Date(booking.ends_at);
@@ -67,7 +85,7 @@ export function whenLabel(booking) {
     timeZone: tz,
   }).format(start);
   const time = new Intl.DateTimeFormat(locale(), { hour: "2-digit", minute: "2-digit", timeZone: tz });
-  return `${day} ${time.format(start)}–${time.format(end)} (${tz})`;
+  return `${day} ${time.format(start)}–${time.format(end)} (${zoneName(tz)})`;
 }
 
 /** A button shows that its request is running (and cannot be pressed twice meanwhile). */

@@ -111,7 +111,8 @@ function render() {
 }
 
 async function main() {
-  await initI18n({ extraAreas: ["/staff", "/history", "/recording", "/payments"] });
+  // The customer panel's timeline speaks of surveys (/surveys: "Satisfaction 4/5").
+  await initI18n({ extraAreas: ["/staff", "/history", "/recording", "/payments", "/surveys"] });
   onLanguageChange(render);
   const me = await api("GET", "/api/v1/auth/me");
   $("checking").hidden = true;

@@ -1,11 +1,18 @@
 // The advisor's own booking calendar and availability editor, in the console under the
-// consultations: a week of bookings (in the advisor's time zone), and the weekly hours, time
-// zone and date exceptions that slots are made from. Strings: the /booking i18n area.
+// consultations: a day or a week of bookings on a time grid (calendar-grid.js, in the
+// advisor's time zone, named in words), kept current by polling while the page is shown, and
+// the weekly hours, time zone and date exceptions that slots are made from. Strings: the
+// /booking i18n area.
 import { language, onLanguageChange, t } from "/shared/i18n.js";
+import { zoneName } from "/booking/util.js";
 import { api, errorText } from "/staff/api.js";
+import { bookingGrid, durationLabel, minutesOf, timeRange, typeName } from "/staff/calendar-grid.js";
 
 const WEEKDAYS = [0, 1, 2, 3, 4, 5, 6];
 const ZONES = ["Asia/Tokyo", "Europe/London", "America/New_York", "UTC"];
+// Bookings change elsewhere (shoppers book, move and cancel; admins reassign) and no event
+// tells the console: the shown range is fetched again this often while the page is visible.
+const REFRESH_MS = 30_000;
 
 function node(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -52,6 +59,10 @@ class Calendar {
     this.error = null;
     this.saving = false;
     this.confirming = null; // booking id whose cancellation waits for "yes"
+    this.view = "week"; // or "day"
+    this.selected = null; // booking id whose details are shown
+    this.known = null; // ids seen by the last load, to announce what a refresh brought
+    this.liveText = "";
   }
 
   async start() {
@@ -59,6 +70,17 @@ class Calendar {
     await this.loadAvailability();
     this.weekStart = todayIn(this.zone);
     await this.loadBookings();
+    setInterval(() => {
+      if (document.visibilityState === "visible") this.loadBookings({ quiet: true });
+    }, REFRESH_MS);
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible") this.loadBookings({ quiet: true });
+    });
+  }
+
+  days() {
+    const count = this.view === "day" ? 1 : 7;
+    return Array.from({ length: count }, (_, i) => addDays(this.weekStart, i));
   }
 
   async loadAvailability() {
@@ -73,16 +95,37 @@ class Calendar {
     this.render({ keepForm: false });
   }
 
-  async loadBookings() {
-    const end = addDays(this.weekStart, 6);
-    const result = await api("GET", `/api/v1/advisors/${this.me.id}/bookings?start=${this.weekStart}&end=${end}`);
-    if (!result.ok) this.error = result.error;
-    else this.bookings = result.data.bookings;
-    this.render();
+  async loadBookings({ quiet = false } = {}) {
+    const days = this.days();
+    const result = await api("GET", `/api/v1/advisors/${this.me.id}/bookings?start=${days[0]}&end=${days.at(-1)}`);
+    if (!result.ok) {
+      if (!quiet) this.error = result.error;
+    } else {
+      this.announceChanges(result.data.bookings, quiet);
+      this.bookings = result.data.bookings;
+    }
+    this.renderBookings();
   }
 
-  moveWeek(days) {
+  /** On a refresh, say in words what changed in the shown range (a polite live region). */
+  announceChanges(bookings, quiet) {
+    const ids = new Set(bookings.map((b) => `${b.id}:${b.status}:${b.starts_at}`));
+    if (quiet && this.known) {
+      const changed = [...ids].filter((id) => !this.known.has(id)).length;
+      if (changed) this.liveText = t("calendar.updated", { count: changed });
+    }
+    this.known = ids;
+  }
+
+  move(days) {
     this.weekStart = addDays(this.weekStart, days);
+    this.known = null;
+    this.loadBookings();
+  }
+
+  setView(view) {
+    this.view = view;
+    this.known = null;
     this.loadBookings();
   }
 
@@ -121,34 +164,90 @@ class Calendar {
     this.render();
   }
 
-  bookingList() {
-    if (!this.bookings.length) return node("p", { class: "empty", text: t("calendar.no_bookings") });
-    const time = new Intl.DateTimeFormat(locale(), {
-      weekday: "short",
-      month: "short",
-      day: "numeric",
-      hour: "2-digit",
-      minute: "2-digit",
-      timeZone: this.zone,
-    });
-    return node(
-      "ul",
-      { class: "calendar-list" },
-      ...this.bookings.map((b) =>
-        node(
-          "li",
-          { class: `calendar-item status-${b.status}`, "data-booking-id": b.id },
-          node("strong", { text: time.format(new Date(b.starts_at)) }),
-          " ",
-          node("span", { text: language() === "en" && b.type_name_en ? b.type_name_en : b.type_name }),
-          " · ",
-          node("span", { text: b.contact_name || b.contact_email }),
-          " · ",
-          node("span", { class: "calendar-status", text: t(`booking.status.${b.status}`) }),
-          b.nominated ? node("span", { class: "calendar-nominated", text: ` · ${t("calendar.nominated")}` }) : null,
-          this.cancelControls(b),
-        ),
+  /** The day/week switch, the range's arrows and "today", and the grid of bookings. */
+  bookingsPart() {
+    const days = this.days();
+    const step = this.view === "day" ? 1 : 7;
+    const range = days.length === 1 ? this.dayText(days[0]) : `${this.dayText(days[0])} – ${this.dayText(days.at(-1))}`;
+    const viewButton = (view) =>
+      node("button", {
+        type: "button",
+        class: "button button-secondary button-small",
+        "aria-pressed": String(this.view === view),
+        "data-view": view,
+        text: t(`calendar.view_${view}`),
+        onclick: () => this.setView(view),
+      });
+    const part = node(
+      "div",
+      { class: "calendar-bookings", "data-part": "bookings" },
+      node(
+        "div",
+        { class: "calendar-week" },
+        node("div", { class: "calendar-views", role: "group", "aria-label": t("calendar.view") }, viewButton("day"), viewButton("week")),
+        node("button", { type: "button", class: "button button-secondary button-small", text: t(this.view === "day" ? "calendar.prev_day" : "booking.week_prev"), onclick: () => this.move(-step) }),
+        node("h3", { "aria-live": "polite", "data-range": true, text: range }),
+        node("button", { type: "button", class: "button button-secondary button-small", text: t(this.view === "day" ? "calendar.next_day" : "booking.week_next"), onclick: () => this.move(step) }),
+        node("button", {
+          type: "button",
+          class: "button button-secondary button-small",
+          text: t("calendar.today"),
+          onclick: () => {
+            this.weekStart = todayIn(this.zone);
+            this.known = null;
+            this.loadBookings();
+          },
+        }),
       ),
+      this.bookings.length ? null : node("p", { class: "empty", text: t(this.view === "day" ? "calendar.no_bookings_day" : "calendar.no_bookings") }),
+      node(
+        "div",
+        { class: "cal-scroll" },
+        bookingGrid({
+          days,
+          bookings: this.bookings,
+          zone: this.zone,
+          selected: this.selected,
+          onSelect: (booking) => {
+            this.selected = this.selected === booking.id ? null : booking.id;
+            this.confirming = null;
+            this.renderBookings();
+            this.root.querySelector(`[data-booking-id="${booking.id}"] button`)?.focus();
+          },
+        }),
+      ),
+      this.detail(),
+      node("p", { class: "calendar-status-line", "data-list-status": true, tabindex: "-1", role: "status", text: this.listStatus ?? "" }),
+      node("p", { class: "visually-hidden", "aria-live": "polite", "data-live": true, text: this.liveText }),
+    );
+    return part;
+  }
+
+  dayText(day) {
+    const [y, m, d] = day.split("-").map(Number);
+    return new Intl.DateTimeFormat(locale(), { weekday: "short", month: "short", day: "numeric", timeZone: "UTC" }).format(new Date(Date.UTC(y, m - 1, d, 12)));
+  }
+
+  /** The chosen booking in full, with its actions. */
+  detail() {
+    const booking = this.bookings.find((b) => b.id === this.selected);
+    if (!booking) return node("div", { id: "calendar-detail", hidden: true });
+    const day = new Intl.DateTimeFormat(locale(), { weekday: "long", month: "long", day: "numeric", timeZone: this.zone }).format(new Date(booking.starts_at));
+    const row = (label, value) => [node("dt", { text: label }), node("dd", { text: value })];
+    return node(
+      "div",
+      { id: "calendar-detail", class: `calendar-detail status-${booking.status}`, "data-booking-id": booking.id },
+      node("h4", { text: booking.contact_name || booking.contact_email }),
+      node(
+        "dl",
+        {},
+        ...row(t("calendar.when"), `${day} ${timeRange(booking, this.zone)}`),
+        ...row(t("calendar.duration"), durationLabel(minutesOf(booking))),
+        ...row(t("calendar.type"), typeName(booking)),
+        ...row(t("calendar.contact"), booking.contact_email),
+        ...row(t("calendar.state"), `${t(`booking.status.${booking.status}`)}${booking.nominated ? ` · ${t("calendar.nominated")}` : ""}`),
+      ),
+      this.cancelControls(booking),
     );
   }
 
@@ -195,6 +294,7 @@ class Calendar {
     const result = await api("POST", `/api/v1/advisors/${this.me.id}/bookings/${booking.id}/cancel`, {});
     this.confirming = null;
     this.listStatus = result.ok ? t("calendar.cancelled") : errorText(result.error, ["booking.error.", "staff.error."]);
+    this.known = null;
     await this.loadBookings();
     this.root.querySelector("[data-list-status]")?.focus();
   }
@@ -301,7 +401,7 @@ class Calendar {
         node(
           "select",
           { id: "cal-zone", name: "timezone" },
-          ...zones.map((z) => node("option", { value: z, text: z, selected: z === this.zone })),
+          ...zones.map((z) => node("option", { value: z, text: zoneName(z), selected: z === this.zone })),
         ),
       ),
       node(
@@ -349,27 +449,25 @@ class Calendar {
       this.error ? node("p", { class: "alert alert-error", role: "alert", text: errorText(this.error, ["booking.error.", "staff.error."]) }) : null,
       node("button", { type: "submit", class: "button", disabled: this.saving, text: t("calendar.save") }),
     );
-    const end = this.weekStart ? addDays(this.weekStart, 6) : "";
     this.root.replaceChildren(
       node("h2", { class: "section-title", id: "calendar-heading", text: t("calendar.title") }),
-      node("p", { class: "calendar-zone", text: t("calendar.zone", { zone: this.zone }) }),
-      node(
-        "div",
-        { class: "calendar-week" },
-        node("button", { type: "button", class: "button button-secondary button-small", text: t("booking.week_prev"), onclick: () => this.moveWeek(-7) }),
-        node("h3", { "aria-live": "polite", text: this.weekStart ? `${this.weekStart} – ${end}` : "" }),
-        node("button", { type: "button", class: "button button-secondary button-small", text: t("booking.week_next"), onclick: () => this.moveWeek(7) }),
-      ),
-      this.bookingList(),
-      node("p", {
-        class: "calendar-status-line",
-        "data-list-status": true,
-        tabindex: "-1",
-        role: "status",
-        text: this.listStatus ?? "",
-      }),
+      node("p", { class: "calendar-zone", text: t("calendar.zone", { zone: zoneName(this.zone) }) }),
+      this.weekStart ? this.bookingsPart() : node("div", { "data-part": "bookings" }),
       form,
     );
+  }
+
+  /** Only the bookings again (a refresh): the availability form keeps what is typed in it. */
+  renderBookings() {
+    const old = this.root.querySelector("[data-part=bookings]");
+    if (!old || !this.weekStart) return this.render();
+    // Keep focus on the same control (a re-render replaces the nodes under it).
+    const controls = () => [...this.root.querySelectorAll("[data-part=bookings] button")];
+    const focused = controls().indexOf(document.activeElement);
+    const booking = document.activeElement?.closest?.(".cal-grid [data-booking-id]")?.dataset.bookingId;
+    old.replaceWith(this.bookingsPart());
+    if (booking) this.root.querySelector(`.cal-grid [data-booking-id="${booking}"] button`)?.focus();
+    else if (focused >= 0) controls()[focused]?.focus();
   }
 }
 

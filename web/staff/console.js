@@ -2,7 +2,7 @@
 // one staff socket (/shared/socket.js). Loaded by login.js once an advisor is signed in.
 import { LiveSocket } from "/shared/socket.js";
 import { onLanguageChange, t } from "/shared/i18n.js";
-import { errorText } from "/staff/api.js";
+import { api, errorText } from "/staff/api.js";
 import { clockTime, setText } from "/staff/dom.js";
 import { OfferAlerts } from "/staff/offer-alerts.js";
 import { OfferCard } from "/staff/offers.js";
@@ -10,6 +10,10 @@ import { Workspace } from "/staff/workspace.js";
 
 const HELD = new Set(["active", "wrap_up"]);
 const ALERT_MS = 10000;
+// Read by login.js after the reload: the sign-in form says why it is back.
+const SESSION_ENDED_FLAG = "livedesk.staff.session_ended";
+// Refusals that mean "no session": the staff namespace's connect_error codes.
+const NO_SESSION = new Set(["unauthenticated", "session_expired"]);
 const $ = (id) => document.getElementById(id);
 
 class AdvisorConsole {
@@ -33,7 +37,7 @@ class AdvisorConsole {
     $("console-name").textContent = this.me.display_name;
     $("presence-select").addEventListener("change", (event) => this.setPresence(event.target.value));
     $("ws-tabs").addEventListener("keydown", (event) => this.tabKeys(event));
-    $("reload").addEventListener("click", () => location.reload());
+    $("reload").addEventListener("click", () => this.reload());
     const socket = this.socket;
     socket.on("offer.new", (offer) => this.addOffer(offer, { announce: true }));
     socket.on("offer.withdrawn", (event) => this.offerWithdrawn(event));
@@ -46,7 +50,7 @@ class AdvisorConsole {
       this.showPresence(view);
       this.alerts.presence(view);
     });
-    socket.onState((state) => this.connectionChanged(state));
+    socket.onState((state, info) => this.connectionChanged(state, info));
     document.addEventListener("visibilitychange", () => this.current?.shown());
     onLanguageChange(() => this.rerender());
     setInterval(() => this.tick(), 1000);
@@ -57,7 +61,9 @@ class AdvisorConsole {
 
   // ------------------------------------------------------------ connection and state
 
-  connectionChanged(state) {
+  connectionChanged(state, info = {}) {
+    if (this.connection === "signed_out") return; // final: only signing in again leaves it
+    if (state === "disconnected") this.checkSession(info);
     const again = state === "connected" && this.wasConnected && this.connection !== "connected";
     this.connection = state;
     if (state === "connected") {
@@ -72,6 +78,39 @@ class AdvisorConsole {
       }
     }
     this.renderConnection();
+  }
+
+  /**
+   * A closed or refused socket is often an ended session: signed out in another tab, expired,
+   * or the account disabled or changed by an admin (the server then closes every socket of
+   * it). Find out, so the advisor reads that in words instead of "Disconnected".
+   */
+  async checkSession(info) {
+    if (NO_SESSION.has(info.error?.code)) {
+      this.sessionEnded();
+      return;
+    }
+    const me = await api("GET", "/api/v1/auth/me");
+    if (!me.ok && me.status === 401) this.sessionEnded();
+  }
+
+  sessionEnded() {
+    this.connection = "signed_out";
+    this.socket.disconnect(); // no reconnecting with a session that is gone
+    document.body.classList.add("session-ended");
+    this.renderConnection();
+    $("reload").focus();
+  }
+
+  reload() {
+    if (this.connection === "signed_out") {
+      try {
+        sessionStorage.setItem(SESSION_ENDED_FLAG, "1");
+      } catch {
+        // the sign-in form shows without the reason; nothing else is lost
+      }
+    }
+    location.reload();
   }
 
   /** What the server says is ours now: after the first connect and after every reconnect. */
@@ -380,7 +419,8 @@ class AdvisorConsole {
     banner.hidden = state === "connected" || (state === "connecting" && !this.wasConnected);
     banner.dataset.state = state;
     setText($("conn-text"), t(`console.conn.${state}`));
-    $("reload").hidden = state !== "disconnected";
+    $("reload").hidden = state !== "disconnected" && state !== "signed_out";
+    setText($("reload"), t(state === "signed_out" ? "console.conn.sign_in_again" : "console.conn.reload"));
   }
 
   tick() {

@@ -7,6 +7,8 @@ import { api, errorText, setCsrfToken } from "/staff/api.js";
 
 const AREAS = { "/staff/": "advisor", "/supervisor/": "supervisor", "/admin/": "admin" };
 const SIGNED_OUT_FLAG = "livedesk.staff.signed_out";
+// Set by console.js when the console found its session ended (elsewhere, expired, disabled).
+const SESSION_ENDED_FLAG = "livedesk.staff.session_ended";
 const area = AREAS[location.pathname] ?? "advisor";
 const $ = (id) => document.getElementById(id);
 
@@ -146,10 +148,10 @@ async function signOut() {
   $("email").focus();
 }
 
-function takeSignedOutFlag() {
+function takeFlag(name) {
   try {
-    const flag = sessionStorage.getItem(SIGNED_OUT_FLAG);
-    sessionStorage.removeItem(SIGNED_OUT_FLAG);
+    const flag = sessionStorage.getItem(name);
+    sessionStorage.removeItem(name);
     return Boolean(flag);
   } catch {
     return false;
@@ -163,7 +165,8 @@ async function start() {
   $("signin-form").addEventListener("submit", signIn);
   $("signout").addEventListener("click", signOut);
   $("console-signout").addEventListener("click", signOut);
-  if (takeSignedOutFlag()) notice = { key: "staff.signed_out" };
+  if (takeFlag(SIGNED_OUT_FLAG)) notice = { key: "staff.signed_out" };
+  if (takeFlag(SESSION_ENDED_FLAG)) notice = { key: "staff.session_ended" };
   const result = await api("GET", "/api/v1/auth/me");
   if (result.ok) {
     me = result.data;

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from livedesk.customers.identity import normalize_region
 from livedesk.kit.http import ApiModel as _BaseApiModel
 from livedesk.kit.http import openapi_nullable
 
@@ -262,6 +263,20 @@ class Contact(ApiModel):
     name: str = Field("", max_length=100)
     email: str = Field(min_length=3, max_length=254)
     phone: str | None = Field(None, max_length=32)
+    # The country a number typed without "+country code" belongs to ("07911 123456" is a UK
+    # mobile, but not a Japanese number): the booking page sends the shopper's region. Unset
+    # means Japan, the shop's home market.
+    phone_region: str | None = Field(
+        None,
+        min_length=2,
+        max_length=2,
+        description="ISO 3166 alpha-2 region for phone numbers without +code",
+    )
+
+    @field_validator("phone_region")
+    @classmethod
+    def _known_region(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_region(value)
 
     @field_validator("name")
     @classmethod

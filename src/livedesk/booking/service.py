@@ -30,7 +30,7 @@ from livedesk.booking.slots import AdvisorCalendar, DayException, SlotRules, fre
 from livedesk.booking.tokens import LinkClaims
 from livedesk.customers import guests, verification
 from livedesk.customers import service as customers
-from livedesk.customers.identity import IdentityError, normalize_email, normalize_phone
+from livedesk.customers.identity import DEFAULT_PHONE_REGION, IdentityError, normalize_email, normalize_phone
 from livedesk.integrations import webhooks
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import Conflict, Gone, NotFound, Unauthenticated
@@ -436,7 +436,7 @@ def _contact(data: BookingCreate) -> tuple[str, str | None]:
     phone = None
     if data.contact.phone:
         try:
-            phone = normalize_phone(data.contact.phone)
+            phone = normalize_phone(data.contact.phone, data.contact.phone_region or DEFAULT_PHONE_REGION)
         except IdentityError as exc:
             raise catalog.invalid("contact.phone", str(exc)) from None
     return email, phone
