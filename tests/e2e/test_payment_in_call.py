@@ -1,8 +1,10 @@
 """Card payment inside the call, through the real pages with the sandbox provider (test
 mode, no Stripe, nothing from the internet): the advisor builds a payment request in the
 console from the catalogue, the shopper's call page shows the payment sheet, a test card is
-declined, then the payment goes through; both pages show "paid" and the order is on the
-shopper's timeline. Then a supervisor refunds part of it, and an admin manages the catalogue.
+declined, then the payment goes through; both pages show "paid", the shopper sees the receipt
+(order number, items, total and currency) in both languages and at phone width, and the order
+is a purchase on the shopper's timeline linked to its payment. Then a supervisor refunds part
+of it, and an admin manages the catalogue.
 """
 
 from __future__ import annotations
@@ -129,6 +131,29 @@ async def test_advisor_requests_shopper_pays_in_the_call_and_both_see_paid(
     await expect(builder.locator(".payb-request-status")).to_have_text("Paid — thank you!")
     assert await axe_violations(console) == []
 
+    # The shopper's receipt in the call: order number, items, amount and currency.
+    receipt = sheet.locator(".pay-receipt")
+    await expect(receipt).to_be_visible()
+    await expect(receipt.get_by_role("heading", name="Receipt")).to_be_visible()
+    await expect(receipt.locator(".pay-order-number")).to_have_text(re.compile(r"^LD-\w{4}-\w{4}$"))
+    number = await receipt.locator(".pay-order-number").inner_text()
+    await expect(receipt.locator(".pay-receipt-row").last).to_have_text(f"Total (JPY){yen(2 * SERUM.price)}")
+    await expect(sheet.locator(".pay-lines li")).to_have_count(1)
+    await expect(sheet.locator(".pay-line-name")).to_have_text(SERUM.name_en)
+    await expect(sheet.locator(".pay-intro")).to_have_text("Thank you! Here is your receipt.")
+    assert await axe_violations(shopper) == []
+    await keep_screenshot(shopper, "call-receipt-desktop")
+    await shopper.set_viewport_size({"width": 390, "height": 844})
+    await shopper.locator("[data-lang-switch] button[data-lang=ja]").click()
+    await expect(receipt.get_by_role("heading", name="領収書")).to_be_visible()
+    await expect(receipt).to_contain_text("ご注文番号")
+    await expect(receipt).to_contain_text("合計（JPY）")
+    await expect(sheet.locator(".pay-line-name")).to_have_text(SERUM.name_ja)
+    assert await axe_violations(shopper) == []
+    await keep_screenshot(shopper, "call-receipt-phone-ja")
+    await shopper.locator("[data-lang-switch] button[data-lang=en]").click()
+    await shopper.set_viewport_size({"width": 1280, "height": 800})
+
     # The order is on the shopper's timeline.
     db = Database(e2e_settings.effective_database_url)
     try:
@@ -149,6 +174,19 @@ async def test_advisor_requests_shopper_pays_in_the_call_and_both_see_paid(
             assert sorted(e.data["status"] for e in events) == ["failed", "paid", "requested"]
             paid = next(e for e in events if e.data["status"] == "paid")
             assert paid.data["order_id"] == str(order.id)
+            # The order is a purchase on the timeline, linked to the payment it was paid by.
+            assert order.external_id == number
+            purchase = (
+                await session.scalars(
+                    select(TimelineEvent).where(
+                        TimelineEvent.shopper_id == order.shopper_id,
+                        TimelineEvent.kind == TimelineKind.SHOP_ORDER,
+                    )
+                )
+            ).one()
+            assert purchase.ref_id == str(order.id)
+            assert purchase.data["payment_request_id"] == paid.data["payment_request_id"]
+            assert purchase.data["order_number"] == number
     finally:
         await db.dispose()
 
@@ -189,7 +227,8 @@ async def test_advisor_requests_shopper_pays_in_the_call_and_both_see_paid(
     await expect(row).to_have_attribute("data-status", "partially_refunded")
     await expect(sheet.locator(".pay-status")).to_have_text("Paid, partly refunded")
     assert await axe_violations(supervisor) == []
-    await keep_screenshot(supervisor, "payments-refunds-desktop")
+    await expect(row.locator(".ref-order")).to_have_text(number)
+    await screenshot(supervisor, "payments-refunds-after-call")
 
 
 async def test_admin_manages_the_catalogue(server: str, new_page: Any) -> None:

@@ -546,7 +546,16 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/surveys/csat"): Route(EVERYONE, at("/surveys/csat")),
     **{
         ("GET", f"/{folder}/*"): gate(EVERYONE, "static files of a page")
-        for folder in ("booking", "history", "monitoring", "payments", "recording", "supervisor", "surveys")
+        for folder in (
+            "booking",
+            "history",
+            "monitoring",
+            "payments",
+            "recording",
+            "staffnav",
+            "supervisor",
+            "surveys",
+        )
     },
 }
 # The Socket.IO transport: its events have their own matrix below.

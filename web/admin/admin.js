@@ -7,6 +7,7 @@ import { renderConfirm, setupConfirm } from "/admin/confirm.js";
 import { Notice, busy, renderBusyButtons } from "/admin/forms.js";
 import { StaffArea } from "/admin/staff.js";
 import { TeamsArea } from "/admin/teams.js";
+import { NAV_AREA, StaffNav } from "/staffnav/nav.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -50,6 +51,7 @@ function show(view) {
   $("forbidden-panel").hidden = view !== "forbidden";
   $("admin-panel").hidden = view !== "admin";
   $("who").hidden = !app.me;
+  app.nav?.show(app.me?.role);
   render();
 }
 
@@ -166,7 +168,8 @@ async function signOut() {
 async function start() {
   app.staff = new StaffArea(app);
   app.teamsArea = new TeamsArea(app);
-  await initI18n({ extraAreas: ["/admin", "/payments", "/booking", "/surveys", "/history"] });
+  await initI18n({ extraAreas: ["/admin", "/payments", "/booking", "/surveys", "/history", NAV_AREA] });
+  app.nav = new StaffNav($("staff-nav"), "/admin/");
   onLanguageChange(render);
   setupConfirm();
   app.staff.setup();

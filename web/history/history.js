@@ -5,6 +5,7 @@ import { initI18n, onLanguageChange, t } from "/shared/i18n.js";
 import { api, errorText, setCsrfToken } from "/staff/api.js";
 import { CustomerPanel } from "/staff/customer.js";
 import { el } from "/staff/dom.js";
+import { NAV_AREA, StaffNav } from "/staffnav/nav.js";
 
 const $ = (id) => document.getElementById(id);
 const state = { me: null, hits: [], query: "", selected: null, panel: null, searching: false, error: null };
@@ -71,6 +72,19 @@ async function select(hit) {
   await state.panel.start();
 }
 
+async function openShopper(shopperId) {
+  const result = await api("GET", `/api/v1/shoppers/${encodeURIComponent(shopperId)}`);
+  if (!result.ok) {
+    state.error = result.error;
+    renderResults();
+    return;
+  }
+  const profile = result.data;
+  const hit = { id: profile.id, display_name: profile.display_name, email: profile.email, phone: profile.phone };
+  state.hits = [hit];
+  await select(hit);
+}
+
 function wirePrivacy() {
   $("erase-open").addEventListener("click", () => {
     $("erase-text").textContent = t("history.privacy.erase_text", { name: $("customer-title").textContent });
@@ -112,7 +126,8 @@ function render() {
 
 async function main() {
   // The customer panel's timeline speaks of surveys (/surveys: "Satisfaction 4/5").
-  await initI18n({ extraAreas: ["/staff", "/history", "/recording", "/payments", "/surveys"] });
+  await initI18n({ extraAreas: ["/staff", "/history", "/recording", "/payments", "/surveys", NAV_AREA] });
+  const nav = new StaffNav($("staff-nav"), "/history/");
   onLanguageChange(render);
   const me = await api("GET", "/api/v1/auth/me");
   $("checking").hidden = true;
@@ -121,6 +136,7 @@ async function main() {
     return;
   }
   state.me = me.data;
+  nav.show(me.data.role);
   setCsrfToken(me.data.csrf_token);
   $("who").hidden = false;
   $("history-app").hidden = false;
@@ -137,11 +153,15 @@ async function main() {
   $("erase-cancel").addEventListener("click", () => $("erase-dialog").close());
   pristine = $("customer").cloneNode(true);
   render();
-  const preset = new URLSearchParams(location.search).get("q");
+  const params = new URLSearchParams(location.search);
+  const preset = params.get("q");
   if (preset) {
     $("search-input").value = preset;
     await search(preset);
   }
+  // Other staff pages link to one customer (the refunds page: who paid) with ?shopper=<id>.
+  const shopperId = params.get("shopper");
+  if (shopperId) await openShopper(shopperId);
 }
 
 main();

@@ -1,13 +1,17 @@
-// Payments and refunds (supervisors and admins): the newest payment requests, and a refund
-// form on each paid one — all or part of what is left. One submission refunds once: the form
-// keeps its client key until the server has answered.
-import { request } from "/shared/api.js";
+// Payments and refunds (supervisors and admins): the newest payment requests with who paid
+// (a link to the customer's history), who sold, the items and the order number, and a refund
+// form on each paid one — all or part of what is left. Refunding everything that is left is
+// asked for first (an empty amount means "all", which is easy to do by accident). One
+// submission refunds once: the form keeps its client key until the server has answered.
+import { confirmAction, renderConfirm, setupConfirm } from "/admin/confirm.js";
+import { request, setCsrfToken } from "/shared/api.js";
 import { formatMoney, initI18n, language, onLanguageChange, t } from "/shared/i18n.js";
 import { toMinor } from "/payments/money.js";
+import { NAV_AREA, StaffNav } from "/staffnav/nav.js";
 
 const $ = (id) => document.getElementById(id);
 const PAID = ["paid", "partially_refunded", "refunded"];
-const state = { rows: [], busy: null, status: "", error: null, keys: new Map() };
+const state = { me: null, rows: [], busy: null, status: null, error: null, keys: new Map() };
 
 function newKey() {
   return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
@@ -38,11 +42,25 @@ async function load() {
   render();
 }
 
-function el(tag, text, attrs = {}) {
+function el(tag, text, attrs = {}, children = []) {
   const node = document.createElement(tag);
   if (text !== undefined) node.textContent = text;
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  for (const child of children) if (child) node.append(child);
   return node;
+}
+
+/** A cell that says what its column is when the table is stacked (phone width). */
+function cell(label, text, attrs = {}, children = []) {
+  return el("td", undefined, { "data-label": t(label), ...attrs }, [el("div", text, {}, children)]);
+}
+
+function customerName(r) {
+  return r.shopper_name || r.shopper_email || t("ref.unnamed");
+}
+
+function remaining(r) {
+  return r.total_minor - r.refunded_minor;
 }
 
 function refundForm(r) {
@@ -61,6 +79,7 @@ function refundForm(r) {
     }),
     el("label", t("ref.reason_of", { amount }), { for: reasonId, class: "visually-hidden" }),
     el("input", undefined, { id: reasonId, name: "reason", maxlength: "500", placeholder: t("ref.reason_placeholder") }),
+    el("p", t("ref.left", { amount: formatMoney(remaining(r), r.currency) }), { class: "ref-left" }),
   );
   const button = el("button", state.busy === r.id ? t("ref.refunding") : t("ref.refund"), {
     type: "submit",
@@ -71,8 +90,17 @@ function refundForm(r) {
   return form;
 }
 
+function lineText(line) {
+  return t("ref.line", { name: language() === "ja" && line.name_ja ? line.name_ja : line.name, quantity: line.quantity });
+}
+
 function render() {
   document.title = t("ref.page_title");
+  renderConfirm();
+  $("ref-who").hidden = !state.me;
+  if (state.me) {
+    $("ref-who").textContent = t("ref.signed_in_as", { name: state.me.display_name, role: t(`role.${state.me.role}`) });
+  }
   $("ref-empty").hidden = state.rows.length > 0;
   $("ref-table").hidden = state.rows.length === 0;
   const when = new Intl.DateTimeFormat(language() === "ja" ? "ja-JP" : "en-GB", {
@@ -83,21 +111,46 @@ function render() {
     ...state.rows.map((r) => {
       const row = el("tr", undefined, { "data-request-id": r.id, "data-status": r.status });
       const status = t(`pay.status.${r.status}`) + (r.test_mode ? ` (${t("ref.test_mode")})` : "");
-      const refundCell = el("td");
-      if (r.status === "paid" || r.status === "partially_refunded") refundCell.append(refundForm(r));
+      const refundCell = cell("ref.col.refund", undefined, { class: "ref-refund" });
+      if (r.status === "paid" || r.status === "partially_refunded") refundCell.firstChild.append(refundForm(r));
+      const customer = el("a", customerName(r), {
+        href: `/history/?shopper=${encodeURIComponent(r.shopper_id)}`,
+        class: "ref-customer",
+      });
       row.append(
-        el("td", when.format(new Date(r.created_at))),
-        el("td", r.lines.map((l) => `${language() === "ja" && l.name_ja ? l.name_ja : l.name} × ${l.quantity}`).join(", ")),
-        el("td", formatMoney(r.total_minor, r.currency), { class: "num" }),
-        el("td", status),
-        el("td", formatMoney(r.refunded_minor, r.currency), { class: "num" }),
+        cell("ref.col.when", when.format(new Date(r.paid_at ?? r.created_at))),
+        cell("ref.col.customer", undefined, {}, [
+          customer,
+          r.shopper_email && r.shopper_name ? el("span", r.shopper_email, { class: "ref-email" }) : null,
+        ]),
+        cell("ref.col.advisor", r.advisor_name || t("ref.none"), { class: "ref-advisor" }),
+        cell("ref.col.items", undefined, {}, [el("ul", undefined, { class: "ref-items" }, r.lines.map((l) => el("li", lineText(l))))]),
+        cell("ref.col.order", r.order_number ?? t("ref.no_order"), { class: r.order_number ? "ref-order" : "ref-order muted" }),
+        cell("ref.col.total", formatMoney(r.total_minor, r.currency), { class: "num" }),
+        cell("ref.col.status", status),
+        cell("ref.col.refunded", formatMoney(r.refunded_minor, r.currency), { class: "num" }),
         refundCell,
       );
       return row;
     }),
   );
-  alertBox($("ref-status"), state.status);
+  // Kept as a key and its values, so a language switch translates it too.
+  alertBox($("ref-status"), state.status ? t(state.status.key, state.status.params) : "");
   alertBox($("ref-error"), state.error ? errorText(state.error) : "");
+}
+
+/** Everything that is left, to this customer, for this order: asked before it is done. */
+function confirmFullRefund(r) {
+  const params = {
+    amount: formatMoney(remaining(r), r.currency),
+    customer: customerName(r),
+    order: r.order_number ?? t("ref.no_order"),
+  };
+  return confirmAction({
+    title: { key: "ref.confirm_title", params },
+    text: { key: "ref.confirm_text", params },
+    confirm: { key: "ref.confirm_ok", params },
+  });
 }
 
 async function submit(event) {
@@ -116,19 +169,22 @@ async function submit(event) {
     }
     body.amount_minor = minor;
   }
+  if (body.amount_minor === undefined || body.amount_minor === remaining(r)) {
+    if (!(await confirmFullRefund(r))) return;
+  }
   const signature = JSON.stringify([r.id, body]);
   if (!state.keys.has(signature)) state.keys.set(signature, newKey());
   body.client_key = state.keys.get(signature);
   state.busy = r.id;
   state.error = null;
-  state.status = "";
+  state.status = null;
   render();
   const result = await request("POST", `/api/v1/payment-requests/${r.id}/refunds`, { json: body });
   state.busy = null;
   if (result.ok) {
     state.keys.delete(signature);
     const refunded = result.data.refunds.at(-1);
-    state.status = t("ref.done", { amount: formatMoney(refunded.amount_minor, r.currency) });
+    state.status = { key: "ref.done", params: { amount: formatMoney(refunded.amount_minor, r.currency) } };
     Object.assign(r, result.data);
   } else {
     state.error = result.error;
@@ -137,10 +193,18 @@ async function submit(event) {
 }
 
 async function main() {
-  await initI18n({ extraAreas: ["/admin", "/payments"] });
+  await initI18n({ extraAreas: ["/admin", "/payments", NAV_AREA] });
+  const nav = new StaffNav($("staff-nav"), "/payments/refunds.html");
   onLanguageChange(render);
+  setupConfirm();
   $("ref-filter").addEventListener("change", load);
   $("ref-rows").addEventListener("submit", submit);
+  const me = await request("GET", "/api/v1/auth/me");
+  if (me.ok) {
+    state.me = me.data;
+    setCsrfToken(me.data.csrf_token);
+    nav.show(me.data.role);
+  }
   await load();
 }
 

@@ -7,6 +7,7 @@ import { formatMoney, language, onLanguageChange, t } from "/shared/i18n.js";
 
 const STRIPE_JS = "https://js.stripe.com/v3/";
 const OPEN = new Set(["open", "processing"]);
+const PAID = new Set(["paid", "partially_refunded", "refunded"]);
 let stripeLoading = null;
 
 function loadStripe() {
@@ -78,6 +79,9 @@ export class PaymentSheet {
     this.status = node("p", { className: "pay-status", attrs: { role: "status", "aria-live": "polite" } });
     this.lines = node("ul", { className: "pay-lines" });
     this.total = node("p", { className: "pay-total" });
+    // Once paid: the receipt (order number, when, total in its currency) under the items.
+    this.receipt = node("section", { className: "pay-receipt", attrs: { "aria-labelledby": "pay-receipt-title" } });
+    this.receipt.hidden = true;
     this.errorBox = node("p", { className: "alert alert-error pay-error", attrs: { role: "alert" } });
     this.errorBox.hidden = true;
     this.actions = node("div", { className: "pay-actions" });
@@ -88,6 +92,7 @@ export class PaymentSheet {
       this.lines,
       this.total,
       this.status,
+      this.receipt,
       this.errorBox,
       this.actions,
       this.secure,
@@ -293,6 +298,34 @@ export class PaymentSheet {
     );
   }
 
+  renderReceipt(r, paid) {
+    this.receipt.hidden = !paid;
+    this.root.dataset.orderNumber = paid ? r.order_number : "";
+    if (!paid) {
+      this.receipt.replaceChildren();
+      return;
+    }
+    const when = new Intl.DateTimeFormat(language() === "ja" ? "ja-JP" : "en-GB", {
+      dateStyle: "medium",
+      timeStyle: "short",
+    });
+    const row = (label, value, className) =>
+      node("div", { className: "pay-receipt-row" }, [node("dt", { text: label }), node("dd", { className, text: value })]);
+    this.receipt.replaceChildren(
+      node("h3", { text: t("pay.receipt.title"), attrs: { id: "pay-receipt-title" } }),
+      node("dl", {}, [
+        row(t("pay.receipt.order_number"), r.order_number, "pay-order-number"),
+        r.paid_at ? row(t("pay.receipt.paid_at"), when.format(new Date(r.paid_at)), "pay-paid-at") : null,
+        row(
+          t("pay.receipt.amount", { currency: r.currency }),
+          formatMoney(r.total_minor, r.currency),
+          "pay-receipt-amount",
+        ),
+      ]),
+      node("p", { className: "pay-receipt-keep", text: t("pay.receipt.keep") }),
+    );
+  }
+
   render() {
     const r = this.current;
     if (!r) return;
@@ -307,7 +340,8 @@ export class PaymentSheet {
     this.badge.textContent = t("pay.test_mode");
     this.close.setAttribute("aria-label", t("pay.hide"));
     this.close.title = t("pay.hide");
-    this.intro.textContent = t("pay.from_advisor");
+    const paid = PAID.has(r.status) && Boolean(r.order_number);
+    this.intro.textContent = paid ? t("pay.receipt.intro") : t("pay.from_advisor");
     this.lines.replaceChildren(
       ...r.lines.map((line) =>
         node("li", {}, [
@@ -339,6 +373,7 @@ export class PaymentSheet {
     const stripe = r.provider === "stripe";
     this.secure.textContent = stripe ? t("pay.secure_note") : "";
     this.secure.hidden = !stripe;
+    this.renderReceipt(r, paid);
     this.renderActions(r);
   }
 }

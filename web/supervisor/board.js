@@ -4,6 +4,7 @@
 // fresh figures (board.figures) when consultations are answered or end, and every minute.
 // Durations and alerts tick every second from the same data, with no server round trip.
 import { formatMoney, initI18n, language, onLanguageChange, t } from "/shared/i18n.js";
+import { NAV_AREA, StaffNav } from "/staffnav/nav.js";
 import { LiveSocket } from "/shared/socket.js";
 import { api, errorText, setCsrfToken } from "/staff/api.js";
 import { Charts, chartRows } from "/supervisor/charts.js";
@@ -30,6 +31,7 @@ let figuresLoading = false;
 let lastChangeAt = null; // the server's time of the last change that moves today's figures
 let announced = new Set();
 let monitorPanel = null;
+let nav = null; // links to the other staff pages this role may open
 
 // ---------------------------------------------------------------- sign-in
 
@@ -40,6 +42,7 @@ function show(next) {
   $("forbidden-panel").hidden = next !== "forbidden";
   $("board").hidden = next !== "board";
   $("who").hidden = !me;
+  nav?.show(me?.role);
   // The board's tools (team, clock, connection) only with the board.
   for (const id of ["team-filter-wrap", "board-clock", "conn-state"]) $(id).hidden = next !== "board";
   render();
@@ -474,7 +477,8 @@ function recall(key) {
 }
 
 async function start() {
-  await initI18n({ extraAreas: ["/staff", "/supervisor", "/monitoring"] });
+  await initI18n({ extraAreas: ["/staff", "/supervisor", "/monitoring", NAV_AREA] });
+  nav = new StaffNav($("staff-nav"), "/supervisor/", { wide: true });
   onLanguageChange(render);
   $("signin-form").addEventListener("submit", signIn);
   $("signout").addEventListener("click", signOut);

@@ -34,13 +34,14 @@ from livedesk.models import (
     EmailVerification,
     Staff,
 )
+from livedesk.payments.receipts import receipt_mail_for
 from livedesk.settings import Settings
 
 log = get_logger("livedesk.booking.mails")
 
 CLAIM_SECONDS = 300
 MAX_ATTEMPTS = 8
-__all__ = ["BookingMailKind", "queue_for_change", "send_due"]
+__all__ = ["BookingMailKind", "queue_for_change", "queue_receipt", "send_due"]
 
 
 async def queue_for_change(
@@ -74,6 +75,27 @@ async def queue_for_change(
                     due_at=due,
                 )
             )
+
+
+async def queue_receipt(
+    session: AsyncSession, consultation_id: uuid.UUID, mail_id: uuid.UUID, sequence: int
+) -> bool:
+    """Queue the receipt of a payment made in a booked consultation, in the payment's own
+    transaction (so it goes out once, like every booking mail). False when the consultation
+    was not booked or its booking has no address to mail."""
+    booking = await session.scalar(select(Booking).where(Booking.consultation_id == consultation_id))
+    if booking is None or not booking.contact_email:
+        return False
+    session.add(
+        BookingMail(
+            id=mail_id,
+            booking_id=booking.id,
+            kind=BookingMailKind.RECEIPT,
+            sequence=sequence,
+            due_at=utcnow(),
+        )
+    )
+    return True
 
 
 def confirm_link(settings: Settings, verify_token: str) -> str:
@@ -379,11 +401,12 @@ async def send_due(
                     .limit(1)
                 )
                 stale = verification_id is None
-            mail = (
-                None
-                if facts is None or stale
-                else compose(facts, row.kind, settings, tokens, verification_id=verification_id)
-            )
+            if facts is None or stale:
+                mail = None
+            elif row.kind == BookingMailKind.RECEIPT:
+                mail = await receipt_mail_for(session, row.id, facts.booking)
+            else:
+                mail = compose(facts, row.kind, settings, tokens, verification_id=verification_id)
         if mail is None:
             await _finish(db, mail_id, error=None, attempts=attempts)
             continue

@@ -152,6 +152,8 @@ class BookingMailKind(enum.StrEnum):
     REMINDER = "reminder"
     RESCHEDULED = "rescheduled"
     CANCELLED = "cancelled"
+    # The receipt of a payment made in the booked consultation (payments/receipts.py writes it).
+    RECEIPT = "receipt"
 
 
 class BookingMail(IdMixin, Base):

@@ -2,6 +2,9 @@
 an order on the shopper's timeline, declined, authentication, canceled), the sandbox's
 test-mode outcomes, and refunds.
 
+The order a paid request becomes carries an order number (``receipts.py``); the shopper sees
+it on the receipt in the call, and in the receipt mail when the consultation was booked.
+
 Stripe webhooks and sandbox outcomes take the same path, ``apply_event``: the event's id is
 stored in the same transaction as its effect, so a redelivered or concurrent duplicate changes
 nothing. Events may arrive in any order: a payment that is paid stays paid whatever older news
@@ -19,6 +22,7 @@ import socketio
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from livedesk.booking import mails as booking_mails
 from livedesk.customers.timeline import append_event
 from livedesk.integrations import webhooks as outgoing
 from livedesk.kit import money
@@ -36,7 +40,7 @@ from livedesk.models import (
     ShopOrderLine,
     TimelineKind,
 )
-from livedesk.payments import repository
+from livedesk.payments import receipts, repository
 from livedesk.payments.providers import PaymentProvider
 from livedesk.payments.schemas import RefundCreate
 from livedesk.payments.service import PAID_STATUSES, Party, announce, check_checkout
@@ -121,7 +125,7 @@ async def apply_event(
         return EventOutcome(duplicate=False, outcome=stored.outcome)
     stored.outcome = await _act(session, r, event)
     if not stored.outcome.startswith("ignored"):
-        announce(session, sio, r, test_mode=test_mode)
+        announce(session, sio, r, test_mode=test_mode, order_number=await repository.order_number(session, r))
     return EventOutcome(duplicate=False, outcome=stored.outcome, request=r)
 
 
@@ -163,16 +167,19 @@ async def _act(session: AsyncSession, r: PaymentRequest, event: ProviderEvent) -
 
 
 async def _fulfil(session: AsyncSession, r: PaymentRequest, paid_at: datetime) -> None:
-    """Paid: the request becomes a shop order (channel "call"), on the shopper's timeline,
-    and an outgoing ``payment.succeeded`` webhook — all in this transaction."""
+    """Paid: the request becomes a shop order (channel "call") with its order number, a
+    purchase (``shop.order``) on the shopper's timeline linked to the payment, the payment's
+    own "paid" step, the receipt mail when the consultation was booked, and an outgoing
+    ``payment.succeeded`` webhook — all in this transaction."""
     r.status = PaymentStatus.PAID
     r.paid_at = paid_at
     r.failure_code = None
     r.failure_message = None
+    number = await receipts.new_order_number(session, r.id)
     order = ShopOrder(
         id=uuid.uuid4(),
         shopper_id=r.shopper_id,
-        external_id=f"livedesk-call-{r.id}",
+        external_id=number,
         channel=OrderChannel.CALL,
         ordered_at=paid_at,
         currency=r.currency,
@@ -194,23 +201,54 @@ async def _fulfil(session: AsyncSession, r: PaymentRequest, paid_at: datetime) -
     await session.flush()
     r.order_id = order.id
     items = sum(line.quantity for line in r.lines)
+    amount = money.format_money(r.total_minor, r.currency)
+    count = f"{items} item{'s' if items != 1 else ''}"
+    # The purchase, as the shop's own orders are shown (recent purchases, offers, filters);
+    # its data names the payment it was paid by.
+    await append_event(
+        session,
+        r.shopper_id,
+        TimelineKind.SHOP_ORDER,
+        f"Bought in the call: order {number}, {count}, {amount}",
+        {
+            "external_id": number,
+            "order_number": number,
+            "channel": OrderChannel.CALL.value,
+            "currency": r.currency,
+            "total_minor": r.total_minor,
+            "store_name": "",
+            "items": [
+                {"sku": x.sku, "name": x.name, "quantity": x.quantity, "unit_price_minor": x.unit_price_minor}
+                for x in r.lines[:20]
+            ],
+            "payment_request_id": r.id,
+        },
+        occurred_at=paid_at,
+        actor_staff_id=r.advisor_id,
+        consultation_id=r.consultation_id,
+        ref_id=str(order.id),
+    )
+    # The payment's own step (requested → paid → refunded), pointing at the purchase.
     await append_event(
         session,
         r.shopper_id,
         TimelineKind.PAYMENT,
-        f"Paid {money.format_money(r.total_minor, r.currency)} in the call: order "
-        f"{order.external_id[:22]}…, {items} item{'s' if items != 1 else ''}",
+        f"Paid {amount} in the call: order {number}, {count}",
         {
             **_payload(r),
             "status": "paid",
-            "external_id": order.external_id,
+            "external_id": number,
+            "order_number": number,
             "channel": OrderChannel.CALL.value,
         },
         occurred_at=paid_at,
         consultation_id=r.consultation_id,
         ref_id=str(r.id),
     )
-    await outgoing.enqueue(session, outgoing.PAYMENT_SUCCEEDED, _payload(r))
+    await booking_mails.queue_receipt(
+        session, r.consultation_id, receipts.receipt_mail_id(r.id), receipts.receipt_mail_sequence(r.id)
+    )
+    await outgoing.enqueue(session, outgoing.PAYMENT_SUCCEEDED, {**_payload(r), "order_number": number})
 
 
 async def _sync_refunded(session: AsyncSession, r: PaymentRequest, event: ProviderEvent) -> str:
@@ -380,5 +418,7 @@ async def refund(
         raise Conflict("The payment provider refused the refund", code="refund_failed")
     # A pending refund counts at once, so nobody can refund the same money twice meanwhile.
     await _count_refund(session, r, row, actor=staff.staff_id)
-    announce(session, sio, r, test_mode=provider.test_mode)
+    announce(
+        session, sio, r, test_mode=provider.test_mode, order_number=await repository.order_number(session, r)
+    )
     return r, row, True

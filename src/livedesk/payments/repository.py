@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from livedesk.models import PaymentRefund, PaymentRequest, ShopOrder, ShopOrderLine
+from livedesk.models import PaymentRefund, PaymentRequest, ShopOrder, ShopOrderLine, Shopper, Staff
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,40 @@ async def refunds_of(
     for row in rows:
         found[row.request_id].append(row)
     return found
+
+
+async def order_numbers(session: AsyncSession, requests: Sequence[PaymentRequest]) -> dict[uuid.UUID, str]:
+    """The order number (the shop order's external id) of each paid request, by request id."""
+    by_order = {r.order_id: r.id for r in requests if r.order_id is not None}
+    if not by_order:
+        return {}
+    rows = await session.execute(
+        select(ShopOrder.id, ShopOrder.external_id).where(ShopOrder.id.in_(list(by_order)))
+    )
+    return {by_order[order_id]: number for order_id, number in rows.all()}
+
+
+async def order_number(session: AsyncSession, r: PaymentRequest) -> str | None:
+    return (await order_numbers(session, [r])).get(r.id)
+
+
+async def people(
+    session: AsyncSession, requests: Sequence[PaymentRequest]
+) -> tuple[dict[uuid.UUID, Shopper], dict[uuid.UUID, Staff]]:
+    """The shoppers and advisors of these requests (two queries, for the refunds page)."""
+    shopper_ids = {r.shopper_id for r in requests}
+    staff_ids = {r.advisor_id for r in requests if r.advisor_id is not None}
+    shoppers = (
+        {s.id: s for s in await session.scalars(select(Shopper).where(Shopper.id.in_(shopper_ids)))}
+        if shopper_ids
+        else {}
+    )
+    staff = (
+        {s.id: s for s in await session.scalars(select(Staff).where(Staff.id.in_(staff_ids)))}
+        if staff_ids
+        else {}
+    )
+    return shoppers, staff
 
 
 async def past_purchases(session: AsyncSession, shopper_id: uuid.UUID, limit: int = 50) -> list[PastPurchase]:

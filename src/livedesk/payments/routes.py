@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r201, r401, r403, r404, r409, r422, r502
 from pydantic import BaseModel, Field
 
+from livedesk.booking.jobs import kick_soon
 from livedesk.kit.context import DB
 from livedesk.kit.errors import Unauthenticated, ValidationFailed
 from livedesk.kit.http import ErrorResponse, endpoint, model_json
@@ -21,6 +22,7 @@ from livedesk.payments import fulfilment, repository, service
 from livedesk.payments.providers import PROVIDER
 from livedesk.payments.schemas import (
     CheckoutOut,
+    PaymentOverviewOut,
     PaymentRequestCreate,
     PaymentRequestOut,
     PurchasablesOut,
@@ -47,9 +49,14 @@ async def _party(request: web.Request) -> Party:
 
 
 def _out(
-    request: web.Request, r: PaymentRequest, refunds: list[PaymentRefund] | None = None
+    request: web.Request,
+    r: PaymentRequest,
+    refunds: list[PaymentRefund] | None = None,
+    order_number: str | None = None,
 ) -> PaymentRequestOut:
-    return PaymentRequestOut.of(r, test_mode=request.app[PROVIDER].test_mode, refunds=refunds)
+    return PaymentRequestOut.of(
+        r, test_mode=request.app[PROVIDER].test_mode, refunds=refunds, order_number=order_number
+    )
 
 
 async def _with_intent(request: web.Request, r: PaymentRequest) -> PaymentRequest:
@@ -128,7 +135,8 @@ async def list_payment_requests(
     async with request.app[DB].read() as session:
         rows = await service.list_requests(session, consultation_id, party)
         refunds = await repository.refunds_of(session, [r.id for r in rows])
-        out: list[BaseModel] = [_out(request, r, refunds[r.id]) for r in rows]
+        numbers = await repository.order_numbers(session, rows)
+        out: list[BaseModel] = [_out(request, r, refunds[r.id], numbers.get(r.id)) for r in rows]
     return model_json(out)
 
 
@@ -144,7 +152,7 @@ async def get_payment_request(
     async with request.app[DB].read() as session:
         r = await service.get_request(session, request_id, party)
         refunds = await repository.refunds_of(session, [r.id])
-        out = _out(request, r, refunds[r.id])
+        out = _out(request, r, refunds[r.id], await repository.order_number(session, r))
     return model_json(out)
 
 
@@ -167,11 +175,12 @@ async def checkout(
     party = await _party(request)
     async with request.app[DB].read() as session:
         r = await service.get_request(session, request_id, party)
+        number = await repository.order_number(session, r)
     service.check_checkout(r, party)
     r = await _with_intent(request, r)
     provider = request.app[PROVIDER]
     out = CheckoutOut(
-        request=_out(request, r),
+        request=_out(request, r, order_number=number),
         provider=r.provider,
         test_mode=provider.test_mode,
         publishable_key=provider.publishable_key,
@@ -204,7 +213,9 @@ async def sandbox_action(
         r = await fulfilment.sandbox_act(
             session, request.app[SIO], request.app[PROVIDER], request_id, party, body.action
         )
-        out = _out(request, r)
+        out = _out(request, r, order_number=await repository.order_number(session, r))
+    if out.order_number is not None:
+        kick_soon(request.app)  # a booked consultation's receipt mail, if one was queued
     return model_json(out)
 
 
@@ -234,7 +245,7 @@ async def create_refund(
             session, request.app[SIO], request.app[PROVIDER], staff, request_id, body
         )
         refunds = await repository.refunds_of(session, [r.id])
-        out = _out(request, r, refunds[r.id])
+        out = _out(request, r, refunds[r.id], await repository.order_number(session, r))
     return model_json(out, status=201 if created else 200)
 
 
@@ -243,8 +254,9 @@ async def recent_payment_requests(
     request: web.Request,
     status: list[PaymentStatus] = Field(default_factory=list),  # noqa: B008 (a fresh list per request)
     limit: Annotated[int, Field(ge=1, le=500)] = 100,
-) -> r200[list[PaymentRequestOut]] | r401[ErrorResponse] | r403[ErrorResponse] | r422[ErrorResponse]:
-    """The newest payment requests of all consultations (supervisors and admins), to refund.
+) -> r200[list[PaymentOverviewOut]] | r401[ErrorResponse] | r403[ErrorResponse] | r422[ErrorResponse]:
+    """The newest payment requests of all consultations (supervisors and admins), to refund:
+    each with its shopper (name, e-mail), advisor and order number.
 
     Tags: payments
     """
@@ -252,7 +264,21 @@ async def recent_payment_requests(
     async with request.app[DB].read() as session:
         rows = await repository.recent_requests(session, statuses=status, limit=limit)
         refunds = await repository.refunds_of(session, [r.id for r in rows])
-        out: list[BaseModel] = [_out(request, r, refunds[r.id]) for r in rows]
+        numbers = await repository.order_numbers(session, rows)
+        shoppers, advisors = await repository.people(session, rows)
+    out: list[BaseModel] = []
+    for r in rows:
+        base = _out(request, r, refunds[r.id], numbers.get(r.id))
+        shopper = shoppers.get(r.shopper_id)
+        advisor = advisors.get(r.advisor_id) if r.advisor_id else None
+        out.append(
+            PaymentOverviewOut(
+                **base.model_dump(),
+                shopper_name=shopper.display_name if shopper else "",
+                shopper_email=shopper.email if shopper else None,
+                advisor_name=advisor.display_name if advisor else None,
+            )
+        )
     return model_json(out)
 
 

@@ -122,13 +122,21 @@ class PaymentRequestOut(BaseModel):
     failure_code: str | None
     failure_message: str | None
     order_id: uuid.UUID | None
+    order_number: str | None = Field(
+        None, description="The order a paid request became, as the shopper's receipt shows it."
+    )
     paid_at: datetime | None
     created_at: datetime
     updated_at: datetime
 
     @classmethod
     def of(
-        cls, r: PaymentRequest, *, test_mode: bool, refunds: list[PaymentRefund] | None = None
+        cls,
+        r: PaymentRequest,
+        *,
+        test_mode: bool,
+        refunds: list[PaymentRefund] | None = None,
+        order_number: str | None = None,
     ) -> PaymentRequestOut:
         return cls(
             id=r.id,
@@ -147,10 +155,19 @@ class PaymentRequestOut(BaseModel):
             failure_code=r.failure_code,
             failure_message=r.failure_message,
             order_id=r.order_id,
+            order_number=order_number,
             paid_at=r.paid_at,
             created_at=r.created_at,
             updated_at=r.updated_at,
         )
+
+
+class PaymentOverviewOut(PaymentRequestOut):
+    """A payment request as the payments and refunds page lists it: who paid and who sold."""
+
+    shopper_name: str = Field(description="The shopper's display name (may be empty).")
+    shopper_email: str | None
+    advisor_name: str | None
 
 
 class CheckoutOut(BaseModel):

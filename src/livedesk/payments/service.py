@@ -95,9 +95,17 @@ def recipients(r: PaymentRequest) -> list[tuple[rooms.Room, str]]:
     return targets
 
 
-def announce(session: AsyncSession, sio: socketio.AsyncServer, r: PaymentRequest, *, test_mode: bool) -> None:
-    """``payment.updated`` to the parties, after the commit. Carries no client secret."""
-    payload = PaymentRequestOut.of(r, test_mode=test_mode).model_dump(mode="json")
+def announce(
+    session: AsyncSession,
+    sio: socketio.AsyncServer,
+    r: PaymentRequest,
+    *,
+    test_mode: bool,
+    order_number: str | None = None,
+) -> None:
+    """``payment.updated`` to the parties, after the commit (with the order number once paid:
+    the shopper's receipt). Carries no client secret."""
+    payload = PaymentRequestOut.of(r, test_mode=test_mode, order_number=order_number).model_dump(mode="json")
     for room, namespace in recipients(r):
         emit(session, sio, PAYMENT_UPDATED, payload, room=room, namespace=namespace)
 

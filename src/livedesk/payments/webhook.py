@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r400, r404
 from sqlalchemy.exc import IntegrityError
 
+from livedesk.booking.jobs import kick_soon
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.errors import BadRequest, NotFound
 from livedesk.kit.http import ErrorResponse, endpoint, json_ok
@@ -95,4 +96,6 @@ async def stripe_webhook(
         # The same event delivered twice at once: the other delivery stored and acted on it.
         return json_ok({"received": True, "duplicate": True, "outcome": "duplicate"})
     log.info("stripe event", event_id=event.event_id, event_type=event.event_type, outcome=outcome.outcome)
+    if outcome.outcome == "paid":
+        kick_soon(request.app)  # a booked consultation's receipt mail, if one was queued
     return json_ok({"received": True, "duplicate": outcome.duplicate, "outcome": outcome.outcome})
