@@ -81,6 +81,21 @@ class Settings(BaseSettings):
     socket_ping_timeout_seconds: int = Field(
         20, ge=1, description="A connection whose answer to a ping is this late is closed as gone."
     )
+    # Hostile clients (docs/security.md, "Hostile clients: memory bounds and long polling").
+    socket_queue_bytes: int = Field(
+        1_048_576,
+        ge=65_536,
+        description="Bytes queued for one socket; past it the socket is closed (its reads pause at half).",
+    )
+    socket_write_stall_seconds: float = Field(
+        10.0, gt=0, description="A socket whose write is blocked this long is closed."
+    )
+    socket_post_seconds: float = Field(
+        10.0, gt=0, description="A long-polling POST's body must arrive whole within this."
+    )
+    chat_sync_page_bytes: int = Field(
+        65_536, ge=4096, description="Bytes of messages one chat.sync answer holds (the client asks again)."
+    )
     presence_grace_seconds: float = Field(
         10.0, ge=0, description="An advisor whose last tab closed goes offline after this grace period."
     )

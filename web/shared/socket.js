@@ -385,7 +385,9 @@ export class ChatChannel {
       });
   }
 
-  /** Fetch everything after the last delivered seq (page by page until complete). Runs after
+  /** Fetch everything after the last delivered seq, page by page until complete: the server
+   * bounds each answer in messages and bytes and names the cursor to ask from next (each page
+   * starts past the previous one, so a missing seq on the server cannot loop this). Runs after
    * every (re)connect on its own; concurrent calls share one run. */
   sync() {
     if (this.#syncing) {
@@ -395,13 +397,17 @@ export class ChatChannel {
     this.#syncing = (async () => {
       do {
         this.#syncAgain = false;
-        for (;;) {
+        let after = this.#lastSeq;
+        while (!this.#closed) {
           const page = await this.#live.call("chat.sync", {
             consultation_id: this.consultationId,
-            after_seq: this.#lastSeq,
+            after_seq: after,
           });
-          for (const message of page.messages ?? []) this.#accept(message);
-          if (page.complete || !page.messages?.length) break;
+          const messages = page.messages ?? [];
+          for (const message of messages) this.#accept(message);
+          const next = Number.isInteger(page.next_after_seq) ? page.next_after_seq : messages.at(-1)?.seq;
+          if (page.complete || !messages.length || !(next > after)) break;
+          after = next;
         }
       } while (this.#syncAgain && !this.#closed);
     })().finally(() => {

@@ -30,13 +30,17 @@ from livedesk.models import Consultation, Message, MessageKind, SenderKind, Shop
 from livedesk.realtime import rooms
 from livedesk.realtime.emit import SIO, emit
 from livedesk.realtime.protocol import EventContext
+from livedesk.realtime.wire import encoded_size
 
 __all__ = ["CHAT_OPEN", "deliver", "history", "mark_read", "message_recipients", "send"]
 
 CHAT_MESSAGE = "chat.message"
 CHAT_TYPING = "chat.typing"
 CHAT_READ = "chat.read"
-SYNC_PAGE = 500
+SYNC_PAGE = 200
+# ids, client id, sender, kind, time and the JSON around them, with room to spare
+_SYNC_FIELDS_BYTES = 400
+_SYNC_READ_ROWS = 16
 
 
 def message_recipients(c: Consultation) -> list[tuple[rooms.Room, str]]:
@@ -144,15 +148,37 @@ async def deliver(
 async def history(
     session: AsyncSession, ctx: EventContext, consultation_id: uuid.UUID, after_seq: int
 ) -> tuple[list[Message], int]:
-    """Messages after ``after_seq``, oldest first (a page), and the newest sequence."""
+    """Messages after ``after_seq``, oldest first, and the newest sequence: one page of at
+    most ``SYNC_PAGE`` messages and ``LIVEDESK_CHAT_SYNC_PAGE_BYTES`` of them as JSON (always
+    at least one message). The page's last sequence is the cursor the client asks from next
+    (``web/shared/socket.js`` loops until it has everything): an answer of 1.45 MB that a
+    client asked for 600 times and never read was what pinned the server's memory."""
     c = await service.load_for_party(session, consultation_id, ctx, write=False)
-    rows = await session.scalars(
+    # Read a few rows at a time: the page is bounded in bytes, so loading all SYNC_PAGE rows
+    # of long messages to send a handful would cost megabytes per request.
+    rows = await session.stream_scalars(
         select(Message)
         .where(Message.consultation_id == consultation_id, Message.seq > after_seq)
         .order_by(Message.seq)
         .limit(SYNC_PAGE)
+        .execution_options(yield_per=_SYNC_READ_ROWS)
     )
-    return list(rows.all()), c.last_seq
+    budget, page = ctx.app[SETTINGS].chat_sync_page_bytes, list[Message]()
+    try:
+        async for message in rows:
+            budget -= sync_size(message)
+            if budget < 0 and page:
+                break
+            page.append(message)
+    finally:
+        await rows.close()
+    return page, c.last_seq
+
+
+def sync_size(message: Message) -> int:
+    """An upper bound of the message's size in a ``chat.sync`` answer (its text and data,
+    plus the ids, names and time around them)."""
+    return _SYNC_FIELDS_BYTES + encoded_size((message.body, message.data))
 
 
 async def mark_read(

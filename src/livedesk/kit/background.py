@@ -1,5 +1,8 @@
 """Background tasks the app owns, cancelled at shutdown before the database closes — so no
-task reaches for a disposed engine (and leaks a connection) after the app has stopped."""
+task reaches for a disposed engine (and leaks a connection) after the app has stopped.
+
+Shutdown waits for the cancelled tasks at most ``CLOSE_SECONDS``: a task that swallows its
+cancellation (or waits on something that does) must not keep a SIGTERM'd process alive."""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from aiohttp import web
 from livedesk.kit.logging import get_logger
 
 log = get_logger("livedesk.background")
+
+CLOSE_SECONDS = 5.0
 
 
 class Background:
@@ -36,11 +41,16 @@ class Background:
         """How many tasks of this name are still running (for tests and diagnostics)."""
         return sum(1 for task in self._tasks if task.get_name() == name and not task.done())
 
-    async def close(self) -> None:
+    async def close(self, within: float = CLOSE_SECONDS) -> None:
         self.closing = True
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=within)
+        if late:
+            log.error("background tasks ignored shutdown", tasks=sorted(task.get_name() for task in late))
 
 
 BACKGROUND = web.AppKey("background", Background)

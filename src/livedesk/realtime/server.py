@@ -17,6 +17,7 @@ from livedesk.kit.context import DB, SETTINGS
 from livedesk.realtime import rooms
 from livedesk.realtime.emit import SIO
 from livedesk.realtime.engine import serve_lean
+from livedesk.realtime.engine_server import LivedeskEngineServer
 from livedesk.realtime.fanout import LocalFanout, RedisFanout
 from livedesk.realtime.namespaces import ShopperNamespace, StaffNamespace
 from livedesk.realtime.process import ProcessRegistry
@@ -53,7 +54,17 @@ def _origin_policy(settings: Settings) -> Any:
     return check
 
 
+# How long shutdown waits for sockets to close before it aborts their connections.
+STOP_SECONDS = 3.0
+
+
 class LivedeskSocketServer(socketio.AsyncServer):  # type: ignore[misc]
+    eio: LivedeskEngineServer
+
+    def _engineio_server_class(self) -> type[LivedeskEngineServer]:
+        # The guards against hostile clients (realtime/engine_server.py).
+        return LivedeskEngineServer
+
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
         # Engine.IO has no setting for its socket class; this is the first call that sees a
         # new socket, before its websocket starts (see realtime/engine.py).
@@ -84,6 +95,11 @@ def setup_realtime(app: web.Application) -> None:
         logger=False,
         engineio_logger=False,
     )
+    sio.eio.configure(
+        queue_bytes=settings.socket_queue_bytes,
+        stall_seconds=settings.socket_write_stall_seconds,
+        post_seconds=settings.socket_post_seconds,
+    )
     sio.attach(app)
     app[SIO] = sio
     event_hooks = hooks()
@@ -92,6 +108,13 @@ def setup_realtime(app: web.Application) -> None:
     sio.register_namespace(staff)
     app[STAFF_SOCKETS] = staff
     app.cleanup_ctx.append(_process)
+    app.on_shutdown.append(_stop_sockets)
+
+
+async def _stop_sockets(app: web.Application) -> None:
+    """Before aiohttp waits for open handlers (60 s, then cancels them): end every socket, so
+    long polls answer and websockets close now."""
+    await app[SIO].eio.stop(STOP_SECONDS)
 
 
 async def _process(app: web.Application) -> AsyncIterator[None]:
@@ -105,6 +128,7 @@ async def _process(app: web.Application) -> AsyncIterator[None]:
     app[PROCESS] = process
     await process.start()
     app[BACKGROUND].spawn(app[STAFF_SOCKETS].watch_sessions(), name="staff.sessions")
+    app[BACKGROUND].spawn(sio.eio.watch_stalls(), name="engine.stalls")
     yield
     await process.stop()
     await _close_fanout(sio)
