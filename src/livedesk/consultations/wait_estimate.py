@@ -96,9 +96,7 @@ def _desk_state(desk: Desk, max_chats: int) -> _Free:
     return _Free(handle=desk.handle_seconds, call=call, chats=chats)
 
 
-def estimate(
-    waiters: Sequence[Waiter], desks: Iterable[Desk], max_chats: int
-) -> dict[uuid.UUID, Estimate]:
+def estimate(waiters: Sequence[Waiter], desks: Iterable[Desk], max_chats: int) -> dict[uuid.UUID, Estimate]:
     """Each waiting consultation's likely wait in seconds (see the module's docstring)."""
     free = {d.staff_id: _desk_state(d, max_chats) for d in desks}
     order = sorted(free)  # ties go the same way every time
