@@ -34,6 +34,7 @@ from livedesk.staff import photos as staff_photo_routes
 from livedesk.staff import routes as staff_routes
 from livedesk.supervision import routes as supervision_routes
 from livedesk.surveys import routes as survey_routes
+from livedesk.system import mail_status as mail_status_routes
 from livedesk.system import routes as system_routes
 from livedesk.visitors import email_link as visitor_email_routes
 from livedesk.visitors import routes as visitor_routes
@@ -68,6 +69,7 @@ def create_app(settings: Settings) -> web.Application:
     setup_monitoring(app)
 
     system_routes.setup_routes(app)
+    mail_status_routes.setup_routes(app)
     visitor_routes.setup_routes(app)
     visitor_email_routes.setup_routes(app)
     staff_routes.setup_routes(app)

@@ -475,6 +475,22 @@ async def test_advisor_accepts_a_video_call_with_chat_both_ways(
     mine = shopper.locator(".msg-mine", has_text="dry skin")
     await expect(mine.locator(".msg-status")).to_have_text("Sent")
 
+    # A message the server refuses (broken text: a lone surrogate) is marked "not sent" with
+    # Send again / Delete, and the next message goes out behind it.
+    await shopper.evaluate(
+        """() => { const input = document.querySelector('#chat-input');
+                   input.value = 'broken ' + String.fromCharCode(0xD800) + ' text'; }"""
+    )
+    await shopper.locator("#chat-input").press("Enter")
+    broken = shopper.locator(".msg-failed", has_text="broken")
+    await expect(broken.locator(".msg-status")).to_contain_text("Not sent", timeout=10_000)
+    await expect(broken.locator(".msg-retry")).to_have_text("Send again")
+    await shopper.locator("#chat-input").fill("Sorry, typo")
+    await shopper.locator("#chat-input").press("Enter")
+    await wait_until(lambda: advisor.evaluate("window.__adv.messages.some(m => m.body === 'Sorry, typo')"))
+    await broken.locator(".msg-discard").click()
+    await expect(shopper.locator(".msg-failed")).to_have_count(0)
+
     # Advisor → shopper: typing, a text, a product card, and read receipts.
     await advisor.evaluate("window.__adv.chat.typing(true)")
     await expect(shopper.locator("#typing")).to_contain_text("is typing")

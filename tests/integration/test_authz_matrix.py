@@ -373,6 +373,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/openapi.json"): Route(EVERYONE, at("/api/openapi.json")),
     # visitors and calls
     ("POST", "/api/v1/visitors"): Route(EVERYONE, at("/api/v1/visitors", {}), why="anyone may start a visit"),
+    ("GET", "/api/v1/system/mail"): gate(ONLY_ADMIN),
     ("POST", "/api/v1/visitors/email-code"): gate(
         EVERYONE, "a visitor token (checked in the route); the address's daily mail budget"
     ),

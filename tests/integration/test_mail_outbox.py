@@ -21,7 +21,7 @@ from livedesk.app import create_app
 from livedesk.kit.mail import MAILER, Mail, MailAttachment
 from livedesk.models import Role
 from livedesk.settings import Settings
-from tests.conftest import SmtpInbox, wait_until
+from tests.conftest import SmtpInbox, login, wait_until
 from tests.integration.test_booking_api import booking_body, make_type, next_slot, set_hours
 
 Client = TestClient[web.Request, web.Application]
@@ -175,3 +175,26 @@ def test_livedesk_demo_turns_the_outbox_on_without_smtp(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "demo mail outbox            http://127.0.0.1:8765/demo/mail" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("update", "delivery"),
+    [
+        ({"mail_outbox": False}, "off"),
+        ({"mail_outbox": True}, "outbox"),
+        ({"smtp_host": "mail.example"}, "smtp"),
+    ],
+)
+async def test_admins_are_told_where_mails_go(
+    settings: Settings, make_staff: Any, update: dict[str, Any], delivery: str
+) -> None:
+    admin = await make_staff(Role.ADMIN)
+    advisor = await make_staff(Role.ADVISOR)
+    async with TestClient(TestServer(create_app(settings.model_copy(update=update)))) as client:
+        headers = await login(client, admin)
+        answer = await client.get("/api/v1/system/mail", headers=headers)
+        assert answer.status == 200
+        assert (await answer.json())["delivery"] == delivery
+        await client.post("/api/v1/auth/logout", headers=headers)
+        headers = await login(client, advisor)
+        assert (await client.get("/api/v1/system/mail", headers=headers)).status == 403

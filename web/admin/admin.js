@@ -92,7 +92,16 @@ async function enter(me) {
   }
   app.forbidden = null;
   show("admin");
-  await app.reload();
+  await Promise.all([app.reload(), showMailDelivery()]);
+}
+
+/** Say plainly when mails do not reach people (no SMTP server, or the demo outbox). */
+async function showMailDelivery() {
+  const box = $("mail-notice");
+  const result = await api.get("/api/v1/system/mail");
+  const delivery = result.ok ? result.data.delivery : "smtp";
+  box.hidden = delivery === "smtp";
+  box.textContent = delivery === "smtp" ? "" : t(`admin.mail.${delivery}`);
 }
 
 /**

@@ -182,14 +182,44 @@ export class ChatPanel {
     if (!node) return;
     this.pending.delete(entry.client_id);
     this.failed.set(entry.client_id, node);
-    this.markFailed(node, error);
+    this.markFailed(node, error, entry.client_id);
   }
 
-  markFailed(node, error) {
+  markFailed(node, error, clientId) {
     node.classList.remove("msg-pending");
     node.classList.add("msg-failed");
     const status = node.querySelector(".msg-status");
     if (status) status.textContent = t("call.chat_not_sent", { reason: errorText(error, "call") });
+    // The channel keeps a refused message (not the outbox: it never blocks what comes after)
+    // and can send it again under the same client id, so it is stored once at most.
+    if (!clientId || typeof this.chat.retry !== "function" || node.querySelector(".msg-retry")) return;
+    const actions = document.createElement("p");
+    actions.className = "msg-actions";
+    const retry = document.createElement("button");
+    retry.type = "button";
+    retry.className = "msg-retry";
+    retry.textContent = t("call.chat_retry");
+    retry.addEventListener("click", () => {
+      this.failed.delete(clientId);
+      this.pending.set(clientId, node);
+      node.classList.remove("msg-failed");
+      node.classList.add("msg-pending");
+      actions.remove();
+      if (status) status.textContent = "";
+      this.setError(null);
+      this.chat.retry(clientId).catch((err) => this.setError(err));
+    });
+    const discard = document.createElement("button");
+    discard.type = "button";
+    discard.className = "msg-discard";
+    discard.textContent = t("call.chat_discard");
+    discard.addEventListener("click", () => {
+      this.failed.delete(clientId);
+      this.chat.discard?.(clientId);
+      node.remove();
+    });
+    actions.append(retry, discard);
+    node.append(actions);
   }
 
   setError(error) {
