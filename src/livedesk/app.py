@@ -10,6 +10,7 @@ from aiohttp import web
 from livedesk.booking import setup_booking
 from livedesk.calls.monitoring import setup_monitoring
 from livedesk.consultations import routes as consultation_routes
+from livedesk.consultations.chat_redelivery import redelivery_ctx
 from livedesk.consultations.chat_store import chat_store_ctx
 from livedesk.consultations.file_sweep import file_sweep_ctx
 from livedesk.consultations.routing_runner import runner_ctx
@@ -62,6 +63,7 @@ def create_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(_visitor_tokens)
     setup_realtime(app)
+    app.cleanup_ctx.append(redelivery_ctx)
     app.cleanup_ctx.append(runner_ctx)
     app.cleanup_ctx.append(file_sweep_ctx)
     app.cleanup_ctx.append(delivery_ctx)

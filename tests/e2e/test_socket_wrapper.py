@@ -424,3 +424,57 @@ async def test_a_refused_message_is_marked_failed_and_never_blocks_the_outbox(
     assert await js(shopper, "window.h.failed") == []
     await wait_until(lambda: _has(advisor, ["next one", "second try"]))
     assert await js(shopper, "window.h.pending") == []
+
+
+async def test_a_message_refused_while_the_database_is_down_stays_queued_and_goes_out(
+    server: str, new_page: Any, demo_password: str
+) -> None:
+    """issue 20 item 4: ``database_unavailable`` (like ``store_unavailable`` and a rate limit
+    with retry_after) is "not now", not "no": the message stays in the outbox and is re-sent
+    with the back-off until the database is back — never "Not sent…". The refusals are the
+    server's own answer during an outage (tests/integration/test_faults.py proves the server
+    side); here the socket answers them while the outage lasts, so its length is certain."""
+    advisor, shopper, cid = await start_consultation(new_page, server, demo_password)
+    for page in (advisor, shopper):
+        await js(page, OPEN_CHAT, cid)
+    await js(
+        shopper,
+        """() => { window.h.failed = []; window.h.chat.onFailed((list) => { window.h.failed = list; });
+                   window.h.refusals = []; window.h.down = true;
+                   const raw = window.h.socket.socket; const emit = raw.emitWithAck.bind(raw);
+                   const refusal = (code, details) =>
+                     ({ ok: false, error: { code, message: "later", details } });
+                   raw.emitWithAck = (event, ...args) => {
+                     if (event === "chat.send" && window.h.down) {
+                       const n = window.h.refusals.length;
+                       const ack = n === 1 ? refusal("rate_limited", { retry_after: 1 })
+                         : refusal(n === 2 ? "store_unavailable" : "database_unavailable");
+                       window.h.refusals.push(ack.error.code);
+                       return Promise.resolve(ack);
+                     }
+                     return emit(event, ...args); }; }""",
+    )
+    send = "(body) => { window.h.ack = window.h.chat.send({ kind: 'text', body }); }"
+    await js(shopper, send, "sent in the outage")
+
+    async def refused_thrice() -> bool:
+        codes: list[str] = await js(shopper, "window.h.refusals")
+        return len(codes) >= 4
+
+    await wait_until(refused_thrice, within=30)
+    assert (await js(shopper, "window.h.refusals"))[:3] == [
+        "database_unavailable",
+        "rate_limited",
+        "store_unavailable",
+    ]
+    assert await js(shopper, "window.h.pending") == ["sent in the outage"]
+    assert await js(shopper, "window.h.failed") == []
+    assert await js(shopper, "window.h.errors") == []
+    # The database is back: the back-off re-sends it, stored once, delivered to both.
+    await js(shopper, "() => { window.h.down = false; }")
+    ack = await js(shopper, "window.h.ack", within=30)
+    assert ack["seq"] == 1
+    await wait_until(lambda: _has(advisor, ["sent in the outage"]), within=15)
+    assert await seqs(advisor) == [1]
+    assert await js(shopper, "window.h.pending") == []
+    assert await js(shopper, "window.h.failed") == []

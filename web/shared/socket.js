@@ -245,6 +245,20 @@ const RESEND_BACKOFF_MS = [1_000, 2_000, 5_000, 10_000];
 // retry) so the messages behind it go out: the outbox never waits on one message for good.
 const MAX_UNANSWERED = 4;
 const TYPING_REPEAT_MS = 3_000;
+// Refusals that mean "not now" rather than "no": the server could not store the message at
+// the moment (database or chat store down), so it stays in the outbox and is re-sent with the
+// back-off; it goes to `failed` only on a final refusal. A refusal naming details.retry_after
+// (a rate limit) waits at least that long, up to RETRY_AFTER_MAX_MS.
+const RETRY_LATER = new Set(["database_unavailable", "store_unavailable", "rate_limited"]);
+const RETRY_AFTER_MAX_MS = 60_000;
+
+/** How long to wait before re-sending after this refusal, or null when it is final. */
+function retryLaterMs(error) {
+  if (error?.transient) return null;
+  const after = Number(error?.details?.retry_after);
+  if (Number.isFinite(after) && after > 0) return Math.min(after * 1_000, RETRY_AFTER_MAX_MS);
+  return RETRY_LATER.has(error?.code) ? 0 : null;
+}
 
 /**
  * One consultation's chat. Messages reach onMessage handlers once each, in seq order, whether
@@ -271,6 +285,7 @@ export class ChatChannel {
   #pumping = false;
   #resendTimer = null;
   #resendAttempt = 0;
+  #resendAfterMs = 0; // a refusal's own retry_after, for the next back-off
   #unanswered = 0; // unanswered sends of the outbox's first message
   #syncing = null;
   #syncAgain = false;
@@ -564,6 +579,14 @@ export class ChatChannel {
         try {
           ack = await this.#live.call("chat.send", payload, { timeoutMs: SEND_TIMEOUT_MS, retries: 0 });
         } catch (error) {
+          const later = retryLaterMs(error);
+          if (later !== null) {
+            // Refused for now (database down, too fast): keep it, and the ones behind it, in
+            // order; the back-off below sends it again.
+            this.#resendAfterMs = later;
+            stalled = true;
+            break;
+          }
           if (error?.transient && !(error.code === "timeout" && ++this.#unanswered >= MAX_UNANSWERED)) {
             stalled = true; // keep it; re-sent on reconnect or after a back-off
             break;
@@ -586,8 +609,11 @@ export class ChatChannel {
       this.#pumping = false;
     }
     if (stalled && this.#live.connected && !this.#closed && !this.#resendTimer) {
-      // Connected but unanswered (a slow server): try again with a growing pause.
-      const delay = RESEND_BACKOFF_MS[Math.min(this.#resendAttempt, RESEND_BACKOFF_MS.length - 1)];
+      // Connected but unanswered (a slow server) or refused for now: try again with a growing
+      // pause (at least what the server asked for).
+      const backoff = RESEND_BACKOFF_MS[Math.min(this.#resendAttempt, RESEND_BACKOFF_MS.length - 1)];
+      const delay = Math.max(backoff, this.#resendAfterMs);
+      this.#resendAfterMs = 0;
       this.#resendAttempt += 1;
       this.#resendTimer = setTimeout(() => {
         this.#resendTimer = null;

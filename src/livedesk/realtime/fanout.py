@@ -9,6 +9,12 @@ queue in turn instead. Emits that ask for a callback keep the library's path.
 
 With Redis, ``RedisFanout`` publishes as before and each process delivers locally through the
 same loop (``AsyncPubSubManager`` calls the next manager in the MRO for its local delivery).
+
+Each process also notes the newest chat sequence it has delivered per consultation and
+namespace (``delivered``): a message committed elsewhere whose fan-out never arrived (the
+sender's process died after its ack, or Redis refused the publish) shows up as a consultation
+whose stored ``last_seq`` is ahead of it, and ``consultations/chat_redelivery.py`` delivers
+it here with ``emit_local`` (this process's sockets only, never through Redis).
 """
 
 from __future__ import annotations
@@ -19,14 +25,25 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import packet
 
+CHAT_MESSAGE = "chat.message"
+
 
 class LocalFanout(socketio.AsyncManager):  # type: ignore[misc]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # (namespace, consultation id) → the newest chat sequence this process fanned out.
+        self.delivered: dict[tuple[str, str], int] = {}
+
+    async def emit_local(self, event: str, data: Any, namespace: str, room: str | list[str]) -> None:
+        """Deliver to this process's sockets only (with Redis, ``emit`` would publish)."""
+        await LocalFanout.emit(self, event, data, namespace, room=room)
+
     async def emit(
         self,
         event: str,
         data: Any,
         namespace: str,
-        room: str | None = None,
+        room: str | list[str] | None = None,
         skip_sid: str | list[str] | None = None,
         callback: Any = None,
         to: str | None = None,
@@ -38,6 +55,15 @@ class LocalFanout(socketio.AsyncManager):  # type: ignore[misc]
             )
             return
         room = to or room
+        if event == CHAT_MESSAGE and isinstance(data, dict):
+            # Noted even with no local recipient: what counts is that the fan-out arrived.
+            cid, seq = data.get("consultation_id"), data.get("seq")
+            if (
+                isinstance(cid, str)
+                and isinstance(seq, int)
+                and seq > self.delivered.get((namespace, cid), 0)
+            ):
+                self.delivered[namespace, cid] = seq
         if namespace not in self.rooms:
             return
         # The library's argument rules: a tuple is several arguments, None is none.
