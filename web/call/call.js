@@ -642,7 +642,7 @@ async function main() {
   // Payment requests from the advisor open a payment sheet over the call.
   new PaymentSheet({ socket, consultationId, token: state.visitor.token }).start();
   // Recording: the consent prompt, the indicator and, while recording, the server leg.
-  state.recording = new RecordingPanel({ socket, consultationId, role: "shopper", token: state.visitor.token });
+  state.recording = new RecordingPanel({ socket, consultationId, role: "shopper", token: state.visitor.token, mount: $("call-notices") });
   state.recording.start();
   // Live call monitoring: "a supervisor is listening / joined", the monitoring leg, their voice.
   state.monitoring = new MonitoringNotice({ socket, consultationId, role: "shopper", token: state.visitor.token, mount: state.recording.root.parentElement });

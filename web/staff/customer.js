@@ -70,8 +70,10 @@ export function localeName(locale) {
   }
 }
 
-/** A <dl> of the profile's contact details and the attributes a shop sends. */
-export function profileList(profile, { compact = false } = {}) {
+/** A <dl> of the profile's contact details and the attributes a shop sends; grouped: each
+ * term and its value in a <div class="fact"> (the console lays them out as pairs that wrap
+ * whole, never between a term and its value). */
+export function profileList(profile, { compact = false, grouped = false } = {}) {
   const rows = [
     ["console.profile.email", profile.email],
     ["console.profile.phone", profile.phone],
@@ -88,10 +90,12 @@ export function profileList(profile, { compact = false } = {}) {
     rows.push(["console.profile.interests", attributes.interests.map(skillName).join(", ")]);
   }
   if (attributes.preferred_store) rows.push(["console.profile.preferred_store", String(attributes.preferred_store)]);
-  const list = el("dl", { className: "facts" });
+  const list = el("dl", { className: grouped ? "facts facts-grouped" : "facts" });
   for (const [key, value] of rows) {
     if (!value) continue;
-    list.append(el("dt", { text: t(key) }), el("dd", { text: value }));
+    const pair = [el("dt", { text: t(key) }), el("dd", { text: value })];
+    if (grouped) list.append(el("div", { className: "fact" }, pair));
+    else list.append(...pair);
   }
   return list;
 }
@@ -199,17 +203,21 @@ export function hiddenInPanel(event, consultationId) {
 }
 
 export class CustomerPanel {
-  constructor(root, shopperId, { consultationId, onProfile } = {}) {
+  constructor(root, shopperId, { consultationId, onProfile, groupedFacts = false } = {}) {
     this.root = root;
+    this.groupedFacts = groupedFacts;
     this.shopperId = shopperId;
     this.consultationId = consultationId;
     this.onProfile = onProfile;
     this.profile = null;
+    this.orders = null; // the latest shop orders (null: loading)
+    this.ordersError = null;
     this.events = [];
     this.cursor = null;
     this.loading = false;
     this.error = null;
     this.profileBox = root.querySelector("[data-part=profile]");
+    this.purchasesBox = root.querySelector("[data-part=purchases]");
     this.list = root.querySelector("[data-part=timeline]");
     this.more = root.querySelector("[data-part=more]");
     this.status = root.querySelector("[data-part=timeline-status]");
@@ -217,9 +225,14 @@ export class CustomerPanel {
     this.more.addEventListener("click", () => this.loadMore());
     this.filter?.addEventListener("change", () => this.reload());
     // The whole history: every kind in the filter, notes, recommendations, endless scroll.
+    // A page may say where recommendations and the note form go ([data-part=extras]: the
+    // console puts them after the timeline, so profile, latest purchases and the newest history
+    // are what the advisor reads first); else right after the profile.
     fillKindFilter(this.filter);
     const extras = el("div", { className: "history-extras" });
-    this.profileBox.after(extras);
+    const slot = root.querySelector("[data-part=extras]");
+    if (slot) slot.append(extras);
+    else this.profileBox.after(extras);
     this.recommendations = new Recommendations(extras, shopperId, { consultationId });
     this.noteForm = noteForm(shopperId, () => this.reload());
     extras.append(this.noteForm);
@@ -240,7 +253,33 @@ export class CustomerPanel {
     }
     this.renderProfile();
     this.recommendations.load();
-    await this.reload();
+    await Promise.all([this.loadPurchases(), this.reload()]);
+  }
+
+  /** The latest three shop orders, compact (as on the offer card). */
+  async loadPurchases() {
+    if (!this.purchasesBox) return;
+    if (this.orders === null) this.renderPurchases();
+    const result = await loadTimeline(this.shopperId, { limit: 3, kinds: ["shop.order"] });
+    this.orders = result.ok ? result.data.events : [];
+    this.ordersError = result.ok ? null : result.error;
+    this.renderPurchases();
+  }
+
+  renderPurchases() {
+    const box = this.purchasesBox;
+    if (!box) return;
+    if (this.orders === null) {
+      box.replaceChildren(el("p", { className: "muted", text: t("console.timeline.loading") }));
+    } else if (this.ordersError) {
+      box.replaceChildren(el("p", { className: "muted", text: errorText(this.ordersError) }));
+    } else if (!this.orders.length) {
+      box.replaceChildren(el("p", { className: "muted", text: t("console.offer.no_purchases") }));
+    } else {
+      const list = el("ul", { className: "purchase-list" });
+      for (const event of this.orders) list.append(el("li", {}, [orderBlock(event, { compact: true })]));
+      box.replaceChildren(list);
+    }
   }
 
   kinds() {
@@ -289,7 +328,7 @@ export class CustomerPanel {
 
   /** Something new happened to this shopper (a consultation closed): read the top again. */
   async refresh() {
-    await this.reload();
+    await Promise.all([this.loadPurchases(), this.reload()]);
   }
 
   renderProfile() {
@@ -299,7 +338,10 @@ export class CustomerPanel {
       box.append(el("p", { className: "alert alert-error", text: errorText(this.error) }));
       return;
     }
-    box.append(el("p", { className: "profile-name", text: this.profile.display_name }), profileList(this.profile));
+    box.append(
+      el("p", { className: "profile-name", text: this.profile.display_name }),
+      profileList(this.profile, { grouped: this.groupedFacts }),
+    );
     if (this.profile.notes) {
       box.append(el("p", { className: "profile-notes", text: this.profile.notes }));
     }
@@ -322,6 +364,7 @@ export class CustomerPanel {
 
   render() {
     this.renderProfile();
+    this.renderPurchases();
     this.renderTimeline();
     this.recommendations.render();
     this.noteForm.relabel();

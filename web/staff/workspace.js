@@ -90,13 +90,15 @@ export class Workspace {
     });
     this.customer = new CustomerPanel(part(this.root, "customer"), consultation.shopper_id, {
       consultationId: consultation.id,
+      groupedFacts: true,
       onProfile: (profile) => {
         this.name = profile.display_name;
         this.render();
       },
     });
-    const customer = part(this.root, "customer");
-    this.payment = new PaymentBuilder(customer.parentElement, { consultationId: consultation.id, socket, before: customer });
+    // The payment builder follows the customer's history in the side pane (it scrolls in itself).
+    this.payment = new PaymentBuilder(part(this.root, "side"), { consultationId: consultation.id, socket });
+    this.tab.addEventListener("keydown", (event) => this.tabKeys(event));
     this.render();
   }
 
@@ -135,6 +137,8 @@ export class Workspace {
         onSwitchMode: (mode) => this.socket.call("call.escalate", { consultation_id: this.id, kind: mode }),
         onStateChange: () => this.render(),
       });
+      // A browser that cannot share its screen (phones, some embedded browsers) is not offered it.
+      if (!navigator.mediaDevices?.getDisplayMedia) part(this.call.root, "share").hidden = true;
       part(this.root, "call-slot").append(this.call.root);
     }
     if (startNow) {
@@ -257,9 +261,35 @@ export class Workspace {
     this.call?.tick(now);
   }
 
+  /** The consultations are a vertical list in the rail: Up/Down move along it too (console.js
+   * handles Left/Right, Home and End). */
+  tabKeys(event) {
+    const step = { ArrowDown: 1, ArrowUp: -1 }[event.key];
+    if (!step) return;
+    const tabs = [...this.tab.parentElement.querySelectorAll("[role=tab]")];
+    const next = tabs[(tabs.indexOf(this.tab) + step + tabs.length) % tabs.length];
+    event.preventDefault();
+    next.click();
+    next.focus();
+  }
+
+  /** Notes come first in wrap-up (the call is over; they are what is left to do), after the
+   * customer panel while the consultation is active. Focus stays where it was. */
+  placeNotes() {
+    const notes = part(this.root, "wrapup");
+    const body = notes.parentElement;
+    const first = this.c.status === "wrap_up";
+    if (first ? body.firstElementChild === notes : body.lastElementChild === notes) return;
+    const focused = notes.contains(document.activeElement) ? document.activeElement : null;
+    if (first) body.prepend(notes);
+    else body.append(notes);
+    focused?.focus();
+  }
+
   renderTab() {
     setText(part(this.tab, "name"), this.displayName());
     setText(part(this.tab, "kind"), t(`console.kind.${this.c.kind}`));
+    setText(part(this.tab, "state"), this.c.status === "wrap_up" ? t("console.ws.wrap_up") : "");
     const badge = part(this.tab, "unread");
     badge.hidden = !this.unread;
     setText(badge, this.unread ? t("console.ws.unread", { count: this.unread }) : "");
@@ -282,6 +312,7 @@ export class Workspace {
     part(root, "start-voice").hidden = !active || isCall;
     part(root, "end").hidden = !active;
     part(root, "wrapup-hint").hidden = c.status !== "wrap_up";
+    this.placeNotes();
     const error = part(root, "ws-error");
     error.hidden = !this.error;
     setText(error, this.error ? errorText(this.error) : "");
