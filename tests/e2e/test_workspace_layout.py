@@ -204,6 +204,9 @@ async def test_workspace_shows_video_chat_and_customer_at_once(server: str, new_
         await page.set_viewport_size({"width": 1920, "height": 1080})
         await assert_in_window(page, **parts)
         await shot(page, "console-workspace-1920")
+        # A smaller laptop screen still has it all (the header keeps to one row).
+        await page.set_viewport_size({"width": 1280, "height": 720})
+        await assert_in_window(page, **parts)
         await page.set_viewport_size({"width": 1366, "height": 768})
 
         # Down from the video tab: the chat, read once shown (the badge goes).
