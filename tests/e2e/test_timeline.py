@@ -188,11 +188,15 @@ async def test_admin_integrations_page(
     await job.locator("summary").click()
     await expect(job.locator(".import-errors li")).to_contain_text("Line 3:")
 
+    # An internal address is refused with the server's reason (SSRF: docs/security.md).
     await page.locator("#hook-url").fill("http://127.0.0.1:9/hook")
     await page.locator("#type-booking-created").check()
     await page.locator("#hook-form button[type=submit]").click()
+    await expect(page.locator("#notice")).to_contain_text("127.0.0.1")
+    await page.locator("#hook-url").fill("https://hooks.hanami.example/livedesk")
+    await page.locator("#hook-form button[type=submit]").click()
     await expect(page.locator("#new-secret-value")).to_contain_text("whsec_")
-    await expect(page.locator("#hooks-table tbody tr", has_text="127.0.0.1:9/hook")).to_contain_text(
+    await expect(page.locator("#hooks-table tbody tr", has_text="hooks.hanami.example")).to_contain_text(
         "booking.created"
     )
 
