@@ -15,6 +15,7 @@ from livedesk.kit.context import DB
 from livedesk.kit.http import ErrorResponse, document_common_errors, endpoint, error_response, json_ok
 from livedesk.kit.logging import get_logger
 from livedesk.kit.migrate import current_revision, head_revision
+from livedesk.system import openapi as oas
 
 log = get_logger("livedesk.system")
 
@@ -64,6 +65,7 @@ async def readyz(request: web.Request) -> r200[Readiness] | r503[ErrorResponse]:
 
 
 def build_openapi(app: web.Application) -> dict[str, Any]:
+    oas.use_openapi_3_0_translation()
     spec: dict[str, Any] = generate_oas([app], version_spec=__version__, title_spec="livedesk API")
     schemas: dict[str, Any] = spec.setdefault("components", {}).setdefault("schemas", {})
     # aiohttp-pydantic leaves the nested models of response schemas under "$defs", which
@@ -71,6 +73,7 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
     for schema in list(schemas.values()):
         schemas.update(schema.pop("$defs", {}))
     document_common_errors(spec)
+    oas.finish(spec)
     return spec
 
 
