@@ -186,7 +186,11 @@ DISGUISED = [
 ]
 # Starts like a GIF, goes on as a script: the first bytes say image, so it is kept — and served
 # as image/gif with nosniff and a sandboxing CSP, so no browser runs it (see docs/security.md).
-POLYGLOT = b"GIF89a=1;alert(1)//<script>alert(1)</script>"
+# Starts like a GIF (with a sane 1×1 screen size, so the pixel cap lets it through) and goes on
+# as script: it must be stored as image/gif and served so that no browser runs it.
+POLYGLOT = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;alert(1)//<script>alert(1)</script>"
+# The classic form declares its "size" with script bytes (0x313D × 0x6C61): refused outright.
+POLYGLOT_HUGE = b"GIF89a=1;alert(1)//<script>alert(1)</script>"
 
 
 def _form(content: bytes, filename: str, content_type: str) -> aiohttp.FormData:
@@ -233,6 +237,11 @@ async def _check_uploads(
         )
         assert photo.status == 415, (filename, await photo.text())
 
+    huge = await anon.post(
+        f"/api/v1/consultations/{cid}/files", data=_form(POLYGLOT_HUGE, "x.gif", "image/gif"), headers=bearer
+    )
+    assert huge.status == 422
+    assert (await huge.json())["error"]["code"] == "image_too_large"
     polyglot = await anon.post(
         f"/api/v1/consultations/{cid}/files", data=_form(POLYGLOT, "x.gif", "image/gif"), headers=bearer
     )
