@@ -9,7 +9,6 @@ catalogue, in the consultation's language.
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -19,12 +18,8 @@ from aiohttp.test_utils import TestClient
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from livedesk.kit.clock import utcnow
 from livedesk.kit.db import Database
 from livedesk.models import (
-    Booking,
-    BookingStatus,
-    ConsultationType,
     Message,
     MessageKind,
     Product,
@@ -35,6 +30,7 @@ from livedesk.settings import Settings
 from livedesk.surveys import service as surveys
 from livedesk.surveys.schemas import SurveyCreate
 from tests.conftest import login
+from tests.integration.test_surveys import booking_of
 
 SHOP_PAGE = "https://shop.example/products/{sku}"
 SERUM = {
@@ -263,30 +259,6 @@ def _survey() -> SurveyCreate:
     )
 
 
-async def _booking_of(db: Database, shopper_id: uuid.UUID, advisor_id: uuid.UUID, days: int) -> uuid.UUID:
-    start = utcnow().replace(microsecond=0) + timedelta(days=days)
-    async with db.transaction() as session:
-        ctype = ConsultationType(id=uuid.uuid4(), name="Skin care", duration_minutes=30)
-        session.add(ctype)
-        await session.flush()
-        booking = Booking(
-            id=uuid.uuid4(),
-            consultation_type_id=ctype.id,
-            advisor_id=advisor_id,
-            shopper_id=shopper_id,
-            status=BookingStatus.CONFIRMED,
-            starts_at=start,
-            ends_at=start + timedelta(minutes=30),
-            block_start=start,
-            block_end=start + timedelta(minutes=30),
-            shopper_timezone="Asia/Tokyo",
-            contact_email="victim@example.jp",
-            extra={},
-        )
-        session.add(booking)
-    return booking.id
-
-
 async def test_intake_answers_may_name_only_the_shoppers_own_booking(
     live: Any, make_staff: Any, db: Database
 ) -> None:
@@ -294,8 +266,8 @@ async def test_intake_answers_may_name_only_the_shoppers_own_booking(
     async with db.transaction() as session:
         survey = await surveys.create_survey(session, _survey(), actor_id=None)
     attacker, victim = await live.visitor(), await live.visitor()
-    victims_booking = await _booking_of(db, uuid.UUID(victim["shopper_id"]), advisor.id, days=3)
-    own_booking = await _booking_of(db, uuid.UUID(attacker["shopper_id"]), advisor.id, days=4)
+    victims_booking = await booking_of(db, uuid.UUID(victim["shopper_id"]), advisor.id, days=3)
+    own_booking = await booking_of(db, uuid.UUID(attacker["shopper_id"]), advisor.id, days=4)
 
     async def submit(token: str, booking_id: uuid.UUID) -> aiohttp.ClientResponse:
         async with aiohttp.ClientSession(base_url=live.url) as http:

@@ -466,7 +466,7 @@ async def test_answers_given_when_booking_reach_the_booked_consultation(
     visitor = await shop.visitor()
     shopper_id = uuid.UUID(visitor["shopper_id"])
     # The shopper's own booking: answers may name no other (test_product_cards.py).
-    booking_id = await _booking_of(db, shopper_id, (await make_staff(Role.ADVISOR)).id)
+    booking_id = await booking_of(db, shopper_id, (await make_staff(Role.ADVISOR)).id)
     async with db.transaction() as session:
         submitted = await service.submit_intake(
             session,
@@ -496,8 +496,10 @@ async def test_answers_given_when_booking_reach_the_booked_consultation(
         assert (row.booking_id, str(row.consultation_id)) == (booking_id, joined["id"])
 
 
-async def _booking_of(db: Database, shopper_id: uuid.UUID, advisor_id: uuid.UUID) -> uuid.UUID:
-    start = utcnow().replace(microsecond=0) + timedelta(days=3)
+async def booking_of(db: Database, shopper_id: uuid.UUID, advisor_id: uuid.UUID, days: int = 3) -> uuid.UUID:
+    """A confirmed booking of ``shopper_id``, ``days`` ahead (written directly: the tests using
+    it are about what a booking id lets a shopper do, not about booking)."""
+    start = utcnow().replace(microsecond=0) + timedelta(days=days)
     async with db.transaction() as session:
         ctype = ConsultationType(id=uuid.uuid4(), name="Skin care", duration_minutes=30)
         session.add(ctype)

@@ -71,17 +71,22 @@ async def confirm(
     booking.pending_until = None
     booking.link_nonce = new_nonce()
     booking.updated_at = now
-    ctype = await catalog.get_type(session, booking.consultation_type_id, active_only=False)
-    await record(
+    await _changed(
         session,
         booking,
-        ctype,
-        f"Booking confirmed by e-mail: {ctype.name}",
-        webhook=webhooks.BOOKING_CHANGED,
-        extra={"change": "confirmed", "linked_to_existing_profile": proven.merged},
+        "Booking confirmed by e-mail",
+        {"change": "confirmed", "linked_to_existing_profile": proven.merged},
     )
     await mails.queue_for_change(session, settings, booking, BookingMailKind.CONFIRMATION, now)
     return booking
+
+
+async def _changed(session: AsyncSession, booking: Booking, what: str, extra: dict[str, object]) -> None:
+    """The timeline row and ``booking.changed`` webhook of a change, named with its type."""
+    ctype = await catalog.get_type(session, booking.consultation_type_id, active_only=False)
+    await record(
+        session, booking, ctype, f"{what}: {ctype.name}", webhook=webhooks.BOOKING_CHANGED, extra=extra
+    )
 
 
 def _expired_pending(now: datetime, advisor_ids: list[uuid.UUID] | None) -> Select[Booking]:
@@ -107,15 +112,7 @@ async def release_unconfirmed(
     for booking in rows:
         booking.status = BookingStatus.EXPIRED
         booking.updated_at = now
-        ctype = await catalog.get_type(session, booking.consultation_type_id, active_only=False)
-        await record(
-            session,
-            booking,
-            ctype,
-            f"Booking released (not confirmed in time): {ctype.name}",
-            webhook=webhooks.BOOKING_CHANGED,
-            extra={"change": "expired"},
-        )
+        await _changed(session, booking, "Booking released (not confirmed in time)", {"change": "expired"})
     if rows:
         await session.flush()
     return len(rows)

@@ -40,7 +40,15 @@ from livedesk.consultations.image_size import ImageSize, Unreadable
 from livedesk.kit.actors import ShopperActor
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import Database
-from livedesk.kit.errors import AppError, Conflict, Forbidden, NotFound, ValidationFailed
+from livedesk.kit.errors import (
+    AppError,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from livedesk.kit.logging import get_logger
 from livedesk.models import AuditEntry, ChatFile, Consultation, ConsultationStatus, Role
 from livedesk.settings import Settings
@@ -69,16 +77,6 @@ READER_ROLES = (Role.SUPERVISOR, Role.ADMIN)
 # still waiting, who may never be answered, stores nothing.
 ACCEPTED = (ConsultationStatus.ACTIVE, ConsultationStatus.WRAP_UP)
 QUOTA_WINDOW = timedelta(hours=24)
-
-
-class PayloadTooLarge(AppError):
-    status = 413
-    code = "payload_too_large"
-
-
-class UnsupportedMediaType(AppError):
-    status = 415
-    code = "unsupported_media_type"
 
 
 class InsufficientStorage(AppError):

@@ -29,7 +29,7 @@ from aiohttp_pydantic.oas.typing import (
 from livedesk.consultations import files
 from livedesk.consultations.files import FILE_STORE, FileOut, LocalFileStore
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
-from livedesk.kit.errors import BadRequest, NotFound, Unauthenticated, ValidationFailed
+from livedesk.kit.errors import BadRequest, NotFound, Unauthenticated, UnsupportedMediaType, ValidationFailed
 from livedesk.kit.http import ErrorResponse, endpoint, model_json
 from livedesk.kit.logging import get_logger
 from livedesk.staff.auth import current_staff
@@ -65,7 +65,7 @@ def _malformed() -> BadRequest:
 
 async def _file_part(request: web.Request) -> tuple[MultipartReader, BodyPartReader]:
     if request.content_type != "multipart/form-data":
-        raise files.UnsupportedMediaType(
+        raise UnsupportedMediaType(
             f"Send the file as multipart/form-data with one part named '{FILE_PART}'",
             details={"expected": "multipart/form-data", "received": request.content_type},
         )

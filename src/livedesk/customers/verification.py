@@ -157,11 +157,11 @@ async def consume_code(
     *,
     shopper_id: uuid.UUID,
     now: datetime | None = None,
-) -> EmailVerification | None:
-    """Check a typed code, in the browser (guest) that asked for it. None for a wrong code:
-    the try is counted, and the caller commits it before answering ``wrong_code`` (raising
-    here would roll the count back). After ``CODE_TRIES`` the verification is spent (409
-    ``too_many_tries``)."""
+) -> tuple[EmailVerification, bool]:
+    """Check a typed code, in the browser (guest) that asked for it: the verification and
+    whether the code was right. A wrong code's try is counted, and the caller commits it
+    before answering ``wrong_code`` (raising here would roll the count back). After
+    ``CODE_TRIES`` the verification is spent (409 ``too_many_tries``)."""
     now = now or utcnow()
     row = await session.get(EmailVerification, verification_id, with_for_update=True)
     if row is None or row.shopper_id != shopper_id or row.purpose != VerificationPurpose.LINK:
@@ -175,9 +175,9 @@ async def consume_code(
     row.attempts += 1
     if not hmac.compare_digest(row.code_hash, _code_hash(row.id, code.strip())):
         await session.flush()
-        return None
+        return row, False
     await _use(session, row, now)
-    return row
+    return row, True
 
 
 def wrong_code(tries_used: int) -> ValidationFailed:

@@ -14,7 +14,7 @@ from livedesk.customers import imports
 from livedesk.integrations.schemas import ImportOut
 from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB, SETTINGS
-from livedesk.kit.errors import AppError, ValidationFailed
+from livedesk.kit.errors import PayloadTooLarge, ValidationFailed
 from livedesk.kit.http import ErrorResponse, model_json
 from livedesk.models import Role
 from livedesk.models.integrations import ImportJob
@@ -22,11 +22,6 @@ from livedesk.staff.auth import guarded, require_staff
 
 ADMIN = Role.ADMIN
 TASK = "livedesk-import"
-
-
-class PayloadTooLarge(AppError):
-    status = 413
-    code = "payload_too_large"
 
 
 def import_out(job: ImportJob) -> ImportOut:

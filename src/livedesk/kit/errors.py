@@ -63,6 +63,16 @@ class TooManyRequests(AppError):
         self.retry_after = retry_after
 
 
+class PayloadTooLarge(AppError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(AppError):
+    status = 415
+    code = "unsupported_media_type"
+
+
 class Gone(AppError):
     status = 410
     code = "gone"

@@ -122,10 +122,11 @@ async def may_play_id(session: AsyncSession, staff: Principal, recording_id: uui
     return recording is not None and await may_play(session, staff, recording)
 
 
-async def get_for_staff(
-    session: AsyncSession, recording_id: uuid.UUID, staff: Principal
-) -> Outcome[RecordingOut]:
-    """One recording's state and consents, audited as ``recording.view`` (or ``_denied``)."""
+async def _checked(
+    session: AsyncSession, recording_id: uuid.UUID, staff: Principal, action: str, **details: Any
+) -> Recording | None:
+    """The recording if ``staff`` may play it, else None; 404 for none. Either way the ask is
+    audited: ``action`` or ``action``_denied."""
     recording = await session.get(Recording, recording_id)
     if recording is None:
         raise NotFound("No such recording", code="recording_not_found")
@@ -133,12 +134,21 @@ async def get_for_staff(
     _audit(
         session,
         staff,
-        "recording.view" if allowed else "recording.view_denied",
+        action if allowed else f"{action}_denied",
         "recording",
         recording.id,
         shopper_id=str(recording.shopper_id),
+        **details,
     )
-    if not allowed:
+    return recording if allowed else None
+
+
+async def get_for_staff(
+    session: AsyncSession, recording_id: uuid.UUID, staff: Principal
+) -> Outcome[RecordingOut]:
+    """One recording's state and consents, audited as ``recording.view`` (or ``_denied``)."""
+    recording = await _checked(session, recording_id, staff, "recording.view")
+    if recording is None:
         return Outcome(refusal=_not_a_party())
     return Outcome(out(recording, await consents_of(session, recording.id)))
 
@@ -184,20 +194,8 @@ async def open_for_playback(
 ) -> Outcome[Recording]:
     """The ready recording, if ``staff`` may play it. Every request is audited in the caller's
     transaction: ``recording.play`` with the range asked for, or ``recording.play_denied``."""
-    recording = await session.get(Recording, recording_id)
+    recording = await _checked(session, recording_id, staff, "recording.play", range=byte_range or "")
     if recording is None:
-        raise NotFound("No such recording", code="recording_not_found")
-    allowed = await may_play(session, staff, recording)
-    _audit(
-        session,
-        staff,
-        "recording.play" if allowed else "recording.play_denied",
-        "recording",
-        recording.id,
-        shopper_id=str(recording.shopper_id),
-        range=byte_range or "",
-    )
-    if not allowed:
         return Outcome(refusal=_not_a_party())
     if recording.status != RecordingStatus.READY or recording.storage_key is None:
         # Raised in the transaction: nothing is played, so no ``recording.play`` is kept.

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from livedesk.kit.context import DB, SETTINGS
-from livedesk.kit.errors import AppError, Forbidden, Unauthenticated
+from livedesk.kit.errors import Forbidden, Unauthenticated, UnsupportedMediaType
 from livedesk.kit.http import Handler, endpoint
 from livedesk.models import Role
 from livedesk.staff import sessions
@@ -152,11 +152,6 @@ def guarded(*roles: Role) -> Callable[[Callable[..., Awaitable[web.StreamRespons
     return decorate
 
 
-class NotJson(AppError):
-    status = 415
-    code = "unsupported_media_type"
-
-
 def json_from_our_pages(handler: Handler) -> Handler:
     """For a write that opens a session rather than reading one (sign-in): without the
     session's token to check, it must still not be driven by another site's page (login CSRF
@@ -168,7 +163,7 @@ def json_from_our_pages(handler: Handler) -> Handler:
     async def checked(request: web.Request) -> web.StreamResponse:
         _check_origin(request)
         if request.content_type != "application/json":
-            raise NotJson(
+            raise UnsupportedMediaType(
                 "Send the body as application/json",
                 details={"expected": "application/json", "received": request.content_type},
             )

@@ -29,12 +29,17 @@ from livedesk.consultations.files import (
     MULTIPART_OVERHEAD,
     FileStore,
     LocalFileStore,
-    PayloadTooLarge,
-    UnsupportedMediaType,
     storage_key,
 )
 from livedesk.kit.context import DB, SETTINGS
-from livedesk.kit.errors import BadRequest, NotFound, Unauthenticated, ValidationFailed
+from livedesk.kit.errors import (
+    BadRequest,
+    NotFound,
+    PayloadTooLarge,
+    Unauthenticated,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from livedesk.kit.http import ErrorResponse, endpoint, model_json
 from livedesk.kit.logging import get_logger
 from livedesk.models import AuditEntry, Role, Staff

@@ -19,11 +19,11 @@ from datetime import datetime, timedelta
 from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r202, r401, r403, r404, r409, r422, r429, r503
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.customers import guests, verification
 from livedesk.customers.identity import IdentityError, normalize_email
+from livedesk.customers.repository import identities_of, owners_of
 from livedesk.kit.actors import ShopperActor
 from livedesk.kit.clock import utcnow
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
@@ -31,7 +31,7 @@ from livedesk.kit.errors import Conflict, Forbidden, ServiceUnavailable, Unauthe
 from livedesk.kit.http import ApiModel, ErrorResponse, client_ip, endpoint, model_json
 from livedesk.kit.logging import get_logger
 from livedesk.kit.mail import MAILER, Mail, MailError
-from livedesk.models import EmailVerification, IdentityKind, Shopper, ShopperIdentity, VerificationPurpose
+from livedesk.models import IdentityKind, VerificationPurpose
 from livedesk.visitors.service import TOKENS, bearer_actor
 from livedesk.visitors.tokens import VisitorClaims
 
@@ -164,19 +164,18 @@ async def check_code(
     actor = await _guest(request)
     settings = request.app[SETTINGS]
     async with request.app[DB].transaction() as session:
-        row = await verification.consume_code(
+        row, right = await verification.consume_code(
             session, body.verification_id, body.code, shopper_id=actor.shopper_id
         )
-        tries = 0 if row is not None else await _tries(session, body.verification_id)
         proven = None
-        if row is not None:
+        if right:
             await _may_link(session, actor.shopper_id, row.email)
             proven = await guests.prove_email(
                 session, actor.shopper_id, row.email, evidence={"verification_id": str(row.id), "via": "code"}
             )
     if proven is None:
         # The wrong try is committed (it counts) before the refusal goes out.
-        raise verification.wrong_code(tries)
+        raise verification.wrong_code(row.attempts)
     claims = VisitorClaims(shopper_id=proven.shopper_id, visitor_id=actor.visitor_id)
     out = Linked(
         token=request.app[TOKENS].issue(claims),
@@ -187,30 +186,13 @@ async def check_code(
     return model_json(out)
 
 
-async def _tries(session: AsyncSession, verification_id: uuid.UUID) -> int:
-    row = await session.get(EmailVerification, verification_id)
-    return 0 if row is None else row.attempts
-
-
 async def _may_link(session: AsyncSession, shopper_id: uuid.UUID, email: str) -> None:
     """Only a guest visit (no identities) joins another profile; a profile that already is
     somebody (the shop's customer, say) takes an address nobody holds, and is refused one
     that another profile holds — two known people are joined by staff, not by a code."""
-    identified = await session.scalar(
-        select(ShopperIdentity.id).where(ShopperIdentity.shopper_id == shopper_id).limit(1)
-    )
-    if identified is None:
+    if not await identities_of(session, shopper_id):
         return
-    holder = await session.scalar(
-        select(ShopperIdentity.shopper_id)
-        .join(Shopper, Shopper.id == ShopperIdentity.shopper_id)
-        .where(
-            ShopperIdentity.kind == IdentityKind.EMAIL,
-            ShopperIdentity.value == email,
-            Shopper.merged_into_id.is_(None),
-        )
-        .limit(1)
-    )
+    holder = (await owners_of(session, {IdentityKind.EMAIL: email})).get(IdentityKind.EMAIL)
     if holder is not None and holder != shopper_id:
         raise Conflict(
             "This address belongs to another customer profile; our staff can join them for you",
