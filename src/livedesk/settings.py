@@ -7,15 +7,28 @@ two in step.
 from __future__ import annotations
 
 import ipaddress
+from email.headerregistry import Address
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from limits import parse_many
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from livedesk.kit.money import MoneyError, currency_code
+
+ENV_PREFIX = "LIVEDESK_"
+
+
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LIVEDESK_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     data_dir: Path = Field(
         Path("./livedesk-data"), description="Where the embedded database, uploads and recordings live."
@@ -321,21 +334,88 @@ class Settings(BaseSettings):
         ),
     )
 
-    @field_validator("trusted_proxies")
+    # Every value is checked here, at start, naming its variable: a typo found on first use
+    # would otherwise start fine and then fail every request that reads it (or trust nobody).
+    @field_validator("trusted_proxies", "metrics_allow")
     @classmethod
-    def _proxies_are_networks(cls, value: list[str]) -> list[str]:
-        # At start, not per request: a typo here would otherwise trust nobody, silently.
+    def _are_networks(cls, value: list[str], info: ValidationInfo) -> list[str]:
         for entry in value:
-            try:
-                ipaddress.ip_network(entry.strip(), strict=False)
-            except ValueError:
-                raise ValueError(f"'{entry}' is not an address or CIDR network") from None
+            _network(entry, info)
         return [entry.strip() for entry in value]
+
+    @field_validator("webhook_allow_networks")
+    @classmethod
+    def _comma_networks(cls, value: str, info: ValidationInfo) -> str:
+        for entry in value.split(","):
+            if entry.strip():
+                _network(entry, info)
+        return value
+
+    @field_validator("payment_currency")
+    @classmethod
+    def _supported_currency(cls, value: str) -> str:
+        try:
+            return currency_code(value)
+        except MoneyError as exc:
+            raise ValueError(f"LIVEDESK_PAYMENT_CURRENCY: {exc}") from None
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_address(cls, value: str) -> str:
+        _, address = parseaddr(value)
+        try:
+            Address(addr_spec=address)
+            if "@" not in address:
+                raise ValueError
+        except (ValueError, IndexError):
+            raise ValueError(
+                f"LIVEDESK_MAIL_FROM: '{value}' is not an address such as 'Shop <no-reply@shop.example>'"
+            ) from None
+        return value
 
     @field_validator("public_url")
     @classmethod
-    def _strip_slash(cls, value: str) -> str:
+    def _http_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"LIVEDESK_PUBLIC_URL: '{value}' must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value:
+            return value
+        try:
+            driver = make_url(value).drivername
+        except ArgumentError:
+            raise ValueError("LIVEDESK_DATABASE_URL is not a database URL") from None
+        if driver not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+            raise ValueError(
+                f"LIVEDESK_DATABASE_URL: driver '{driver}' is not supported "
+                "(use sqlite+aiosqlite:/// or postgresql+asyncpg://)"
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("LIVEDESK_REDIS_URL must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("*")
+    @classmethod
+    def _rate_limits_parse(cls, value: object, info: ValidationInfo) -> object:
+        if info.field_name and info.field_name.endswith("_rate_limit") and isinstance(value, str):
+            try:
+                if not parse_many(value):
+                    raise ValueError
+            except ValueError:
+                raise ValueError(
+                    f"{env_name(info.field_name)}: '{value}' is not a rate such as '30/minute' "
+                    "or '5/second;100/hour'"
+                ) from None
+        return value
 
     @property
     def effective_database_url(self) -> str:
@@ -346,3 +426,12 @@ class Settings(BaseSettings):
     @property
     def effective_public_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
+
+
+def _network(entry: str, info: ValidationInfo) -> None:
+    try:
+        ipaddress.ip_network(entry.strip(), strict=False)
+    except ValueError:
+        raise ValueError(
+            f"{env_name(info.field_name or '')}: '{entry}' is not an address or CIDR network"
+        ) from None
