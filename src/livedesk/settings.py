@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from livedesk.kit.money import MoneyError, currency_code
+from livedesk.currencies import EXPONENTS
 
 ENV_PREFIX = "LIVEDESK_"
 
@@ -105,6 +105,13 @@ class Settings(BaseSettings):
     )
     socket_post_seconds: float = Field(
         10.0, gt=0, description="A long-polling POST's body must arrive whole within this."
+    )
+    drain_delay_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=5,
+        description="On SIGTERM, /readyz answers 503 this long before the sockets are drained "
+        "(docs/deployment.md, Graceful deploys).",
     )
     chat_sync_page_bytes: int = Field(
         65_536, ge=4096, description="Bytes of messages one chat.sync answer holds (the client asks again)."
@@ -354,10 +361,13 @@ class Settings(BaseSettings):
     @field_validator("payment_currency")
     @classmethod
     def _supported_currency(cls, value: str) -> str:
-        try:
-            return currency_code(value)
-        except MoneyError as exc:
-            raise ValueError(f"LIVEDESK_PAYMENT_CURRENCY: {exc}") from None
+        code = value.strip().upper()
+        if code not in EXPONENTS:
+            raise ValueError(
+                f"LIVEDESK_PAYMENT_CURRENCY: unsupported currency '{value}' "
+                f"(supported: {', '.join(sorted(EXPONENTS))})"
+            )
+        return code
 
     @field_validator("mail_from")
     @classmethod
