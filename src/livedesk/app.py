@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 from aiohttp import web
 
@@ -41,8 +40,6 @@ from livedesk.visitors import email_link as visitor_email_routes
 from livedesk.visitors import routes as visitor_routes
 from livedesk.visitors.service import TOKENS
 from livedesk.visitors.tokens import VisitorTokens
-
-WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 
 
 def create_app(settings: Settings) -> web.Application:

@@ -23,10 +23,11 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from pydantic import SecretStr
 
-from livedesk.app import WEB_DIR, create_app
+from livedesk.app import create_app
 from livedesk.demo.seed import DEMO_PASSWORD, seed_demo
 from livedesk.kit.db import Database
 from livedesk.kit.migrate import upgrade
+from livedesk.kit.paths import WEB_DIR
 from livedesk.settings import Settings
 from tests.conftest import wait_until
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from livedesk.demo.data import CATALOGUE, STAFF, Avatar, Product, StaffProfile
+from livedesk.kit.paths import WEB_DIR
 
 _SVG = 'xmlns="http://www.w3.org/2000/svg"'
 
@@ -233,8 +234,6 @@ def drawings() -> dict[str, str]:
 
 def main(web_dir: Path | None = None) -> None:
     if web_dir is None:
-        from livedesk.pages.routes import WEB_DIR
-
         web_dir = WEB_DIR
     for relative, svg in drawings().items():
         target = web_dir / relative

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -19,12 +18,11 @@ from livedesk.demo import data
 from livedesk.kit.context import SETTINGS
 from livedesk.kit.logging import get_logger
 from livedesk.kit.mail import OUTBOX_KEEP, outbox_of
+from livedesk.kit.paths import WEB_DIR
 from livedesk.models import Role
 
 log = get_logger("livedesk.pages")
 
-# The same folder app.WEB_DIR names (importing app from here would be circular).
-WEB_DIR = Path(__file__).resolve().parents[3] / "web"
 
 # Address → HTML file under web/.
 PAGES: dict[str, str] = {
