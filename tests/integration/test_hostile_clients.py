@@ -273,6 +273,61 @@ async def test_a_stalled_write_is_cut_off_at_its_deadline(
         await wait_until(lambda: _true(sock not in eio.lean_sockets and sock._queued == 0), within=5)
 
 
+async def _upgraded_shopper(http: aiohttp.ClientSession, url: str, token: str) -> tuple[Any, str]:
+    """A shopper socket that starts on long polling and upgrades to a websocket, spoken by hand
+    (the websocket then reads only when the test says)."""
+    sid = await _polling_sid(http, url)
+    polling = f"{url}/socket.io/?EIO=4&transport=polling&sid={sid}"
+    async with http.post(polling, data="40/shopper," + json.dumps({"token": token})) as response:
+        assert response.status == 200
+    async with http.get(polling) as response:
+        assert (await response.text()).startswith("40/shopper,")
+    ws = await http.ws_connect(
+        url.replace("http://", "ws://", 1) + f"/socket.io/?EIO=4&transport=websocket&sid={sid}",
+        autoping=False,
+        max_msg_size=0,
+    )
+    await ws.send_str("2probe")
+    assert await ws.receive_str(timeout=5) == "3probe"
+    await ws.send_str("5")  # upgrade
+    return ws, sid
+
+
+async def test_an_upgraded_socket_that_never_reads_is_cut_off_at_the_write_deadline(
+    live: Any, make_staff: Any, app: web.Application
+) -> None:
+    """Polling first, then the websocket upgrade, then requests whose answers are never read.
+    Neither the bound (256 MB here) nor the heartbeat (a minute; blind pongs anyway) can end
+    it: the write deadline (2 s) must, as for a websocket that came first. (The library's
+    loops the upgraded path used to keep had no deadline: it held its answers for good.)"""
+    shopper, _console, cid, token = await _active_chat(live, make_staff)
+    await _fill(shopper, cid, 40)
+    eio = app[SIO].eio
+    eio.queue_bytes, eio.ping_timeout = 256 * 1024 * 1024, 60
+    loop = asyncio.get_running_loop()
+    async with _never_reader_session() as http:
+        ws, sid = await _upgraded_shopper(http, live.url, token)
+        sock = eio.sockets[sid]
+        await wait_until(lambda: _true(sock.upgraded), within=5)
+        for n in range(60):
+            await ws.send_str(_sync_frame(n, cid))
+        started = loop.time()
+
+        async def cut_off() -> bool:
+            with contextlib.suppress(ConnectionError):
+                await ws.send_str("3")  # a blind pong
+            return bool(sock.closed) and sock not in eio.lean_sockets
+
+        await wait_until(cut_off, within=15, every=0.1)
+        # Deadline 2 s, swept every half second, after the answers filled the buffers.
+        assert loop.time() - started < 10
+        assert sock._broken
+        assert sock._queued == 0
+        assert set(sock.queue._queue) <= {None}
+    page = await shopper.ok("chat.sync", {"consultation_id": cid, "after_seq": 0})
+    assert page["messages"][0]["seq"] == 1
+
+
 async def test_chat_sync_answers_in_bounded_pages_with_a_cursor(live: Any, make_staff: Any) -> None:
     shopper, console, cid, _ = await _active_chat(live, make_staff)
     await _fill(shopper, cid, 25)

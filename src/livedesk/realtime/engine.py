@@ -29,15 +29,22 @@ Every socket now counts the bytes waiting in its queue (the packets' text as Pyt
 - a websocket write blocked for ``stall_seconds`` does the same (``engine_server``'s sweep); so
   does a heartbeat timeout that finds the writer blocked (the CLOSE packet could never get out).
 
-A lone packet larger than the bound still goes out when the queue is empty: the bound is on
-what waits behind it. Growth per socket is therefore at most the bound, one packet, and
-aiohttp's write buffer (64 KiB).
+Everything held for a socket counts against that one bound: the packets waiting, the packet
+being written (counted until its write returns, its encoded frame as well as its text), and
+what the connection's transport still buffers (``get_write_buffer_size``). The reader pauses
+and the bound is judged on that sum, so a never-reading client pins at most the bound, plus
+one packet when a lone one is larger than it (``bench/hostile.py`` measures the RSS).
 
-A socket that began on long polling and upgrades keeps the library's websocket handler (the
-upgrade handshake is the library's business; livedesk's browser client opens a websocket
-first), but its queue is bounded here too. This overrides private methods, so python-engineio
-is pinned exactly (pyproject.toml) and ``tests/unit/test_engine.py`` and
-``tests/unit/test_engine_backpressure.py`` fail if the hook points move.
+A socket that began on long polling and upgrades gets the same loops once the library's upgrade
+handshake (probe PING/PONG, NOOP to end the poll, UPGRADE) is done here: the same bound, write
+deadline and drain. This overrides private methods, so python-engineio is pinned exactly
+(pyproject.toml) and ``tests/unit/test_engine.py`` and ``tests/unit/test_engine_backpressure.py``
+fail if the hook points move.
+
+**Draining** (``drain``, a graceful deploy): the socket stops reading, lets the event being
+handled finish and its ack go out, then ends its connection *without* an Engine.IO CLOSE
+packet, so every client (browsers and python-socketio alike) takes it for a lost transport and
+reconnects, to another replica.
 """
 
 from __future__ import annotations
@@ -60,6 +67,8 @@ REFUSAL = web.RequestKey("livedesk.engine.refusal", tuple[int, str, str])
 
 # What a packet without text (PING, NOOP, CLOSE, the OPEN handshake's dict) counts as.
 _SMALL = 64
+# A reader paused for backpressure looks again this often (the transport drains unseen).
+_RECHECK_SECONDS = 0.25
 
 
 def packet_size(pkt: Any) -> int:
@@ -77,19 +86,31 @@ class LeanSocket(async_socket.AsyncSocket):  # type: ignore[misc]
     queue: asyncio.Queue[Any]
     connected: bool
     upgraded: bool
+    upgrading: bool
     closed: bool
     closing: bool
     # Ours. The class is swapped onto a socket the library already built, so these are class
     # defaults that the instance shadows once it writes them.
     _lean = False  # True while this socket's websocket is served by the loops below
-    _queued = 0  # bytes of packets waiting in the queue
+    _queued = 0  # bytes of packets waiting in the queue, and of the one being written
     _broken = False  # over its bound or stalled: later packets are dropped, the socket is ending
     _writing_since = 0.0  # loop time the websocket write under way began (0: none)
-    _soft = 0  # the reader pauses while more than this waits (half the bound)
+    _buffered_since = 0.0  # since when the stall sweep has seen the transport holding bytes
+    _soft = 0  # the reader pauses while more than this is held (half the bound)
     _resume: asyncio.Future[None] | None = None  # wakes a reader paused for backpressure
     _transport: asyncio.Transport | None = None  # the websocket's connection, to abort it
+    _draining = False  # a graceful stop: read nothing more, finish what is under way, end
+    _busy = 0  # client packets being handled now (the reader's, or long-polling POSTs')
+    _idle: asyncio.Future[None] | None = None  # set when _busy drops to 0 while draining
 
     # ------------------------------------------------------------------ the queue's bound
+
+    def held(self) -> int:
+        """The bytes this socket holds: its queue, the packet being written, and what the
+        connection's transport has not written yet."""
+        transport = self._transport
+        buffered = transport.get_write_buffer_size() if transport is not None else 0
+        return self._queued + buffered
 
     async def send(self, pkt: Any) -> None:
         """Queue a packet for the client, within the socket's bound (the library's ``send``
@@ -97,15 +118,14 @@ class LeanSocket(async_socket.AsyncSocket):  # type: ignore[misc]
         if self._broken or not await self.check_ping_timeout():
             return
         size = packet_size(pkt)
-        queued = self._queued
-        if queued and queued + size > self.server.queue_bytes:
+        if self._queued and self.held() + size > self.server.queue_bytes:
             self.break_off("queue_full")
             return
-        self._queued = queued + size
+        self._queued += size
         self.queue.put_nowait(pkt)
 
     async def poll(self) -> list[Any]:
-        """A long poll (or the library's writer after an upgrade) takes what waits."""
+        """A long poll takes what waits."""
         packets: list[Any] = await super().poll()
         if packets:
             self._queued = max(0, self._queued - sum(map(packet_size, packets)))
@@ -117,9 +137,7 @@ class LeanSocket(async_socket.AsyncSocket):  # type: ignore[misc]
         if self._broken:
             return
         self._broken = True
-        log.warning(
-            "socket dropped: its client does not read", sid=self.sid, why=why, queued_bytes=self._queued
-        )
+        log.warning("socket dropped: its client does not read", sid=self.sid, why=why, held_bytes=self.held())
         queue = self.queue
         while not queue.empty():
             queue.get_nowait()
@@ -136,30 +154,76 @@ class LeanSocket(async_socket.AsyncSocket):  # type: ignore[misc]
             )
 
     def stalled(self, now: float) -> bool:
-        """Whether the websocket write under way has been blocked past the deadline."""
+        """Whether the websocket write under way has been blocked past the deadline, or the
+        transport has held unwritten bytes at every look since then (a write can return while
+        its frame still waits in the transport: aiohttp waits only past its own limit)."""
+        deadline = self.server.stall_seconds
         since = self._writing_since
-        return bool(since) and now - since > self.server.stall_seconds
+        if since:
+            return now - since > deadline
+        transport = self._transport
+        if transport is None or not transport.get_write_buffer_size():
+            self._buffered_since = 0.0
+            return False
+        if not self._buffered_since:
+            self._buffered_since = now
+        return now - self._buffered_since > deadline
+
+    def _blocked(self) -> bool:
+        transport = self._transport
+        return bool(self._writing_since) or bool(transport and transport.get_write_buffer_size())
 
     def _wake_reader(self) -> None:
         resume = self._resume
         if resume is not None and not resume.done():
             resume.set_result(None)
 
+    # ------------------------------------------------------------------ draining
+
+    async def drain(self) -> None:
+        """End this socket for a graceful stop: nothing more is read from the client, the
+        packets being handled finish (their acks are queued), then the socket closes without a
+        CLOSE packet and its queue is flushed before the connection ends. The client sees its
+        transport go and reconnects (elsewhere: this server refuses new sessions by now)."""
+        self._draining = True
+        self._wake_reader()
+        if self._busy:
+            self._idle = asyncio.get_running_loop().create_future()
+            await self._idle
+        if self.closed or self.closing:
+            return
+        await self.close(wait=False, abort=True, reason=self.server.reason.SERVER_DISCONNECT)
+        # The writer (or a waiting long poll) sends what is queued, then stops; the lean
+        # writer then closes the websocket, which ends the reader.
+        self.queue.put_nowait(None)
+
+    def _handled(self) -> None:
+        self._busy -= 1
+        idle = self._idle
+        if not self._busy and idle is not None and not idle.done():
+            idle.set_result(None)
+
+    async def _receive_counted(self, pkt: Any) -> None:
+        self._busy += 1
+        try:
+            await self.receive(pkt)
+        finally:
+            self._handled()
+
     # ------------------------------------------------------------------ websocket loops
 
     async def _websocket_handler(self, ws: Any) -> None:
         # The driver keeps the request's environ: its transport is what ``break_off`` aborts.
-        self._transport = ws.environ["aiohttp.request"].transport
+        transport = ws.environ["aiohttp.request"].transport
         if self.connected:
-            # An upgrade from long polling: the library's handshake and loops (bounded queue
-            # and abort as here; no stall sweep, which needs the lean writer's timestamps).
-            try:
-                await super()._websocket_handler(ws)
-            finally:
-                self._transport = None
-            return
-        self.connected = True
-        self.upgraded = True
+            # An upgrade from long polling: the handshake, then the same loops as a websocket
+            # that came first (the library's own loops had no deadline and no drain).
+            if not await self._upgrade_handshake(ws):
+                return
+        else:
+            self.connected = True
+            self.upgraded = True
+        self._transport = transport
         self._lean = True
         self.server.lean_sockets.add(self)
         writer = asyncio.ensure_future(self._write_frames(ws))
@@ -178,22 +242,53 @@ class LeanSocket(async_socket.AsyncSocket):  # type: ignore[misc]
             self.server.lean_socket_ended(self)
             self._transport = None
 
+    async def _upgrade_handshake(self, ws: Any) -> bool:
+        """The library's upgrade handshake (probe PING → PONG, a NOOP that ends the pending
+        long poll, then UPGRADE); False when the client does not complete it."""
+        self.upgrading = True  # the library's polling GETs answer NOOP meanwhile
+        try:
+            probe = await self._next_packet(ws)
+            if probe is None or probe.packet_type != packet.PING or probe.data != "probe":
+                return False
+            await ws.send(packet.Packet(packet.PONG, data="probe").encode())
+            self._queued += _SMALL
+            self.queue.put_nowait(packet.Packet(packet.NOOP))  # ends the long poll
+            upgrade = await self._next_packet(ws)
+            if upgrade is None or upgrade.packet_type != packet.UPGRADE:
+                return False
+            self.upgraded = True
+            return True
+        finally:
+            self.upgrading = False
+
+    @staticmethod
+    async def _next_packet(ws: Any) -> Any:
+        try:
+            data = await ws.wait()
+        except OSError:
+            return None
+        if data is None:
+            return None
+        with contextlib.suppress(Exception):  # not an Engine.IO packet: the upgrade failed
+            return packet.Packet(encoded_packet=data)
+        return None
+
     async def _read_frames(self, ws: Any) -> None:
         """Hand each frame to Engine.IO until the client goes (aiohttp's ``max_msg_size``,
         set by the driver from ``max_http_buffer_size``, already refuses oversize frames)."""
         self._soft = soft = self.server.queue_bytes // 2
-        while True:
-            if self._queued > soft and not self._broken:
+        while not self._draining:
+            if self.held() > soft and not (self._broken or self.closed):
                 await self._until_drained()
                 continue
             try:
                 data = await ws.wait()
             except OSError:  # the driver's word for a close or a non-data frame
                 return
-            if data is None:
-                return
+            if data is None or self._draining:
+                return  # a frame read while draining is left, as one still on the wire
             try:
-                await self.receive(packet.Packet(encoded_packet=data))
+                await self._receive_counted(packet.Packet(encoded_packet=data))
             except exceptions.UnknownPacketError:
                 pass
             except exceptions.SocketIsClosedError:
@@ -203,9 +298,13 @@ class LeanSocket(async_socket.AsyncSocket):  # type: ignore[misc]
                 log.exception("engine.io receive failed", sid=self.sid)
 
     async def _until_drained(self) -> None:
+        # The writer wakes the reader as packets go out; what the transport still buffers
+        # drains with no write to notice it, hence the look again after a while.
         self._resume = asyncio.get_running_loop().create_future()
         try:
-            await self._resume
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_RECHECK_SECONDS):
+                    await self._resume
         finally:
             self._resume = None
 
@@ -219,24 +318,32 @@ class LeanSocket(async_socket.AsyncSocket):  # type: ignore[misc]
                 queue.task_done()
                 if pkt is None:
                     break
-                self._queued -= packet_size(pkt)
-                if self._resume is not None and self._queued <= self._soft:
-                    self._wake_reader()
+                # Counted until its write returns: its text, then its frame in the transport.
+                size = packet_size(pkt)
                 if not sending:
                     # The peer is gone. The packet is dropped rather than left queued: a
                     # server-side close waits for the queue to empty.
+                    self._queued = max(0, self._queued - size)
                     continue
+                frame = pkt.encode()
+                del pkt  # the frame is what is written; the packet's text may go now
                 self._writing_since = loop.time()
                 try:
-                    await ws.send(pkt.encode())
+                    await ws.send(frame)
                 except Exception:
                     sending = False
                     await _close_quietly(ws)  # wakes the reader, which ends the socket
+                del frame
                 self._writing_since = 0.0
+                self._queued = max(0, self._queued - size)  # 0 already if dropped meanwhile
+                if self._resume is not None and self.held() <= self._soft:
+                    self._wake_reader()
         finally:
-            self._writing_since = 0.0
             self._wake_reader()
+            # The close frame may block behind unread data too: the stall sweep sees it.
+            self._writing_since = loop.time()
             await _close_quietly(ws)
+            self._writing_since = 0.0
 
     # ------------------------------------------------------------------ long polling
 
@@ -265,10 +372,14 @@ class LeanSocket(async_socket.AsyncSocket):  # type: ignore[misc]
             await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_ERROR)
             return
         body: bytes = read.result()
-        for pkt in payload.Payload(encoded_payload=body.decode("utf-8")).packets:
-            if self.closed or self._broken:
-                return
-            await self.receive(pkt)
+        self._busy += 1  # a drain waits for these packets' handlers (and acks)
+        try:
+            for pkt in payload.Payload(encoded_payload=body.decode("utf-8")).packets:
+                if self.closed or self._broken:
+                    return
+                await self.receive(pkt)
+        finally:
+            self._handled()
 
     # ------------------------------------------------------------------ closing
 
@@ -283,7 +394,7 @@ class LeanSocket(async_socket.AsyncSocket):  # type: ignore[misc]
             # still waiting on a silent client. (An abort comes from the reader itself, or
             # from a client that is closing its websocket anyway.)
             self.queue.put_nowait(None)
-            if reason == self.server.reason.PING_TIMEOUT and self._writing_since:
+            if reason == self.server.reason.PING_TIMEOUT and self._blocked():
                 # No pong, and the last write is still blocked: nothing more will get out.
                 self.break_off("ping_timeout")
         if ours and wait and not self._broken:

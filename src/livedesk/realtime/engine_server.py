@@ -17,7 +17,10 @@ POSTs held +214 MB, 300 descriptors and 304 connections in CLOSE_WAIT, and SIGTE
   connection while it waits (once a second; long polling is the fallback transport);
 - ``watch_stalls`` aborts a websocket whose write has been blocked for ``stall_seconds``;
 - ``stop`` (``app.on_shutdown``, before aiohttp waits for handlers) closes every socket, so
-  polls answer and websockets end within seconds of SIGTERM.
+  polls answer and websockets end within seconds of SIGTERM;
+- ``drain`` (a graceful deploy, ``realtime/drain.py``) first refuses new sessions (503) and
+  lets every socket finish the events it is handling, send their acks and end its connection
+  so its client reconnects to another replica (``LeanSocket.drain``).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class LivedeskEngineServer(engineio.AsyncServer):  # type: ignore[misc]
         # Connections answered with an error while their body still comes (``_refused``).
         self.refused: weakref.WeakSet[asyncio.Transport] = weakref.WeakSet()
         self.stopping = False
+        self.draining = False  # new sessions are refused (503); open ones are being drained
         self._lean_ended: asyncio.Event | None = None  # set by stop(): the last websocket ended
 
     def lean_socket_ended(self, sock: LeanSocket) -> None:
@@ -67,6 +71,9 @@ class LivedeskEngineServer(engineio.AsyncServer):  # type: ignore[misc]
         self.queue_bytes, self.stall_seconds, self.post_seconds = queue_bytes, stall_seconds, post_seconds
 
     async def handle_request(self, request: web.Request) -> web.StreamResponse:
+        if (self.draining or self.stopping) and ("sid" not in request.query or "Upgrade" in request.headers):
+            # A new session (or an upgrade of one) belongs on another replica now.
+            return self._refused(request, 503, "shutting_down", "The server is stopping; connect again")
         if request.method == "POST":
             if self.stopping:
                 return self._refused(request, 503, "shutting_down", "The server is stopping; connect again")
@@ -132,6 +139,32 @@ class LivedeskEngineServer(engineio.AsyncServer):  # type: ignore[misc]
             now = loop.time()
             for sock in [s for s in self.lean_sockets if s.stalled(now)]:
                 sock.break_off("write_stalled")
+
+    async def drain(self, within: float) -> int:
+        """Refuse new sessions, then end every socket gracefully (``LeanSocket.drain``): the
+        events under way finish and their acks go out, the client sees its transport close and
+        reconnects elsewhere. Returns how many sockets were still open after ``within``
+        seconds (``stop`` aborts those)."""
+        self.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        draining = [
+            asyncio.ensure_future(sock.drain())
+            for sock in list(self.sockets.values())
+            if isinstance(sock, LeanSocket) and not (sock.closed or sock.closing)
+        ]
+        if draining:
+            _, late = await asyncio.wait(draining, timeout=within)
+            for task in late:
+                task.cancel()
+        if self.lean_sockets:
+            self._lean_ended = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lean_ended.wait(), max(0.0, deadline - loop.time()))
+        left = sum(1 for sock in self.sockets.values() if not sock.closed) + len(self.lean_sockets)
+        if left:
+            log.warning("sockets still open after the drain", sockets=left)
+        return left
 
     async def stop(self, within: float) -> None:
         """Close every socket (a CLOSE packet where it can still be written), then abort the
