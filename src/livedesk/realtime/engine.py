@@ -157,7 +157,7 @@ class LeanSocket(async_socket.AsyncSocket):  # type: ignore[misc]
         """Whether the websocket write under way has been blocked past the deadline, or the
         transport has held unwritten bytes at every look since then (a write can return while
         its frame still waits in the transport: aiohttp waits only past its own limit)."""
-        deadline = self.server.stall_seconds
+        deadline: float = self.server.stall_seconds
         since = self._writing_since
         if since:
             return now - since > deadline
