@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from livedesk.app import create_app
 from livedesk.calls.media_sample import PacketTrack, SamplePackets, load_sample, make_sample
+from livedesk.kit.context import DB
 from livedesk.kit.db import Database
 from livedesk.models import (
     Recording,
@@ -396,14 +397,12 @@ async def test_legs_in_two_processes_are_joined_once_into_one_file(
         for kind in ("video", "audio"):
             advisor_pc.addTransceiver(PacketTrack(sample, kind), direction="sendonly")
         await advisor_pc.setLocalDescription(await advisor_pc.createOffer())
+        recording = await _recording(other[DB], started["id"])
+        assert recording is not None
         answer = await other[RECORDER].open_leg(
-            uuid.UUID(started["id"]),
-            "advisor",
-            advisor_pc.localDescription.sdp,
-            with_video=True,
-            user="advisor",
+            recording, "advisor", advisor_pc.localDescription.sdp, user="advisor"
         )
-        await advisor_pc.setRemoteDescription(answer)
+        await advisor_pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
         legs.append(advisor_pc)
 
         async def both() -> bool:

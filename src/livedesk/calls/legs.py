@@ -1,13 +1,16 @@
 """Server media legs: one receive-only aiortc peer connection per call participant, alive only
-while the call is recorded (or, later, monitored).
+while the call is recorded or monitored — one leg serves both (no double upload).
 
 A ``Leg`` taps its receivers' encoded frames (``calls/media.py``) and hands each frame to its
 sinks: the recorder's WebM writer, and any ``EncodedPacketTrack`` a subscriber opened (a track
 whose ``recv()`` returns ``av.Packet``, which aiortc sends to a third peer without encoding —
 what silent monitoring needs). ``request_keyframe()`` sends a PLI to the participant's browser.
 
-``LegRegistry`` keeps the legs of this process by call id and participant (``"shopper"`` or
-``"advisor"``); a call's legs live in the process that answered their offers.
+``LegRegistry`` keeps the legs of this process by call id (the consultation's) and participant
+(``"shopper"`` or ``"advisor"``). A leg is *held* by the purposes using it (``"recording"``,
+``"monitoring"``): ``offer`` opens a leg and lets every attacher (the recorder, the monitoring
+hub) take it; ``release`` drops a purpose and closes the legs nobody holds any more. A call's
+legs all live in one process (``calls/placement.py``).
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ PARTICIPANTS = ("shopper", "advisor")
 # A subscriber that falls this many frames behind loses the oldest (and asks for a key frame).
 SUBSCRIBER_QUEUE = 90
 LegClosed = Callable[["Leg"], Awaitable[None]]
+# Called with every newly answered leg; adds its purpose to ``leg.holds`` if it uses the leg.
+Attacher = Callable[["Leg"], Awaitable[None]]
 
 
 def rtc_configuration(settings: Settings, user: str) -> RTCConfiguration:
@@ -115,6 +120,8 @@ class Leg:
         self.subscribers: list[EncodedPacketTrack] = []
         self.frames: dict[str, int] = {"audio": 0, "video": 0}
         self.closed = asyncio.Event()
+        # The purposes using this leg ("recording", "monitoring"); none left: it closes.
+        self.holds: set[str] = set()
         self._on_closed = on_closed
         self._tasks: set[asyncio.Task[Any]] = set()
         self.pc.on("connectionstatechange", self._state_changed)
@@ -125,6 +132,10 @@ class Leg:
 
     def add_sink(self, sink: FrameSink) -> None:
         self.sinks.append(sink)
+
+    def remove_sink(self, sink: FrameSink) -> None:
+        if sink in self.sinks:
+            self.sinks.remove(sink)
 
     def subscribe(self, kind: str) -> EncodedPacketTrack:
         """A track of this participant's ``kind`` frames, from now on; ask for a key frame
@@ -229,6 +240,9 @@ class LegRegistry:
 
     def __init__(self) -> None:
         self._legs: dict[uuid.UUID, dict[str, Leg]] = {}
+        self.attachers: list[Attacher] = []
+        # Run after a leg closed (any leg: replaced, failed, released).
+        self.closers: list[LegClosed] = []
 
     def get(self, call_id: uuid.UUID, participant: str) -> Leg | None:
         return self._legs.get(call_id, {}).get(participant)
@@ -261,12 +275,45 @@ class LegRegistry:
                 del legs[participant]
                 if not legs:
                     self._legs.pop(call_id, None)
+            for closer in self.closers:
+                await closer(leg)
             if on_closed is not None:
                 await on_closed(leg)
 
         leg = Leg(call_id, participant, configuration, closed)
         self._legs.setdefault(call_id, {})[participant] = leg
         return leg
+
+    async def offer(
+        self,
+        call_id: uuid.UUID,
+        participant: str,
+        configuration: RTCConfiguration,
+        offer_sdp: str,
+        *,
+        unneeded: Exception,
+    ) -> RTCSessionDescription:
+        """A participant's browser offers its send-only leg: answer it (replacing the leg it had)
+        and let every attacher take it; ``unneeded`` is raised (and the leg closed) when nothing
+        does — neither recorded nor monitored any more."""
+        leg = await self.open(call_id, participant, configuration)
+        try:
+            answer = await leg.answer(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            for attach in self.attachers:
+                await attach(leg)
+            if not leg.holds:
+                raise unneeded
+        except BaseException:
+            await leg.close()
+            raise
+        return answer
+
+    async def release(self, call_id: uuid.UUID, purpose: str) -> None:
+        """``purpose`` no longer uses the call's legs; those nobody holds close."""
+        for leg in self.legs_of(call_id):
+            leg.holds.discard(purpose)
+            if not leg.holds:
+                await leg.close()
 
     async def close_call(self, call_id: uuid.UUID) -> None:
         for leg in self.legs_of(call_id):

@@ -227,6 +227,9 @@ class WriterStats:
     bytes_in: int = 0
 
 
+CLUSTER_OPTIONS = {"cluster_time_limit": "1000", "flush_packets": "1"}
+
+
 class WebmWriter:
     """Writes one participant's encoded VP8 and Opus frames to a WebM file by stream copy.
 
@@ -285,7 +288,10 @@ class WebmWriter:
 
     def _open(self, keyframe: EncodedFrame | None) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        container = av.open(str(self.path), mode="w", format="webm")
+        # Short clusters, each written out when it closes: if this process dies mid-call, the
+        # part on the (shared) spool is readable up to the last second, and another process
+        # salvages it (recording/recorder.py).
+        container = av.open(str(self.path), mode="w", format="webm", options=CLUSTER_OPTIONS)
         if keyframe is not None:
             width, height = vp8_size(keyframe.data)
             self._video = container.add_mux_stream("vp8", rate=30, width=width, height=height)

@@ -11,8 +11,11 @@ Whisper and barge-in: the supervisor's microphone goes browser to browser (audio
 the advisor for a whisper, to the shopper too when barging in. livedesk relays the offer and
 answer, after checking who may talk to whom.
 
-The monitors live in the process that answered the supervisor (like the legs); events about
-a monitor therefore reach the process holding it when sockets are sticky.
+A call's monitors and legs all live in one process, the call's holder (``calls/placement.py``):
+a supervisor's start, stop, mode and talk, a party's leg offer and talk answer are handled there,
+routed through Redis from whichever process holds the sender's socket. A supervisor's process
+keeps a ``RemoteMonitor`` note of each monitor it started elsewhere, to route its later events
+and its disconnect. The legs are the call's only legs: recording records the same ones.
 
 This module holds the state and media (``MonitoringHub``) and the rules that need the
 database (``check_monitorable``, ``note_on_timeline``); the Socket.IO handlers are in
@@ -35,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from livedesk.calls.legs import LEGS, PARTICIPANTS, Leg, LegRegistry, rtc_configuration
 from livedesk.calls.media import RECORDABLE, restrict_codecs
 from livedesk.calls.monitor_relay import MonitorTrack, forward_picture_loss
+from livedesk.calls.placement import PLACEMENT
 from livedesk.customers.timeline import append_event
 from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB, SETTINGS
@@ -108,14 +112,38 @@ async def note_on_timeline(
     )
 
 
+@dataclass(frozen=True)
+class RemoteMonitor:
+    """A monitor this process started on the call's holder, for a supervisor socket here."""
+
+    holder: str
+    consultation_id: uuid.UUID
+    staff_id: uuid.UUID
+    sid: str
+
+
 class MonitoringHub:
-    """This process's monitors and monitoring legs."""
+    """This process's monitors, and the monitoring side of its legs."""
 
     def __init__(self, app: web.Application, legs: LegRegistry) -> None:
         self.app = app
         self.legs = legs
         self.monitors: dict[uuid.UUID, Monitor] = {}
         self.parties: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID]] = {}
+        self.remote: dict[uuid.UUID, RemoteMonitor] = {}
+        legs.attachers.append(self.attach)
+
+    async def attach(self, leg: Leg) -> None:
+        """A leg of a monitored call was answered (for monitoring or recording): every monitor
+        of the call forwards it."""
+        monitors = self.of_call(leg.call_id)
+        if not monitors:
+            return
+        leg.holds.add("monitoring")
+        for monitor in monitors:
+            for track in monitor.tracks:
+                if track.participant == leg.participant and track.kind in leg.kinds:
+                    track.attach(leg)
 
     # ---------------------------------------------------------------- queries
 
@@ -145,13 +173,18 @@ class MonitoringHub:
     # ---------------------------------------------------------------- listening
 
     async def start(
-        self, c: Consultation, staff: Principal, sid: str, offer_sdp: str
+        self,
+        consultation_id: uuid.UUID,
+        parties: tuple[uuid.UUID, uuid.UUID],
+        staff_id: uuid.UUID,
+        sid: str,
+        offer_sdp: str,
     ) -> tuple[Monitor, RTCSessionDescription, list[dict[str, str]]]:
         """Answer the supervisor's receive-only offer. Its audio and video sections are taken
-        in order: the first of each kind carries the shopper, the second the advisor."""
-        assert c.advisor_id is not None
+        in order: the first of each kind carries the shopper, the second the advisor. The
+        call's legs already open (a recording's) are forwarded at once."""
         settings = self.app[SETTINGS]
-        ice = rtc_configuration(settings, user=str(staff.staff_id)).iceServers
+        ice = rtc_configuration(settings, user=str(staff_id)).iceServers
         # One transport for all four sections: aiortc's default ("balanced") answer leaves a
         # second video section on a transport that never connects.
         pc = RTCPeerConnection(RTCConfiguration(iceServers=ice, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
@@ -181,10 +214,10 @@ class MonitoringHub:
             await pc.close()
             raise
         monitor = Monitor(
-            id=uuid.uuid4(), consultation_id=c.id, staff_id=staff.staff_id, sid=sid, pc=pc, tracks=tracks
+            id=uuid.uuid4(), consultation_id=consultation_id, staff_id=staff_id, sid=sid, pc=pc, tracks=tracks
         )
         self.monitors[monitor.id] = monitor
-        self.parties[c.id] = (c.shopper_id, c.advisor_id)
+        self.parties[consultation_id] = parties
 
         @pc.on("connectionstatechange")
         async def changed() -> None:
@@ -192,40 +225,29 @@ class MonitoringHub:
                 await self.stop(monitor.id, reason="connection_lost")
 
         for track in tracks:
-            leg = self.legs.get(c.id, track.participant)
+            leg = self.legs.get(consultation_id, track.participant)
             if leg is not None and not leg.closed.is_set():
+                leg.holds.add("monitoring")
                 track.attach(leg)
         local = pc.localDescription
-        log.info("monitoring started", consultation_id=str(c.id), staff_id=str(staff.staff_id))
+        log.info("monitoring started", consultation_id=str(consultation_id), staff_id=str(staff_id))
         return monitor, RTCSessionDescription(sdp=local.sdp, type=local.type), mapping
 
     async def open_leg(
         self, consultation_id: uuid.UUID, participant: str, offer_sdp: str
     ) -> RTCSessionDescription:
-        """A party's browser offers its send-only monitoring leg; every monitor of the call
-        starts forwarding it."""
+        """A party's browser offers its send-only leg; every monitor of the call forwards it
+        (and the recorder records it, if the call is being recorded)."""
         if not self.of_call(consultation_id):
             raise Conflict("Nobody monitors this call", code="not_monitored")
         settings = self.app[SETTINGS]
-        leg = await self.legs.open(
+        return await self.legs.offer(
             consultation_id,
             participant,
             rtc_configuration(settings, user=participant),
-            on_closed=self._leg_closed,
+            offer_sdp,
+            unneeded=Conflict("Nobody monitors this call", code="not_monitored"),
         )
-        try:
-            answer = await leg.answer(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-        except Exception:
-            await leg.close()
-            raise
-        for monitor in self.of_call(consultation_id):
-            for track in monitor.tracks:
-                if track.participant == participant and track.kind in leg.kinds:
-                    track.attach(leg)
-        return answer
-
-    async def _leg_closed(self, leg: Leg) -> None:
-        log.info("monitoring leg closed", consultation_id=str(leg.call_id), participant=leg.participant)
 
     # ---------------------------------------------------------------- talking
 
@@ -285,7 +307,8 @@ class MonitoringHub:
         c_id = monitor.consultation_id
         await self.hang_up(monitor, set(monitor.talking_to))
         if not self.of_call(c_id):
-            await self.legs.close_call(c_id)
+            # The legs go unless the call is being recorded through them.
+            await self.legs.release(c_id, "monitoring")
         await self.announce(c_id)
         if not self.of_call(c_id):
             self.parties.pop(c_id, None)
@@ -313,7 +336,7 @@ class MonitoringHub:
     async def stop_call(self, consultation_id: uuid.UUID, reason: str) -> None:
         for monitor in self.of_call(consultation_id):
             await self.stop(monitor.id, reason=reason)
-        await self.legs.close_call(consultation_id)
+        await self.legs.release(consultation_id, "monitoring")
 
     async def watch(self) -> None:
         """End monitoring of calls that ended (hang-up, consultation closed)."""
@@ -325,6 +348,8 @@ class MonitoringHub:
                 log.exception("monitoring watch failed")
 
     async def check_calls(self) -> None:
+        if self.remote:
+            await self.forget_dead_holders()
         for consultation_id in {m.consultation_id for m in self.monitors.values()}:
             async with self.app[DB].read() as session:
                 c = await session.get(Consultation, consultation_id)
@@ -335,14 +360,59 @@ class MonitoringHub:
         for monitor_id in list(self.monitors):
             await self.stop(monitor_id, reason="shutdown")
 
+    async def tell_moved(self, consultation_id: uuid.UUID, holder: str) -> None:
+        """This process took the call over from one that died: both parties' pages offer their
+        legs again (now answered here) if they still need them."""
+        async with self.app[DB].read() as session:
+            c = await session.get(Consultation, consultation_id)
+        if c is None or c.advisor_id is None:
+            return
+        message = {"consultation_id": str(consultation_id), "placement": holder}
+        sio = self.app[SIO]
+        await sio.emit(
+            "leg.moved", message, room=rooms.shopper_of(c.shopper_id, c.id), namespace=rooms.SHOPPER_NS
+        )
+        await sio.emit("leg.moved", message, room=rooms.staff(c.advisor_id), namespace=rooms.STAFF_NS)
+
+    async def forget_dead_holders(self) -> None:
+        """Monitors started here on a process that died end for their supervisor with
+        ``moved``: the page listens again, now to the call's new holder."""
+        placement = self.app[PLACEMENT]
+        for monitor_id, ref in list(self.remote.items()):
+            if await placement.alive(ref.holder):
+                continue
+            self.remote.pop(monitor_id, None)
+            await self.app[SIO].emit(
+                "monitor.ended",
+                {
+                    "monitor_id": str(monitor_id),
+                    "consultation_id": str(ref.consultation_id),
+                    "reason": "moved",
+                },
+                to=ref.sid,
+                namespace=rooms.STAFF_NS,
+            )
+
 
 MONITORING = web.AppKey("monitoring", MonitoringHub)
 
 
 async def monitoring_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the hub and its watcher (after the leg registry, which recording sets up)."""
+    from livedesk.calls.monitoring_events import register_operations  # the handlers import this module
+
     hub = MonitoringHub(app, app[LEGS])
     app[MONITORING] = hub
+    register_operations(app)
+    placement = app[PLACEMENT]
+    placement.on_moved.append(hub.tell_moved)
+
+    async def release_when_idle(leg: Leg) -> None:
+        # The call needs this process no more: the next leg or monitor may be placed anywhere.
+        if not hub.legs.legs_of(leg.call_id) and not hub.of_call(leg.call_id):
+            await placement.release(leg.call_id)
+
+    hub.legs.closers.append(release_when_idle)
     app[BACKGROUND].spawn(hub.watch(), name="monitoring.watch")
     yield
     await hub.close_all()

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from livedesk.calls.placement import PLACEMENT
 from livedesk.consultations import service as consultations
 from livedesk.kit.context import DB, SETTINGS
-from livedesk.kit.errors import ValidationFailed
 from livedesk.realtime.emit import SIO
 from livedesk.realtime.protocol import EventContext, EventSpec
 from livedesk.recording import service
-from livedesk.recording.recorder import RECORDER
+from livedesk.recording.recorder import LEG_OP, apply_change, attach_running
 from livedesk.recording.schemas import (
     Consent,
     ConsultationRecordingRef,
@@ -30,6 +30,8 @@ async def start(ctx: EventContext, payload: StartRecording) -> dict[str, Any]:
         result = await service.start(
             session, ctx.app[SIO], payload.consultation_id, staff, settings.recording_consent_policy
         )
+    if result.status.value == "recording":
+        await attach_running(ctx.app, result.consultation_id, result.id)
     return result.model_dump(mode="json")
 
 
@@ -43,7 +45,7 @@ async def stop(ctx: EventContext, payload: RecordingRef) -> dict[str, Any]:
             staff,
             retention_days=ctx.app[SETTINGS].recording_retention_days,
         )
-    await ctx.app[RECORDER].apply(change)
+    await apply_change(ctx.app, change)
     return change.recording.model_dump(mode="json")
 
 
@@ -58,7 +60,9 @@ async def consent(ctx: EventContext, payload: Consent) -> dict[str, Any]:
             shopper=shopper,
             retention_days=ctx.app[SETTINGS].recording_retention_days,
         )
-    await ctx.app[RECORDER].apply(change)
+    await apply_change(ctx.app, change)
+    if change.recording.status.value == "recording":
+        await attach_running(ctx.app, change.recording.consultation_id, change.recording.id)
     return change.recording.model_dump(mode="json")
 
 
@@ -80,14 +84,15 @@ async def leg_offer(ctx: EventContext, payload: LegOffer) -> dict[str, Any]:
         participant, recording = await service.check_leg_allowed(
             session, payload.recording_id, shopper=ctx.shopper, staff=ctx.staff
         )
-    try:
-        answer = await ctx.app[RECORDER].open_leg(
-            recording.id, participant, payload.sdp, with_video=recording.with_video, user=participant
-        )
-    except ValueError as exc:
-        # aiortc raises ValueError for SDP it cannot use.
-        raise ValidationFailed(f"The offer could not be used: {exc}", code="bad_offer") from None
-    return LegAnswer(type="answer", sdp=answer.sdp, participant=participant).model_dump(mode="json")
+    # Answered where the call's legs live (calls/placement.py), whichever process this is.
+    answer = await ctx.app[PLACEMENT].run(
+        recording.consultation_id,
+        LEG_OP,
+        {"recording_id": str(recording.id), "participant": participant, "sdp": payload.sdp},
+    )
+    return LegAnswer(
+        type="answer", sdp=answer["sdp"], participant=participant, placement=answer["placement"]
+    ).model_dump(mode="json")
 
 
 SHOPPER: list[EventSpec[Any]] = [

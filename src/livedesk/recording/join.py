@@ -98,3 +98,42 @@ def join_parts(parts: list[PartFile], out_path: Path) -> Joined:
             container.close()
     tracks = [f"{participant} {kind}" for (participant, kind) in targets]
     return Joined(duration_ms=duration, tracks=tracks, packets=count)
+
+
+@dataclass(frozen=True)
+class Salvaged:
+    duration_ms: int
+    packets: int
+    video_frames: int
+    audio_frames: int
+
+
+def salvage_part(source: Path, out_path: Path) -> Salvaged:
+    """Remux what a process that died had written of its part (a WebM cut off mid-cluster)
+    into a clean file: every packet that can still be read, up to the first damaged one.
+    Blocking: run it in a thread."""
+    counts = {"video": 0, "audio": 0}
+    duration = 0
+    packets = 0
+    with av.open(str(source)) as container:
+        out = av.open(str(out_path), mode="w", format="webm")
+        try:
+            streams = {
+                s.index: out.add_stream_from_template(s) for s in container.streams if s.type in counts
+            }
+            try:
+                for packet in container.demux():
+                    if packet.size == 0 or packet.pts is None or packet.stream.index not in streams:
+                        continue
+                    kind = packet.stream.type
+                    pts_ms = int(packet.pts * packet.time_base * 1000)
+                    packet.stream = streams[packet.stream.index]
+                    out.mux(packet)
+                    counts[kind] += 1
+                    packets += 1
+                    duration = max(duration, pts_ms)
+            except (av.error.InvalidDataError, av.error.EOFError, OSError):
+                pass  # the cut-off end: everything before it is kept
+        finally:
+            out.close()
+    return Salvaged(duration, packets, counts["video"], counts["audio"])

@@ -17,6 +17,28 @@ from livedesk.recording.service import OPEN
 RS = RecordingStatus
 
 
+def part_key(recording_id: uuid.UUID, process_id: str, name: str) -> str:
+    """The part's storage key names the process writing it (``…/parts/<process>/<file>``)."""
+    return f"recordings/{recording_id}/parts/{process_id}/{name}"
+
+
+def writer_of(storage_key: str) -> str | None:
+    """The process that writes the part (None for a key of the older flat form)."""
+    pieces = storage_key.split("/")
+    if len(pieces) == 5 and pieces[2] == "parts":
+        return pieces[3]
+    return None
+
+
+async def note_start(session: AsyncSession, part_id: uuid.UUID, started_at: datetime) -> None:
+    """The wall-clock time of the part's first frame, as soon as the file opens."""
+    await session.execute(
+        update(RecordingPart)
+        .where(RecordingPart.id == part_id, RecordingPart.stored.is_(False))
+        .values(started_at=started_at)
+    )
+
+
 async def open_part(
     session: AsyncSession, recording_id: uuid.UUID, participant: str, storage_key: str
 ) -> uuid.UUID | None:

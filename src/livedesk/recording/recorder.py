@@ -22,21 +22,22 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
-from aiortc import RTCSessionDescription
 
 from livedesk.calls.legs import LEGS, Leg, LegRegistry, rtc_configuration
 from livedesk.calls.media import WebmWriter
+from livedesk.calls.placement import PLACEMENT
 from livedesk.kit.background import BACKGROUND
 from livedesk.kit.clock import utcnow
 from livedesk.kit.context import DB, SETTINGS
-from livedesk.kit.errors import Conflict
+from livedesk.kit.errors import Conflict, ValidationFailed
 from livedesk.kit.logging import get_logger
 from livedesk.models import Recording, RecordingPart, RecordingStatus
 from livedesk.realtime.emit import SIO
-from livedesk.recording import parts, service, storage
-from livedesk.recording.join import PartFile, join_parts
+from livedesk.recording import gaps, parts, service, storage
+from livedesk.recording.join import PartFile, join_parts, salvage_part
 
 log = get_logger("livedesk.recorder")
 
@@ -71,46 +72,96 @@ class Recorder:
         self._joining: set[uuid.UUID] = set()
         self._storing: Counter[uuid.UUID] = Counter()
         self._discarded: set[uuid.UUID] = set()
+        legs.attachers.append(self.attach)
+        legs.closers.append(self._leg_closed)
 
-    async def open_leg(
-        self, recording_id: uuid.UUID, participant: str, offer_sdp: str, *, with_video: bool, user: str
-    ) -> RTCSessionDescription:
-        """Answer a participant's send-only offer with a leg that records it."""
+    @property
+    def process_id(self) -> str:
+        return self.app[PLACEMENT].id
+
+    async def open_leg(self, recording: Recording, participant: str, offer_sdp: str, *, user: str) -> str:
+        """Answer a participant's send-only offer (where the call's legs live): the call's leg
+        for this participant, which the recorder (and monitoring, if a supervisor listens) take."""
         settings = self.app[SETTINGS]
-        leg = await self.legs.open(
-            recording_id, participant, rtc_configuration(settings, user), on_closed=self._leg_closed
+        answer = await self.legs.offer(
+            recording.consultation_id,
+            participant,
+            rtc_configuration(settings, user),
+            offer_sdp,
+            unneeded=Conflict("The recording has stopped; no media is taken", code="not_recording"),
         )
-        path = self.spool / str(recording_id) / f"{participant}-{leg.id}.webm"
+        return answer.sdp
+
+    async def attach(self, leg: Leg) -> None:
+        """A leg of the call was answered (for recording or monitoring): record it if the
+        call's recording is running."""
+        if any(w.leg is leg for w in self.writers.values()):
+            leg.holds.add("recording")
+            return
+        async with self.app[DB].read() as session:
+            recording = await service.open_for_consultation(session, leg.call_id)
+        if recording is None or recording.status != RecordingStatus.RECORDING:
+            return
+        await self._attach_writer(leg, recording.id, recording.with_video)
+
+    async def attach_running(self, recording_id: uuid.UUID) -> None:
+        """The recording started (consent, announce): record the call's legs already open
+        (a supervisor's) — the browsers keep that one connection, they open no second one."""
+        async with self.app[DB].read() as session:
+            recording = await session.get(Recording, recording_id)
+        if recording is None or recording.status != RecordingStatus.RECORDING:
+            return
+        for leg in self.legs.legs_of(recording.consultation_id):
+            if not leg.closed.is_set() and not any(w.leg is leg for w in self.writers.values()):
+                await self._attach_writer(leg, recording.id, recording.with_video)
+
+    async def _attach_writer(self, leg: Leg, recording_id: uuid.UUID, with_video: bool) -> None:
+        # The writing process is part of the key (and of the spool path): whoever joins can
+        # tell a part whose process died, and salvage it from the shared spool.
+        name = f"{leg.participant}-{leg.id}.webm"
+        path = self.spool / str(recording_id) / self.process_id / name
         writer = WebmWriter(path, expect_video=with_video)
         entry = LegWriter(leg=leg, recording_id=recording_id, part_id=None, writer=writer)
         self.writers[leg.id] = entry
         leg.add_sink(writer.write)
-        try:
-            answer = await leg.answer(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-            async with self.app[DB].transaction() as session:
-                entry.part_id = await parts.open_part(
-                    session, recording_id, participant, f"recordings/{recording_id}/parts/{path.name}"
-                )
-            if entry.part_id is None:
-                raise Conflict("The recording has stopped; no media is taken", code="not_recording")
-        except BaseException:
-            await leg.close()
-            raise
-        if with_video:
-            self.app[BACKGROUND].spawn(self._first_keyframe(leg, writer), name="recording.keyframe")
-        return answer
+        leg.holds.add("recording")
+        async with self.app[DB].transaction() as session:
+            entry.part_id = await parts.open_part(
+                session, recording_id, leg.participant, parts.part_key(recording_id, self.process_id, name)
+            )
+        if entry.part_id is None:
+            await self._finish(entry)
+            return
+        self.app[BACKGROUND].spawn(self._first_keyframe(entry), name="recording.keyframe")
 
-    async def _first_keyframe(self, leg: Leg, writer: WebmWriter) -> None:
+    async def _first_keyframe(self, entry: LegWriter) -> None:
         # A PLI at start so the file opens on a key frame without waiting for the sender's next.
-        while not writer.opened and not leg.closed.is_set():
-            await leg.request_keyframe()
+        leg, writer = entry.leg, entry.writer
+        while not writer.opened and not leg.closed.is_set() and leg.id in self.writers:
+            if writer.expect_video:
+                await leg.request_keyframe()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(leg.closed.wait(), KEYFRAME_RETRY_SECONDS)
+        if writer.started_wall is not None and entry.part_id is not None:
+            # Noted at once, not only when the part is stored: a part salvaged after its
+            # process died is placed by it.
+            async with self.app[DB].transaction() as session:
+                await parts.note_start(
+                    session, entry.part_id, datetime.fromtimestamp(writer.started_wall, UTC)
+                )
 
     async def _leg_closed(self, leg: Leg) -> None:
-        entry = self.writers.pop(leg.id, None)
-        if entry is None:
+        entry = self.writers.get(leg.id)
+        if entry is not None:
+            await self._finish(entry)
+
+    async def _finish(self, entry: LegWriter) -> None:
+        """The leg ended, or the recording stopped while the leg goes on for monitoring: close
+        the writer and store its part."""
+        if self.writers.get(entry.leg.id) is not entry:
             return
+        del self.writers[entry.leg.id]
+        entry.leg.remove_sink(entry.writer.write)
         recording_id = entry.recording_id
         # Legs close concurrently (the stop here, the browser hanging up there): a join started
         # here waits until every part being stored here is in.
@@ -119,7 +170,7 @@ class Recorder:
             written = await asyncio.to_thread(entry.writer.close)
             if entry.part_id is not None:
                 if written and recording_id not in self._discarded:
-                    await self._store_part(entry.part_id, leg.participant, entry.writer)
+                    await self._store_part(entry.part_id, entry.leg.participant, entry.writer)
                 else:
                     async with self.app[DB].transaction() as session:
                         await parts.drop_part(session, entry.part_id)
@@ -161,15 +212,30 @@ class Recorder:
             size=size,
         )
 
+    async def _end_writers(self, recording_id: uuid.UUID) -> None:
+        entries = [w for w in self.writers.values() if w.recording_id == recording_id]
+        for entry in entries:
+            await self._finish(entry)
+        calls = {entry.leg.call_id for entry in entries}
+        async with self.app[DB].read() as session:
+            recording = await session.get(Recording, recording_id)
+        if recording is not None:
+            calls.add(recording.consultation_id)
+        for call_id in calls:
+            # The legs go unless a supervisor still listens through them.
+            await self.legs.release(call_id, "recording")
+
     async def stop(self, recording_id: uuid.UUID) -> None:
-        """The recording stopped: end its legs here (their parts are stored), then join."""
-        await self.legs.close_call(recording_id)
+        """The recording stopped: its parts here are stored (the legs close unless monitoring
+        still uses them), then joined."""
+        await self._end_writers(recording_id)
         await self._maybe_join(recording_id)
 
     async def discard(self, recording_id: uuid.UUID) -> None:
-        """A refusal: end the legs and keep nothing."""
+        """A refusal: end the legs and keep nothing (the consent rule: every process's part
+        of it goes, a dead process's spool too)."""
         self._discarded.add(recording_id)
-        await self.legs.close_call(recording_id)
+        await self._end_writers(recording_id)
         async with self.app[DB].read() as session:
             keys = [p.storage_key for p in await parts.parts_of(session, recording_id)]
         for key in keys:
@@ -189,9 +255,12 @@ class Recorder:
 
     async def join(self, recording_id: uuid.UUID) -> None:
         """Join the stored parts into one file, store it and mark the recording ready — once,
-        by whichever process claims it; parts that another process is still storing are waited
-        for (up to ``PART_WAIT_SECONDS``)."""
+        by whichever process claims it. Parts another live process is still storing are waited
+        for (up to ``PART_WAIT_SECONDS``); a part whose process died is salvaged from the
+        shared spool at once. Whatever is still missing is a gap, recorded with the recording
+        (``incomplete``), never silently left out."""
         settings = self.app[SETTINGS]
+        placement = self.app[PLACEMENT]
         try:
             async with self.app[DB].transaction() as session:
                 claimed = await parts.claim_join(session, recording_id, utcnow(), JOIN_CLAIM_STALE)
@@ -201,10 +270,26 @@ class Recorder:
             while True:
                 async with self.app[DB].read() as session:
                     found = await parts.parts_of(session, recording_id)
-                if all(p.stored for p in found) or asyncio.get_running_loop().time() > deadline:
+                waiting = False
+                for part in found:
+                    if part.stored:
+                        continue
+                    writer = parts.writer_of(part.storage_key)
+                    if writer is not None and placement.routed and not await placement.alive(writer):
+                        await self._salvage(part, writer)
+                    else:
+                        waiting = True
+                if not waiting or asyncio.get_running_loop().time() > deadline:
                     break
                 await asyncio.sleep(PART_POLL_SECONDS)
+            async with self.app[DB].read() as session:
+                found = await parts.parts_of(session, recording_id)
+                recording = await session.get(Recording, recording_id)
             stored = [p for p in found if p.stored]
+            expected = ("shopper", "advisor")
+            found_gaps = gaps.find_gaps(
+                [gaps.Span(p.participant, p.started_at, p.duration_ms) for p in stored], expected
+            )
             key, duration, size, error = await self._join_files(recording_id, stored)
             async with self.app[DB].transaction() as session:
                 done = await service.finish(
@@ -216,15 +301,61 @@ class Recorder:
                     size_bytes=size,
                     error=error,
                     retention_days=settings.recording_retention_days,
+                    gaps=found_gaps,
                 )
             if done is None and key is not None:
                 # Refused or erased while we joined: keep nothing.
                 await self.store.delete(key)
+            if recording is not None and done is not None:
+                log.info("recording joined", recording_id=str(recording_id), gaps=len(found_gaps))
             for part in found:
                 await self.store.delete(part.storage_key)
         finally:
             self._joining.discard(recording_id)
-            shutil.rmtree(self.spool / str(recording_id), ignore_errors=True)
+            # Only this process's own spool, and directories left empty: another process's
+            # part there is its own to store (or to be salvaged), never ours to delete.
+            shutil.rmtree(self.spool / str(recording_id) / self.process_id, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                (self.spool / str(recording_id)).rmdir()
+
+    async def _salvage(self, part: RecordingPart, writer: str) -> None:
+        """A part whose process died before storing it: what it had written to the shared spool
+        is remuxed (its unfinished end cut off) and stored; nothing there, and it stays out."""
+        source = self.spool / str(part.recording_id) / writer / part.storage_key.rsplit("/", 1)[-1]
+        target = source.with_suffix(".salvaged.webm")
+        salvaged = None
+        if source.exists():
+            try:
+                salvaged = await asyncio.to_thread(salvage_part, source, target)
+            except Exception:
+                log.exception("salvaging a dead process's part failed", part_id=str(part.id))
+        async with self.app[DB].transaction() as session:
+            if salvaged is None or not salvaged.packets:
+                await parts.drop_part(session, part.id)
+                kept = False
+            else:
+                size = await self.store.put_file(part.storage_key, target)
+                kept = await parts.store_part(
+                    session,
+                    part.id,
+                    started_at=part.started_at,
+                    duration_ms=salvaged.duration_ms,
+                    size_bytes=size,
+                    video_frames=salvaged.video_frames,
+                    audio_frames=salvaged.audio_frames,
+                )
+        # Salvaged (or empty): the dead process's file has served its purpose.
+        for path in (source, target):
+            await asyncio.to_thread(path.unlink, True)
+        with contextlib.suppress(OSError):
+            source.parent.rmdir()
+        log.warning(
+            "part of a dead process salvaged" if kept else "part of a dead process lost",
+            recording_id=str(part.recording_id),
+            participant=part.participant,
+            process=writer,
+            duration_ms=salvaged.duration_ms if salvaged else 0,
+        )
 
     async def _join_files(
         self, recording_id: uuid.UUID, parts: list[RecordingPart]
@@ -284,11 +415,68 @@ class Recorder:
             await self._maybe_join(recording_id)
 
     async def apply(self, change: service.Change) -> None:
-        """Do what a committed state change asks of the media side."""
+        """Do what a committed state change asks of the media side (here)."""
         if change.discard_media:
             await self.discard(change.recording.id)
         elif change.finish_media:
             await self.stop(change.recording.id)
+
+
+# Operations run where the call's legs live (calls/placement.py).
+LEG_OP = "recording.leg"
+APPLY_OP = "recording.apply"
+ATTACH_OP = "recording.attach"
+
+
+async def apply_change(app: web.Application, change: service.Change) -> None:
+    """A stop or a refusal reaches the legs' process at once (its watcher would only notice
+    within seconds); without legs anywhere, the join starts here."""
+    if not (change.discard_media or change.finish_media):
+        return
+    args = {"recording_id": str(change.recording.id), "discard": change.discard_media}
+    done = await app[PLACEMENT].run(change.recording.consultation_id, APPLY_OP, args, claim=False)
+    if done is None:
+        await app[RECORDER].apply(change)
+
+
+async def attach_running(app: web.Application, consultation_id: uuid.UUID, recording_id: uuid.UUID) -> None:
+    """The recording now runs: record the legs a supervisor's monitoring already opened."""
+    await app[PLACEMENT].run(consultation_id, ATTACH_OP, {"recording_id": str(recording_id)}, claim=False)
+
+
+def _handlers(app: web.Application) -> None:
+    recorder = app[RECORDER]
+
+    async def open_leg(args: dict[str, Any]) -> dict[str, Any]:
+        async with app[DB].read() as session:
+            recording = await session.get(Recording, uuid.UUID(args["recording_id"]))
+        if recording is None:
+            raise Conflict("No such recording", code="not_recording")
+        try:
+            sdp = await recorder.open_leg(
+                recording, args["participant"], args["sdp"], user=args["participant"]
+            )
+        except ValueError as exc:
+            # aiortc raises ValueError for SDP it cannot use.
+            raise ValidationFailed(f"The offer could not be used: {exc}", code="bad_offer") from None
+        return {"sdp": sdp, "placement": app[PLACEMENT].id}
+
+    async def apply(args: dict[str, Any]) -> bool:
+        recording_id = uuid.UUID(args["recording_id"])
+        if args.get("discard"):
+            await recorder.discard(recording_id)
+        else:
+            await recorder.stop(recording_id)
+        return True
+
+    async def attach(args: dict[str, Any]) -> bool:
+        await recorder.attach_running(uuid.UUID(args["recording_id"]))
+        return True
+
+    placement = app[PLACEMENT]
+    placement.handle(LEG_OP, open_leg)
+    placement.handle(APPLY_OP, apply)
+    placement.handle(ATTACH_OP, attach)
 
 
 async def sweep_expired(app: web.Application) -> int:
@@ -330,6 +518,7 @@ async def recording_ctx(app: web.Application) -> AsyncIterator[None]:
     spool = settings.data_dir / "recording-spool"
     recorder = Recorder(app, legs, store, spool)
     app[RECORDER] = recorder
+    _handlers(app)
     app[BACKGROUND].spawn(recorder.watch(), name="recording.watch")
     if settings.recording_retention_check_seconds > 0:
         app[BACKGROUND].spawn(

@@ -21,6 +21,14 @@ class ConsentOut(BaseModel):
     decided_at: datetime
 
 
+class GapOut(BaseModel):
+    """A stretch of the joined file (ms from its start) where the participant is missing."""
+
+    participant: str
+    from_ms: int
+    to_ms: int
+
+
 class RecordingOut(BaseModel):
     id: uuid.UUID
     consultation_id: uuid.UUID
@@ -37,6 +45,10 @@ class RecordingOut(BaseModel):
     duration_ms: int | None
     size_bytes: int | None
     error: str | None
+    # Ready, but a participant is missing for a while (their leg's process died, their
+    # connection dropped): the gaps say where.
+    incomplete: bool = False
+    gaps: list[GapOut] = []
     consents: list[ConsentOut]
     media_url: str | None
 
@@ -72,3 +84,6 @@ class LegAnswer(BaseModel):
     type: Literal["answer"]
     sdp: str
     participant: str
+    # The process holding the call's legs (opaque): a page that reconnects compares it with
+    # ``leg.placement`` and offers its leg again when the call moved (its process died).
+    placement: str | None = None

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import socketio
 from sqlalchemy import delete, select, update
@@ -41,8 +42,9 @@ from livedesk.models import (
 )
 from livedesk.realtime import rooms
 from livedesk.realtime.emit import emit
+from livedesk.recording import gaps as recording_gaps
 from livedesk.recording import storage
-from livedesk.recording.schemas import ConsentOut, RecordingOut
+from livedesk.recording.schemas import ConsentOut, GapOut, RecordingOut
 from livedesk.staff.sessions import Principal
 
 log = get_logger("livedesk.recording")
@@ -55,6 +57,9 @@ RECORDING_UPDATED = "recording.updated"
 
 
 def out(recording: Recording, consents: Sequence[RecordingConsent]) -> RecordingOut:
+    # A ready recording keeps its gaps in ``error`` (recording/gaps.py): said as
+    # ``incomplete`` and ``gaps``, never as an error.
+    found = recording_gaps.decode(recording.error) if recording.status == RS.READY else None
     return RecordingOut(
         id=recording.id,
         consultation_id=recording.consultation_id,
@@ -70,7 +75,9 @@ def out(recording: Recording, consents: Sequence[RecordingConsent]) -> Recording
         expires_at=recording.expires_at,
         duration_ms=recording.duration_ms,
         size_bytes=recording.size_bytes,
-        error=recording.error,
+        error=None if found is not None else recording.error,
+        incomplete=found is not None,
+        gaps=[GapOut(participant=g.participant, from_ms=g.from_ms, to_ms=g.to_ms) for g in found or []],
         consents=[
             ConsentOut(participant=c.participant, decision=c.decision, decided_at=c.decided_at)
             for c in sorted(consents, key=lambda c: c.decided_at)
@@ -122,11 +129,19 @@ async def _timeline(
             "status": recording.status.value,
             "duration_ms": recording.duration_ms,
             "size_bytes": recording.size_bytes,
+            **_gap_data(recording),
         },
         actor_staff_id=actor,
         consultation_id=recording.consultation_id,
         ref_id=str(recording.id),
     )
+
+
+def _gap_data(recording: Recording) -> dict[str, Any]:
+    found = recording_gaps.decode(recording.error) if recording.status == RS.READY else None
+    if found is None:
+        return {}
+    return {"incomplete": True, "gaps": [g.__dict__ for g in found]}
 
 
 def _consent(
@@ -340,10 +355,12 @@ async def finish(
     size_bytes: int,
     error: str | None,
     retention_days: int,
+    gaps: list[recording_gaps.Gap] | None = None,
 ) -> Recording | None:
     """The joined file is stored (or joining failed): ``ready`` with its duration and size on
-    the timeline and a ``recording.ready`` webhook, or ``failed``. The parts' rows go (their
-    files are the caller's to delete). None if the recording is no longer processing."""
+    the timeline and a ``recording.ready`` webhook, or ``failed``. A ready recording with
+    ``gaps`` (a participant missing for a while) is kept as incomplete, the gaps with it. The
+    parts' rows go (their files are the caller's to delete). None if the recording is no longer processing."""
     recording = await session.get(Recording, recording_id, with_for_update=True)
     if recording is None or recording.status != RS.PROCESSING:
         return None
@@ -356,7 +373,13 @@ async def finish(
         recording.duration_ms = duration_ms
         recording.size_bytes = size_bytes
         recording.ready_at = now
+        recording.error = recording_gaps.encode(gaps or [])
         summary = f"recording ready ({duration_ms // 1000} s, {size_bytes // 1024} KiB)"
+        if gaps:
+            missing = ", ".join(
+                f"{g.participant} {g.from_ms / 1000:.1f}–{g.to_ms / 1000:.1f} s" for g in gaps
+            )
+            summary = f"recording ready but incomplete ({duration_ms // 1000} s; missing: {missing})"[:300]
     else:
         recording.status = RS.FAILED
         recording.error = (error or "no media")[:300]
@@ -384,6 +407,8 @@ async def _webhook_ready(session: AsyncSession, payload: RecordingOut) -> None:
             "advisor_id": payload.advisor_id,
             "duration_ms": payload.duration_ms,
             "size_bytes": payload.size_bytes,
+            "incomplete": payload.incomplete,
+            "gaps": [g.model_dump() for g in payload.gaps],
             "started_at": payload.started_at,
             "stopped_at": payload.stopped_at,
         },

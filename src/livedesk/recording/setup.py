@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from livedesk.calls.legs import legs_ctx
+from livedesk.calls.placement import placement_ctx
 from livedesk.recording import routes
 from livedesk.recording.recorder import recording_ctx
 
@@ -12,6 +13,7 @@ from livedesk.recording.recorder import recording_ctx
 def setup_recording(app: web.Application) -> None:
     # Legs first, so at shutdown the recorder (torn down first) stores running parts while
     # the registry and the database are still there.
+    app.cleanup_ctx.append(placement_ctx)
     app.cleanup_ctx.append(legs_ctx)
     app.cleanup_ctx.append(recording_ctx)
     routes.setup_routes(app)
