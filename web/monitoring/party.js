@@ -1,7 +1,8 @@
 // Live call monitoring, on the parties' side (the shopper's call page and the advisor's call
 // view): the notice "a supervisor is listening" / "a supervisor joined", the send-only
-// monitoring leg to livedesk while a supervisor listens (the call's own tracks), and the
-// supervisor's voice when they whisper to the advisor or barge in.
+// monitoring leg to livedesk while a supervisor listens (the call's own tracks; the call's one
+// server leg, shared with recording: /shared/server-leg.js sharedLeg), and the supervisor's
+// voice when they whisper to the advisor or barge in.
 //
 //   const notice = new MonitoringNotice({ socket, consultationId, role: "advisor" | "shopper",
 //                                         token, mount });
@@ -12,7 +13,7 @@
 // Strings come from /monitoring/i18n/<lang>.json (initI18n({extraAreas: ["/monitoring"]})).
 import { onLanguageChange, t } from "/shared/i18n.js";
 import { gathered, iceServers } from "/shared/monitor-voice.js";
-import { ServerLeg } from "/shared/server-leg.js";
+import { sharedLeg } from "/shared/server-leg.js";
 
 function node(tag, { className, text, attrs } = {}) {
   const el = document.createElement(tag);
@@ -49,6 +50,12 @@ export class MonitoringNotice {
   }
 
   start() {
+    this.leg = sharedLeg({ socket: this.socket, consultationId: this.consultationId, token: this.token });
+    const changed = () => {
+      this.root.dataset.leg = this.leg?.state ?? "none";
+    };
+    this.leg.addEventListener("state", changed);
+    this.offs.push(() => this.leg?.removeEventListener("state", changed));
     this.offs.push(this.socket.on("monitor.state", (s) => this.apply(s)));
     this.offs.push(this.socket.on("monitor.voice", (v) => this.voice(v)));
     this.offs.push(
@@ -75,7 +82,6 @@ export class MonitoringNotice {
 
   setStream(stream) {
     this.stream = stream;
-    if (this.leg) this.leg.replaceStream(stream);
     this.syncLeg();
   }
 
@@ -86,36 +92,19 @@ export class MonitoringNotice {
     this.render();
   }
 
-  async syncLeg() {
-    if (!(this.state.legs && this.stream)) {
-      this.closeLeg();
-      return;
-    }
-    if (this.leg && !["failed", "closed"].includes(this.leg.state)) return;
-    this.closeLeg();
-    const leg = new ServerLeg({
-      socket: this.socket,
-      token: this.token,
-      offerEvent: "monitor.leg_offer",
-      ref: { consultation_id: this.consultationId },
-    });
-    this.leg = leg;
-    leg.addEventListener("state", () => {
-      this.root.dataset.leg = leg.state;
-    });
-    try {
-      await leg.open(this.stream);
-    } catch {
-      // not_monitored: the supervisor stopped meanwhile (monitor.state follows).
-      if (leg === this.leg) this.closeLeg();
+  syncLeg() {
+    if (!this.leg) return;
+    if (this.state.legs && this.stream) {
+      // Already open for a recording: the same connection serves the supervisor too.
+      const offer = { offerEvent: "monitor.leg_offer", ref: { consultation_id: this.consultationId } };
+      this.leg.want("monitoring", offer, this.stream);
+    } else {
+      this.leg.release("monitoring");
     }
   }
 
   closeLeg() {
-    const leg = this.leg;
-    this.leg = null;
-    leg?.close();
-    this.root.dataset.leg = "none";
+    this.leg?.release("monitoring");
   }
 
   /** The supervisor's voice: an offer (answer it, play it) or a hang-up. */
@@ -179,6 +168,7 @@ export class MonitoringNotice {
 
   destroy() {
     this.callEnded();
+    this.leg = null;
     for (const off of this.offs) off?.();
     this.root.remove();
   }

@@ -23,6 +23,23 @@ function length(ms) {
   return t("recording.list.duration", { minutes: Math.floor(total / 60), seconds: total % 60 });
 }
 
+function seconds(ms) {
+  return Math.round((ms ?? 0) / 100) / 10;
+}
+
+/** "the customer 12.3–15.8 s, the advisor 12.3–15.1 s": where a recording misses a party. */
+export function missingText(gaps) {
+  return (gaps ?? [])
+    .map((gap) =>
+      t("recording.gap", {
+        who: t(`recording.participant.${gap.participant}`),
+        from: seconds(gap.from_ms),
+        to: seconds(gap.to_ms),
+      }),
+    )
+    .join(t("recording.gap_separator"));
+}
+
 /** The player for a timeline event of kind "recording", or null when there is nothing to play. */
 export function recordingPlayer(event) {
   const data = event?.data ?? {};
@@ -30,6 +47,16 @@ export function recordingPlayer(event) {
   const url = `/api/v1/recordings/${encodeURIComponent(data.recording_id)}/media`;
   const box = node("details", { className: "rec-player", attrs: { "data-testid": "recording-player" } });
   box.append(node("summary", { text: `${t("recording.list.play")} (${length(data.duration_ms)})` }));
+  if (data.incomplete) {
+    // Never shown as simply saved when a party is missing for a while (their leg's server died).
+    box.append(
+      node("p", {
+        className: "rec-incomplete",
+        text: t("recording.list.incomplete", { missing: missingText(data.gaps) }),
+        attrs: { "data-testid": "recording-incomplete" },
+      }),
+    );
+  }
   const note = node("p", { className: "rec-error", attrs: { role: "status" } });
   note.hidden = true;
   box.addEventListener("toggle", () => {

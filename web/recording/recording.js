@@ -1,7 +1,9 @@
 // Recording in a call, for both parties: the advisor's record/stop button, the shopper's
 // consent prompt (or, under the "announce" policy, a notice with a way to stop it), the
 // recording indicator on both sides, and — while recording — the server leg that sends this
-// party's camera and microphone to livedesk (/shared/server-leg.js).
+// party's camera and microphone to livedesk (/shared/server-leg.js; the call's one leg, which
+// live monitoring shares: a party never uploads twice). A ready recording with a party missing
+// for a while (their leg's server died) says "saved, but incomplete".
 //
 //   const panel = new RecordingPanel({ socket, consultationId, role: "advisor" | "shopper",
 //                                      token, mount });
@@ -12,7 +14,8 @@
 // Strings come from /recording/i18n/<lang>.json: pages load them with
 // initI18n({extraAreas: ["/recording"]}).
 import { onLanguageChange, t } from "/shared/i18n.js";
-import { ServerLeg } from "/shared/server-leg.js";
+import { missingText } from "/recording/player.js";
+import { sharedLeg } from "/shared/server-leg.js";
 
 const RUNNING = new Set(["awaiting_consent", "recording"]);
 const SHOWN_FOR_MS = 6000; // "saved" / "declined" stay this long, then the indicator goes
@@ -41,7 +44,6 @@ export class RecordingPanel {
     this.recording = null;
     this.stream = null;
     this.leg = null;
-    this.legFor = null;
     this.busy = false;
     this.error = null;
     this.inCall = false;
@@ -117,6 +119,22 @@ export class RecordingPanel {
 
   start() {
     this.offs.push(this.socket.on("recording.updated", (r) => this.apply(r)));
+    this.leg = sharedLeg({ socket: this.socket, consultationId: this.consultationId, token: this.token });
+    const changed = () => this.render();
+    const refused = (event) => {
+      const { purpose, error } = event.detail;
+      // not_recording: it stopped meanwhile (the update is on its way).
+      if (purpose !== "recording" || error?.code === "not_recording") return;
+      this.error = error;
+      this.render();
+    };
+    this.leg.addEventListener("state", changed);
+    this.leg.addEventListener("refused", refused);
+    this.offs.push(() => {
+      this.leg?.removeEventListener("state", changed);
+      this.leg?.removeEventListener("refused", refused);
+    });
+    this.syncLeg();
     this.offs.push(
       this.socket.onState((state) => {
         if (state === "connected") this.refresh();
@@ -138,7 +156,6 @@ export class RecordingPanel {
   setStream(stream) {
     this.stream = stream;
     this.inCall = Boolean(stream);
-    if (this.leg) this.leg.replaceStream(stream);
     this.syncLeg();
     this.render();
   }
@@ -182,40 +199,20 @@ export class RecordingPanel {
     return (recording.consents ?? []).some((c) => c.participant === "shopper" && c.decision !== "announced");
   }
 
-  async syncLeg() {
+  syncLeg() {
+    if (!this.leg) return;
     const r = this.recording;
-    const wanted = r && r.status === "recording" && this.stream;
-    if (!wanted) {
-      this.closeLeg();
-      return;
-    }
-    if (this.leg && this.legFor === r.id && !["failed", "closed"].includes(this.leg.state)) return;
-    this.closeLeg();
-    const leg = new ServerLeg({ socket: this.socket, recordingId: r.id, token: this.token });
-    this.leg = leg;
-    this.legFor = r.id;
-    leg.addEventListener("state", () => {
-      this.render();
-      // A leg that failed (network change, a long stall) is opened afresh while recording:
-      // the server keeps what the old one wrote as a part of its own.
-      if (leg.state === "failed" && leg === this.leg) setTimeout(() => leg === this.leg && this.syncLeg(), 1000);
-    });
-    try {
-      await leg.open(this.stream);
-    } catch (error) {
-      if (leg !== this.leg) return;
-      // not_recording: it stopped meanwhile (the update is on its way).
-      if (error?.code !== "not_recording") this.error = error;
-      this.closeLeg();
-      this.render();
+    if (r && r.status === "recording" && this.stream) {
+      // A failed leg is opened afresh by the shared leg; the server keeps what the old one
+      // wrote as a part of its own.
+      this.leg.want("recording", { offerEvent: "leg.offer", ref: { recording_id: r.id } }, this.stream);
+    } else {
+      this.leg.release("recording");
     }
   }
 
   closeLeg() {
-    const leg = this.leg;
-    this.leg = null;
-    this.legFor = null;
-    leg?.close();
+    this.leg?.release("recording");
   }
 
   async toggle() {
@@ -259,6 +256,7 @@ export class RecordingPanel {
     if (!r) return "";
     if (r.status === "awaiting_consent") return t(`recording.state.awaiting_consent.${this.role}`);
     if (r.status === "recording" && this.leg && this.leg.state !== "connected") return t("recording.state.connecting");
+    if (r.status === "ready" && r.incomplete) return t("recording.state.ready_incomplete", { missing: missingText(r.gaps) });
     return t(`recording.state.${r.status}`);
   }
 
@@ -266,6 +264,7 @@ export class RecordingPanel {
     const r = this.recording;
     const status = r?.status ?? "none";
     this.root.dataset.status = status;
+    this.root.dataset.incomplete = String(Boolean(r?.incomplete));
     this.root.dataset.leg = this.leg?.state ?? "none";
     this.indicator.hidden = !r;
     this.indicator.dataset.status = status;
@@ -298,6 +297,7 @@ export class RecordingPanel {
 
   destroy() {
     this.closeLeg();
+    this.leg = null;
     clearTimeout(this.fadeTimer);
     for (const off of this.offs) off?.();
     this.root.remove();

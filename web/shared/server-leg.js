@@ -9,8 +9,17 @@
 //   leg.close();
 //
 // Signalling is one Socket.IO event, leg.offer {recording_id, type: "offer", sdp}, answered in
-// its ack with {type: "answer", sdp}: the offer waits for ICE gathering so nothing trickles.
-// ICE servers come from GET /api/v1/ice-servers, as for the call (never a public default).
+// its ack with {type: "answer", sdp, placement}: the offer waits for ICE gathering so nothing
+// trickles. ICE servers come from GET /api/v1/ice-servers, as for the call (never a public default).
+//
+// One leg per call, whatever needs it: recording and monitoring share it through
+//   const leg = sharedLeg({ socket, consultationId, token });
+//   leg.want("recording", { offerEvent: "leg.offer", ref: { recording_id } }, stream);
+//   leg.want("monitoring", { offerEvent: "monitor.leg_offer", ref: { consultation_id } }, stream);
+//   leg.release("recording");       // the connection closes when nothing wants it
+// The server keeps all of a call's legs in one process; when that process dies another takes
+// the call over and says leg.moved (a page that reconnects asks leg.placement): the shared leg
+// offers again, to the new holder.
 
 const GATHER_TIMEOUT_MS = 3000;
 
@@ -121,6 +130,7 @@ export class ServerLeg extends EventTarget {
       sdp: pc.localDescription.sdp,
     });
     if (pc !== this.pc) return;
+    this.placement = answer.placement ?? null;
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
   }
 
@@ -139,5 +149,126 @@ export class ServerLeg extends EventTarget {
     // The tracks belong to the call: only the connection goes.
     pc?.close();
     this.#setState("closed");
+  }
+}
+
+const REOPEN_AFTER_MS = 1000;
+const sharedLegs = new Map(); // socket → Map(consultation id → SharedLeg)
+
+/** The call's one server leg on this page, shared by recording and monitoring. */
+export function sharedLeg({ socket, consultationId, token }) {
+  let bySocket = sharedLegs.get(socket);
+  if (!bySocket) sharedLegs.set(socket, (bySocket = new Map()));
+  let leg = bySocket.get(consultationId);
+  if (!leg) bySocket.set(consultationId, (leg = new SharedLeg({ socket, consultationId, token })));
+  return leg;
+}
+
+class SharedLeg extends EventTarget {
+  constructor({ socket, consultationId, token }) {
+    super();
+    this.socket = socket;
+    this.consultationId = consultationId;
+    this.token = token;
+    this.purposes = new Map(); // purpose → { offerEvent, ref }
+    this.stream = null;
+    this.leg = null;
+    this.opening = null;
+    socket.on("leg.moved", (moved) => {
+      if (moved?.consultation_id === consultationId && moved.placement !== this.leg?.placement) this.reopen();
+    });
+    socket.onState((state) => {
+      if (state === "connected") this.checkPlacement();
+    });
+  }
+
+  get state() {
+    return this.leg?.state ?? "idle";
+  }
+
+  /** ``purpose`` needs the leg (with its offer event and reference); opens it if needed. */
+  want(purpose, offer, stream) {
+    this.purposes.set(purpose, offer);
+    if (stream !== undefined && stream !== this.stream) {
+      // The call's media changed (another camera, voice ↔ video): the open leg follows it.
+      this.stream = stream;
+      if (this.leg && stream) this.leg.replaceStream(stream);
+    }
+    return this.sync();
+  }
+
+  release(purpose) {
+    this.purposes.delete(purpose);
+    return this.sync();
+  }
+
+  setStream(stream) {
+    this.stream = stream;
+    if (this.leg) this.leg.replaceStream(stream);
+    return this.sync();
+  }
+
+  reopen() {
+    const leg = this.leg;
+    this.leg = null;
+    leg?.close();
+    return this.sync();
+  }
+
+  async checkPlacement() {
+    if (!this.leg?.placement) return;
+    try {
+      const where = await this.socket.call("leg.placement", { consultation_id: this.consultationId });
+      if (where?.placement !== this.leg?.placement) this.reopen();
+    } catch {
+      // Offline again: the next connect asks again.
+    }
+  }
+
+  async sync() {
+    if (!this.purposes.size || !this.stream) {
+      const leg = this.leg;
+      this.leg = null;
+      leg?.close();
+      this.#changed();
+      return;
+    }
+    if (this.leg && !["failed", "closed"].includes(this.leg.state)) return;
+    if (this.opening) return this.opening;
+    this.opening = this.#open().finally(() => {
+      this.opening = null;
+    });
+    return this.opening;
+  }
+
+  async #open() {
+    // The first purpose whose offer the server takes (a monitoring offer is refused once the
+    // supervisor left; the recording's may still be wanted).
+    for (const [purpose, offer] of [...this.purposes]) {
+      const leg = new ServerLeg({ socket: this.socket, token: this.token, ...offer });
+      this.leg = leg;
+      leg.addEventListener("state", () => {
+        this.#changed();
+        if (leg.state === "failed" && leg === this.leg) {
+          setTimeout(() => leg === this.leg && this.reopen(), REOPEN_AFTER_MS);
+        }
+      });
+      try {
+        await leg.open(this.stream);
+        this.#changed();
+        return;
+      } catch (error) {
+        if (leg === this.leg) {
+          this.leg = null;
+          leg.close();
+        }
+        this.dispatchEvent(new CustomEvent("refused", { detail: { purpose, error } }));
+      }
+    }
+    this.#changed();
+  }
+
+  #changed() {
+    this.dispatchEvent(new CustomEvent("state", { detail: this.state }));
   }
 }

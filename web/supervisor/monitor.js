@@ -274,6 +274,12 @@ export class MonitorPanel {
   ended(message) {
     if (!this.current || message?.monitor_id !== this.current.monitorId) return;
     if (message.reason === "disconnected") return; // resume() takes over
+    // The process that held the call's media died and another took the call over: listen
+    // again (same call, same mode), now answered there.
+    if (message.reason === "moved") {
+      this.current.pc?.close();
+      return this.resume();
+    }
     this.close();
     this.status = message.reason === "call_ended" ? "ended" : "idle";
     this.render();

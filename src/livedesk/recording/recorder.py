@@ -130,6 +130,8 @@ class Recorder:
                 session, recording_id, leg.participant, parts.part_key(recording_id, self.process_id, name)
             )
         if entry.part_id is None:
+            # The recording stopped meanwhile: this leg is not the recorder's after all.
+            leg.holds.discard("recording")
             await self._finish(entry)
             return
         self.app[BACKGROUND].spawn(self._first_keyframe(entry), name="recording.keyframe")
@@ -243,7 +245,10 @@ class Recorder:
         shutil.rmtree(self.spool / str(recording_id), ignore_errors=True)
 
     async def _maybe_join(self, recording_id: uuid.UUID) -> None:
-        local_busy = self.legs.legs_of(recording_id) or recording_id in self._storing
+        local_busy = (
+            any(w.recording_id == recording_id for w in self.writers.values())
+            or recording_id in self._storing
+        )
         if local_busy or recording_id in self._joining:
             return
         async with self.app[DB].read() as session:
