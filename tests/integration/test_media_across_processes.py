@@ -6,6 +6,9 @@ production shape), and real aiortc peers as the browsers.
   of the call lives on one process (the first to need it); offers reaching the other process
   are routed to it. Both supervisors receive both parties' audio and video. A recording started
   meanwhile records the same legs: each party uploads once.
+- Monitoring with ``kill -9`` of the call's process: the supervisor on the other process is told
+  (``monitor.ended {reason: "moved"}``), listens again there, the parties offer again, and she
+  hears and sees both once more.
 - Recording with ``kill -9``: the call's legs' process dies mid-recording. The other process
   takes the call over and tells the parties (``leg.moved``; a page that reconnects asks
   ``leg.placement``), they offer again, and when the recording stops the dead process's parts
@@ -349,5 +352,68 @@ async def test_a_recording_survives_kill_9_of_its_legs_process_and_says_what_is_
         # The spool is empty: salvaged parts were stored, the join cleaned its own.
         assert not [p for p in (data / "recording-spool").rglob("*") if p.is_file()]
     finally:
+        await _close_all(sockets, pcs)
+        cluster.stop_all()
+
+
+async def test_a_supervisor_on_the_surviving_process_listens_again_after_kill_9_of_the_calls_process(
+    cluster: SharedCluster, redis_up: None, make_staff: Any, sample: SamplePackets
+) -> None:
+    a, b = cluster.start("a"), cluster.start("b")
+    await asyncio.gather(wait_ready(a), wait_ready(b))
+    advisor = await make_staff(Role.ADVISOR)
+    sockets: list[SocketClient] = []
+    pcs: list[RTCPeerConnection] = []
+    listeners = [Listener(), Listener(), Listener()]
+    try:
+        console, shopper, cid, token = await _call(a, b, advisor, sockets)
+        # The first supervisor (on A) places the call on A; the second listens from B.
+        on_a = await staff_socket(a, await make_staff(Role.SUPERVISOR))
+        on_b = await staff_socket(b, await make_staff(Role.SUPERVISOR))
+        sockets += [on_a, on_b]
+        await listeners[0].start(on_a, cid)
+        first = await listeners[1].start(on_b, cid)
+        ref = {"consultation_id": cid}
+        shopper_pc, placed = await _leg(shopper, "monitor.leg_offer", ref, sample)
+        advisor_pc, _ = await _leg(console, "monitor.leg_offer", ref, sample)
+        pcs += [shopper_pc, advisor_pc]
+
+        async def hears_both(listener: Listener) -> bool:
+            for participant in ("shopper", "advisor"):
+                for kind in ("video", "audio"):
+                    if await listener.packets(participant, kind) < 20:
+                        return False
+            return True
+
+        await wait_until(lambda: hears_both(listeners[1]), within=20)
+        os.kill(a.proc.pid, signal.SIGKILL)
+        assert await asyncio.to_thread(a.proc.wait, 10) == -signal.SIGKILL
+        for pc in (shopper_pc, advisor_pc):
+            await pc.close()
+
+        # B took the call over: the supervisor there is told her monitor moved, and listens again.
+        ended = await on_b.wait_for(
+            "monitor.ended", lambda m: m["monitor_id"] == first["monitor_id"], within=10
+        )
+        assert ended["reason"] == "moved"
+        await listeners[1].close()
+        again = await listeners[2].start(on_b, cid)
+        assert again["monitor_id"] != first["monitor_id"]
+        moved = await console.wait_for("leg.moved", lambda m: m["consultation_id"] == cid, within=10)
+        assert moved["placement"] != placed["placement"]
+        # The parties offer their legs again (the shopper from B, after reconnecting).
+        shopper2 = await shopper_socket(b, token)
+        sockets.append(shopper2)
+        assert (await shopper2.ok("leg.placement", ref))["placement"] == moved["placement"]
+        state = await shopper2.ok("monitor.current", ref)
+        assert state["legs"] is True
+        shopper_pc, replaced = await _leg(shopper2, "monitor.leg_offer", ref, sample)
+        advisor_pc, _ = await _leg(console, "monitor.leg_offer", ref, sample)
+        pcs += [shopper_pc, advisor_pc]
+        assert replaced["placement"] == moved["placement"]
+        await wait_until(lambda: hears_both(listeners[2]), within=20)
+    finally:
+        for listener in listeners:
+            await listener.close()
         await _close_all(sockets, pcs)
         cluster.stop_all()
