@@ -32,6 +32,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from redis import asyncio as aioredis
+from redis.exceptions import RedisError
 
 from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import SETTINGS
@@ -138,9 +139,19 @@ class Placement:
 
     async def holder(self, consultation_id: uuid.UUID, *, claim: bool) -> str | None:
         """The live process holding the call's legs. With ``claim``, this process takes the
-        call when nobody holds it, or when its holder died (the parties are told to move)."""
+        call when nobody holds it, or when its holder died (the parties are told to move).
+        While Redis is unreachable the call is handled here: a leg where its offer lands beats
+        no leg (as before placement existed); the claim is made again once Redis is back."""
         if self._redis is None:
             return self.id
+        try:
+            return await self._holder(consultation_id, claim=claim)
+        except (RedisError, OSError):
+            log.warning("Redis unreachable: call media handled here", consultation_id=str(consultation_id))
+            return self.id
+
+    async def _holder(self, consultation_id: uuid.UUID, *, claim: bool) -> str | None:
+        assert self._redis is not None
         key = str(consultation_id)
         current = await self._redis.hget(self.key, key)
         current_id = _text(current) if current else None
@@ -209,7 +220,7 @@ class Placement:
         try:
             await self._redis.publish(self.channel_of(process_id), orjson.dumps(message))
             reply = await asyncio.wait_for(future, CALL_TIMEOUT_SECONDS)
-        except TimeoutError:
+        except (TimeoutError, RedisError, OSError):
             raise AppError(
                 "The process holding this call's media did not answer", code="media_unavailable"
             ) from None
