@@ -312,6 +312,9 @@ class MonitoringHub:
         await self.announce(c_id)
         if not self.of_call(c_id):
             self.parties.pop(c_id, None)
+            if not self.legs.legs_of(c_id):
+                # No leg ever came (or all went): the claim goes too (closing legs does it too).
+                await self.app[PLACEMENT].release(c_id)
         await sio.emit(
             "monitor.ended",
             {"monitor_id": str(monitor.id), "consultation_id": str(c_id), "reason": reason},
