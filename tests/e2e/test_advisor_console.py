@@ -9,6 +9,7 @@ these tests run with LIVEDESK_SHOP_SIGNING_SECRET set.
 
 from __future__ import annotations
 
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -181,7 +182,8 @@ async def test_chat_consultation_from_offer_to_closing_notes(server: str, new_pa
         await expect(mine.locator(".msg-state")).to_have_text("Read")
 
         # A product card from the picker.
-        await ws.get_by_label("Product").select_option("HB-SK-001")
+        await ws.get_by_role("combobox", name="Product").fill("HB-SK-001")
+        await ws.get_by_role("option", name=re.compile("HB-SK-001")).click()
         await ws.get_by_role("button", name="Send product card").click()
         product = await sock.wait_for("chat.message", lambda m: m["kind"] == "product")
         assert product["data"]["sku"] == "HB-SK-001"

@@ -4,6 +4,7 @@
 import { formatMoney, initI18n, language, onLanguageChange, t } from "/shared/i18n.js";
 import { api } from "/admin/api.js";
 import { toMinor } from "/payments/money.js";
+import { NAV_AREA, StaffNav } from "/staffnav/nav.js";
 
 const $ = (id) => document.getElementById(id);
 const state = { products: [], busy: null, status: "", formError: null, importError: null };
@@ -197,11 +198,14 @@ async function toggle(event) {
 }
 
 async function main() {
-  await initI18n({ extraAreas: ["/admin", "/payments"] });
+  await initI18n({ extraAreas: ["/admin", "/payments", NAV_AREA] });
+  const nav = new StaffNav($("staff-nav"), location.pathname);
   onLanguageChange(render);
   $("cat-form").addEventListener("submit", save);
   $("cat-import").addEventListener("submit", importFile);
   $("cat-rows").addEventListener("click", toggle);
+  const me = await api.get("/api/v1/auth/me");
+  nav.show(me.ok ? me.data.role : null);
   await load();
 }
 

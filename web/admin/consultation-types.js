@@ -2,6 +2,7 @@
 // buffers, skills, languages, price or deposit). Strings: the /booking i18n area.
 import { formatMoney, initI18n, language, onLanguageChange, t } from "/shared/i18n.js";
 import { request } from "/shared/api.js";
+import { NAV_AREA, StaffNav } from "/staffnav/nav.js";
 
 const $ = (id) => document.getElementById(id);
 const NUMBERS = ["duration_minutes", "buffer_before_minutes", "buffer_after_minutes", "min_notice_minutes", "horizon_days"];
@@ -128,7 +129,8 @@ async function submit(event) {
 }
 
 async function start() {
-  await initI18n({ extraAreas: ["/admin", "/booking"] });
+  await initI18n({ extraAreas: ["/admin", "/booking", NAV_AREA] });
+  const nav = new StaffNav($("staff-nav"), location.pathname);
   onLanguageChange(render);
   $("ct-form").addEventListener("submit", submit);
   $("ct-cancel").addEventListener("click", () => {
@@ -137,6 +139,7 @@ async function start() {
     render();
   });
   const me = await request("GET", "/api/v1/auth/me");
+  nav.show(me.ok ? me.data.role : null);
   $("ct-checking").hidden = true;
   if (!me.ok || me.data.role !== "admin") {
     $("ct-denied").hidden = false;

@@ -2,6 +2,7 @@
 // once), CSV imports with live progress and the rows refused by line, webhook endpoints
 // (the signing secret is shown once) and the delivery log with "send again".
 import { initI18n, onLanguageChange, t } from "/shared/i18n.js";
+import { NAV_AREA, StaffNav } from "/staffnav/nav.js";
 import { request, setCsrfToken } from "/shared/api.js";
 
 const $ = (id) => document.getElementById(id);
@@ -307,9 +308,11 @@ function render() {
 }
 
 async function main() {
-  await initI18n({ extraAreas: ["/admin", "/history"] });
+  await initI18n({ extraAreas: ["/admin", "/history", NAV_AREA] });
+  const nav = new StaffNav($("staff-nav"), location.pathname);
   onLanguageChange(render);
   const me = await request("GET", "/api/v1/auth/me");
+  nav.show(me.ok ? me.data.role : null);
   $("checking").hidden = true;
   if (!me.ok || me.data.role !== "admin") {
     $("denied").hidden = false;

@@ -4,6 +4,7 @@
 // this page shows what it says.
 import { request, setCsrfToken } from "/shared/api.js";
 import { initI18n, language, onLanguageChange, t } from "/shared/i18n.js";
+import { NAV_AREA, StaffNav } from "/staffnav/nav.js";
 import { Notice, busy, el, renderBusyButtons } from "/admin/forms.js";
 
 const $ = (id) => document.getElementById(id);
@@ -490,7 +491,8 @@ function render() {
 }
 
 async function start() {
-  await initI18n({ extraAreas: ["/admin", "/surveys"] });
+  await initI18n({ extraAreas: ["/admin", "/surveys", NAV_AREA] });
+  const nav = new StaffNav($("staff-nav"), location.pathname);
   onLanguageChange(render);
   $("sv-new").addEventListener("click", () => openEditor(null));
   $("sv-cancel").addEventListener("click", closeEditor);
@@ -507,6 +509,7 @@ async function start() {
     $(`q${questions.length - 1}-id`)?.focus();
   });
   const me = await request("GET", "/api/v1/auth/me");
+  nav.show(me.ok ? me.data.role : null);
   if (!me.ok || me.data.role !== "admin") {
     page.denied = me.ok ? "survey.admin.admins_only" : "survey.admin.signed_out";
     show("denied");

@@ -3,7 +3,7 @@
 // console). Supervisors and admins can export a shopper's data; admins can erase or anonymise.
 import { initI18n, onLanguageChange, t } from "/shared/i18n.js";
 import { api, errorText, setCsrfToken } from "/staff/api.js";
-import { CustomerPanel } from "/staff/customer.js";
+import { CustomerPanel, setViewerRole } from "/staff/customer.js";
 import { el } from "/staff/dom.js";
 import { NAV_AREA, StaffNav } from "/staffnav/nav.js";
 
@@ -136,6 +136,7 @@ async function main() {
     return;
   }
   state.me = me.data;
+  setViewerRole(me.data.role);
   nav.show(me.data.role);
   setCsrfToken(me.data.csrf_token);
   $("who").hidden = false;

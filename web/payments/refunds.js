@@ -40,6 +40,21 @@ async function load() {
   state.rows = result.data;
   $("ref-panel").hidden = false;
   render();
+  showTarget();
+}
+
+// ?request=<id>: the payment a purchase on a customer's history links to, marked and brought
+// into view (once; the filter or a refund later leaves the page where the person put it).
+const target = new URLSearchParams(location.search).get("request");
+let targetShown = false;
+
+function showTarget() {
+  if (!target || targetShown) return;
+  const row = [...$("ref-rows").querySelectorAll("tr[data-request-id]")].find((tr) => tr.dataset.requestId === target);
+  if (!row) return;
+  targetShown = true;
+  row.scrollIntoView({ block: "center" });
+  row.focus({ preventScroll: true });
 }
 
 function el(tag, text, attrs = {}, children = []) {
@@ -110,6 +125,11 @@ function render() {
   $("ref-rows").replaceChildren(
     ...state.rows.map((r) => {
       const row = el("tr", undefined, { "data-request-id": r.id, "data-status": r.status });
+      if (r.id === target) {
+        row.classList.add("ref-target");
+        row.setAttribute("aria-current", "true");
+        row.tabIndex = -1;
+      }
       const status = t(`pay.status.${r.status}`) + (r.test_mode ? ` (${t("ref.test_mode")})` : "");
       const refundCell = cell("ref.col.refund", undefined, { class: "ref-refund" });
       if (r.status === "paid" || r.status === "partially_refunded") refundCell.firstChild.append(refundForm(r));

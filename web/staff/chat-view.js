@@ -3,7 +3,8 @@
 // sends text, files and product cards, shows typing and read state, and reports what it read.
 import { formatMoney, t } from "/shared/i18n.js";
 import { errorText, upload } from "/staff/api.js";
-import { loadProducts, productCardMessage, productLabel } from "/staff/product-cards.js";
+import { productCardMessage } from "/staff/product-cards.js";
+import { ProductSearch } from "/staff/product-search.js";
 import { clockTime, el, part, setText } from "/staff/dom.js";
 
 const TYPING_IDLE_MS = 4000;
@@ -45,7 +46,7 @@ export class ChatView {
     this.input = part(root, "input");
     this.typingLine = part(root, "typing");
     this.errorLine = part(root, "chat-error");
-    this.productSelect = part(root, "product");
+    this.products = new ProductSearch(part(root, "products"));
     this.productButton = part(root, "send-product");
     this.fileInput = part(root, "file");
 
@@ -245,8 +246,15 @@ export class ChatView {
   }
 
   sendProduct() {
-    const sku = this.productSelect.value;
-    if (sku) this.send(productCardMessage(sku));
+    const product = this.products.chosen;
+    if (!product) {
+      // Nothing chosen yet: to the search box, with the list open.
+      this.products.input.focus();
+      this.products.open();
+      return;
+    }
+    this.send(productCardMessage(product.sku));
+    this.products.reset();
   }
 
   async sendFile() {
@@ -265,15 +273,8 @@ export class ChatView {
     this.send({ kind, body: "", data: { file_id: result.data.id } });
   }
 
-  async fillProducts() {
-    const products = await loadProducts();
-    if (this.closed) return;
-    const chosen = this.productSelect.value;
-    this.productSelect.replaceChildren(
-      ...products.map((p) => el("option", { text: productLabel(p), attrs: { value: p.sku } })),
-    );
-    if (chosen) this.productSelect.value = chosen;
-    part(this.root, "products").hidden = !products.length;
+  fillProducts() {
+    this.products.relabel();
   }
 
   // ------------------------------------------------------------ drawing

@@ -3,6 +3,7 @@
 import { LiveSocket } from "/shared/socket.js";
 import { onLanguageChange, t } from "/shared/i18n.js";
 import { api, errorText } from "/staff/api.js";
+import { setViewerRole } from "/staff/customer.js";
 import { clockTime, setText } from "/staff/dom.js";
 import { OfferAlerts } from "/staff/offer-alerts.js";
 import { OfferCard } from "/staff/offers.js";
@@ -448,6 +449,7 @@ class AdvisorConsole {
 
 /** Open the console for the signed-in advisor (the /auth/me shape). */
 export function startConsole(me) {
+  setViewerRole(me.role);
   const socket = LiveSocket.staff();
   const advisorConsole = new AdvisorConsole(me, socket);
   advisorConsole.start();

@@ -17,6 +17,12 @@ import { surveyTimelineNodes } from "/staff/intake.js";
 
 const profiles = new Map(); // shopper id → Promise<{ok, data|error}>
 let catalogue = null;
+let viewerRole = null; // who reads the panel: supervisors and admins may open the payments page
+
+/** The signed-in staff member's role (the console and the customer page set it). */
+export function setViewerRole(role) {
+  viewerRole = role;
+}
 
 export function loadProfile(shopperId, { fresh = false } = {}) {
   if (fresh || !profiles.has(shopperId)) {
@@ -107,10 +113,32 @@ export function skillName(skill) {
 }
 
 function orderTitle(data) {
+  // Paid in a consultation (payments/fulfilment.py): said so, never "web shop order".
+  if (data.channel === "call") return t("console.order.call", { id: data.order_number ?? data.external_id ?? "" });
   if (data.channel === "store" || (data.store_name && data.channel !== "web")) {
     return t("console.order.store", { store: data.store_name ?? "", id: data.external_id ?? "" });
   }
   return t("console.order.web", { id: data.external_id ?? "" });
+}
+
+/**
+ * A purchase paid in a consultation links to its payment on the payments page, for those who
+ * may open it (the server refuses the others anyway). In the console the link opens a new tab:
+ * leaving the console would drop its call. (Its consultation is in the entry's Open view.)
+ */
+function paymentLink(data) {
+  if (data.channel !== "call" || !data.payment_request_id) return null;
+  if (!["supervisor", "admin"].includes(viewerRole)) return null;
+  const link = el("a", {
+    text: t("console.order.payment_link"),
+    attrs: { href: `/payments/refunds.html?request=${encodeURIComponent(data.payment_request_id)}` },
+  });
+  if (document.body.classList.contains("console-mode")) {
+    link.target = "_blank";
+    link.rel = "noopener";
+    link.append(el("span", { className: "visually-hidden", text: t("console.order.new_tab") }));
+  }
+  return link;
 }
 
 /** One shop order: title, lines and total; compact: three short lines (for offer cards). */
@@ -145,6 +173,8 @@ export function orderBlock(event, { compact = false } = {}) {
       el("p", { className: "order-total" }, [el("span", { text: t("console.order.total") }), el("strong", { text: total })]),
     );
   }
+  const payment = paymentLink(data);
+  if (payment) block.append(el("p", { className: "order-links" }, [payment]));
   return block;
 }
 

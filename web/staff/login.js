@@ -4,6 +4,7 @@
 // POST /api/v1/auth/login, GET /api/v1/auth/me, POST /api/v1/auth/logout with the CSRF token.
 import { initI18n, onLanguageChange, t } from "/shared/i18n.js";
 import { api, errorText, setCsrfToken } from "/staff/api.js";
+import { NAV_AREA, StaffNav } from "/staffnav/nav.js";
 
 const AREAS = { "/staff/": "advisor", "/supervisor/": "supervisor", "/admin/": "admin" };
 const SIGNED_OUT_FLAG = "livedesk.staff.signed_out";
@@ -13,6 +14,7 @@ const area = AREAS[location.pathname] ?? "advisor";
 const $ = (id) => document.getElementById(id);
 
 let me = null; // the signed-in staff member (the /auth/me shape)
+let nav = null; // the staff navigation in the header (web/staffnav)
 let consoleOpen = false;
 // Messages on screen are kept as data, so a language switch can re-translate them.
 let signinError = null;
@@ -53,6 +55,7 @@ function show(state) {
   $("signin-card").hidden = state === "console";
   $("signin-panel").hidden = state !== "signin";
   $("signed-in-panel").hidden = state !== "signed-in";
+  nav?.show(state === "signin" ? null : me?.role);
   render();
 }
 
@@ -65,6 +68,8 @@ async function openConsole({ focus }) {
   try {
     const { startConsole } = await import("/staff/console.js");
     consoleOpen = true;
+    // Leaving the console would drop its call and offers: the other pages open in a new tab.
+    if (nav) nav.newTab = true;
     show("console");
     document.body.classList.add("console-mode");
     $("console").hidden = false;
@@ -160,7 +165,8 @@ function takeFlag(name) {
 
 async function start() {
   $("area-name").dataset.i18n = `staff.area.${area}`;
-  await initI18n({ extraAreas: ["/staff", "/surveys", "/payments", "/booking", "/recording", "/history", "/monitoring"] });
+  await initI18n({ extraAreas: ["/staff", "/surveys", "/payments", "/booking", "/recording", "/history", "/monitoring", NAV_AREA] });
+  nav = new StaffNav($("staff-nav"), location.pathname, { inline: true });
   onLanguageChange(render);
   $("signin-form").addEventListener("submit", signIn);
   $("signout").addEventListener("click", signOut);

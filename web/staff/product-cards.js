@@ -1,20 +1,8 @@
-// The advisor's product picker reads the admin-managed catalogue (GET /api/v1/products: the
-// active products only). A card is sent as its SKU alone: the server fills in the name, price,
-// picture and link from the catalogue, in the shopper's language (see docs/advisor-console.md).
+// What the advisor's product picker (product-search.js) shows and sends. The catalogue is the
+// one the admin manages (GET /api/v1/products, searched on the server). A card is sent as its
+// SKU alone: the server fills in the name, price, picture and link from the catalogue, in the
+// shopper's language (see docs/advisor-console.md).
 import { formatMoney, language } from "/shared/i18n.js";
-import { api } from "/staff/api.js";
-
-let products = null;
-
-/** The active catalogue, fetched once per page; [] (and fetched again next time) on failure. */
-export function loadProducts() {
-  products ??= api("GET", "/api/v1/products?limit=500").then((result) => {
-    if (result.ok && Array.isArray(result.data)) return result.data;
-    products = null;
-    return [];
-  });
-  return products;
-}
 
 /** A product's name in the console's language (the shopper's card has its own). */
 export function productLabel(product) {

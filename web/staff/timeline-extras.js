@@ -127,9 +127,12 @@ function orderDetail(order) {
   );
   return [
     el("p", {
-      text: order.store_name
-        ? t("history.detail.order_store", { id: order.external_id, store: order.store_name })
-        : t("history.detail.order_web", { id: order.external_id }),
+      text:
+        order.channel === "call"
+          ? t("history.detail.order_call", { id: order.external_id })
+          : order.store_name
+            ? t("history.detail.order_store", { id: order.external_id, store: order.store_name })
+            : t("history.detail.order_web", { id: order.external_id }),
     }),
     el("table", { className: "data-table" }, [
       el("thead", {}, [

@@ -27,8 +27,11 @@ async def list_products(
     q: Annotated[str | None, Field(max_length=100)] = None,
     include_inactive: bool = False,
     limit: Annotated[int, Field(ge=1, le=500)] = 200,
+    after: Annotated[str | None, Field(max_length=64)] = None,
 ) -> r200[list[ProductOut]] | r401[ErrorResponse] | r403[ErrorResponse] | r422[ErrorResponse]:
-    """Catalogue products by SKU; q matches SKU or name. Withdrawn ones only for admins.
+    """Catalogue products in SKU order; q matches SKU or either name (case-insensitive, % and _
+    are letters). Pages: pass the last SKU of a page as ``after`` for the next one (a page
+    shorter than ``limit`` is the last). Withdrawn ones only for admins.
 
     Tags: catalogue
     """
@@ -36,7 +39,9 @@ async def list_products(
     if include_inactive and staff.role != Role.ADMIN:
         raise Forbidden("Only admins see withdrawn products", code="forbidden")
     async with request.app[DB].read() as session:
-        products = await service.list_products(session, q=q, include_inactive=include_inactive, limit=limit)
+        products = await service.list_products(
+            session, q=q, include_inactive=include_inactive, limit=limit, after=after
+        )
         out: list[BaseModel] = [ProductOut.of(p) for p in products]
     return model_json(out)
 

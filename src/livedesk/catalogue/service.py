@@ -27,22 +27,37 @@ _TRUE = {"", "1", "true", "yes", "y", "active"}
 _FALSE = {"0", "false", "no", "n", "inactive"}
 
 
+def _like_pattern(text: str) -> str:
+    """A LIKE pattern that finds ``text`` anywhere, its % and _ taken as letters (escaped
+    with backslash, which both SQLite and PostgreSQL honour with ESCAPE)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 async def list_products(
-    session: AsyncSession, *, q: str | None = None, include_inactive: bool = False, limit: int = 200
+    session: AsyncSession,
+    *,
+    q: str | None = None,
+    include_inactive: bool = False,
+    limit: int = 200,
+    after: str | None = None,
 ) -> list[Product]:
-    """Products by name; ``q`` matches SKU or either name (case-insensitive)."""
+    """Products in SKU order; ``q`` matches SKU or either name (case-insensitive), ``after``
+    continues after that SKU (the last one of the previous page)."""
     stmt = select(Product)
     if not include_inactive:
         stmt = stmt.where(Product.active.is_(True))
     if q:
-        like = f"%{q.lower()}%"
+        like = _like_pattern(q.lower())
         stmt = stmt.where(
             or_(
-                func.lower(Product.sku).like(like),
-                func.lower(Product.name).like(like),
-                func.lower(Product.name_ja).like(like),
+                func.lower(Product.sku).like(like, escape="\\"),
+                func.lower(Product.name).like(like, escape="\\"),
+                func.lower(Product.name_ja).like(like, escape="\\"),
             )
         )
+    if after:
+        stmt = stmt.where(Product.sku > after)
     return list((await session.scalars(stmt.order_by(Product.sku).limit(limit))).all())
 
 

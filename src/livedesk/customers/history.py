@@ -134,6 +134,10 @@ async def event_detail(
         detail = await _transcript(session, event.consultation_id)
     elif event.kind is TimelineKind.SHOP_ORDER and ref:
         detail = await _order(session, ref)
+        # A purchase paid in a consultation opens with that consultation (who sold, when, notes,
+        # the chat), so the history links the order to the talk it came from.
+        if event.consultation_id:
+            detail.update(await _transcript(session, event.consultation_id))
     elif event.kind in (TimelineKind.STORE_VISIT, TimelineKind.CHANNEL_EVENT) and ref:
         row = await session.get(ChannelEvent, ref)
         if row is not None:
