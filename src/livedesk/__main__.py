@@ -10,7 +10,6 @@ import secrets
 import sys
 from pathlib import Path
 
-from aiohttp import web
 from pydantic import SecretStr, ValidationError
 
 from livedesk.app import create_app
@@ -21,6 +20,7 @@ from livedesk.kit.logging import configure_logging
 from livedesk.kit.mail import outbox_of
 from livedesk.kit.migrate import upgrade
 from livedesk.models import Role
+from livedesk.realtime import drain
 from livedesk.settings import Settings
 
 
@@ -54,7 +54,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
 def _serve(settings: Settings) -> None:
     app = create_app(settings)
     gc_policy.apply(app)
-    web.run_app(app, host=settings.host, port=settings.port, print=None)
+    # SIGTERM drains the replica before it stops (realtime/drain.py).
+    drain.run_app(app)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import Counter
 from typing import Any, TypeVar
 
 import socketio
@@ -23,6 +22,7 @@ from livedesk.kit.logging import get_logger
 from livedesk.realtime import rooms
 from livedesk.realtime.hooks import Hooks
 from livedesk.realtime.protocol import Ack, EventContext, EventSpec, dispatch, fail
+from livedesk.realtime.socket_caps import SocketCaps
 from livedesk.staff import sessions
 from livedesk.staff.auth import SESSION_COOKIE, current_staff, session_policy
 from livedesk.visitors.service import TOKENS, authenticate
@@ -119,11 +119,10 @@ class ShopperNamespace(LivedeskNamespace):
         self, namespace: str, app: web.Application, specs: dict[str, EventSpec[Any]], hooks: Hooks
     ) -> None:
         super().__init__(namespace, app, specs, hooks)
-        # Open sockets of this process per shopper and per client address (the caps in
-        # ``_admit``). Counted here rather than in the database: a check and its count happen
-        # in one turn of the event loop, so 150 sockets opened at once cannot all pass.
-        self.per_shopper: Counter[uuid.UUID] = Counter()
-        self.per_address: Counter[str] = Counter()
+        # Open sockets per shopper and per client address (the caps in ``_admit``), across
+        # the cluster when Redis is configured (realtime/socket_caps.py).
+        settings = app[SETTINGS]
+        self.caps = SocketCaps(settings.redis_url, settings.redis_channel, uuid.uuid4().hex)
 
     async def handle_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         address = client_ip(_request(environ))
@@ -150,7 +149,7 @@ class ShopperNamespace(LivedeskNamespace):
             raise _refused(exc.code, exc.message) from None
         ctx = EventContext(app=self.app, sid=sid, namespace=self.namespace, shopper=actor)
         ctx.extra["address"] = address
-        self._admit(ctx)
+        await self._admit(ctx)
         try:
             if actor.consultation_id is not None:
                 # A booked call's token hears of that consultation only.
@@ -159,42 +158,35 @@ class ShopperNamespace(LivedeskNamespace):
                 await self.enter_room(sid, rooms.shopper(actor.shopper_id))
             await self._connected(ctx)
         except BaseException:
-            self._release(ctx)
+            await self._release(ctx)
             raise
 
-    def _admit(self, ctx: EventContext) -> None:
+    async def _admit(self, ctx: EventContext) -> None:
         """Count the socket against its shopper's and its address's caps, or refuse it."""
         settings = self.app[SETTINGS]
         assert ctx.shopper is not None
-        shopper_id, address = ctx.shopper.shopper_id, ctx.extra["address"]
         per_token, per_address = settings.shopper_sockets_per_token, settings.shopper_sockets_per_address
-        if per_token and self.per_shopper[shopper_id] >= per_token:
+        over = await self.caps.admit(
+            ctx.sid, ctx.shopper.shopper_id, ctx.extra["address"], per_token, per_address
+        )
+        if over == "shopper":
             raise _refused("too_many_sockets", f"At most {per_token} pages may be open at once; close one")
-        if per_address and self.per_address[address] >= per_address:
+        if over == "address":
             raise _refused(
                 "too_many_sockets_address", "Too many open connections from your network; close a page"
             )
-        self.per_shopper[shopper_id] += 1
-        self.per_address[address] += 1
         ctx.extra["admitted"] = True
 
-    def _release(self, ctx: EventContext) -> None:
+    async def _release(self, ctx: EventContext) -> None:
         if not ctx.extra.pop("admitted", False) or ctx.shopper is None:
             return
-        _uncount(self.per_shopper, ctx.shopper.shopper_id)
-        _uncount(self.per_address, ctx.extra["address"])
+        await self.caps.release(ctx.sid, ctx.shopper.shopper_id, ctx.extra["address"])
 
     async def handle_disconnect(self, sid: str) -> None:
         ctx = self.contexts.get(sid)
         if ctx is not None:
-            self._release(ctx)
+            await self._release(ctx)
         await super().handle_disconnect(sid)
-
-
-def _uncount(counter: Counter[K], key: K) -> None:
-    counter[key] -= 1
-    if counter[key] <= 0:
-        del counter[key]  # memory follows the open sockets, not every client ever seen
 
 
 class StaffNamespace(LivedeskNamespace):

@@ -4,6 +4,11 @@ Sockets live in one process, and so do the connection rows behind presence (incl
 closed tab's row kept through the presence grace). A process that stops removes its rows and
 has presence recomputed; one that dies leaves them until the others notice its stale
 heartbeat and remove them. Either way no advisor stays online without an open console.
+
+A replica drained for a deploy (``realtime/drain.py``) hands its open consoles over instead:
+their rows stay, and the process's heartbeat is left to go stale exactly when the presence
+grace ends, so the others' sweep removes them then. A console that reconnected elsewhere in
+between has its new row, and the advisor never shows offline.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy import Select, delete, select, update
@@ -56,33 +61,39 @@ class ProcessRegistry:
             if not result.rowcount:  # type: ignore[attr-defined]
                 session.add(AppProcess(id=self.id))
 
-    async def stop(self) -> None:
+    async def stop(self, hand_over: Collection[str] = (), grace_seconds: float = 0.0) -> None:
+        """Forget this process's rows; the staff rows of ``hand_over`` (sids told to reconnect
+        elsewhere) are left for the others' sweep ``grace_seconds`` from now instead."""
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        kept = set(hand_over) if grace_seconds > 0 else set()
         try:
-            gone = await self._forget_self()
+            gone = await self._forget_self(kept, grace_seconds)
         except Exception:
             log.exception("could not unregister this process")
             return
         if gone:
             await self._on_staff_gone(gone)
 
-    async def _forget_self(self) -> set[uuid.UUID]:
+    async def _forget_self(self, kept: set[str], grace_seconds: float) -> set[uuid.UUID]:
+        mine = StaffConnection.process_id == self.id
+        dropped = mine & StaffConnection.sid.not_in(kept) if kept else mine
         async with self.db.transaction() as session:
-            gone = set(
-                (
-                    await session.scalars(
-                        select(StaffConnection.staff_id).where(StaffConnection.process_id == self.id)
-                    )
-                ).all()
-            )
-            await session.execute(delete(StaffConnection).where(StaffConnection.process_id == self.id))
+            gone = set((await session.scalars(select(StaffConnection.staff_id).where(dropped))).all())
+            await session.execute(delete(StaffConnection).where(dropped))
             # Shoppers on this process reconnect to another one; their place in the queue
             # is judged there (or by the sweep), not here.
             await session.execute(delete(ShopperConnection).where(ShopperConnection.process_id == self.id))
-            await session.execute(delete(AppProcess).where(AppProcess.id == self.id))
+            if kept:
+                # Stale (to the sweep) when the grace ends: the kept rows go then.
+                stale_at = utcnow() - DEAD_AFTER + timedelta(seconds=grace_seconds)
+                await session.execute(
+                    update(AppProcess).where(AppProcess.id == self.id).values(heartbeat_at=stale_at)
+                )
+            else:
+                await session.execute(delete(AppProcess).where(AppProcess.id == self.id))
         return gone
 
     async def _run(self) -> None:

@@ -15,6 +15,7 @@ from aiohttp import web
 from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.realtime import rooms
+from livedesk.realtime.drain import DRAIN
 from livedesk.realtime.emit import SIO
 from livedesk.realtime.engine import serve_lean
 from livedesk.realtime.engine_server import LivedeskEngineServer
@@ -33,6 +34,7 @@ from livedesk.settings import Settings
 
 PROCESS = web.AppKey("process", ProcessRegistry)
 STAFF_SOCKETS = web.AppKey("staff_sockets", StaffNamespace)
+SHOPPER_SOCKETS = web.AppKey("shopper_sockets", ShopperNamespace)
 
 
 def _origin_policy(settings: Settings) -> Any:
@@ -103,7 +105,9 @@ def setup_realtime(app: web.Application) -> None:
     sio.attach(app)
     app[SIO] = sio
     event_hooks = hooks()
-    sio.register_namespace(ShopperNamespace(rooms.SHOPPER_NS, app, shopper_events(), event_hooks))
+    shoppers = ShopperNamespace(rooms.SHOPPER_NS, app, shopper_events(), event_hooks)
+    sio.register_namespace(shoppers)
+    app[SHOPPER_SOCKETS] = shoppers
     staff = StaffNamespace(rooms.STAFF_NS, app, staff_events(), event_hooks)
     sio.register_namespace(staff)
     app[STAFF_SOCKETS] = staff
@@ -129,8 +133,19 @@ async def _process(app: web.Application) -> AsyncIterator[None]:
     await process.start()
     app[BACKGROUND].spawn(app[STAFF_SOCKETS].watch_sessions(), name="staff.sessions")
     app[BACKGROUND].spawn(sio.eio.watch_stalls(), name="engine.stalls")
+    caps = app[SHOPPER_SOCKETS].caps
+    if caps.shared:
+        app[BACKGROUND].spawn(caps.keep_fresh(), name="socket-caps.refresh")
     yield
-    await process.stop()
+    drained = app.get(DRAIN)
+    if drained is not None and drained.draining:
+        # A graceful deploy: the consoles told to reconnect keep the advisor present through
+        # the grace (realtime/drain.py).
+        await process.stop(drained.handed_over, app[SETTINGS].presence_grace_seconds)
+    else:
+        await process.stop()
+    with contextlib.suppress(Exception):  # Redis may be gone; its entries expire by themselves
+        await caps.close()
     await _close_fanout(sio)
 
 

@@ -15,6 +15,7 @@ from livedesk.kit.context import DB
 from livedesk.kit.http import ErrorResponse, document_common_errors, endpoint, error_response, json_ok
 from livedesk.kit.logging import get_logger
 from livedesk.kit.migrate import current_revision, head_revision
+from livedesk.realtime.drain import is_draining
 from livedesk.system import openapi as oas
 
 log = get_logger("livedesk.system")
@@ -43,6 +44,9 @@ async def healthz(request: web.Request) -> r200[Health]:
 @endpoint
 async def readyz(request: web.Request) -> r200[Readiness] | r503[ErrorResponse]:
     """Ready to serve: the database answers and its schema is at the newest migration."""
+    if is_draining(request.app):
+        # SIGTERM: the load balancer is to stop sending here (realtime/drain.py).
+        return error_response(503, "draining", "This replica is stopping")
     db = request.app[DB]
     expected = head_revision(db.url)
     try:
