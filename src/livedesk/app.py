@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from livedesk import audit
 from livedesk.booking import setup_booking
 from livedesk.calls.monitoring import setup_monitoring
 from livedesk.consultations import routes as consultation_routes
@@ -34,6 +35,7 @@ from livedesk.staff import photos as staff_photo_routes
 from livedesk.staff import routes as staff_routes
 from livedesk.supervision import routes as supervision_routes
 from livedesk.surveys import routes as survey_routes
+from livedesk.system import audit_routes
 from livedesk.system import mail_status as mail_status_routes
 from livedesk.system import routes as system_routes
 from livedesk.visitors import email_link as visitor_email_routes
@@ -55,6 +57,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     # After the database, so it is torn down first: tasks stop before the engine closes.
     app.cleanup_ctx.append(_background)
+    app.cleanup_ctx.append(audit.deferred_audit_ctx)
     app.cleanup_ctx.append(_rate_limits)
     app.cleanup_ctx.append(chat_store_ctx)
 
@@ -69,6 +72,7 @@ def create_app(settings: Settings) -> web.Application:
 
     system_routes.setup_routes(app)
     mail_status_routes.setup_routes(app)
+    audit_routes.setup_routes(app)
     visitor_routes.setup_routes(app)
     visitor_email_routes.setup_routes(app)
     staff_routes.setup_routes(app)

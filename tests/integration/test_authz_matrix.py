@@ -503,6 +503,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/shoppers/{shopper_id}/timeline/{event_id}"): gate(STAFF),
     ("GET", "/api/v1/shoppers/{shopper_id}/export"): gate(READERS),
     ("POST", "/api/v1/shoppers/{shopper_id}/erase"): gate(ONLY_ADMIN),
+    ("GET", "/api/v1/audit"): Route(ONLY_ADMIN, at("/api/v1/audit"), why="who did what: admins only"),
     # integrations: admins manage them; the shop API takes integration keys only
     ("GET", "/api/v1/integrations"): gate(ONLY_ADMIN),
     ("POST", "/api/v1/integrations"): gate(ONLY_ADMIN),
@@ -696,6 +697,7 @@ EVENTS: dict[str, Event] = {
     "monitor.leg_offer": gate_event(PARTIES, ref(type="offer", sdp=SDP)),
     "monitor.talk_answer": gate_event(PARTIES, ref(talk_id=str(uuid.uuid4()), type="answer", sdp=SDP)),
     "monitor.current": gate_event(PARTIES, ref()),
+    "leg.placement": gate_event(PARTIES, ref()),
     # --- the real-time core ---
     "presence.list": Event(STAFF, _none),
     "presence.set": Event(STAFF, lambda w, r: {"status": "available"}),

@@ -35,6 +35,7 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from livedesk import audit
 from livedesk.consultations.chat import CHAT_OPEN
 from livedesk.consultations.image_size import ImageSize, Unreadable
 from livedesk.kit.actors import ShopperActor
@@ -50,7 +51,7 @@ from livedesk.kit.errors import (
     ValidationFailed,
 )
 from livedesk.kit.logging import get_logger
-from livedesk.models import AuditEntry, ChatFile, Consultation, ConsultationStatus, Role
+from livedesk.models import ChatFile, Consultation, ConsultationStatus, Role
 from livedesk.settings import Settings
 from livedesk.staff.sessions import Principal
 
@@ -565,17 +566,14 @@ async def for_download(db: Database, file_id: uuid.UUID, party: Party) -> ChatFi
         return f
     if party.staff is None or party.staff.role not in READER_ROLES:
         raise Forbidden("You are not a party to this consultation", code="not_a_party")
-    async with db.transaction() as session:
-        session.add(
-            AuditEntry(
-                id=uuid.uuid4(),
-                actor_staff_id=party.staff.staff_id,
-                action="chat_file.read",
-                target_type="chat_file",
-                target_id=str(f.id),
-                details={"consultation_id": str(c.id), "filename": f.filename},
-            )
-        )
+    await audit.record_alone(
+        db,
+        actor=party.staff.staff_id,
+        action="chat_file.read",
+        target_type="chat_file",
+        target_id=f.id,
+        details={"consultation_id": str(c.id), "filename": f.filename},
+    )
     return f
 
 

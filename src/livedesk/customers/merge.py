@@ -9,13 +9,14 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from livedesk import audit
 from livedesk.customers import search
 from livedesk.customers.repository import ShopperView, identities_of, shopper_references
 from livedesk.customers.timeline import new_event
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import Conflict, NotFound, ValidationFailed
 from livedesk.kit.logging import get_logger
-from livedesk.models import AuditEntry, Shopper, ShopperMerge, TimelineKind
+from livedesk.models import Shopper, ShopperMerge, TimelineKind
 
 log = get_logger("livedesk.customers")
 
@@ -151,21 +152,18 @@ async def merge_shoppers(
         },
     )
     session.add(record)
-    session.add(
-        AuditEntry(
-            id=uuid.uuid4(),
-            at=now,
-            actor_staff_id=actor_staff_id,
-            action="shopper.merge",
-            target_type="shopper",
-            target_id=str(survivor_id),
-            details={
-                "merged_id": str(merged_id),
-                "shopper_merge_id": str(record.id),
-                "moved": moved,
-                "proof": proof,
-            },
-        )
+    audit.record(
+        session,
+        actor=actor_staff_id,
+        action="shopper.merge",
+        target_type="shopper",
+        target_id=survivor_id,
+        details={
+            "merged_id": str(merged_id),
+            "shopper_merge_id": str(record.id),
+            "moved": moved,
+            "proof": proof,
+        },
     )
     session.add(
         new_event(

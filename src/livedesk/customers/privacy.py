@@ -31,6 +31,7 @@ from sqlalchemy import ColumnElement, ForeignKey, FromClause, Table, delete, or_
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from livedesk import audit
 from livedesk.booking import privacy as booking_privacy
 from livedesk.consultations import privacy as consultations_privacy
 from livedesk.consultations.privacy import DeleteFile
@@ -143,16 +144,8 @@ def _audit(
     shopper_id: uuid.UUID,
     details: dict[str, Any],
 ) -> None:
-    session.add(
-        AuditEntry(
-            id=uuid.uuid4(),
-            at=utcnow(),
-            actor_staff_id=actor,
-            action=action,
-            target_type="shopper",
-            target_id=str(shopper_id),
-            details=details,
-        )
+    audit.record(
+        session, actor=actor, action=action, target_type="shopper", target_id=shopper_id, details=details
     )
 
 

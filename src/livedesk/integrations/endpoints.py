@@ -10,27 +10,24 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from yarl import URL
 
+from livedesk import audit
 from livedesk.integrations.egress import SETTING, Network, refusal_for_url
 from livedesk.integrations.schemas import EndpointCreate, EndpointUpdate
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import Conflict, NotFound, ValidationFailed
-from livedesk.models import AuditEntry
 from livedesk.models.integrations import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 MAX_LOG = 200
 
 
 def _audit(session: AsyncSession, actor: uuid.UUID | None, action: str, endpoint: WebhookEndpoint) -> None:
-    session.add(
-        AuditEntry(
-            id=uuid.uuid4(),
-            at=utcnow(),
-            actor_staff_id=actor,
-            action=action,
-            target_type="webhook_endpoint",
-            target_id=str(endpoint.id),
-            details={"url": endpoint.url, "event_types": endpoint.event_types, "active": endpoint.active},
-        )
+    audit.record(
+        session,
+        actor=actor,
+        action=action,
+        target_type="webhook_endpoint",
+        target_id=endpoint.id,
+        details={"url": endpoint.url, "event_types": endpoint.event_types, "active": endpoint.active},
     )
 
 
@@ -154,15 +151,12 @@ async def retry_delivery(
     delivery.attempts = 0
     delivery.next_attempt_at = utcnow()
     delivery.locked_until = None
-    session.add(
-        AuditEntry(
-            id=uuid.uuid4(),
-            at=utcnow(),
-            actor_staff_id=actor_staff_id,
-            action="webhook.delivery.retry",
-            target_type="webhook_delivery",
-            target_id=str(delivery.id),
-            details={"event_type": delivery.event_type},
-        )
+    audit.record(
+        session,
+        actor=actor_staff_id,
+        action="webhook.delivery.retry",
+        target_type="webhook_delivery",
+        target_id=delivery.id,
+        details={"event_type": delivery.event_type},
     )
     return delivery

@@ -16,9 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from livedesk import audit
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import Conflict, NotFound, Unauthenticated
-from livedesk.models import AuditEntry
 from livedesk.models.integrations import Integration, IntegrationKey
 
 KEY_PREFIX = "ldk_"
@@ -41,16 +41,8 @@ def hash_key(key: str) -> str:
 def _audit(
     session: AsyncSession, actor: uuid.UUID | None, action: str, target: uuid.UUID, **details: str
 ) -> None:
-    session.add(
-        AuditEntry(
-            id=uuid.uuid4(),
-            at=utcnow(),
-            actor_staff_id=actor,
-            action=action,
-            target_type="integration",
-            target_id=str(target),
-            details=details,
-        )
+    audit.record(
+        session, actor=actor, action=action, target_type="integration", target_id=target, details=details
     )
 
 

@@ -23,4 +23,8 @@ class AuditEntry(IdMixin, Base):
     target_id: Mapped[str] = mapped_column(String(64))
     details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
 
-    __table_args__ = (Index("ix_audit_log_target", "target_type", "target_id", "at"),)
+    __table_args__ = (
+        Index("ix_audit_log_target", "target_type", "target_id", "at"),
+        # The admins' log reads newest first, with (at, id) as its page cursor.
+        Index("ix_audit_log_at", "at", "id"),
+    )

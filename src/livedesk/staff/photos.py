@@ -24,6 +24,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp_pydantic.oas.typing import r200, r304, r400, r401, r403, r404, r413, r415, r422
 from sqlalchemy import select
 
+from livedesk import audit
 from livedesk.consultations.files import (
     CHUNK_BYTES,
     MULTIPART_OVERHEAD,
@@ -42,7 +43,7 @@ from livedesk.kit.errors import (
 )
 from livedesk.kit.http import ErrorResponse, endpoint, model_json
 from livedesk.kit.logging import get_logger
-from livedesk.models import AuditEntry, Role, Staff
+from livedesk.models import Role, Staff
 from livedesk.staff.auth import current_staff, guarded, require_staff
 from livedesk.staff.schemas import StaffOut
 
@@ -188,14 +189,13 @@ async def upload_photo(
             staff.photo_url = photo_url(staff.id, photo_id)
             # A new dict, so the JSON column is seen as changed.
             staff.extra = {**(staff.extra or {}), PHOTO_ID_KEY: str(photo_id)}
-            session.add(
-                AuditEntry(
-                    actor_staff_id=actor.staff_id,
-                    action=STAFF_PHOTO_CHANGED,
-                    target_type="staff",
-                    target_id=str(staff.id),
-                    details={"changed": ["photo_url"], "content_type": content_type, "size": len(content)},
-                )
+            audit.record(
+                session,
+                actor=actor.staff_id,
+                action=STAFF_PHOTO_CHANGED,
+                target_type="staff",
+                target_id=staff.id,
+                details={"changed": ["photo_url"], "content_type": content_type, "size": len(content)},
             )
             await session.flush()
             out = StaffOut.model_validate(staff)

@@ -9,9 +9,11 @@ import uuid
 from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r201, r204, r401, r403, r404, r409, r415, r422, r429, r503
 
+from livedesk import audit
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.errors import Unauthenticated
 from livedesk.kit.http import ErrorResponse, client_ip, endpoint, error_response, model_json
+from livedesk.kit.logging import get_logger
 from livedesk.models import Role, Staff
 from livedesk.realtime.kick import disconnect_staff
 from livedesk.staff import service, sessions, signin
@@ -39,6 +41,8 @@ from livedesk.staff.schemas import (
 )
 from livedesk.staff.sessions import Principal
 from livedesk.staff.signin import PASSWORD_CHECKS, SIGN_IN_BUDGETS, SignInBusy
+
+log = get_logger("livedesk.staff")
 
 ADMIN = (Role.ADMIN,)
 # Supervisors see who is on which team (their board needs it) but change nothing.
@@ -104,6 +108,20 @@ async def login(
         refused.headers["Retry-After"] = str(busy.retry_after)
         return refused
     if account is None or not account.active or not checked.valid:
+        reason = "unknown" if account is None else "disabled" if not account.active else "password"
+        log.info("sign-in refused", reason=reason, ip=address)
+        if account is not None:
+            # A real account's failures are audited (someone may be guessing her password);
+            # unknown addresses are only logged, so a flood of them writes nothing. The rows
+            # per account are bounded by its sign-in budget; queued, so the 401 never waits
+            # for the database's write lock.
+            app[audit.DEFERRED_AUDIT].record(
+                actor=None,
+                action="staff.login_failed",
+                target_type="staff",
+                target_id=account.staff_id,
+                details={"ip": address, "reason": reason},
+            )
         raise Unauthenticated("Wrong e-mail or password, or the account is disabled", code="login_failed")
     async with app[DB].transaction() as db:
         new = await sessions.open_session(

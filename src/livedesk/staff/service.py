@@ -27,8 +27,9 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from livedesk import audit
 from livedesk.kit.errors import Conflict, NotFound, ValidationFailed
-from livedesk.models import AuditEntry, Role, Staff, StaffSession, Team
+from livedesk.models import Role, Staff, StaffSession, Team
 from livedesk.staff.passwords import hash_password, verify_password
 from livedesk.staff.schemas import StaffCreate, StaffUpdate, TeamCreate, TeamUpdate
 from livedesk.staff.sessions import end_all_sessions
@@ -61,14 +62,13 @@ def _audit(
     target: Staff | Team,
     details: dict[str, Any] | None = None,
 ) -> None:
-    session.add(
-        AuditEntry(
-            actor_staff_id=actor_id,
-            action=action,
-            target_type="staff" if isinstance(target, Staff) else "team",
-            target_id=str(target.id),
-            details=details or {},
-        )
+    audit.record(
+        session,
+        actor=actor_id,
+        action=action,
+        target_type="staff" if isinstance(target, Staff) else "team",
+        target_id=target.id,
+        details=details,
     )
 
 

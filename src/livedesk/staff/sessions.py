@@ -14,9 +14,10 @@ from typing import Literal
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from livedesk import audit
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import Unauthenticated
-from livedesk.models import AuditEntry, Role, Staff, StaffSession
+from livedesk.models import Role, Staff, StaffSession
 
 # Refreshing last_seen_at on every request would make every read a write.
 _TOUCH_EVERY = timedelta(seconds=60)
@@ -124,14 +125,13 @@ async def open_session(
         client_ip=client_ip[:64],
     )
     session.add(row)
-    session.add(
-        AuditEntry(
-            actor_staff_id=staff.id,
-            action="staff.login",
-            target_type="staff",
-            target_id=str(staff.id),
-            details={"ip": client_ip},
-        )
+    audit.record(
+        session,
+        actor=staff.id,
+        action="staff.login",
+        target_type="staff",
+        target_id=staff.id,
+        details={"ip": client_ip},
     )
     await session.flush()
     return NewSession(token=token, principal=_principal(staff, row))
