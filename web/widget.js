@@ -1,3 +1,4 @@
+// @ts-check
 /*
  * livedesk widget loader — the one file a shop's page includes:
  *

@@ -1,13 +1,14 @@
+// @ts-check
 // Administration: sign-in (the same API as the staff page), then — for admins — staff accounts
 // and teams. Advisors and supervisors who sign in here are told it is for admins only, with
 // the server's own answer. The REST API enforces every rule; this page shows what it says.
 import { initI18n, onLanguageChange, t } from "/shared/i18n.js";
 import { api, setCsrfToken } from "/admin/api.js";
-import { renderConfirm, setupConfirm } from "/admin/confirm.js";
+import { renderConfirm, setupConfirm } from "/shared/confirm.js";
 import { Notice, busy, renderBusyButtons } from "/admin/forms.js";
 import { StaffArea } from "/admin/staff.js";
 import { TeamsArea } from "/admin/teams.js";
-import { NAV_AREA, StaffNav } from "/staffnav/nav.js";
+import { NAV_AREA, StaffNav } from "/shared/staffnav.js";
 
 const $ = (id) => document.getElementById(id);
 

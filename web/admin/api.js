@@ -1,3 +1,4 @@
+// @ts-check
 // The admin page's side of the REST API (requests through /shared/api.js).
 import { request, setCsrfToken } from "/shared/api.js";
 

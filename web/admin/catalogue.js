@@ -1,18 +1,18 @@
+// @ts-check
 // The product catalogue (admins): products with SKU, names, price (minor units on the API,
 // the usual spelling here), currency and picture; add one, withdraw or restore, import a CSV
 // file. The REST API enforces every rule; this page shows what it says.
 import { formatMoney, initI18n, language, onLanguageChange, t } from "/shared/i18n.js";
 import { api } from "/admin/api.js";
-import { toMinor } from "/payments/money.js";
-import { NAV_AREA, StaffNav } from "/staffnav/nav.js";
+import { toMinor } from "/shared/money.js";
+import { NAV_AREA, StaffNav } from "/shared/staffnav.js";
+import { errorText as sharedErrorText } from "/shared/errors.js";
 
 const $ = (id) => document.getElementById(id);
 const state = { products: [], busy: null, status: "", formError: null, importError: null };
 
 function errorText(error) {
-  const key = `cat.error.${error?.code}`;
-  const text = t(key);
-  return text !== key ? text : error?.message || t("cat.error.unknown");
+  return sharedErrorText(error ?? {}, "cat.error.");
 }
 
 function alertBox(node, text) {

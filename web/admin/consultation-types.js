@@ -1,8 +1,9 @@
+// @ts-check
 // /admin/consultation-types.html — admins add and change what shoppers can book (length,
 // buffers, skills, languages, price or deposit). Strings: the /booking i18n area.
 import { formatMoney, initI18n, language, onLanguageChange, t } from "/shared/i18n.js";
 import { request } from "/shared/api.js";
-import { NAV_AREA, StaffNav } from "/staffnav/nav.js";
+import { NAV_AREA, StaffNav } from "/shared/staffnav.js";
 
 const $ = (id) => document.getElementById(id);
 const NUMBERS = ["duration_minutes", "buffer_before_minutes", "buffer_after_minutes", "min_notice_minutes", "horizon_days"];

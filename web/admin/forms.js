@@ -1,7 +1,9 @@
+// @ts-check
 // Messages, field errors and progress for the admin forms. Every message on screen is kept as
 // data ({key, params} made here, {error} from the API, or {detail} for one field of a 422) and
 // turned into text by render(), so a language switch re-translates what is already shown.
 import { language, t } from "/shared/i18n.js";
+import { errorText as sharedErrorText } from "/shared/errors.js";
 
 function errorParams(error) {
   const details = error.details && !Array.isArray(error.details) ? error.details : {};
@@ -15,11 +17,7 @@ function errorParams(error) {
 /** An API error as text. The server writes its messages in English for people, so an English
  * page shows them as they are; a Japanese page shows the translation of the error code. */
 export function errorText(error) {
-  const key = `admin.error.${error.code}`;
-  const translated = t(key, errorParams(error));
-  if (language() === "en" && error.message) return error.message;
-  if (translated !== key) return translated;
-  return error.message || t("admin.error.unknown");
+  return sharedErrorText(error, "admin.error.", { params: errorParams(error), serverFirst: language() === "en" });
 }
 
 function cleanDetail(message) {
@@ -179,12 +177,4 @@ export function renderBusyButtons(root = document) {
   for (const button of root.querySelectorAll("button[data-busy-key]")) {
     button.textContent = t(button.dataset.busyKey);
   }
-}
-
-/** Make an element with a class and text (never HTML). */
-export function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined && text !== null) node.textContent = text;
-  return node;
 }

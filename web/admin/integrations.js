@@ -1,9 +1,11 @@
+// @ts-check
 // Admin page for integrations: shop integrations and their API keys (a new key is shown
 // once), CSV imports with live progress and the rows refused by line, webhook endpoints
 // (the signing secret is shown once) and the delivery log with "send again".
 import { initI18n, onLanguageChange, t } from "/shared/i18n.js";
-import { NAV_AREA, StaffNav } from "/staffnav/nav.js";
+import { NAV_AREA, StaffNav } from "/shared/staffnav.js";
 import { request, setCsrfToken } from "/shared/api.js";
+import { el } from "/shared/dom.js";
 
 const $ = (id) => document.getElementById(id);
 const EVENT_TYPES = [
@@ -15,17 +17,6 @@ const EVENT_TYPES = [
   "recording.ready",
 ];
 const state = { integrations: [], imports: [], hooks: [], log: [], polling: null };
-
-function el(tag, { text, className, attrs } = {}, children = []) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined && text !== null) node.textContent = text;
-  for (const [name, value] of Object.entries(attrs ?? {})) {
-    if (value !== undefined && value !== null && value !== false) node.setAttribute(name, value);
-  }
-  for (const child of children) if (child) node.append(child);
-  return node;
-}
 
 function when(iso) {
   return iso ? new Date(iso).toLocaleString(document.documentElement.lang || undefined) : "";
@@ -58,14 +49,14 @@ async function loadIntegrations() {
 function renderIntegrations() {
   const body = $("integrations-table").querySelector("tbody");
   if (!state.integrations.length) {
-    body.replaceChildren(el("tr", {}, [el("td", { text: t("integrations.keys.none"), attrs: { colspan: "3" } })]));
+    body.replaceChildren(el("tr", {}, [el("td", { text: t("integrations.keys.none"), colspan: "3" })]));
     return;
   }
   body.replaceChildren(
     ...state.integrations.map((integration) => {
       const keys = el(
         "ul",
-        { className: "key-list" },
+        { class: "key-list" },
         integration.keys.map((key) => {
           const used = key.last_used_at
             ? t("integrations.keys.last_used", { date: when(key.last_used_at) })
@@ -76,11 +67,7 @@ function renderIntegrations() {
             el("span", { text: key.revoked_at ? t("integrations.keys.revoked", { date: when(key.revoked_at) }) : used }),
           ]);
           if (!key.revoked_at) {
-            const revoke = el("button", {
-              className: "button button-secondary button-small",
-              text: t("integrations.keys.revoke"),
-              attrs: { type: "button", "aria-label": `${t("integrations.keys.revoke")} ${key.prefix}` },
-            });
+            const revoke = el("button", { class: "button button-secondary button-small", text: t("integrations.keys.revoke"), type: "button", "aria-label": `${t("integrations.keys.revoke")} ${key.prefix}` });
             revoke.addEventListener("click", async () => {
               const result = await api.post(`/api/v1/integrations/${integration.id}/keys/${key.id}/revoke`);
               if (!result.ok) return failed(result);
@@ -93,8 +80,8 @@ function renderIntegrations() {
         }),
       );
       const labelId = `key-label-${integration.id}`;
-      const label = el("input", { attrs: { id: labelId, maxlength: "100", autocomplete: "off" } });
-      const make = el("button", { className: "button button-small", text: t("integrations.keys.new"), attrs: { type: "button" } });
+      const label = el("input", { id: labelId, maxlength: "100", autocomplete: "off" });
+      const make = el("button", { class: "button button-small", text: t("integrations.keys.new"), type: "button" });
       make.addEventListener("click", async () => {
         make.disabled = true;
         const result = await api.post(`/api/v1/integrations/${integration.id}/keys`, { label: label.value });
@@ -106,10 +93,10 @@ function renderIntegrations() {
         $("new-key-value").focus?.();
       });
       return el("tr", {}, [
-        el("th", { text: integration.name, attrs: { scope: "row" } }),
+        el("th", { text: integration.name, scope: "row" }),
         el("td", {}, [keys]),
-        el("td", { className: "actions" }, [
-          el("label", { text: t("integrations.keys.label"), attrs: { for: labelId } }),
+        el("td", { class: "actions" }, [
+          el("label", { text: t("integrations.keys.label"), for: labelId }),
           label,
           make,
         ]),
@@ -135,7 +122,7 @@ async function loadImports() {
 function renderImports() {
   const list = $("imports");
   if (!state.imports.length) {
-    list.replaceChildren(el("li", { className: "muted", text: t("integrations.imports.none") }));
+    list.replaceChildren(el("li", { class: "muted", text: t("integrations.imports.none") }));
     return;
   }
   list.replaceChildren(
@@ -147,23 +134,17 @@ function renderImports() {
         refused: job.error_rows,
       });
       const id = `import-${job.id}`;
-      const item = el("li", { className: "card", attrs: { "aria-labelledby": id } }, [
+      const item = el("li", { class: "card",  "aria-labelledby": id  }, [
         el("p", {}, [
-          el("strong", { text: `${job.filename} `, attrs: { id } }),
+          el("strong", { text: `${job.filename} `, id }),
           el("span", { text: `(${t(`integrations.imports.kind.${job.kind}`)}) — ${t(`integrations.imports.status.${job.status}`)}` }),
         ]),
-        el("progress", {
-          attrs: { max: String(Math.max(1, job.total_rows)), value: String(job.processed_rows), "aria-label": progressText },
-        }),
+        el("progress", { max: String(Math.max(1, job.total_rows)), value: String(job.processed_rows), "aria-label": progressText }),
         el("p", { text: progressText }),
       ]);
-      if (job.message) item.append(el("p", { className: "muted", text: job.message }));
+      if (job.message) item.append(el("p", { class: "muted", text: job.message }));
       if (job.status === "running") {
-        const resume = el("button", {
-          className: "button button-secondary button-small",
-          text: t("integrations.imports.resume"),
-          attrs: { type: "button" },
-        });
+        const resume = el("button", { class: "button button-secondary button-small", text: t("integrations.imports.resume"), type: "button" });
         resume.addEventListener("click", async () => {
           const result = await api.post(`/api/v1/imports/${job.id}/resume`);
           if (!result.ok) return failed(result);
@@ -177,7 +158,7 @@ function renderImports() {
             el("summary", { text: `${t("integrations.imports.errors")} (${job.error_rows})` }),
             el(
               "ul",
-              { className: "import-errors" },
+              { class: "import-errors" },
               job.errors.map((e) => el("li", { text: t("integrations.imports.line", { line: e.line, message: e.message }) })),
             ),
           ]),
@@ -220,8 +201,8 @@ function renderHooks() {
     for (const type of EVENT_TYPES) {
       const id = `type-${type.replace(".", "-")}`;
       // Words first; the event's name, which the receiving shop code matches on, as code.
-      const words = el("span", { attrs: { "data-event-words": type } });
-      types.append(el("label", { attrs: { for: id } }, [el("input", { attrs: { type: "checkbox", id, value: type } }), words, el("code", { text: type })]));
+      const words = el("span", { "data-event-words": type });
+      types.append(el("label", {  for: id  }, [el("input", { type: "checkbox", id, value: type }), words, el("code", { text: type })]));
     }
   }
   for (const words of types.querySelectorAll("[data-event-words]")) {
@@ -231,42 +212,34 @@ function renderHooks() {
   body.replaceChildren(
     ...(state.hooks.length
       ? state.hooks.map((hook) => {
-          const toggle = el("button", {
-            className: "button button-secondary button-small",
-            text: t(hook.active ? "integrations.hooks.pause" : "integrations.hooks.resume"),
-            attrs: { type: "button", "aria-label": `${t(hook.active ? "integrations.hooks.pause" : "integrations.hooks.resume")} ${hook.url}` },
-          });
+          const toggle = el("button", { class: "button button-secondary button-small", text: t(hook.active ? "integrations.hooks.pause" : "integrations.hooks.resume"), type: "button", "aria-label": `${t(hook.active ? "integrations.hooks.pause" : "integrations.hooks.resume")} ${hook.url}` });
           toggle.addEventListener("click", async () => {
             const result = await api.patch(`/api/v1/webhooks/endpoints/${hook.id}`, { active: !hook.active });
             if (!result.ok) return failed(result);
             await loadHooks();
           });
           return el("tr", {}, [
-            el("th", { text: hook.url, attrs: { scope: "row" } }),
+            el("th", { text: hook.url, scope: "row" }),
             el("td", { text: hook.event_types.length ? hook.event_types.join(", ") : "*" }),
-            el("td", { className: "actions" }, [toggle]),
+            el("td", { class: "actions" }, [toggle]),
           ]);
         })
-      : [el("tr", {}, [el("td", { text: t("integrations.hooks.none"), attrs: { colspan: "3" } })])]),
+      : [el("tr", {}, [el("td", { text: t("integrations.hooks.none"), colspan: "3" })])]),
   );
   const log = $("log-table").querySelector("tbody");
   log.replaceChildren(
     ...(state.log.length
       ? state.log.map((row) => {
           const cells = [
-            el("th", { text: row.event_type, attrs: { scope: "row" } }),
+            el("th", { text: row.event_type, scope: "row" }),
             el("td", { text: t(`integrations.log.status.${row.status}`) }),
             el("td", { text: String(row.attempts) }),
             el("td", { text: row.last_error || (row.last_status_code ? `HTTP ${row.last_status_code}` : "") }),
             el("td", { text: when(row.created_at) }),
           ];
-          const actions = el("td", { className: "actions" });
+          const actions = el("td", { class: "actions" });
           if (row.status === "failed") {
-            const retry = el("button", {
-              className: "button button-secondary button-small",
-              text: t("integrations.log.retry"),
-              attrs: { type: "button" },
-            });
+            const retry = el("button", { class: "button button-secondary button-small", text: t("integrations.log.retry"), type: "button" });
             retry.addEventListener("click", async () => {
               const result = await api.post(`/api/v1/webhooks/deliveries/${row.id}/retry`);
               if (!result.ok) return failed(result);
@@ -276,7 +249,7 @@ function renderHooks() {
           }
           return el("tr", {}, [...cells, actions]);
         })
-      : [el("tr", {}, [el("td", { text: t("integrations.log.none"), attrs: { colspan: "6" } })])]),
+      : [el("tr", {}, [el("td", { text: t("integrations.log.none"), colspan: "6" })])]),
   );
 }
 

@@ -1,9 +1,11 @@
+// @ts-check
 // Staff accounts: the list (filtered by role, team and status), the create/edit dialog with
 // the nomination profile and photo, and disable / re-enable.
 import { language, t } from "/shared/i18n.js";
 import { api, query } from "/admin/api.js";
-import { confirmAction } from "/admin/confirm.js";
-import { FormErrors, Notice, busy, el } from "/admin/forms.js";
+import { confirmAction } from "/shared/confirm.js";
+import { FormErrors, Notice, busy } from "/admin/forms.js";
+import { el } from "/shared/dom.js";
 
 const $ = (id) => document.getElementById(id);
 const PHOTO_MAX_BYTES = 2 * 1024 * 1024;
@@ -147,11 +149,11 @@ export class StaffArea {
     ]) {
       const select = $(id);
       const current = select.value;
-      const first = el("option", null, t(emptyKey));
+      const first = el("option", { text: t(emptyKey) });
       first.value = "";
       first.dataset.i18n = emptyKey;
       const options = this.app.teams.map((team) => {
-        const option = el("option", null, team.name);
+        const option = el("option", { text: team.name });
         option.value = team.id;
         return option;
       });
@@ -180,12 +182,12 @@ export class StaffArea {
     const person = el("th");
     person.scope = "row";
     person.dataset.label = labels.person;
-    const box = el("div", "person");
+    const box = el("div", { class: "person" });
     const photo = localPhoto(staff.photo_url);
-    const fallback = el("span", "avatar avatar-initial", initial(staff.display_name));
+    const fallback = el("span", { class: "avatar avatar-initial", text: initial(staff.display_name) });
     fallback.setAttribute("aria-hidden", "true");
     if (photo) {
-      const img = el("img", "avatar");
+      const img = el("img", { class: "avatar" });
       img.src = photo;
       img.alt = "";
       img.width = 40;
@@ -196,61 +198,61 @@ export class StaffArea {
     } else {
       box.append(fallback);
     }
-    const text = el("div", "person-text");
-    const line = el("span", "person-line");
-    line.append(el("span", "person-name", staff.display_name));
-    if (me && staff.id === me.id) line.append(" ", el("span", "badge badge-you", t("admin.you")));
-    text.append(line, el("span", "person-email", staff.email));
+    const text = el("div", { class: "person-text" });
+    const line = el("span", { class: "person-line" });
+    line.append(el("span", { class: "person-name", text: staff.display_name }));
+    if (me && staff.id === me.id) line.append(" ", el("span", { class: "badge badge-you", text: t("admin.you") }));
+    text.append(line, el("span", { class: "person-email", text: staff.email }));
     box.append(text);
     person.append(box);
 
-    const role = el("td", null, t(`role.${staff.role}`));
+    const role = el("td", { text: t(`role.${staff.role}`) });
     role.dataset.label = labels.role;
 
     const teamName = this.teamName(staff.team_id);
-    const team = el("td", teamName ? null : "muted", teamName ?? t("admin.no_team"));
+    const team = el("td", { class: teamName ? null : "muted", text: teamName ?? t("admin.no_team") });
     team.dataset.label = labels.team;
 
     const status = el("td");
     status.dataset.label = labels.status;
     status.append(
       staff.active
-        ? el("span", "badge badge-active", t("admin.status.active"))
-        : el("span", "badge badge-disabled", t("admin.status.disabled")),
+        ? el("span", { class: "badge badge-active", text: t("admin.status.active") })
+        : el("span", { class: "badge badge-disabled", text: t("admin.status.disabled") }),
     );
 
     const skills = el("td");
     skills.dataset.label = labels.skills;
     if (staff.skills.length) {
-      const list = el("ul", "chips");
-      list.append(...staff.skills.map((skill) => el("li", null, skillName(skill))));
+      const list = el("ul", { class: "chips" });
+      list.append(...staff.skills.map((skill) => el("li", { text: skillName(skill) })));
       skills.append(list);
     } else {
-      skills.append(el("span", "muted", t("admin.none")));
+      skills.append(el("span", { class: "muted", text: t("admin.none") }));
     }
 
-    const languages = el("td", staff.languages.length ? null : "muted");
+    const languages = el("td", { class: staff.languages.length ? null : "muted" });
     languages.dataset.label = labels.languages;
     languages.textContent = staff.languages.length
       ? staff.languages.map(languageName).join(t("admin.list_separator"))
       : t("admin.none");
 
-    const actions = el("td", "actions");
+    const actions = el("td", { class: "actions" });
     actions.dataset.label = labels.actions;
-    const edit = el("button", "button button-secondary button-small");
+    const edit = el("button", { class: "button button-secondary button-small" });
     edit.type = "button";
     edit.dataset.action = "edit";
     edit.dataset.id = staff.id;
-    edit.append(t("admin.edit"), el("span", "visually-hidden", ` ${staff.display_name}`));
+    edit.append(t("admin.edit"), el("span", { class: "visually-hidden", text: ` ${staff.display_name}` }));
     actions.append(edit);
     if (!me || staff.id !== me.id) {
-      const toggle = el("button", `button button-small ${staff.active ? "button-danger-quiet" : "button-secondary"}`);
+      const toggle = el("button", { class: `button button-small ${staff.active ? "button-danger-quiet" : "button-secondary"}` });
       toggle.type = "button";
       toggle.dataset.action = "toggle";
       toggle.dataset.id = staff.id;
       toggle.append(
         t(staff.active ? "admin.disable" : "admin.enable"),
-        el("span", "visually-hidden", ` ${staff.display_name}`),
+        el("span", { class: "visually-hidden", text: ` ${staff.display_name}` }),
       );
       actions.append(toggle);
     }

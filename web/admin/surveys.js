@@ -1,11 +1,13 @@
+// @ts-check
 // /admin/surveys.html — surveys for admins: which survey shows before instant calls and before
 // booking each consultation type, the list of surveys, and an editor whose every save is a new
 // version (answers already given keep the version they answered). The REST API checks it all;
 // this page shows what it says.
 import { request, setCsrfToken } from "/shared/api.js";
 import { initI18n, language, onLanguageChange, t } from "/shared/i18n.js";
-import { NAV_AREA, StaffNav } from "/staffnav/nav.js";
-import { Notice, busy, el, renderBusyButtons } from "/admin/forms.js";
+import { NAV_AREA, StaffNav } from "/shared/staffnav.js";
+import { Notice, busy, renderBusyButtons } from "/admin/forms.js";
+import { el } from "/shared/dom.js";
 
 const $ = (id) => document.getElementById(id);
 const TYPES = ["short_text", "long_text", "single_choice", "multiple_choice", "scale", "consent"];
@@ -59,9 +61,9 @@ function whereRow(target, name) {
   select.append(new Option(t("survey.admin.no_survey"), ""));
   for (const s of page.surveys.filter((x) => !x.archived)) select.append(new Option(s.name, s.id));
   select.value = assignedTo(target)?.id ?? "";
-  const lab = el("label", null, name);
+  const lab = el("label", { text: name });
   lab.htmlFor = id;
-  const button = el("button", "button button-small", t("survey.admin.apply"));
+  const button = el("button", { class: "button button-small", text: t("survey.admin.apply") });
   button.type = "button";
   button.dataset.i18n = "survey.admin.apply";
   button.setAttribute("aria-label", t("survey.admin.apply_for", { name }));
@@ -122,28 +124,28 @@ function renderList() {
     ...page.surveys.map((survey) => {
       const row = el("tr");
       row.dataset.surveyId = survey.id;
-      const name = el("th", null, survey.name);
+      const name = el("th", { text: survey.name });
       name.scope = "row";
-      if (survey.archived) name.append(" ", el("span", "badge badge-disabled", t("survey.admin.archived")));
-      const edit = el("button", "button button-secondary button-small", t("survey.admin.edit"));
+      if (survey.archived) name.append(" ", el("span", { class: "badge badge-disabled", text: t("survey.admin.archived") }));
+      const edit = el("button", { class: "button button-secondary button-small", text: t("survey.admin.edit") });
       edit.type = "button";
       edit.setAttribute("aria-label", t("survey.admin.edit_named", { name: survey.name }));
       edit.addEventListener("click", () => openEditor(survey));
-      const archive = el("button", "button button-secondary button-small", t(survey.archived ? "survey.admin.restore" : "survey.admin.archive"));
+      const archive = el("button", { class: "button button-secondary button-small", text: t(survey.archived ? "survey.admin.restore" : "survey.admin.archive") });
       archive.type = "button";
       archive.setAttribute("aria-label", t(survey.archived ? "survey.admin.restore_named" : "survey.admin.archive_named", { name: survey.name }));
       archive.addEventListener("click", () => setArchived(survey, !survey.archived, archive));
-      const answers = el("button", "button button-secondary button-small", t("survey.admin.answers"));
+      const answers = el("button", { class: "button button-secondary button-small", text: t("survey.admin.answers") });
       answers.type = "button";
       answers.setAttribute("aria-label", t("survey.admin.answers_named", { name: survey.name }));
       answers.addEventListener("click", () => openAnswers(survey, answers));
-      const actions = el("td", "sv-row-actions");
+      const actions = el("td", { class: "sv-row-actions" });
       actions.append(edit, answers, archive);
       row.append(
         name,
-        el("td", null, String(survey.current_version)),
-        el("td", null, String(survey.current.questions.length)),
-        el("td", null, shownText(survey)),
+        el("td", { text: String(survey.current_version) }),
+        el("td", { text: String(survey.current.questions.length) }),
+        el("td", { text: shownText(survey) }),
         actions,
       );
       return row;
@@ -187,10 +189,10 @@ function renderAnswers() {
   const format = new Intl.DateTimeFormat(language() === "ja" ? "ja-JP" : "en-GB", { dateStyle: "medium", timeStyle: "short" });
   $("sv-answers-list").replaceChildren(
     ...open.rows.map((row) => {
-      const item = el("li", "sv-answer");
-      item.append(el("p", "sv-answer-meta", t("survey.admin.answer_meta", { when: format.format(new Date(row.submitted_at)), version: row.version })));
-      const list = el("dl", "sv-answer-list");
-      for (const a of row.answers) list.append(el("dt", null, label(a.label)), el("dd", null, label(a.shown)));
+      const item = el("li", { class: "sv-answer" });
+      item.append(el("p", { class: "sv-answer-meta", text: t("survey.admin.answer_meta", { when: format.format(new Date(row.submitted_at)), version: row.version }) }));
+      const list = el("dl", { class: "sv-answer-list" });
+      for (const a of row.answers) list.append(el("dt", { text: label(a.label) }), el("dd", { text: label(a.shown) }));
       item.append(list);
       return item;
     }),
@@ -249,8 +251,8 @@ function input(id, value, { lang, max, type = "text" } = {}) {
 }
 
 function field(labelKey, control, params = {}) {
-  const box = el("div", "field");
-  const lab = el("label", null, t(labelKey, params));
+  const box = el("div", { class: "field" });
+  const lab = el("label", { text: t(labelKey, params) });
   lab.htmlFor = control.id;
   box.append(lab, control);
   return box;
@@ -282,7 +284,7 @@ function choiceRow(q, qi, choice, ci) {
   bind(team, (c) => (choice.routing.team_id = c.value || null));
   const lang = selectOf(`${p}-lang`, [["", t("survey.admin.route_none")], ["ja", t("lang.ja")], ["en", t("lang.en")]], choice.routing?.language);
   bind(lang, (c) => (choice.routing.language = c.value || null));
-  const remove = el("button", "button button-danger-quiet button-small", t("survey.admin.remove_choice"));
+  const remove = el("button", { class: "button button-danger-quiet button-small", text: t("survey.admin.remove_choice") });
   remove.type = "button";
   remove.setAttribute("aria-label", t("survey.admin.remove_choice_n", { n: ci + 1, q: qi + 1 }));
   remove.addEventListener("click", () => {
@@ -291,9 +293,9 @@ function choiceRow(q, qi, choice, ci) {
     $(`q${qi}-add-choice`)?.focus();
   });
   choice.routing ??= { skill: null, team_id: null, language: null };
-  const row = el("fieldset", "sv-choice");
+  const row = el("fieldset", { class: "sv-choice" });
   row.append(
-    el("legend", null, t("survey.admin.choice_n", { n: ci + 1 })),
+    el("legend", { text: t("survey.admin.choice_n", { n: ci + 1 }) }),
     field("survey.admin.field.value", value),
     field("survey.admin.field.label_ja", ja),
     field("survey.admin.field.label_en", en),
@@ -307,8 +309,8 @@ function choiceRow(q, qi, choice, ci) {
 
 function questionItem(q, qi, all) {
   const p = `q${qi}`;
-  const box = el("fieldset", "sv-question");
-  box.append(el("legend", null, t("survey.admin.question_n", { n: qi + 1 })));
+  const box = el("fieldset", { class: "sv-question" });
+  box.append(el("legend", { text: t("survey.admin.question_n", { n: qi + 1 }) }));
   const id = input(`${p}-id`, q.id, { max: 40 });
   bind(id, (c) => (q.id = c.value.trim()));
   const type = selectOf(`${p}-type`, TYPES.map((x) => [x, t(`survey.admin.type.${x}`)]), q.type);
@@ -326,17 +328,17 @@ function questionItem(q, qi, all) {
   required.id = `${p}-required`;
   required.checked = q.required;
   bind(required, (c) => (q.required = c.checked));
-  const requiredBox = el("div", "check");
-  const requiredLabel = el("label", null, t("survey.admin.field.required"));
+  const requiredBox = el("div", { class: "check" });
+  const requiredLabel = el("label", { text: t("survey.admin.field.required") });
   requiredLabel.htmlFor = required.id;
   requiredBox.append(required, requiredLabel);
   const ja = input(`${p}-label-ja`, q.label.ja, { lang: "ja", max: 500 });
   bind(ja, (c) => (q.label.ja = c.value));
   const en = input(`${p}-label-en`, q.label.en, { lang: "en", max: 500 });
   bind(en, (c) => (q.label.en = c.value));
-  const head = el("div", "sv-pair");
+  const head = el("div", { class: "sv-pair" });
   head.append(field("survey.admin.field.id", id), field("survey.admin.field.type", type));
-  const labels = el("div", "sv-pair");
+  const labels = el("div", { class: "sv-pair" });
   labels.append(field("survey.admin.field.label_ja", ja), field("survey.admin.field.label_en", en));
   box.append(head, labels, requiredBox);
   if (q.type === "scale") {
@@ -352,9 +354,9 @@ function questionItem(q, qi, all) {
     box.append(field("survey.admin.field.max_length", max));
   }
   if (CHOICE_TYPES.includes(q.type)) {
-    const list = el("div", "sv-choices");
+    const list = el("div", { class: "sv-choices" });
     q.choices.forEach((choice, ci) => list.append(choiceRow(q, qi, choice, ci)));
-    const add = el("button", "button button-secondary button-small", t("survey.admin.add_choice"));
+    const add = el("button", { class: "button button-secondary button-small", text: t("survey.admin.add_choice") });
     add.type = "button";
     add.id = `${p}-add-choice`;
     add.addEventListener("click", () => {
@@ -364,9 +366,9 @@ function questionItem(q, qi, all) {
     });
     box.append(list, add);
   }
-  const tools = el("div", "sv-question-tools");
+  const tools = el("div", { class: "sv-question-tools" });
   const move = (delta, key) => {
-    const button = el("button", "button button-secondary button-small", t(key));
+    const button = el("button", { class: "button button-secondary button-small", text: t(key) });
     button.type = "button";
     button.disabled = qi + delta < 0 || qi + delta >= all.length;
     button.setAttribute("aria-label", t(`${key}_n`, { n: qi + 1 }));
@@ -378,7 +380,7 @@ function questionItem(q, qi, all) {
     });
     return button;
   };
-  const remove = el("button", "button button-danger-quiet button-small", t("survey.admin.remove_question"));
+  const remove = el("button", { class: "button button-danger-quiet button-small", text: t("survey.admin.remove_question") });
   remove.type = "button";
   remove.disabled = all.length <= 1;
   remove.setAttribute("aria-label", t("survey.admin.remove_question_n", { n: qi + 1 }));
@@ -453,7 +455,7 @@ async function save(event) {
 
 function renderDetails() {
   $("sv-form-details").replaceChildren(
-    ...formDetails.map((d) => el("li", null, `${d.field}: ${String(d.message ?? "").replace(/^Value error, /, "")}`)),
+    ...formDetails.map((d) => el("li", { text: `${d.field}: ${String(d.message ?? "").replace(/^Value error, /, "")}` })),
   );
 }
 

@@ -1,9 +1,11 @@
+// @ts-check
 // Teams: the list with member counts, create, rename (a dialog) and delete. The API refuses to
 // delete a team that still has members; its answer is shown as it is.
 import { t } from "/shared/i18n.js";
 import { api } from "/admin/api.js";
-import { confirmAction } from "/admin/confirm.js";
-import { FormErrors, Notice, busy, el } from "/admin/forms.js";
+import { confirmAction } from "/shared/confirm.js";
+import { FormErrors, Notice, busy } from "/admin/forms.js";
+import { el } from "/shared/dom.js";
 
 const $ = (id) => document.getElementById(id);
 const COLUMNS = ["team_name", "description", "members", "actions"];
@@ -77,24 +79,24 @@ export class TeamsArea {
   row(team, labels) {
     const tr = el("tr");
     tr.dataset.id = team.id;
-    const name = el("th", "team-name", team.name);
+    const name = el("th", { class: "team-name", text: team.name });
     name.scope = "row";
     name.dataset.label = labels.team_name;
-    const description = el("td", team.description ? null : "muted", team.description || t("admin.none"));
+    const description = el("td", { class: team.description ? null : "muted", text: team.description || t("admin.none") });
     description.dataset.label = labels.description;
-    const members = el("td", "number", t("admin.teams.members", { count: team.member_count }));
+    const members = el("td", { class: "number", text: t("admin.teams.members", { count: team.member_count }) });
     members.dataset.label = labels.members;
-    const actions = el("td", "actions");
+    const actions = el("td", { class: "actions" });
     actions.dataset.label = labels.actions;
     for (const [action, key, style] of [
       ["rename", "admin.teams.rename", "button-secondary"],
       ["delete", "admin.teams.delete", "button-danger-quiet"],
     ]) {
-      const button = el("button", `button button-small ${style}`);
+      const button = el("button", { class: `button button-small ${style}` });
       button.type = "button";
       button.dataset.action = action;
       button.dataset.id = team.id;
-      button.append(t(key), el("span", "visually-hidden", ` ${team.name}`));
+      button.append(t(key), el("span", { class: "visually-hidden", text: ` ${team.name}` }));
       actions.append(button);
     }
     tr.append(name, description, members, actions);

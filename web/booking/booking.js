@@ -1,3 +1,4 @@
+// @ts-check
 // /booking/ — the shopper's booking page (opened from the widget or a mailed link):
 //   book:    type → advisor or "any" → day and time (in the shopper's time zone) → survey →
 //            contact → "check your mail" (pending) — or confirmed at once when the widget
@@ -13,7 +14,9 @@ import { mountSurvey } from "/shared/survey-form.js";
 import { joiner } from "/booking/join.js";
 import { mailCheck } from "/booking/pending.js";
 import { fillRegions } from "/booking/phone-region.js";
-import { $, addDays, busy, dayLabel, el, summaryRows, today, whenLabel, zone, zoneName } from "/booking/util.js";
+import { $, addDays, busy, dayLabel, summaryRows, today, whenLabel, zone, zoneName } from "/booking/util.js";
+import { el } from "/shared/dom.js";
+import { errorText as sharedErrorText } from "/shared/errors.js";
 
 const VIEWS = ["loading", "type", "advisor", "slot", "survey", "contact", "pending", "confirm", "done", "join"];
 const params = new URLSearchParams(location.search);
@@ -71,13 +74,9 @@ function showView(name, { focus = true } = {}) {
   }
 }
 
-/** The shopper's message for an error code; ``context`` picks a more precise one where a
- * code means something else there (link_expired of a confirm link vs. of a manage link). */
 function errorText(code, message, context) {
-  for (const key of [context && `booking.error.${context}.${code}`, `booking.error.${code}`]) {
-    if (key && t(key) !== key) return t(key);
-  }
-  return message || t("booking.error.generic");
+  const prefixes = context ? [`booking.error.${context}.`, "booking.error."] : ["booking.error."];
+  return sharedErrorText({ code, message }, prefixes, { unknown: "booking.error.generic" });
 }
 
 function showError(code, message, context) {

@@ -1,3 +1,4 @@
+// @ts-check
 // The join link (?join=<token>): count down until the call opens, then hand over to /call/
 // with a visitor token for that one consultation. The token goes in the request body.
 import { language, t } from "/shared/i18n.js";

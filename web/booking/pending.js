@@ -1,3 +1,4 @@
+// @ts-check
 // A booking made without the shop's signed customer id waits for the link in its mail:
 //   the pending view ("check your mail": where it went, until when the time is held, what to do
 //   if nothing arrives, and the demo outbox when the server has one), and

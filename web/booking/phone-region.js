@@ -1,10 +1,12 @@
+// @ts-check
 // The country a phone number typed without "+code" belongs to: "07911 123456" is a UK mobile
 // and no Japanese number. The booking form sends it as contact.phone_region; the server parses
 // the number with it (phonenumbers). It defaults from the shopper's time zone (what the browser
 // reports is where they are), then their browser's language region, then Japan.
 import { language } from "/shared/i18n.js";
 import { CALLING_CODES, ZONE_REGIONS } from "/booking/phone-region-data.js";
-import { el, zone } from "/booking/util.js";
+import { zone } from "/booking/util.js";
+import { el } from "/shared/dom.js";
 
 const FALLBACK = "JP";
 const codes = new Map(CALLING_CODES.split(" ").map((entry) => [entry.slice(0, 2), entry.slice(2)]));

@@ -1,20 +1,10 @@
+// @ts-check
 // Small helpers of the booking page: building elements, and dates in the shopper's zone.
 import { language, t } from "/shared/i18n.js";
+import { zone, zoneName } from "/shared/time.js";
+import { el } from "/shared/dom.js";
 
-export const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
-
-export function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (name === "class") node.className = value;
-    else if (name === "text") node.textContent = value;
-    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-    else node.setAttribute(name, value === true ? "" : String(value));
-  }
-  node.append(...children.filter((c) => c !== null && c !== undefined && c !== false));
-  return node;
-}
+export { zone, zoneName };
 
 export const $ = (id) => document.getElementById(id);
 
@@ -53,24 +43,6 @@ export function dayLabel(day, style = "long") {
 /** "14:05" in the shopper's zone, for a deadline such as a pending booking's hold. */
 export function timeLabel(iso) {
   return new Intl.DateTimeFormat(locale(), { hour: "2-digit", minute: "2-digit", timeZone: zone }).format(new Date(iso));
-}
-
-/**
- * A time zone by its name in the page's language ("Japan Time", "日本時間"), not its IANA id:
- * shoppers know where they are, not "Asia/Tokyo". Also used by the staff calendar.
- */
-export function zoneName(tz = zone, lang = language()) {
-  for (const style of ["longGeneric", "long"]) {
-    try {
-      const parts = new Intl.DateTimeFormat(lang === "ja" ? "ja-JP" : "en-GB", { timeZone: tz, timeZoneName: style }).formatToParts(new Date());
-      const name = parts.find((part) => part.type === "timeZoneName")?.value;
-      // "GMT+09:00" is an offset, not a name (longGeneric has none for UTC): try "long".
-      if (name && !/^(GMT|UTC)[+\-−]/.test(name)) return name;
-    } catch {
-      // an engine without this style (or zone): try the next, then the id
-    }
-  }
-  return tz;
 }
 
 export function whenLabel(booking) {

@@ -1,12 +1,13 @@
+// @ts-check
 // /call/?c=<consultation id> — the shopper's consultation: device check, the call (video or
 // voice) with chat beside it, or chat alone; resumes after a reload. The visitor token comes
 // from this tab's sessionStorage (put there by /widget/).
 import { initI18n, onLanguageChange, t } from "/shared/i18n.js";
 import { LiveSocket } from "/shared/socket.js";
 import { ChatPanel } from "/call/chat.js";
-import { PaymentSheet } from "/payments/sheet.js";
-import { RecordingPanel } from "/recording/recording.js";
-import { MonitoringNotice } from "/monitoring/party.js";
+import { PaymentSheet } from "/shared/payment-sheet.js";
+import { RecordingPanel } from "/shared/recording.js";
+import { MonitoringNotice } from "/shared/monitoring-notice.js";
 import { showCsat } from "/call/csat.js";
 import { Preview, fillSelect, listDevices, trackDeviceId, watchPermissions } from "/call/preview.js";
 import {
@@ -40,7 +41,7 @@ import {
   readVisitor,
   savePlace,
   takeEmbedParams,
-} from "/widget/shopper.js";
+} from "/shared/shopper.js";
 
 let timer = 0;
 

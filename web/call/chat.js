@@ -1,8 +1,10 @@
+// @ts-check
 // The chat beside the call (or on its own): messages with sender, time and read ticks, the
 // advisor's typing, product cards, images and files. Delivery, de-duplication, the outbox and
 // replay after a reconnect belong to the shared socket module (socket.chat()).
 import { formatMoney, language, t } from "/shared/i18n.js";
-import { el, errorText } from "/widget/shopper.js";
+import { errorText } from "/shared/shopper.js";
+import { el } from "/shared/dom.js";
 
 const TYPING_REPEAT_MS = 3000;
 const TYPING_IDLE_MS = 4000;

@@ -1,8 +1,9 @@
+// @ts-check
 // The post-call survey on the call page, shown in the "ended" view after hang-up. The answer
 // goes with the visitor token; the server keeps one per consultation, so a page that comes
 // back after answering (a reload) just says thank you.
 import { t } from "/shared/i18n.js";
-import { mountCsat, postJson } from "/surveys/csat-form.js";
+import { mountCsat, postJson } from "/shared/csat-form.js";
 
 const shown = new Set();
 

@@ -1,3 +1,4 @@
+// @ts-check
 // The device check before joining: camera preview, microphone level meter, camera and
 // microphone choice. It holds its own getUserMedia stream (released before the call engine
 // takes the devices), so looking at yourself does not start the call.

@@ -1,8 +1,9 @@
+// @ts-check
 // Drawing the call page from its state: which view shows, the header indicators, the device
 // check, the call controls and stage, the thank-you. No decisions here (call.js makes them).
 import { t } from "/shared/i18n.js";
 import { state, $, VIEWS, NARROW, isWaiting, joinMode } from "/call/state.js";
-import { advisorName, errorText } from "/widget/shopper.js";
+import { advisorName, errorText } from "/shared/shopper.js";
 
 export function showView(name, { focus = true } = {}) {
   const changed = state.view !== name;

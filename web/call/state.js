@@ -1,3 +1,4 @@
+// @ts-check
 // The call page's state, shared by its modules (call.js drives, render.js draws), and what
 // survives a reload of the page (sessionStorage, per consultation).
 

@@ -1,8 +1,10 @@
+// @ts-check
 // /demo/mail — the demo's mail outbox (LIVEDESK_MAIL_OUTBOX): the mails the server would have
 // sent, newest first, so a demo's shopper can open the link in them. Only a mail's text part
 // is shown, always as text: links become <a> elements built here (http and https only), and
 // nothing a mail carries is ever parsed as markup.
 import { initI18n, language, onLanguageChange, t } from "/shared/i18n.js";
+import { el } from "/shared/dom.js";
 
 const POLL_MS = 4000;
 // Served only while the outbox is on (404 otherwise, which the page says plainly).
@@ -10,17 +12,6 @@ const MAILS = "/demo/mail.json";
 const LINK = /https?:\/\/[^\s<>"']+/g;
 const $ = (id) => document.getElementById(id);
 const state = { mails: [], keeps: 200, shown: "", off: false, failed: false };
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (name === "class") node.className = value;
-    else if (name === "text") node.textContent = value;
-    else node.setAttribute(name, value);
-  }
-  node.append(...children.filter(Boolean));
-  return node;
-}
 
 /** The mail's text with its web addresses as links; everything else stays text. */
 function linked(text) {

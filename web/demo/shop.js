@@ -1,22 +1,15 @@
+// @ts-check
 // The demo shop's product page: one product (?sku=…) and the catalogue (?category=…), from
 // /demo/catalogue.json. Product names and descriptions come in both languages from the
 // catalogue; every other word comes from the i18n tables.
 import { formatMoney, initI18n, language, onLanguageChange, t } from "/shared/i18n.js";
+import { el } from "/shared/dom.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 let catalogue = null;
 let bagCount = 0;
 let lastAdded = null;
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (value !== undefined && value !== null) node.setAttribute(name, value);
-  }
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
-}
 
 const other = (lang) => (lang === "ja" ? "en" : "ja");
 

@@ -1,11 +1,12 @@
+// @ts-check
 // Customer history for staff: search shoppers by name, e-mail, phone number or shop id, then
 // their profile, recommendations, notes and the whole timeline (customer panel of the
 // console). Supervisors and admins can export a shopper's data; admins can erase or anonymise.
 import { initI18n, onLanguageChange, t } from "/shared/i18n.js";
-import { api, errorText, setCsrfToken } from "/staff/api.js";
-import { CustomerPanel, setViewerRole } from "/staff/customer.js";
-import { el } from "/staff/dom.js";
-import { NAV_AREA, StaffNav } from "/staffnav/nav.js";
+import { api, errorText, setCsrfToken } from "/shared/staff-api.js";
+import { CustomerPanel, setViewerRole } from "/shared/customer/panel.js";
+import { el } from "/shared/dom.js";
+import { NAV_AREA, StaffNav } from "/shared/staffnav.js";
 
 const $ = (id) => document.getElementById(id);
 const state = { me: null, hits: [], query: "", selected: null, panel: null, searching: false, error: null };
@@ -20,9 +21,9 @@ function renderResults() {
   list.replaceChildren(
     ...state.hits.map((hit) => {
       const details = [hit.email, hit.phone].filter(Boolean).join(" · ");
-      const button = el("button", { className: "button button-secondary", attrs: { type: "button" } }, [
+      const button = el("button", { class: "button button-secondary",  type: "button"  }, [
         el("strong", { text: hit.display_name || t("history.unnamed") }),
-        details ? el("span", { className: "muted", text: ` — ${details}` }) : null,
+        details ? el("span", { class: "muted", text: ` — ${details}` }) : null,
       ]);
       if (state.selected === hit.id) button.setAttribute("aria-current", "true");
       button.addEventListener("click", () => select(hit));

@@ -1,13 +1,16 @@
+// @ts-check
 // Payments and refunds (supervisors and admins): the newest payment requests with who paid
 // (a link to the customer's history), who sold, the items and the order number, and a refund
 // form on each paid one — all or part of what is left. Refunding everything that is left is
 // asked for first (an empty amount means "all", which is easy to do by accident). One
 // submission refunds once: the form keeps its client key until the server has answered.
-import { confirmAction, renderConfirm, setupConfirm } from "/admin/confirm.js";
+import { confirmAction, renderConfirm, setupConfirm } from "/shared/confirm.js";
 import { request, setCsrfToken } from "/shared/api.js";
 import { formatMoney, initI18n, language, onLanguageChange, t } from "/shared/i18n.js";
-import { toMinor } from "/payments/money.js";
-import { NAV_AREA, StaffNav } from "/staffnav/nav.js";
+import { toMinor } from "/shared/money.js";
+import { NAV_AREA, StaffNav } from "/shared/staffnav.js";
+import { el } from "/shared/dom.js";
+import { errorText as sharedErrorText } from "/shared/errors.js";
 
 const $ = (id) => document.getElementById(id);
 const PAID = ["paid", "partially_refunded", "refunded"];
@@ -18,9 +21,7 @@ function newKey() {
 }
 
 function errorText(error) {
-  const key = `ref.error.${error?.code}`;
-  const text = t(key);
-  return text !== key ? text : error?.message || t("ref.error.unknown");
+  return sharedErrorText(error ?? {}, "ref.error.");
 }
 
 function alertBox(node, text) {
@@ -57,17 +58,9 @@ function showTarget() {
   row.focus({ preventScroll: true });
 }
 
-function el(tag, text, attrs = {}, children = []) {
-  const node = document.createElement(tag);
-  if (text !== undefined) node.textContent = text;
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  for (const child of children) if (child) node.append(child);
-  return node;
-}
-
 /** A cell that says what its column is when the table is stacked (phone width). */
 function cell(label, text, attrs = {}, children = []) {
-  return el("td", undefined, { "data-label": t(label), ...attrs }, [el("div", text, {}, children)]);
+  return el("td", { "data-label": t(label), ...attrs }, [el("div", { text: text }, children)]);
 }
 
 function customerName(r) {
@@ -80,26 +73,17 @@ function remaining(r) {
 
 function refundForm(r) {
   const amount = formatMoney(r.total_minor, r.currency);
-  const form = el("form", undefined, { class: "pay-inline-form", "data-request-id": r.id, novalidate: "" });
+  const form = el("form", { class: "pay-inline-form", "data-request-id": r.id, novalidate: "" });
   const amountId = `ref-amount-${r.id}`;
   const reasonId = `ref-reason-${r.id}`;
   form.append(
-    el("label", t("ref.amount_of", { amount }), { for: amountId, class: "visually-hidden" }),
-    el("input", undefined, {
-      id: amountId,
-      name: "amount",
-      inputmode: "decimal",
-      "aria-describedby": "ref-amount-hint",
-      placeholder: t("ref.amount_placeholder"),
-    }),
-    el("label", t("ref.reason_of", { amount }), { for: reasonId, class: "visually-hidden" }),
-    el("input", undefined, { id: reasonId, name: "reason", maxlength: "500", placeholder: t("ref.reason_placeholder") }),
-    el("p", t("ref.left", { amount: formatMoney(remaining(r), r.currency) }), { class: "ref-left" }),
+    el("label", { text: t("ref.amount_of", { amount }), for: amountId, class: "visually-hidden" }),
+    el("input", { id: amountId, name: "amount", inputmode: "decimal", "aria-describedby": "ref-amount-hint", placeholder: t("ref.amount_placeholder") }),
+    el("label", { text: t("ref.reason_of", { amount }), for: reasonId, class: "visually-hidden" }),
+    el("input", { id: reasonId, name: "reason", maxlength: "500", placeholder: t("ref.reason_placeholder") }),
+    el("p", { text: t("ref.left", { amount: formatMoney(remaining(r), r.currency) }), class: "ref-left" }),
   );
-  const button = el("button", state.busy === r.id ? t("ref.refunding") : t("ref.refund"), {
-    type: "submit",
-    class: "button button-small",
-  });
+  const button = el("button", { text: state.busy === r.id ? t("ref.refunding") : t("ref.refund"), type: "submit", class: "button button-small" });
   button.disabled = state.busy === r.id;
   form.append(button);
   return form;
@@ -124,7 +108,7 @@ function render() {
   });
   $("ref-rows").replaceChildren(
     ...state.rows.map((r) => {
-      const row = el("tr", undefined, { "data-request-id": r.id, "data-status": r.status });
+      const row = el("tr", { "data-request-id": r.id, "data-status": r.status });
       if (r.id === target) {
         row.classList.add("ref-target");
         row.setAttribute("aria-current", "true");
@@ -133,18 +117,15 @@ function render() {
       const status = t(`pay.status.${r.status}`) + (r.test_mode ? ` (${t("ref.test_mode")})` : "");
       const refundCell = cell("ref.col.refund", undefined, { class: "ref-refund" });
       if (r.status === "paid" || r.status === "partially_refunded") refundCell.firstChild.append(refundForm(r));
-      const customer = el("a", customerName(r), {
-        href: `/history/?shopper=${encodeURIComponent(r.shopper_id)}`,
-        class: "ref-customer",
-      });
+      const customer = el("a", { text: customerName(r), href: `/history/?shopper=${encodeURIComponent(r.shopper_id)}`, class: "ref-customer" });
       row.append(
         cell("ref.col.when", when.format(new Date(r.paid_at ?? r.created_at))),
         cell("ref.col.customer", undefined, {}, [
           customer,
-          r.shopper_email && r.shopper_name ? el("span", r.shopper_email, { class: "ref-email" }) : null,
+          r.shopper_email && r.shopper_name ? el("span", { text: r.shopper_email, class: "ref-email" }) : null,
         ]),
         cell("ref.col.advisor", r.advisor_name || t("ref.none"), { class: "ref-advisor" }),
-        cell("ref.col.items", undefined, {}, [el("ul", undefined, { class: "ref-items" }, r.lines.map((l) => el("li", lineText(l))))]),
+        cell("ref.col.items", undefined, {}, [el("ul", { class: "ref-items" }, r.lines.map((l) => el("li", { text: lineText(l) })))]),
         cell("ref.col.order", r.order_number ?? t("ref.no_order"), { class: r.order_number ? "ref-order" : "ref-order muted" }),
         cell("ref.col.total", formatMoney(r.total_minor, r.currency), { class: "num" }),
         cell("ref.col.status", status),

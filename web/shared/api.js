@@ -1,3 +1,4 @@
+// @ts-check
 // fetch() for the REST API, shared by the staff pages: the session's CSRF token on every write
 // (from /auth/login or /auth/me, else the readable cookie) and every answer as
 // {ok, status, data} or {ok, status, error} with the API's error shape {code, message, details}.

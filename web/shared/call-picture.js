@@ -1,3 +1,4 @@
+// @ts-check
 // Does the other side's picture show? Decided from what really arrives, never from
 // `track.muted`: Chromium leaves a remote video track muted after a renegotiation or a
 // replaceTrack while its frames are decoded, and keeps it unmuted while a disabled camera sends

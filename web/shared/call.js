@@ -1,3 +1,4 @@
+// @ts-check
 // The one call engine (docs/browser-contract.md): a browser-to-browser WebRTC call between the
 // two parties of a consultation, signalled through call.signal on the page's LiveSocket.
 //

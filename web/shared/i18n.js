@@ -1,3 +1,4 @@
+// @ts-check
 // All UI text goes through t(key): one table per language in /shared/i18n/<lang>.json.
 // The language follows the browser (navigator.languages) until the person picks one with a
 // language switch; that choice is kept in localStorage.

@@ -1,3 +1,4 @@
+// @ts-check
 // Helpers for live call monitoring's browser-to-browser voice (a supervisor's whisper or
 // barge-in): the ICE servers livedesk configures (never a public default) and waiting for ICE
 // gathering, so an offer or answer carries all its candidates and nothing trickles.

@@ -1,3 +1,4 @@
+// @ts-check
 // The browser's side of the server media leg: a send-only RTCPeerConnection to livedesk's
 // aiortc leg, opened while the call is recorded (later: monitored). The tracks are the call's
 // own local tracks (no second camera prompt); the server records them without re-encoding, so

@@ -1,3 +1,4 @@
+// @ts-check
 // The one socket wrapper every page uses (docs/browser-contract.md): acks that resolve or
 // reject, retries only where the server makes an event safe to repeat, and a chat channel
 // that loses nothing across reconnects and reloads.

@@ -1,3 +1,4 @@
+// @ts-check
 // The shopper's survey form, shared by the widget (before "talk now") and the booking page.
 //
 //   import { mountSurvey } from "/shared/survey-form.js";
@@ -10,6 +11,7 @@
 // Every control is labelled; each question's error is tied to it (aria-describedby,
 // aria-invalid), and showErrors/validate move focus to the first wrong question.
 import { t } from "/shared/i18n.js";
+import { el } from "/shared/dom.js";
 
 const STYLESHEET = "/surveys/survey-form.css";
 const TEXT_LIMITS = { short_text: 200, long_text: 2000 };
@@ -22,18 +24,6 @@ function ensureStylesheet() {
   link.rel = "stylesheet";
   link.href = STYLESHEET;
   document.head.append(link);
-}
-
-function node(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (name === "class") el.className = value;
-    else if (name === "text") el.textContent = value;
-    else el.setAttribute(name, value === true ? "" : String(value));
-  }
-  el.append(...children.filter((c) => c !== null && c !== undefined && c !== false));
-  return el;
 }
 
 function pick(label, lang) {
@@ -70,13 +60,13 @@ export function mountSurvey(container, survey, { lang = "ja" } = {}) {
 
   function requiredMark(q) {
     return q.required && q.type !== "consent"
-      ? node("span", { class: "survey-required", text: ` ${t("survey.required")}` })
+      ? el("span", { class: "survey-required", text: ` ${t("survey.required")}` })
       : null;
   }
 
   function help(q) {
     const text = pick(q.help, current);
-    return text ? node("p", { class: "survey-help", id: `${fieldId(q)}-help`, text }) : null;
+    return text ? el("p", { class: "survey-help", id: `${fieldId(q)}-help`, text }) : null;
   }
 
   function describedBy(q) {
@@ -90,27 +80,27 @@ export function mountSurvey(container, survey, { lang = "ja" } = {}) {
           return { value: String(n), label: String(n) };
         })
       : q.choices.map((c) => ({ value: c.value, label: pick(c.label, current) }));
-    const list = node("div", { class: q.type === "scale" ? "survey-scale" : "survey-choices" });
+    const list = el("div", { class: q.type === "scale" ? "survey-scale" : "survey-choices" });
     options.forEach((option, index) => {
       const id = `${fieldId(q)}-${index}`;
       list.append(
-        node(
+        el(
           "label",
           { class: "survey-option", for: id },
-          node("input", { type, id, name: fieldId(q), value: option.value }),
-          node("span", { text: option.label }),
+          el("input", { type, id, name: fieldId(q), value: option.value }),
+          el("span", { text: option.label }),
         ),
       );
     });
     const ends = q.type === "scale"
-      ? node(
+      ? el(
           "p",
           { class: "survey-scale-ends", "aria-hidden": "true" },
-          node("span", { text: t(q.scale === "0-10" ? "survey.scale_low_10" : "survey.scale_low_5") }),
-          node("span", { text: t(q.scale === "0-10" ? "survey.scale_high_10" : "survey.scale_high_5") }),
+          el("span", { text: t(q.scale === "0-10" ? "survey.scale_low_10" : "survey.scale_low_5") }),
+          el("span", { text: t(q.scale === "0-10" ? "survey.scale_high_10" : "survey.scale_high_5") }),
         )
       : null;
-    return node(
+    return el(
       "fieldset",
       {
         class: "survey-question",
@@ -120,11 +110,11 @@ export function mountSurvey(container, survey, { lang = "ja" } = {}) {
         ...(q.type === "single_choice" || q.type === "scale" ? { role: "radiogroup" } : {}),
         ...(q.required && type === "radio" ? { "aria-required": "true" } : {}),
       },
-      node("legend", {}, node("span", { text: pick(q.label, current) }), requiredMark(q)),
+      el("legend", {}, el("span", { text: pick(q.label, current) }), requiredMark(q)),
       help(q),
       list,
       ends,
-      node("p", { class: "survey-error", id: errorId(q), role: "alert" }),
+      el("p", { class: "survey-error", id: errorId(q), role: "alert" }),
     );
   }
 
@@ -132,37 +122,37 @@ export function mountSurvey(container, survey, { lang = "ja" } = {}) {
     if (q.type === "single_choice" || q.type === "scale") return choiceGroup(q, "radio");
     if (q.type === "multiple_choice") return choiceGroup(q, "checkbox");
     if (q.type === "consent") {
-      return node(
+      return el(
         "div",
         { class: "survey-question survey-consent", "data-question": q.id },
-        node(
+        el(
           "label",
           { class: "survey-option", for: fieldId(q) },
-          node("input", {
+          el("input", {
             type: "checkbox",
             id: fieldId(q),
             "aria-describedby": describedBy(q),
             "aria-required": q.required ? "true" : null,
           }),
-          node("span", { text: pick(q.label, current) }),
+          el("span", { text: pick(q.label, current) }),
         ),
         help(q),
-        node("p", { class: "survey-error", id: errorId(q), role: "alert" }),
+        el("p", { class: "survey-error", id: errorId(q), role: "alert" }),
       );
     }
     const control =
       q.type === "long_text"
-        ? node("textarea", { id: fieldId(q), rows: 4, maxlength: limitOf(q) })
-        : node("input", { type: "text", id: fieldId(q), maxlength: limitOf(q), autocomplete: "off" });
+        ? el("textarea", { id: fieldId(q), rows: 4, maxlength: limitOf(q) })
+        : el("input", { type: "text", id: fieldId(q), maxlength: limitOf(q), autocomplete: "off" });
     control.setAttribute("aria-describedby", describedBy(q));
     if (q.required) control.setAttribute("aria-required", "true");
-    return node(
+    return el(
       "div",
       { class: "survey-question survey-text", "data-question": q.id },
-      node("label", { for: fieldId(q) }, node("span", { text: pick(q.label, current) }), requiredMark(q)),
+      el("label", { for: fieldId(q) }, el("span", { text: pick(q.label, current) }), requiredMark(q)),
       help(q),
       control,
-      node("p", { class: "survey-error", id: errorId(q), role: "alert" }),
+      el("p", { class: "survey-error", id: errorId(q), role: "alert" }),
     );
   }
 
@@ -233,11 +223,11 @@ export function mountSurvey(container, survey, { lang = "ja" } = {}) {
     const title = pick(survey.title, current);
     const description = pick(survey.description, current);
     container.replaceChildren(
-      node(
+      el(
         "div",
         { class: "survey-form", "data-survey-id": survey.id, "data-survey-version": survey.version },
-        title ? node("h2", { class: "survey-title", text: title }) : null,
-        description ? node("p", { class: "survey-description", text: description }) : null,
+        title ? el("h2", { class: "survey-title", text: title }) : null,
+        description ? el("p", { class: "survey-description", text: description }) : null,
         ...survey.questions.map(questionNode),
       ),
     );

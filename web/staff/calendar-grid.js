@@ -1,8 +1,10 @@
+// @ts-check
 // The advisor's bookings on a time grid: one column per day (a day or a week), each booking a
 // block as tall as it lasts, with its times and duration written out. Blocks are buttons in
 // time order (what a screen reader and the keyboard go through); pressing one shows the
 // booking's details and actions below the grid (calendar.js). Times are in the advisor's zone.
 import { language, t } from "/shared/i18n.js";
+import { el } from "/shared/dom.js";
 
 const PX_PER_MINUTE = 1.1;
 const DEFAULT_FIRST_HOUR = 9;
@@ -48,20 +50,6 @@ function dayHeading(day, today) {
     new Date(Date.UTC(y, m - 1, d, 12)),
   );
   return day === today ? `${text} · ${t("calendar.today")}` : text;
-}
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (name === "class") node.className = value;
-    else if (name === "text") node.textContent = value;
-    else if (name === "style") node.style.cssText = value;
-    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-    else node.setAttribute(name, value === true ? "" : String(value));
-  }
-  node.append(...children.filter((c) => c !== null && c !== undefined && c !== false));
-  return node;
 }
 
 /**

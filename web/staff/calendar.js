@@ -1,32 +1,20 @@
+// @ts-check
 // The advisor's own booking calendar and availability editor, in the console under the
 // consultations: a day or a week of bookings on a time grid (calendar-grid.js, in the
 // advisor's time zone, named in words), kept current by polling while the page is shown, and
 // the weekly hours, time zone and date exceptions that slots are made from. Strings: the
 // /booking i18n area.
 import { language, onLanguageChange, t } from "/shared/i18n.js";
-import { zoneName } from "/booking/util.js";
-import { api, errorText } from "/staff/api.js";
+import { zoneName } from "/shared/time.js";
+import { api, errorText } from "/shared/staff-api.js";
 import { bookingGrid, durationLabel, minutesOf, timeRange, typeName } from "/staff/calendar-grid.js";
+import { el } from "/shared/dom.js";
 
 const WEEKDAYS = [0, 1, 2, 3, 4, 5, 6];
 const ZONES = ["Asia/Tokyo", "Europe/London", "America/New_York", "UTC"];
 // Bookings change elsewhere (shoppers book, move and cancel; admins reassign) and no event
 // tells the console: the shown range is fetched again this often while the page is visible.
 const REFRESH_MS = 30_000;
-
-function node(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (name === "class") el.className = value;
-    else if (name === "text") el.textContent = value;
-    else if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
-    else if (name === "value") el.value = value;
-    else el.setAttribute(name, value === true ? "" : String(value));
-  }
-  el.append(...children.filter((c) => c !== null && c !== undefined && c !== false));
-  return el;
-}
 
 function locale() {
   return language() === "ja" ? "ja-JP" : "en-GB";
@@ -170,7 +158,7 @@ class Calendar {
     const step = this.view === "day" ? 1 : 7;
     const range = days.length === 1 ? this.dayText(days[0]) : `${this.dayText(days[0])} – ${this.dayText(days.at(-1))}`;
     const viewButton = (view) =>
-      node("button", {
+      el("button", {
         type: "button",
         class: "button button-secondary button-small",
         "aria-pressed": String(this.view === view),
@@ -178,17 +166,17 @@ class Calendar {
         text: t(`calendar.view_${view}`),
         onclick: () => this.setView(view),
       });
-    const part = node(
+    const part = el(
       "div",
       { class: "calendar-bookings", "data-part": "bookings" },
-      node(
+      el(
         "div",
         { class: "calendar-week" },
-        node("div", { class: "calendar-views", role: "group", "aria-label": t("calendar.view") }, viewButton("day"), viewButton("week")),
-        node("button", { type: "button", class: "button button-secondary button-small", text: t(this.view === "day" ? "calendar.prev_day" : "booking.week_prev"), onclick: () => this.move(-step) }),
-        node("h3", { "aria-live": "polite", "data-range": true, text: range }),
-        node("button", { type: "button", class: "button button-secondary button-small", text: t(this.view === "day" ? "calendar.next_day" : "booking.week_next"), onclick: () => this.move(step) }),
-        node("button", {
+        el("div", { class: "calendar-views", role: "group", "aria-label": t("calendar.view") }, viewButton("day"), viewButton("week")),
+        el("button", { type: "button", class: "button button-secondary button-small", text: t(this.view === "day" ? "calendar.prev_day" : "booking.week_prev"), onclick: () => this.move(-step) }),
+        el("h3", { "aria-live": "polite", "data-range": true, text: range }),
+        el("button", { type: "button", class: "button button-secondary button-small", text: t(this.view === "day" ? "calendar.next_day" : "booking.week_next"), onclick: () => this.move(step) }),
+        el("button", {
           type: "button",
           class: "button button-secondary button-small",
           text: t("calendar.today"),
@@ -199,8 +187,8 @@ class Calendar {
           },
         }),
       ),
-      this.bookings.length ? null : node("p", { class: "empty", text: t(this.view === "day" ? "calendar.no_bookings_day" : "calendar.no_bookings") }),
-      node(
+      this.bookings.length ? null : el("p", { class: "empty", text: t(this.view === "day" ? "calendar.no_bookings_day" : "calendar.no_bookings") }),
+      el(
         "div",
         { class: "cal-scroll" },
         bookingGrid({
@@ -217,8 +205,8 @@ class Calendar {
         }),
       ),
       this.detail(),
-      node("p", { class: "calendar-status-line", "data-list-status": true, tabindex: "-1", role: "status", text: this.listStatus ?? "" }),
-      node("p", { class: "visually-hidden", "aria-live": "polite", "data-live": true, text: this.liveText }),
+      el("p", { class: "calendar-status-line", "data-list-status": true, tabindex: "-1", role: "status", text: this.listStatus ?? "" }),
+      el("p", { class: "visually-hidden", "aria-live": "polite", "data-live": true, text: this.liveText }),
     );
     return part;
   }
@@ -231,14 +219,14 @@ class Calendar {
   /** The chosen booking in full, with its actions. */
   detail() {
     const booking = this.bookings.find((b) => b.id === this.selected);
-    if (!booking) return node("div", { id: "calendar-detail", hidden: true });
+    if (!booking) return el("div", { id: "calendar-detail", hidden: true });
     const day = new Intl.DateTimeFormat(locale(), { weekday: "long", month: "long", day: "numeric", timeZone: this.zone }).format(new Date(booking.starts_at));
-    const row = (label, value) => [node("dt", { text: label }), node("dd", { text: value })];
-    return node(
+    const row = (label, value) => [el("dt", { text: label }), el("dd", { text: value })];
+    return el(
       "div",
       { id: "calendar-detail", class: `calendar-detail status-${booking.status}`, "data-booking-id": booking.id },
-      node("h4", { text: booking.contact_name || booking.contact_email }),
-      node(
+      el("h4", { text: booking.contact_name || booking.contact_email }),
+      el(
         "dl",
         {},
         ...row(t("calendar.when"), `${day} ${timeRange(booking, this.zone)}`),
@@ -254,7 +242,7 @@ class Calendar {
   cancelControls(booking) {
     if (booking.status !== "confirmed" || new Date(booking.starts_at) <= new Date()) return null;
     if (this.confirming !== booking.id) {
-      return node("button", {
+      return el("button", {
         type: "button",
         class: "button button-secondary button-small calendar-cancel",
         text: t("calendar.cancel"),
@@ -266,11 +254,11 @@ class Calendar {
         },
       });
     }
-    return node(
+    return el(
       "span",
       { class: "calendar-confirm", role: "group", "aria-label": t("calendar.cancel_question") },
       ` ${t("calendar.cancel_question")} `,
-      node("button", {
+      el("button", {
         type: "button",
         class: "button button-small",
         "data-confirm-yes": true,
@@ -278,7 +266,7 @@ class Calendar {
         onclick: () => this.cancel(booking),
       }),
       " ",
-      node("button", {
+      el("button", {
         type: "button",
         class: "button button-secondary button-small",
         text: t("calendar.cancel_no"),
@@ -306,21 +294,21 @@ class Calendar {
       const id = `cal-span-${index}`;
       const day = weekdayName(span.weekday);
       const end = span.end === "24:00" ? "00:00" : span.end;
-      return node(
+      return el(
         "div",
         { class: "weekly-row", "data-weekly-row": true, role: "group", "aria-label": `${day} ${span.start}–${span.end}` },
-        node("label", { class: "visually-hidden", for: `${id}-day`, text: t("calendar.day") }),
-        node(
+        el("label", { class: "visually-hidden", for: `${id}-day`, text: t("calendar.day") }),
+        el(
           "select",
           { id: `${id}-day`, "data-part": "weekday" },
-          ...WEEKDAYS.map((w) => node("option", { value: w, text: weekdayName(w), selected: w === span.weekday })),
+          ...WEEKDAYS.map((w) => el("option", { value: w, text: weekdayName(w), selected: w === span.weekday })),
         ),
-        node("label", { class: "visually-hidden", for: `${id}-start`, text: t("calendar.from", { day }) }),
-        node("input", { type: "time", id: `${id}-start`, step: 300, value: span.start }),
-        node("span", { "aria-hidden": "true", text: "–" }),
-        node("label", { class: "visually-hidden", for: `${id}-end`, text: t("calendar.to", { day }) }),
-        node("input", { type: "time", id: `${id}-end`, step: 300, value: end }),
-        node("button", {
+        el("label", { class: "visually-hidden", for: `${id}-start`, text: t("calendar.from", { day }) }),
+        el("input", { type: "time", id: `${id}-start`, step: 300, value: span.start }),
+        el("span", { "aria-hidden": "true", text: "–" }),
+        el("label", { class: "visually-hidden", for: `${id}-end`, text: t("calendar.to", { day }) }),
+        el("input", { type: "time", id: `${id}-end`, step: 300, value: end }),
+        el("button", {
           type: "button",
           class: "button button-secondary button-small",
           text: t("calendar.remove"),
@@ -346,19 +334,19 @@ class Calendar {
   }
 
   exceptionList() {
-    if (!this.exceptions.length) return node("p", { class: "empty", text: t("calendar.no_exceptions") });
-    return node(
+    if (!this.exceptions.length) return el("p", { class: "empty", text: t("calendar.no_exceptions") });
+    return el(
       "ul",
       { class: "exception-list" },
       ...this.exceptions.map((e, index) =>
-        node(
+        el(
           "li",
           {},
-          node("span", {
+          el("span", {
             text: `${e.day} · ${t(`calendar.kind.${e.kind}`)}${e.start ? ` ${e.start}–${e.end}` : ""}`,
           }),
           " ",
-          node("button", {
+          el("button", {
             type: "button",
             class: "button button-secondary button-small",
             text: t("calendar.remove"),
@@ -390,54 +378,54 @@ class Calendar {
   render({ keepForm = true } = {}) {
     if (keepForm) this.syncFromForm();
     const zones = ZONES.includes(this.zone) ? ZONES : [this.zone, ...ZONES];
-    const form = node(
+    const form = el(
       "form",
       { class: "availability", onsubmit: (event) => this.save(event) },
-      node("h3", { text: t("calendar.availability") }),
-      node(
+      el("h3", { text: t("calendar.availability") }),
+      el(
         "div",
         { class: "field" },
-        node("label", { for: "cal-zone", text: t("calendar.timezone") }),
-        node(
+        el("label", { for: "cal-zone", text: t("calendar.timezone") }),
+        el(
           "select",
           { id: "cal-zone", name: "timezone" },
-          ...zones.map((z) => node("option", { value: z, text: zoneName(z), selected: z === this.zone })),
+          ...zones.map((z) => el("option", { value: z, text: zoneName(z), selected: z === this.zone })),
         ),
       ),
-      node(
+      el(
         "fieldset",
         {},
-        node("legend", { text: t("calendar.weekly") }),
+        el("legend", { text: t("calendar.weekly") }),
         ...this.weeklyRows(),
-        node("button", {
+        el("button", {
           type: "button",
           class: "button button-secondary button-small",
           text: t("calendar.add_hours"),
           onclick: () => this.addHours(),
         }),
       ),
-      node(
+      el(
         "fieldset",
         {},
-        node("legend", { text: t("calendar.exceptions") }),
+        el("legend", { text: t("calendar.exceptions") }),
         this.exceptionList(),
-        node(
+        el(
           "div",
           { class: "exception-add" },
-          node("label", { for: "cal-exc-day", text: t("calendar.exc_day") }),
-          node("input", { type: "date", id: "cal-exc-day", name: "exc-day" }),
-          node("label", { for: "cal-exc-kind", text: t("calendar.exc_kind") }),
-          node(
+          el("label", { for: "cal-exc-day", text: t("calendar.exc_day") }),
+          el("input", { type: "date", id: "cal-exc-day", name: "exc-day" }),
+          el("label", { for: "cal-exc-kind", text: t("calendar.exc_kind") }),
+          el(
             "select",
             { id: "cal-exc-kind", name: "exc-kind" },
-            node("option", { value: "off", text: t("calendar.kind.off") }),
-            node("option", { value: "extra", text: t("calendar.kind.extra") }),
+            el("option", { value: "off", text: t("calendar.kind.off") }),
+            el("option", { value: "extra", text: t("calendar.kind.extra") }),
           ),
-          node("label", { for: "cal-exc-start", text: t("calendar.exc_start") }),
-          node("input", { type: "time", id: "cal-exc-start", name: "exc-start", step: 300 }),
-          node("label", { for: "cal-exc-end", text: t("calendar.exc_end") }),
-          node("input", { type: "time", id: "cal-exc-end", name: "exc-end", step: 300 }),
-          node("button", {
+          el("label", { for: "cal-exc-start", text: t("calendar.exc_start") }),
+          el("input", { type: "time", id: "cal-exc-start", name: "exc-start", step: 300 }),
+          el("label", { for: "cal-exc-end", text: t("calendar.exc_end") }),
+          el("input", { type: "time", id: "cal-exc-end", name: "exc-end", step: 300 }),
+          el("button", {
             type: "button",
             class: "button button-secondary button-small",
             text: t("calendar.add"),
@@ -445,14 +433,14 @@ class Calendar {
           }),
         ),
       ),
-      node("p", { class: "calendar-status-line", "data-status": true, tabindex: "-1", role: "status", text: this.status }),
-      this.error ? node("p", { class: "alert alert-error", role: "alert", text: errorText(this.error, ["booking.error.", "staff.error."]) }) : null,
-      node("button", { type: "submit", class: "button", disabled: this.saving, text: t("calendar.save") }),
+      el("p", { class: "calendar-status-line", "data-status": true, tabindex: "-1", role: "status", text: this.status }),
+      this.error ? el("p", { class: "alert alert-error", role: "alert", text: errorText(this.error, ["booking.error.", "staff.error."]) }) : null,
+      el("button", { type: "submit", class: "button", disabled: this.saving, text: t("calendar.save") }),
     );
     this.root.replaceChildren(
-      node("h2", { class: "section-title", id: "calendar-heading", text: t("calendar.title") }),
-      node("p", { class: "calendar-zone", text: t("calendar.zone", { zone: zoneName(this.zone) }) }),
-      this.weekStart ? this.bookingsPart() : node("div", { "data-part": "bookings" }),
+      el("h2", { class: "section-title", id: "calendar-heading", text: t("calendar.title") }),
+      el("p", { class: "calendar-zone", text: t("calendar.zone", { zone: zoneName(this.zone) }) }),
+      this.weekStart ? this.bookingsPart() : el("div", { "data-part": "bookings" }),
       form,
     );
   }
@@ -476,7 +464,7 @@ const STYLESHEET = "/staff/calendar.css";
 /** Mount the calendar in ``root`` (a section labelled by the heading it renders). */
 export function mountCalendar(root, me) {
   if (!document.querySelector(`link[href="${STYLESHEET}"]`)) {
-    document.head.append(node("link", { rel: "stylesheet", href: STYLESHEET }));
+    document.head.append(el("link", { rel: "stylesheet", href: STYLESHEET }));
   }
   const calendar = new Calendar(root, me);
   calendar.start();

@@ -1,11 +1,13 @@
+// @ts-check
 // The call of one consultation, on the shared call engine (/shared/call.js, the advisor is the
 // impolite side): remote video, self view, mute, camera, voice↔video, screen share, devices,
 // quality with words, a timer and a "reconnecting" banner.
 import { t } from "/shared/i18n.js";
-import { errorText } from "/staff/api.js";
-import { duration, el, instantiate, part, setText, uid } from "/staff/dom.js";
-import { RecordingPanel } from "/recording/recording.js";
-import { MonitoringNotice } from "/monitoring/party.js";
+import { errorText } from "/shared/staff-api.js";
+import { el, instantiate, part, setText, uid } from "/shared/dom.js";
+import { duration } from "/shared/time.js";
+import { RecordingPanel } from "/shared/recording.js";
+import { MonitoringNotice } from "/shared/monitoring-notice.js";
 
 const ENDED = new Set(["closed", "failed"]);
 
@@ -267,10 +269,7 @@ export class CallView {
       const list = found?.[kind] ?? [];
       select.replaceChildren(
         ...list.map((device, index) =>
-          el("option", {
-            text: device.label || t(`console.call.${kind}_n`, { n: index + 1 }),
-            attrs: { value: device.deviceId },
-          }),
+          el("option", { text: device.label || t(`console.call.${kind}_n`, { n: index + 1 }), value: device.deviceId }),
         ),
       );
       select.disabled = !list.length || (kind === "videoinput" && this.mode !== "video");

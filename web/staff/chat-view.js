@@ -1,11 +1,13 @@
+// @ts-check
 // The chat of one consultation, on the shared socket's chat channel (socket.chat(id)): history
 // and replay come from the channel (every message once, in seq order); this view draws them,
 // sends text, files and product cards, shows typing and read state, and reports what it read.
 import { formatMoney, t } from "/shared/i18n.js";
-import { errorText, upload } from "/staff/api.js";
+import { errorText, upload } from "/shared/staff-api.js";
 import { productCardMessage } from "/staff/product-cards.js";
 import { ProductSearch } from "/staff/product-search.js";
-import { clockTime, el, part, setText } from "/staff/dom.js";
+import { el, part, setText } from "/shared/dom.js";
+import { clockTime } from "/shared/time.js";
 
 const TYPING_IDLE_MS = 4000;
 const TYPING_SHOWN_MS = 8000;
@@ -288,63 +290,56 @@ export class ChatView {
   content(message) {
     const data = message.data ?? {};
     if (message.kind === "product") {
-      return el("div", { className: "product-card" }, [
-        data.image_url ? el("img", { attrs: { src: data.image_url, alt: "", width: 56, height: 56 } }) : null,
+      return el("div", { class: "product-card" }, [
+        data.image_url ? el("img", { src: data.image_url, alt: "", width: 56, height: 56 }) : null,
         el("div", {}, [
-          el("p", { className: "product-name", text: data.name ?? message.body }),
-          el("p", {
-            className: "product-price",
-            text: typeof data.price_minor === "number" ? formatMoney(data.price_minor, data.currency ?? "JPY") : "",
-          }),
-          data.sku ? el("p", { className: "product-sku", text: data.sku }) : null,
+          el("p", { class: "product-name", text: data.name ?? message.body }),
+          el("p", { class: "product-price", text: typeof data.price_minor === "number" ? formatMoney(data.price_minor, data.currency ?? "JPY") : "" }),
+          data.sku ? el("p", { class: "product-sku", text: data.sku }) : null,
         ]),
       ]);
     }
     if (message.kind === "image" && data.url) {
-      return el("a", { className: "msg-image", attrs: { href: data.url, target: "_blank", rel: "noopener" } }, [
-        el("img", { attrs: { src: data.url, alt: data.filename ?? t("console.chat.image") } }),
+      return el("a", { class: "msg-image",  href: data.url, target: "_blank", rel: "noopener"  }, [
+        el("img", { src: data.url, alt: data.filename ?? t("console.chat.image") }),
       ]);
     }
     if (message.kind === "file" && data.url) {
-      return el("a", {
-        className: "msg-file",
-        text: t("console.chat.file", { name: data.filename ?? "file" }),
-        attrs: { href: data.url, target: "_blank", rel: "noopener" },
-      });
+      return el("a", { class: "msg-file", text: t("console.chat.file", { name: data.filename ?? "file" }), href: data.url, target: "_blank", rel: "noopener" });
     }
     if (message.kind === "event") {
-      return el("p", { className: "msg-body", text: message.body });
+      return el("p", { class: "msg-body", text: message.body });
     }
-    return el("p", { className: "msg-body", text: message.body });
+    return el("p", { class: "msg-body", text: message.body });
   }
 
   messageNode(message) {
     const mine = message.sender === "staff" && message.sender_staff_id === this.me.id;
     const who = message.sender === "system" || message.kind === "event" ? "system" : mine ? "mine" : message.sender;
-    const li = el("li", { className: `msg msg-${who}` });
+    const li = el("li", { class: `msg msg-${who}` });
     li.dataset.seq = String(message.seq);
     li.append(
-      el("p", { className: "msg-meta" }, [
-        el("span", { className: "msg-sender", text: this.senderLabel(message) }),
-        el("time", { text: clockTime(message.created_at), attrs: { datetime: message.created_at } }),
+      el("p", { class: "msg-meta" }, [
+        el("span", { class: "msg-sender", text: this.senderLabel(message) }),
+        el("time", { text: clockTime(message.created_at), datetime: message.created_at }),
       ]),
       this.content(message),
     );
-    if (mine) li.append(el("p", { className: "msg-state" }));
+    if (mine) li.append(el("p", { class: "msg-state" }));
     this.receipt(li, message);
     return li;
   }
 
   pendingNode(entry, failed) {
-    const li = el("li", { className: `msg msg-mine msg-pending${failed ? " msg-failed" : ""}` });
+    const li = el("li", { class: `msg msg-mine msg-pending${failed ? " msg-failed" : ""}` });
     li.dataset.pending = "";
     li.append(
-      el("p", { className: "msg-meta" }, [el("span", { className: "msg-sender", text: t("console.chat.you") })]),
+      el("p", { class: "msg-meta" }, [el("span", { class: "msg-sender", text: t("console.chat.you") })]),
       this.content({ ...entry, sender: "staff", sender_staff_id: this.me.id }),
-      el("p", { className: "msg-state", text: failed ? t("console.chat.failed") : t("console.chat.sending") }),
+      el("p", { class: "msg-state", text: failed ? t("console.chat.failed") : t("console.chat.sending") }),
     );
     if (failed && this.tracksFailed && entry.client_id) {
-      const retry = el("button", { className: "msg-retry", text: t("console.chat.retry"), attrs: { type: "button" } });
+      const retry = el("button", { class: "msg-retry", text: t("console.chat.retry"), type: "button" });
       retry.addEventListener("click", () => {
         this.showError(null);
         this.chat.retry(entry.client_id).catch((error) => this.showError(error));

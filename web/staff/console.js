@@ -1,10 +1,12 @@
+// @ts-check
 // The advisor console: presence, incoming offers and the consultations the advisor holds, on
 // one staff socket (/shared/socket.js). Loaded by login.js once an advisor is signed in.
 import { LiveSocket } from "/shared/socket.js";
 import { onLanguageChange, t } from "/shared/i18n.js";
-import { api, errorText } from "/staff/api.js";
-import { setViewerRole } from "/staff/customer.js";
-import { clockTime, setText } from "/staff/dom.js";
+import { api, errorText } from "/shared/staff-api.js";
+import { setViewerRole } from "/shared/customer/panel.js";
+import { setText } from "/shared/dom.js";
+import { clockTime } from "/shared/time.js";
 import { OfferAlerts } from "/staff/offer-alerts.js";
 import { OfferCard } from "/staff/offers.js";
 import { Workspace } from "/staff/workspace.js";

@@ -1,10 +1,11 @@
+// @ts-check
 // Staff sign-in, and the advisor console behind it: /staff/ shows the sign-in form when
 // signed out and, for an advisor, the console when signed in (console.js, loaded on demand).
 // /supervisor/ still shares this page and shows the list of workspaces.
 // POST /api/v1/auth/login, GET /api/v1/auth/me, POST /api/v1/auth/logout with the CSRF token.
 import { initI18n, onLanguageChange, t } from "/shared/i18n.js";
-import { api, errorText, setCsrfToken } from "/staff/api.js";
-import { NAV_AREA, StaffNav } from "/staffnav/nav.js";
+import { api, errorText, setCsrfToken } from "/shared/staff-api.js";
+import { NAV_AREA, StaffNav } from "/shared/staffnav.js";
 
 const AREAS = { "/staff/": "advisor", "/supervisor/": "supervisor", "/admin/": "admin" };
 const SIGNED_OUT_FLAG = "livedesk.staff.signed_out";

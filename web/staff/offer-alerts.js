@@ -1,9 +1,11 @@
+// @ts-check
 // How an offer reaches an advisor who is not looking at the console: a chime (muted with one
 // button, remembered in this browser), a desktop notification while the console is in the
 // background (asked for from a button, never on load), and — when she let one time out — a
 // notice saying which offer she missed and that she is Away until she says she is back.
 import { t } from "/shared/i18n.js";
-import { clockTime, setText } from "/staff/dom.js";
+import { setText } from "/shared/dom.js";
+import { clockTime } from "/shared/time.js";
 
 const MUTED_KEY = "livedesk.offer_sound_muted";
 const $ = (id) => document.getElementById(id);

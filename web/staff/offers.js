@@ -1,11 +1,13 @@
+// @ts-check
 // One incoming offer (offer.new, or an offered consultation from consultation.current): who is
 // waiting, for what and since when, their profile and latest purchases, survey answers, and a
 // countdown to the offer's expiry; Accept / Decline.
 import { t } from "/shared/i18n.js";
-import { errorText } from "/staff/api.js";
-import { loadProfile, loadTimeline, orderBlock, profileList, skillName, localeName } from "/staff/customer.js";
-import { duration, el, instantiate, part, secondsSince, setText, uid } from "/staff/dom.js";
-import { intakePairs } from "/staff/intake.js";
+import { errorText } from "/shared/staff-api.js";
+import { loadProfile, loadTimeline, orderBlock, profileList, skillName, localeName } from "/shared/customer/panel.js";
+import { el, instantiate, part, setText, uid } from "/shared/dom.js";
+import { duration, secondsSince } from "/shared/time.js";
+import { intakePairs } from "/shared/customer/intake.js";
 
 /** Survey answers as pairs, whatever the (future) survey module sends: {q: a} or [{question, answer}]. */
 export function surveyPairs(answers) {
@@ -110,18 +112,18 @@ export class OfferCard {
     const profileBox = part(root, "profile");
     profileBox.replaceChildren();
     if (this.profile) profileBox.append(profileList(this.profile, { compact: true }));
-    else if (this.profileError) profileBox.append(el("p", { className: "muted", text: errorText(this.profileError) }));
+    else if (this.profileError) profileBox.append(el("p", { class: "muted", text: errorText(this.profileError) }));
 
     const purchases = part(root, "purchases");
     purchases.replaceChildren();
     if (this.orders === null) {
-      purchases.append(el("p", { className: "muted", text: t("console.timeline.loading") }));
+      purchases.append(el("p", { class: "muted", text: t("console.timeline.loading") }));
     } else if (this.ordersError) {
-      purchases.append(el("p", { className: "muted", text: errorText(this.ordersError) }));
+      purchases.append(el("p", { class: "muted", text: errorText(this.ordersError) }));
     } else if (!this.orders.length) {
-      purchases.append(el("p", { className: "muted", text: t("console.offer.no_purchases") }));
+      purchases.append(el("p", { class: "muted", text: t("console.offer.no_purchases") }));
     } else {
-      const list = el("ul", { className: "purchase-list" });
+      const list = el("ul", { class: "purchase-list" });
       for (const event of this.orders) list.append(el("li", {}, [orderBlock(event, { compact: true })]));
       purchases.append(list);
     }

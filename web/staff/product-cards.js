@@ -1,3 +1,4 @@
+// @ts-check
 // What the advisor's product picker (product-search.js) shows and sends. The catalogue is the
 // one the admin manages (GET /api/v1/products, searched on the server). A card is sent as its
 // SKU alone: the server fills in the name, price, picture and link from the catalogue, in the

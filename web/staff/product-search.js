@@ -1,3 +1,4 @@
+// @ts-check
 // The console's product picker: a search box over the admin-managed catalogue (issue 19 item
 // 5). The server searches (GET /api/v1/products?q=…: SKU, English or Japanese name) and pages
 // (?after=<last SKU>), so a catalogue of thousands never comes to the browser whole. The box
@@ -6,8 +7,8 @@
 // opens upwards, over the chat, so the workspace's layout does not move. The card itself is
 // sent as its SKU alone (product-cards.js); the server fills in the rest.
 import { t } from "/shared/i18n.js";
-import { api } from "/staff/api.js";
-import { el, part, uid } from "/staff/dom.js";
+import { api } from "/shared/staff-api.js";
+import { el, part, uid } from "/shared/dom.js";
 import { productLabel } from "/staff/product-cards.js";
 
 const PAGE = 20;
@@ -183,26 +184,22 @@ export class ProductSearch {
   render() {
     const options = this.results.map((product, index) =>
       el("li", {
-        className: "product-option",
-        attrs: { id: this.optionId(index), role: "option", "aria-selected": String(index === this.active), "data-index": index },
+        class: "product-option",
+         id: this.optionId(index), role: "option", "aria-selected": String(index === this.active), "data-index": index ,
       }, [
-        el("span", { className: "product-option-name", text: productLabel(product) }),
-        el("span", { className: "product-option-sku", text: product.sku }),
+        el("span", { class: "product-option-name", text: productLabel(product) }),
+        el("span", { class: "product-option-sku", text: product.sku }),
       ]),
     );
     if (this.more) {
       const index = this.results.length;
       options.push(
-        el("li", {
-          className: "product-option product-option-more",
-          text: t("console.product.more"),
-          attrs: { id: this.optionId(index), role: "option", "aria-selected": String(index === this.active), "data-index": index },
-        }),
+        el("li", { class: "product-option product-option-more", text: t("console.product.more"), id: this.optionId(index), role: "option", "aria-selected": String(index === this.active), "data-index": index }),
       );
     }
     if (!options.length) {
       const text = this.error ? t("console.product.error") : t("console.product.none", { query: this.query ?? "" });
-      options.push(el("li", { className: "product-option-empty", text, attrs: { role: "option", "aria-disabled": "true", "aria-selected": "false" } }));
+      options.push(el("li", { class: "product-option-empty", text, role: "option", "aria-disabled": "true", "aria-selected": "false" }));
     }
     this.list.replaceChildren(...options);
     this.list.dataset.query = this.query ?? ""; // what the shown results are for

@@ -1,13 +1,15 @@
+// @ts-check
 // One consultation the advisor holds: a tab and its panel with the call (voice/video), the
 // chat, the customer panel, notes, "End" (→ wrap-up) and "Close with notes".
 import { t } from "/shared/i18n.js";
-import { errorText } from "/staff/api.js";
+import { errorText } from "/shared/staff-api.js";
 import { CallView } from "/staff/call-view.js";
 import { ChatView } from "/staff/chat-view.js";
-import { CustomerPanel } from "/staff/customer.js";
-import { PaymentBuilder } from "/staff/payment.js";
-import { duration, instantiate, part, secondsSince, setText, uid } from "/staff/dom.js";
-import { renderIntake } from "/staff/intake.js";
+import { CustomerPanel } from "/shared/customer/panel.js";
+import { PaymentBuilder } from "/shared/customer/payment.js";
+import { instantiate, part, setText, uid } from "/shared/dom.js";
+import { duration, secondsSince } from "/shared/time.js";
+import { renderIntake } from "/shared/customer/intake.js";
 
 const CALL_KINDS = new Set(["voice", "video"]);
 const OWNED_KEY = "livedesk.console.calls";

@@ -1,15 +1,17 @@
+// @ts-check
 // The supervisor board (/supervisor/): sign-in like the staff console, then — for
 // supervisors and admins — the live board over Socket.IO: board.snapshot once, then the
 // server's change events (presence.changed, consultation.updated) applied as they come;
 // fresh figures (board.figures) when consultations are answered or end, and every minute.
 // Durations and alerts tick every second from the same data, with no server round trip.
 import { formatMoney, initI18n, language, onLanguageChange, t } from "/shared/i18n.js";
-import { NAV_AREA, StaffNav } from "/staffnav/nav.js";
+import { NAV_AREA, StaffNav } from "/shared/staffnav.js";
 import { LiveSocket } from "/shared/socket.js";
-import { api, errorText, setCsrfToken } from "/staff/api.js";
+import { api, errorText, setCsrfToken } from "/shared/staff-api.js";
 import { Charts, chartRows } from "/supervisor/charts.js";
 import { BoardState, duration, startOfWait } from "/supervisor/state.js";
 import { MonitorPanel } from "/supervisor/monitor.js";
+import { el } from "/shared/dom.js";
 
 const $ = (id) => document.getElementById(id);
 const SUPERVISING = new Set(["supervisor", "admin"]);
@@ -199,17 +201,6 @@ async function loadFigures() {
   render();
 }
 
-// ---------------------------------------------------------------- rendering
-
-function el(tag, { className, text, attrs } = {}, children = []) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  for (const [name, value] of Object.entries(attrs ?? {})) node.setAttribute(name, value);
-  for (const child of children) node.append(child);
-  return node;
-}
-
 /** The advisor's name as the page's language has it (English pages: the English name). */
 function nameOf(advisor) {
   return language() === "ja" ? advisor.display_name : advisor.display_name_en || advisor.display_name;
@@ -270,15 +261,15 @@ function renderTeams() {
   const select = $("team-filter");
   const keep = state.teamId;
   for (const option of [...select.options].slice(1)) option.remove();
-  for (const team of state.teams) select.append(el("option", { text: team.name, attrs: { value: team.id } }));
+  for (const team of state.teams) select.append(el("option", { text: team.name, value: team.id }));
   select.value = keep;
 }
 
 function kpi(key, value, { note, tone } = {}) {
-  const box = el("div", { className: `kpi${tone ? ` kpi-${tone}` : ""}` });
+  const box = el("div", { class: `kpi${tone ? ` kpi-${tone}` : ""}` });
   box.append(el("dt", { text: t(`supervisor.kpi.${key}`) }));
-  box.append(el("dd", { className: "kpi-value", text: value }));
-  if (note) box.append(el("dd", { className: "kpi-note", text: note }));
+  box.append(el("dd", { class: "kpi-value", text: value }));
+  if (note) box.append(el("dd", { class: "kpi-note", text: note }));
   return box;
 }
 
@@ -333,7 +324,7 @@ function renderKpis() {
 
 function stateBadge(status) {
   const text = t(`supervisor.state.${status}`);
-  return el("span", { className: "state-badge", text, attrs: { "data-status": status } });
+  return el("span", { class: "state-badge", text, "data-status": status });
 }
 
 function renderAdvisors() {
@@ -354,10 +345,10 @@ function renderAdvisors() {
       else if (current?.kind === "wrap_up") currentText = t("supervisor.current.wrap_up", { length });
       else if (current?.kind === "chat") currentText = t("supervisor.current.chats", { count: current.count, length });
       else if (current) currentText = t("supervisor.current.call", { kind: kindLabel(current.kind), length });
-      return el("tr", { attrs: { "data-staff-id": a.staff_id, "data-status": a.status } }, [
-        el("th", { text: nameOf(a), attrs: { scope: "row" } }),
+      return el("tr", {  "data-staff-id": a.staff_id, "data-status": a.status  }, [
+        el("th", { text: nameOf(a), scope: "row" }),
         el("td", {}, [stateBadge(a.status)]),
-        el("td", { className: "num", text: a.since ? duration(state.secondsSince(a.since)) : "—" }),
+        el("td", { class: "num", text: a.since ? duration(state.secondsSince(a.since)) : "—" }),
         el("td", { text: currentText }),
       ]);
     }),
@@ -382,9 +373,9 @@ function renderQueue() {
           })
         : t("supervisor.queue.anyone");
       const attrs = { "data-consultation-id": c.id, ...(waited >= longWait ? { "data-alert": "true" } : {}) };
-      return el("tr", { attrs }, [
+      return el("tr", { ...attrs }, [
         el("td", { text: kindLabel(c.kind) }),
-        el("td", { className: "num", text: duration(waited) }),
+        el("td", { class: "num", text: duration(waited) }),
         el("td", { text: nominated }),
         el("td", { text: status }),
       ]);
@@ -403,10 +394,10 @@ function renderCalls() {
     ...calls.map((c) => {
       const length = state.secondsSince(c.accepted_at);
       const attrs = { "data-consultation-id": c.id, ...(length >= longCall ? { "data-alert": "true" } : {}) };
-      return el("tr", { attrs }, [
-        el("th", { text: advisorName(c.advisor_id), attrs: { scope: "row" } }),
+      return el("tr", { ...attrs }, [
+        el("th", { text: advisorName(c.advisor_id), scope: "row" }),
         el("td", { text: kindLabel(c.kind) }),
-        el("td", { className: "num", text: duration(length) }),
+        el("td", { class: "num", text: duration(length) }),
       ]);
     }),
   );
@@ -425,11 +416,7 @@ function renderAlerts() {
   $("alerts-none").hidden = alerts.length > 0;
   $("alert-list").replaceChildren(
     ...alerts.map((a) =>
-      el("li", {
-        className: "alert-item",
-        text: alertText(a),
-        attrs: { "data-kind": a.kind, "data-consultation-id": a.id },
-      }),
+      el("li", { class: "alert-item", text: alertText(a), "data-kind": a.kind, "data-consultation-id": a.id }),
     ),
   );
   // Say each new alert once (a screen reader would otherwise hear the list every second).
@@ -442,7 +429,7 @@ function renderCharts() {
   charts?.render(state.figures);
   const rows = chartRows(state.figures);
   // The first cell (the hour) heads its row.
-  const cell = (v, i) => el(i ? "td" : "th", { text: String(v), attrs: i ? {} : { scope: "row" } });
+  const cell = (v, i) => el(i ? "td" : "th", { text: String(v), ...i ? {} : { scope: "row" } });
   const tableRows = (list) => list.map((cells) => el("tr", {}, cells.map(cell)));
   $("volume-rows").replaceChildren(...tableRows(rows.volume));
   $("wait-rows").replaceChildren(...tableRows(rows.wait));

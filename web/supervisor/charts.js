@@ -1,3 +1,4 @@
+// @ts-check
 // Today's charts (uPlot, vendored): consultations per hour and the average wait per hour.
 // Each chart's container is role="img" with a one-sentence summary; the numbers themselves
 // are in the table under it (details "as a table"), so nothing is only in the picture.

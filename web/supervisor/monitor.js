@@ -1,3 +1,4 @@
+// @ts-check
 // Live call monitoring on the supervisor board: "Listen" on a live call opens a receive-only
 // connection to livedesk, which forwards both parties' audio and video from its server leg
 // (no re-encoding); the supervisor can then whisper to the advisor (only the advisor hears)
@@ -10,25 +11,17 @@
 // Strings come from /monitoring/i18n/<lang>.json (the board loads that area).
 import { onLanguageChange, t } from "/shared/i18n.js";
 import { gathered, iceServers } from "/shared/monitor-voice.js";
+import { el } from "/shared/dom.js";
+import { errorText as sharedErrorText } from "/shared/errors.js";
 
 const MODES = ["listen", "whisper", "barge"];
 // Who hears the supervisor in each mode (the server enforces the same).
 const HEARS = { listen: [], whisper: ["advisor"], barge: ["advisor", "shopper"] };
 const PARTICIPANTS = ["shopper", "advisor"];
 
-function node(tag, { className, text, attrs } = {}, children = []) {
-  const el = document.createElement(tag);
-  if (className) el.className = className;
-  if (text !== undefined) el.textContent = text;
-  for (const [name, value] of Object.entries(attrs ?? {})) el.setAttribute(name, value);
-  for (const child of children) if (child) el.append(child);
-  return el;
-}
-
 function errorText(error) {
-  const key = `monitoring.error.${error?.code}`;
-  const text = t(key);
-  return text !== key ? text : t("monitoring.error.generic", { message: error?.message ?? String(error ?? "") });
+  const shaped = typeof error === "object" && error ? error : { message: String(error ?? "") };
+  return sharedErrorText(shaped, "monitoring.error.", { generic: "monitoring.error.generic" });
 }
 
 /** VP8 and Opus first: what livedesk forwards as the parties' browsers sent it. */
@@ -66,44 +59,44 @@ export class MonitorPanel {
 
   build(mount) {
     if (!document.querySelector('link[href="/supervisor/monitor.css"]')) {
-      document.head.append(node("link", { attrs: { rel: "stylesheet", href: "/supervisor/monitor.css" } }));
+      document.head.append(el("link", { rel: "stylesheet", href: "/supervisor/monitor.css" }));
     }
-    this.heading = node("h2", { className: "section-title", attrs: { id: "monitor-heading" } });
-    this.empty = node("p", { className: "empty" });
-    this.list = node("ul", { className: "mon-calls", attrs: { "aria-labelledby": "monitor-heading" } });
-    this.status_ = node("p", { className: "mon-status", attrs: { role: "status", "aria-live": "polite", "data-testid": "monitor-status" } });
-    this.errorBox = node("p", { className: "mon-error", attrs: { role: "alert" } });
+    this.heading = el("h2", { class: "section-title", id: "monitor-heading" });
+    this.empty = el("p", { class: "empty" });
+    this.list = el("ul", { class: "mon-calls", "aria-labelledby": "monitor-heading" });
+    this.status_ = el("p", { class: "mon-status", role: "status", "aria-live": "polite", "data-testid": "monitor-status" });
+    this.errorBox = el("p", { class: "mon-error", role: "alert" });
     this.errorBox.hidden = true;
-    this.tiles = node("div", { className: "mon-tiles" });
+    this.tiles = el("div", { class: "mon-tiles" });
     this.videos = {};
     this.captions = {};
     for (const participant of PARTICIPANTS) {
-      const video = node("video", { attrs: { "data-participant": participant, playsinline: "", "data-testid": `monitor-video-${participant}` } });
+      const video = el("video", { "data-participant": participant, playsinline: "", "data-testid": `monitor-video-${participant}` });
       video.autoplay = true;
-      const caption = node("figcaption");
+      const caption = el("figcaption");
       this.videos[participant] = video;
       this.captions[participant] = caption;
-      this.tiles.append(node("figure", { className: "mon-tile" }, [video, caption]));
+      this.tiles.append(el("figure", { class: "mon-tile" }, [video, caption]));
     }
-    this.modeLabel = node("span", { className: "mon-modes-label", attrs: { id: "monitor-modes-label" } });
+    this.modeLabel = el("span", { class: "mon-modes-label", id: "monitor-modes-label" });
     this.modeButtons = {};
-    const modes = node("div", { className: "mon-modes", attrs: { role: "group", "aria-labelledby": "monitor-modes-label" } });
+    const modes = el("div", { class: "mon-modes", role: "group", "aria-labelledby": "monitor-modes-label" });
     for (const mode of MODES) {
-      const button = node("button", { className: "button button-secondary", attrs: { type: "button", "aria-pressed": "false", "data-mode": mode, "data-testid": `monitor-mode-${mode}` } });
+      const button = el("button", { class: "button button-secondary", type: "button", "aria-pressed": "false", "data-mode": mode, "data-testid": `monitor-mode-${mode}` });
       button.addEventListener("click", () => this.setMode(mode));
       this.modeButtons[mode] = button;
       modes.append(button);
     }
-    this.hint = node("p", { className: "mon-hint" });
-    this.stopButton = node("button", { className: "button", attrs: { type: "button", "data-testid": "monitor-stop" } });
+    this.hint = el("p", { class: "mon-hint" });
+    this.stopButton = el("button", { class: "button", type: "button", "data-testid": "monitor-stop" });
     this.stopButton.addEventListener("click", () => this.stop());
-    this.live = node("div", { className: "mon-live", attrs: { "data-testid": "monitor-live" } }, [
+    this.live = el("div", { class: "mon-live",  "data-testid": "monitor-live"  }, [
       this.tiles,
-      node("div", { className: "mon-controls" }, [this.modeLabel, modes, this.stopButton]),
+      el("div", { class: "mon-controls" }, [this.modeLabel, modes, this.stopButton]),
       this.hint,
     ]);
     this.live.hidden = true;
-    this.root = node("section", { className: "panel card mon-panel", attrs: { "aria-labelledby": "monitor-heading", "data-testid": "monitor-panel" } }, [
+    this.root = el("section", { class: "panel card mon-panel", "aria-labelledby": "monitor-heading", "data-testid": "monitor-panel" }, [
       this.heading,
       this.empty,
       this.list,
@@ -128,10 +121,10 @@ export class MonitorPanel {
     for (const c of calls) {
       let row = this.rows.get(c.id);
       if (!row) {
-        const label = node("span", { className: "mon-call-label" });
-        const button = node("button", { className: "button button-secondary", attrs: { type: "button", "data-testid": "monitor-listen" } });
+        const label = el("span", { class: "mon-call-label" });
+        const button = el("button", { class: "button button-secondary", type: "button", "data-testid": "monitor-listen" });
         button.addEventListener("click", () => this.listen(c.id));
-        const li = node("li", { className: "mon-call", attrs: { "data-consultation-id": c.id } }, [label, button]);
+        const li = el("li", { class: "mon-call", "data-consultation-id": c.id }, [label, button]);
         row = { li, label, button };
         this.rows.set(c.id, row);
         this.list.append(li);

@@ -1,3 +1,4 @@
+// @ts-check
 // The board's data: a snapshot from board.snapshot, kept current by the server's change
 // events (presence.changed, consultation.updated). No DOM here, so the rules stay readable.
 

@@ -1,8 +1,9 @@
+// @ts-check
 // /surveys/csat#t=<token> — the post-call survey from the mail a booked consultation's
 // shopper gets when it closes. The signed token (in the fragment, so it stays out of logs)
 // is the only permission, for that one consultation.
 import { initI18n, language, onLanguageChange, setLanguage, t } from "/shared/i18n.js";
-import { mountCsat, postJson } from "/surveys/csat-form.js";
+import { mountCsat, postJson } from "/shared/csat-form.js";
 
 const $ = (id) => document.getElementById(id);
 const token = new URLSearchParams(location.hash.slice(1)).get("t") ?? "";

@@ -1,9 +1,10 @@
+// @ts-check
 // The pre-call survey in the widget: "talk now" first shows the survey the admin assigned to
 // instant calls (if any); the answers are sent, then the queue is joined with their id so the
 // call goes to the right advisor and the advisor sees them in the offer.
 import { language, onLanguageChange, t } from "/shared/i18n.js";
 import { mountSurvey } from "/shared/survey-form.js";
-import { postJson } from "/surveys/csat-form.js";
+import { postJson } from "/shared/csat-form.js";
 
 const $ = (id) => document.getElementById(id);
 

@@ -1,21 +1,11 @@
+// @ts-check
 // /widget/ — the shopper's start: pick an advisor (or anyone) and how to talk, wait in the
 // queue with a live place and estimate, and move to /call/ when an advisor accepts.
 // Opened inside the shop's panel (see /widget.js) or directly in a tab.
 import { initI18n, language, onLanguageChange, setLanguage, t } from "/shared/i18n.js";
 import { LiveSocket } from "/shared/socket.js";
-import {
-  advisorName,
-  connectHost,
-  el,
-  errorText,
-  fetchAdvisors,
-  postToHost,
-  readPlace,
-  readVisitor,
-  savePlace,
-  startVisit,
-  takeEmbedParams,
-} from "/widget/shopper.js";
+import { advisorName, connectHost, errorText, fetchAdvisors, postToHost, readPlace, readVisitor, savePlace, startVisit, takeEmbedParams } from "/shared/shopper.js";
+import { el } from "/shared/dom.js";
 import { Intake } from "/widget/intake.js";
 
 const $ = (id) => document.getElementById(id);

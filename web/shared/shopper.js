@@ -1,6 +1,8 @@
+// @ts-check
 // What the shopper's two pages (/widget/ and /call/) share: the visitor token kept in
 // sessionStorage, talking to the shop page that frames us, and small DOM and text helpers.
 import { language, setLanguage, t } from "/shared/i18n.js";
+import { errorText as sharedErrorText } from "/shared/errors.js";
 
 const VISITOR_KEY = "livedesk.visitor";
 const EMBED_KEY = "livedesk.embed";
@@ -174,27 +176,9 @@ export function connectHost(embed, { escapeHandled = () => false } = {}) {
   }
 }
 
-// ---- helpers for both pages
-
-export function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (name === "class") node.className = value;
-    else if (name === "text") node.textContent = value;
-    else node.setAttribute(name, value === true ? "" : value);
-  }
-  node.append(...children.filter((c) => c !== null && c !== undefined && c !== false));
-  return node;
-}
-
-/** The text for an error from the server: our own words for known codes, else its message. */
-export function errorText(error, prefix) {
-  const code = error?.code ?? "unknown";
-  const key = `${prefix}.error.${code}`;
-  const text = t(key, { seconds: error?.details?.retry_after ?? 60 });
-  if (text !== key) return text;
-  return error?.message || t(`${prefix}.error.unknown`);
+/** An error from the server in the shopper page's words ("call", "widget" area). */
+export function errorText(error, area) {
+  return sharedErrorText(error, `${area}.error.`);
 }
 
 /** An advisor's name in the page's language (an English name when the API gives one). */

@@ -1,10 +1,12 @@
+// @ts-check
 // The shopper as the advisor sees them: profile (GET /api/v1/shoppers/{id}), purchases and the
 // timeline (GET /api/v1/shoppers/{id}/timeline, newest first, cursor paging), and the demo
 // catalogue for product names in the reader's language and the product picker.
 import { formatMoney, language, t } from "/shared/i18n.js";
-import { api, errorText } from "/staff/api.js";
-import { dateTime, el, shortDate } from "/staff/dom.js";
-import { recordingPlayer } from "/recording/player.js";
+import { api, errorText } from "/shared/staff-api.js";
+import { el } from "/shared/dom.js";
+import { dateTime, shortDate } from "/shared/time.js";
+import { recordingPlayer } from "/shared/recording-player.js";
 import {
   Recommendations,
   endlessScroll,
@@ -12,8 +14,8 @@ import {
   noteForm,
   openButton,
   translateKindFilter,
-} from "/staff/timeline-extras.js";
-import { surveyTimelineNodes } from "/staff/intake.js";
+} from "/shared/customer/timeline-extras.js";
+import { surveyTimelineNodes } from "/shared/customer/intake.js";
 
 const profiles = new Map(); // shopper id → Promise<{ok, data|error}>
 let catalogue = null;
@@ -96,11 +98,11 @@ export function profileList(profile, { compact = false, grouped = false } = {}) 
     rows.push(["console.profile.interests", attributes.interests.map(skillName).join(", ")]);
   }
   if (attributes.preferred_store) rows.push(["console.profile.preferred_store", String(attributes.preferred_store)]);
-  const list = el("dl", { className: grouped ? "facts facts-grouped" : "facts" });
+  const list = el("dl", { class: grouped ? "facts facts-grouped" : "facts" });
   for (const [key, value] of rows) {
     if (!value) continue;
     const pair = [el("dt", { text: t(key) }), el("dd", { text: value })];
-    if (grouped) list.append(el("div", { className: "fact" }, pair));
+    if (grouped) list.append(el("div", { class: "fact" }, pair));
     else list.append(...pair);
   }
   return list;
@@ -129,14 +131,11 @@ function orderTitle(data) {
 function paymentLink(data) {
   if (data.channel !== "call" || !data.payment_request_id) return null;
   if (!["supervisor", "admin"].includes(viewerRole)) return null;
-  const link = el("a", {
-    text: t("console.order.payment_link"),
-    attrs: { href: `/payments/refunds.html?request=${encodeURIComponent(data.payment_request_id)}` },
-  });
+  const link = el("a", { text: t("console.order.payment_link"), href: `/payments/refunds.html?request=${encodeURIComponent(data.payment_request_id)}` });
   if (document.body.classList.contains("console-mode")) {
     link.target = "_blank";
     link.rel = "noopener";
-    link.append(el("span", { className: "visually-hidden", text: t("console.order.new_tab") }));
+    link.append(el("span", { class: "visually-hidden", text: t("console.order.new_tab") }));
   }
   return link;
 }
@@ -151,30 +150,30 @@ export function orderBlock(event, { compact = false } = {}) {
   if (compact) {
     const shown = items.slice(0, 2).map(line);
     if (items.length > 2) shown.push(t("console.order.more", { count: items.length - 2 }));
-    return el("div", { className: "order order-compact" }, [
-      el("p", { className: "order-head" }, [
-        el("span", { className: "order-title", text: orderTitle(data) }),
+    return el("div", { class: "order order-compact" }, [
+      el("p", { class: "order-head" }, [
+        el("span", { class: "order-title", text: orderTitle(data) }),
         total ? el("strong", { text: total }) : null,
       ]),
-      shown.length ? el("p", { className: "order-line", text: shown.join(t("console.list_separator")) }) : null,
-      el("p", { className: "order-date", text: shortDate(event.occurred_at) }),
+      shown.length ? el("p", { class: "order-line", text: shown.join(t("console.list_separator")) }) : null,
+      el("p", { class: "order-date", text: shortDate(event.occurred_at) }),
     ]);
   }
-  const block = el("div", { className: "order" });
+  const block = el("div", { class: "order" });
   block.append(
-    el("p", { className: "order-head" }, [
-      el("span", { className: "order-title", text: orderTitle(data) }),
-      el("span", { className: "order-date", text: shortDate(event.occurred_at) }),
+    el("p", { class: "order-head" }, [
+      el("span", { class: "order-title", text: orderTitle(data) }),
+      el("span", { class: "order-date", text: shortDate(event.occurred_at) }),
     ]),
   );
-  if (items.length) block.append(el("ul", { className: "order-items" }, items.map((item) => el("li", { text: line(item) }))));
+  if (items.length) block.append(el("ul", { class: "order-items" }, items.map((item) => el("li", { text: line(item) }))));
   if (total) {
     block.append(
-      el("p", { className: "order-total" }, [el("span", { text: t("console.order.total") }), el("strong", { text: total })]),
+      el("p", { class: "order-total" }, [el("span", { text: t("console.order.total") }), el("strong", { text: total })]),
     );
   }
   const payment = paymentLink(data);
-  if (payment) block.append(el("p", { className: "order-links" }, [payment]));
+  if (payment) block.append(el("p", { class: "order-links" }, [payment]));
   return block;
 }
 
@@ -188,22 +187,22 @@ function consultationText(data, summary) {
 /** One timeline entry, for the customer panel. */
 export function timelineItem(event) {
   const data = event.data ?? {};
-  const item = el("li", { className: `tl-item tl-${event.kind.replace(".", "-")}` });
+  const item = el("li", { class: `tl-item tl-${event.kind.replace(".", "-")}` });
   item.dataset.kind = event.kind;
   item.append(
-    el("p", { className: "tl-meta" }, [
-      el("span", { className: "tl-kind", text: t(`console.tl.${event.kind}`) }),
-      el("time", { text: dateTime(event.occurred_at), attrs: { datetime: event.occurred_at } }),
+    el("p", { class: "tl-meta" }, [
+      el("span", { class: "tl-kind", text: t(`console.tl.${event.kind}`) }),
+      el("time", { text: dateTime(event.occurred_at), datetime: event.occurred_at }),
     ]),
   );
   if (event.kind === "shop.order") {
     item.append(orderBlock(event));
   } else if (event.kind === "consultation") {
-    item.append(el("p", { className: "tl-summary", text: consultationText(data, event.summary) }));
+    item.append(el("p", { class: "tl-summary", text: consultationText(data, event.summary) }));
     if (data.notes) {
       item.append(
-        el("p", { className: "tl-notes" }, [
-          el("span", { className: "tl-notes-label", text: t("console.timeline.notes") }),
+        el("p", { class: "tl-notes" }, [
+          el("span", { class: "tl-notes-label", text: t("console.timeline.notes") }),
           document.createTextNode(" " + data.notes),
         ]),
       );
@@ -212,9 +211,9 @@ export function timelineItem(event) {
     item.append(...surveyTimelineNodes(event));
   } else if (event.kind === "message") {
     const sender = data.sender === "shopper" ? t("console.chat.shopper") : t("console.chat.advisor");
-    item.append(el("p", { className: "tl-summary", text: `${sender}: ${event.summary}` }));
+    item.append(el("p", { class: "tl-summary", text: `${sender}: ${event.summary}` }));
   } else {
-    item.append(el("p", { className: "tl-summary", text: event.summary }));
+    item.append(el("p", { class: "tl-summary", text: event.summary }));
     // A ready recording can be played from here (streamed, access audited).
     const player = recordingPlayer(event);
     if (player) item.append(player);
@@ -259,7 +258,7 @@ export class CustomerPanel {
     // console puts them after the timeline, so profile, latest purchases and the newest history
     // are what the advisor reads first); else right after the profile.
     fillKindFilter(this.filter);
-    const extras = el("div", { className: "history-extras" });
+    const extras = el("div", { class: "history-extras" });
     const slot = root.querySelector("[data-part=extras]");
     if (slot) slot.append(extras);
     else this.profileBox.after(extras);
@@ -300,13 +299,13 @@ export class CustomerPanel {
     const box = this.purchasesBox;
     if (!box) return;
     if (this.orders === null) {
-      box.replaceChildren(el("p", { className: "muted", text: t("console.timeline.loading") }));
+      box.replaceChildren(el("p", { class: "muted", text: t("console.timeline.loading") }));
     } else if (this.ordersError) {
-      box.replaceChildren(el("p", { className: "muted", text: errorText(this.ordersError) }));
+      box.replaceChildren(el("p", { class: "muted", text: errorText(this.ordersError) }));
     } else if (!this.orders.length) {
-      box.replaceChildren(el("p", { className: "muted", text: t("console.offer.no_purchases") }));
+      box.replaceChildren(el("p", { class: "muted", text: t("console.offer.no_purchases") }));
     } else {
-      const list = el("ul", { className: "purchase-list" });
+      const list = el("ul", { class: "purchase-list" });
       for (const event of this.orders) list.append(el("li", {}, [orderBlock(event, { compact: true })]));
       box.replaceChildren(list);
     }
@@ -365,15 +364,15 @@ export class CustomerPanel {
     const box = this.profileBox;
     box.replaceChildren();
     if (!this.profile) {
-      box.append(el("p", { className: "alert alert-error", text: errorText(this.error) }));
+      box.append(el("p", { class: "alert alert-error", text: errorText(this.error) }));
       return;
     }
     box.append(
-      el("p", { className: "profile-name", text: this.profile.display_name }),
+      el("p", { class: "profile-name", text: this.profile.display_name }),
       profileList(this.profile, { grouped: this.groupedFacts }),
     );
     if (this.profile.notes) {
-      box.append(el("p", { className: "profile-notes", text: this.profile.notes }));
+      box.append(el("p", { class: "profile-notes", text: this.profile.notes }));
     }
   }
 

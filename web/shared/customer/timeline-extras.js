@@ -1,3 +1,4 @@
+// @ts-check
 // The unified customer history in the advisor console, around the customer panel
 // (customer.js): a filter over every kind of event, endless scroll, an event opened in full
 // (chat transcript, order lines, recording player, visit), notes, and recommendations from
@@ -7,8 +8,9 @@
 // consultation the panel belongs to; where there is no payment builder (the customer search
 // page) it dispatches the DOM event `livedesk:add-to-payment` with {sku, quantity} instead.
 import { formatMoney, t } from "/shared/i18n.js";
-import { api, errorText } from "/staff/api.js";
-import { dateTime, el, shortDate, uid } from "/staff/dom.js";
+import { api, errorText } from "/shared/staff-api.js";
+import { el, uid } from "/shared/dom.js";
+import { dateTime, shortDate } from "/shared/time.js";
 
 const KINDS = [
   "consultation",
@@ -27,12 +29,12 @@ const STYLESHEET = "/history/history.css";
 /** The history parts' styles, added once to whatever page shows them. */
 export function useStylesheet() {
   if (document.querySelector(`link[href="${STYLESHEET}"]`)) return;
-  document.head.append(el("link", { attrs: { rel: "stylesheet", href: STYLESHEET } }));
+  document.head.append(el("link", { rel: "stylesheet", href: STYLESHEET }));
 }
 
 async function paymentAdder() {
   try {
-    const module = await import("/staff/payment.js");
+    const module = await import("/shared/customer/payment.js");
     return module.addToPaymentRequest;
   } catch {
     return null;
@@ -47,7 +49,7 @@ export function fillKindFilter(select) {
   const have = new Set([...select.options].map((o) => o.value));
   for (const kind of KINDS) {
     if (have.has(kind)) continue;
-    select.append(el("option", { text: t(`history.kind.${kind}`), attrs: { value: kind, "data-kind-option": kind } }));
+    select.append(el("option", { text: t(`history.kind.${kind}`), value: kind, "data-kind-option": kind }));
   }
 }
 
@@ -83,7 +85,7 @@ function transcriptBlock(detail) {
   const c = detail.consultation;
   const parts = [];
   if (c) {
-    const facts = el("dl", { className: "facts" });
+    const facts = el("dl", { class: "facts" });
     const rows = [
       ["history.detail.advisor", c.advisor_name],
       ["history.detail.status", c.status ? t(`console.status.${c.status}`) : null],
@@ -96,22 +98,22 @@ function transcriptBlock(detail) {
   }
   const messages = (detail.transcript ?? []).filter((m) => m.kind !== "event");
   if (messages.length) {
-    parts.push(el("h3", { className: "detail-sub", text: t("history.detail.transcript") }));
+    parts.push(el("h3", { class: "detail-sub", text: t("history.detail.transcript") }));
     parts.push(
       el(
         "ol",
-        { className: "transcript" },
+        { class: "transcript" },
         messages.map((m) =>
-          el("li", { className: `transcript-${m.sender}` }, [
-            el("span", { className: "transcript-who", text: t(`history.sender.${m.sender}`) }),
-            el("time", { className: "transcript-at", text: dateTime(m.at), attrs: { datetime: m.at } }),
+          el("li", { class: `transcript-${m.sender}` }, [
+            el("span", { class: "transcript-who", text: t(`history.sender.${m.sender}`) }),
+            el("time", { class: "transcript-at", text: dateTime(m.at), datetime: m.at }),
             el("p", { text: m.body || t(`history.message.${m.kind}`) }),
           ]),
         ),
       ),
     );
   } else if (c) {
-    parts.push(el("p", { className: "muted", text: t("history.detail.no_messages") }));
+    parts.push(el("p", { class: "muted", text: t("history.detail.no_messages") }));
   }
   return parts;
 }
@@ -121,31 +123,29 @@ function orderDetail(order) {
     el("tr", {}, [
       el("td", { text: line.name }),
       el("td", { text: line.sku }),
-      el("td", { className: "num", text: String(line.quantity) }),
-      el("td", { className: "num", text: formatMoney(line.unit_price_minor, order.currency) }),
+      el("td", { class: "num", text: String(line.quantity) }),
+      el("td", { class: "num", text: formatMoney(line.unit_price_minor, order.currency) }),
     ]),
   );
   return [
-    el("p", {
-      text:
+    el("p", { text:
         order.channel === "call"
           ? t("history.detail.order_call", { id: order.external_id })
           : order.store_name
             ? t("history.detail.order_store", { id: order.external_id, store: order.store_name })
-            : t("history.detail.order_web", { id: order.external_id }),
-    }),
-    el("table", { className: "data-table" }, [
+            : t("history.detail.order_web", { id: order.external_id }) }),
+    el("table", { class: "data-table" }, [
       el("thead", {}, [
         el("tr", {}, [
-          el("th", { text: t("history.detail.item"), attrs: { scope: "col" } }),
-          el("th", { text: t("history.detail.sku"), attrs: { scope: "col" } }),
-          el("th", { className: "num", text: t("history.detail.quantity"), attrs: { scope: "col" } }),
-          el("th", { className: "num", text: t("history.detail.price"), attrs: { scope: "col" } }),
+          el("th", { text: t("history.detail.item"), scope: "col" }),
+          el("th", { text: t("history.detail.sku"), scope: "col" }),
+          el("th", { class: "num", text: t("history.detail.quantity"), scope: "col" }),
+          el("th", { class: "num", text: t("history.detail.price"), scope: "col" }),
         ]),
       ]),
       el("tbody", {}, rows),
     ]),
-    el("p", { className: "order-total" }, [
+    el("p", { class: "order-total" }, [
       el("span", { text: t("history.detail.total") }),
       el("strong", { text: formatMoney(order.total_minor, order.currency) }),
     ]),
@@ -155,16 +155,13 @@ function orderDetail(order) {
 function detailBody(event, detail) {
   const parts = [];
   if (detail.recording) {
-    const video = el("video", {
-      className: "recording-video",
-      attrs: { controls: "", preload: "metadata", src: detail.recording.media_url, "aria-label": t("history.detail.player") },
-    });
+    const video = el("video", { class: "recording-video", controls: "", preload: "metadata", src: detail.recording.media_url, "aria-label": t("history.detail.player") });
     parts.push(video);
   }
   if (detail.order) parts.push(...orderDetail(detail.order));
   if (detail.channel_event) {
     const e = detail.channel_event;
-    const facts = el("dl", { className: "facts" });
+    const facts = el("dl", { class: "facts" });
     for (const [key, value] of [
       ["history.detail.kind", e.kind],
       ["history.detail.store", e.store_name],
@@ -175,9 +172,9 @@ function detailBody(event, detail) {
     parts.push(facts);
   }
   if (detail.consultation || detail.transcript) parts.push(...transcriptBlock(detail));
-  if (event.kind === "note") parts.push(el("p", { className: "note-text", text: event.data?.text ?? event.summary }));
+  if (event.kind === "note") parts.push(el("p", { class: "note-text", text: event.data?.text ?? event.summary }));
   if (event.kind === "survey" && Array.isArray(event.data?.answers)) {
-    const list = el("dl", { className: "facts" });
+    const list = el("dl", { class: "facts" });
     for (const answer of event.data.answers) {
       const label = answer.label?.[document.documentElement.lang] ?? answer.label?.en ?? answer.question ?? answer.id ?? "";
       const value = Array.isArray(answer.value) ? answer.value.join(", ") : String(answer.value ?? answer.answer ?? "");
@@ -186,7 +183,7 @@ function detailBody(event, detail) {
     parts.push(list);
   }
   if (!parts.length) parts.push(el("p", { text: event.summary || t(`console.tl.${event.kind}`) }));
-  if (detail.actor_name) parts.push(el("p", { className: "muted", text: t("history.detail.by", { name: detail.actor_name }) }));
+  if (detail.actor_name) parts.push(el("p", { class: "muted", text: t("history.detail.by", { name: detail.actor_name }) }));
   return parts;
 }
 
@@ -195,14 +192,14 @@ let dialog = null;
 function detailDialog() {
   if (dialog) return dialog;
   const titleId = uid("detail-title");
-  dialog = el("dialog", { className: "history-detail", attrs: { "aria-labelledby": titleId } });
+  dialog = el("dialog", { class: "history-detail", "aria-labelledby": titleId });
   dialog.innerHTML = "";
   dialog.append(
-    el("div", { className: "dialog-head" }, [
-      el("h2", { text: "", attrs: { id: titleId, "data-part": "title" } }),
-      el("button", { className: "button button-secondary button-small", text: t("history.detail.close"), attrs: { type: "button", "data-part": "close" } }),
+    el("div", { class: "dialog-head" }, [
+      el("h2", { text: "", id: titleId, "data-part": "title" }),
+      el("button", { class: "button button-secondary button-small", text: t("history.detail.close"), type: "button", "data-part": "close" }),
     ]),
-    el("div", { attrs: { "data-part": "body", role: "status", "aria-live": "polite" } }),
+    el("div", { "data-part": "body", role: "status", "aria-live": "polite" }),
   );
   dialog.querySelector("[data-part=close]").addEventListener("click", () => dialog.close());
   document.body.append(dialog);
@@ -223,7 +220,7 @@ export async function openEvent(shopperId, event, opener) {
     `/api/v1/shoppers/${encodeURIComponent(shopperId)}/timeline/${encodeURIComponent(event.id)}`,
   );
   if (!result.ok) {
-    body.replaceChildren(el("p", { className: "alert alert-error", text: errorText(result.error) }));
+    body.replaceChildren(el("p", { class: "alert alert-error", text: errorText(result.error) }));
     return;
   }
   body.replaceChildren(...detailBody(event, result.data.detail ?? {}));
@@ -231,11 +228,7 @@ export async function openEvent(shopperId, event, opener) {
 
 /** The "open" button of one timeline entry. */
 export function openButton(shopperId, event) {
-  const button = el("button", {
-    className: "button button-secondary button-small tl-open",
-    text: t("history.open"),
-    attrs: { type: "button", "aria-label": t("history.open_label", { kind: t(`console.tl.${event.kind}`), when: dateTime(event.occurred_at) }) },
-  });
+  const button = el("button", { class: "button button-secondary button-small tl-open", text: t("history.open"), type: "button", "aria-label": t("history.open_label", { kind: t(`console.tl.${event.kind}`), when: dateTime(event.occurred_at) }) });
   button.addEventListener("click", () => openEvent(shopperId, event, button));
   return button;
 }
@@ -245,11 +238,11 @@ export function openButton(shopperId, event) {
 /** A small form that adds a note to the shopper's timeline; onAdded runs after it is saved. */
 export function noteForm(shopperId, onAdded) {
   const id = uid("note");
-  const form = el("form", { className: "note-form" });
-  const label = el("label", { text: t("history.note.label"), attrs: { for: id } });
-  const input = el("textarea", { attrs: { id, rows: "2", maxlength: "5000", required: "" } });
-  const button = el("button", { className: "button button-small", text: t("history.note.add"), attrs: { type: "submit" } });
-  const status = el("p", { className: "muted note-status", attrs: { role: "status" } });
+  const form = el("form", { class: "note-form" });
+  const label = el("label", { text: t("history.note.label"), for: id });
+  const input = el("textarea", { id, rows: "2", maxlength: "5000", required: "" });
+  const button = el("button", { class: "button button-small", text: t("history.note.add"), type: "submit" });
+  const status = el("p", { class: "muted note-status", role: "status" });
   form.append(label, input, button, status);
   form.addEventListener("submit", async (submit) => {
     submit.preventDefault();
@@ -286,7 +279,7 @@ export class Recommendations {
     this.data = null;
     this.error = null;
     this.titleId = uid("reco-title");
-    this.root = el("section", { className: "recommendations", attrs: { "aria-labelledby": this.titleId } });
+    this.root = el("section", { class: "recommendations", "aria-labelledby": this.titleId });
     container.append(this.root);
   }
 
@@ -311,37 +304,30 @@ export class Recommendations {
   }
 
   itemRow(item, extra, status) {
-    const button = el("button", {
-      className: "button button-secondary button-small",
-      text: t("history.reco.add"),
-      attrs: { type: "button", "aria-label": t("history.reco.add_label", { name: item.name }) },
-    });
+    const button = el("button", { class: "button button-secondary button-small", text: t("history.reco.add"), type: "button", "aria-label": t("history.reco.add_label", { name: item.name }) });
     button.addEventListener("click", () => this.add(item, status));
-    return el("li", { className: "reco-item" }, [
-      el("span", { className: "reco-name", text: item.name }),
-      el("span", { className: "reco-extra muted", text: extra }),
-      el("span", { className: "reco-price", text: formatMoney(item.unit_price_minor, item.currency) }),
+    return el("li", { class: "reco-item" }, [
+      el("span", { class: "reco-name", text: item.name }),
+      el("span", { class: "reco-extra muted", text: extra }),
+      el("span", { class: "reco-price", text: formatMoney(item.unit_price_minor, item.currency) }),
       button,
     ]);
   }
 
   render() {
-    const status = el("p", { className: "muted", attrs: { role: "status" } });
-    const parts = [el("h5", { text: t("history.reco.title"), attrs: { id: this.titleId } })];
+    const status = el("p", { class: "muted", role: "status" });
+    const parts = [el("h5", { text: t("history.reco.title"), id: this.titleId })];
     if (this.error) {
-      parts.push(el("p", { className: "alert alert-error", text: errorText(this.error) }));
+      parts.push(el("p", { class: "alert alert-error", text: errorText(this.error) }));
     } else if (!this.data) {
-      parts.push(el("p", { className: "muted", text: t("history.reco.loading") }));
+      parts.push(el("p", { class: "muted", text: t("history.reco.loading") }));
     } else {
       const { reminders, bought_together: together } = this.data;
-      if (!reminders.length && !together.length) parts.push(el("p", { className: "muted", text: t("history.reco.none") }));
+      if (!reminders.length && !together.length) parts.push(el("p", { class: "muted", text: t("history.reco.none") }));
       if (reminders.length) {
         parts.push(el("h6", { text: t("history.reco.reminders") }));
         parts.push(
-          el(
-            "ul",
-            { className: "reco-list" },
-            reminders.map((r) =>
+          el("ul", { class: "reco-list" }, reminders.map((r) =>
               this.itemRow(
                 r,
                 t(r.overdue ? "history.reco.overdue" : "history.reco.due", {
@@ -350,17 +336,14 @@ export class Recommendations {
                 }),
                 status,
               ),
-            ),
+            )
           ),
         );
       }
       if (together.length) {
         parts.push(el("h6", { text: t("history.reco.together") }));
         parts.push(
-          el(
-            "ul",
-            { className: "reco-list" },
-            together.map((x) => this.itemRow(x, t("history.reco.orders", { count: x.orders_together }), status)),
+          el("ul", { class: "reco-list" }, together.map((x) => this.itemRow(x, t("history.reco.orders", { count: x.orders_together }), status))
           ),
         );
       }

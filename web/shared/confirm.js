@@ -1,3 +1,4 @@
+// @ts-check
 // A confirmation step before an action that cannot simply be undone (disable an account,
 // delete a team): a modal <dialog>, so focus stays inside and Escape cancels.
 import { t } from "/shared/i18n.js";

@@ -1,8 +1,10 @@
+// @ts-check
 // The post-call survey form: satisfaction 1–5 (required), would-you-recommend 0–10 and a
 // comment (optional). Shown on the call page after hang-up and on the mail link's page; each
 // passes its own send(answers) → {ok, status, data, error}.
 import { language, onLanguageChange, t } from "/shared/i18n.js";
 import { mountSurvey } from "/shared/survey-form.js";
+import { el } from "/shared/dom.js";
 
 let count = 0;
 
@@ -47,17 +49,6 @@ export async function postJson(path, body, headers = {}) {
   }
   if (response.ok) return { ok: true, status: response.status, data };
   return { ok: false, status: response.status, error: data?.error ?? { code: "http_error", message: "" } };
-}
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (name === "text") node.textContent = value;
-    else if (name === "class") node.className = value;
-    else node.setAttribute(name, value);
-  }
-  node.append(...children);
-  return node;
 }
 
 /** Put the post-call survey into container. Returns {done: Promise<"sent"|"already">}. */

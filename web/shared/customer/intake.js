@@ -1,8 +1,9 @@
+// @ts-check
 // The shopper's pre-call survey answers as the advisor sees them: in the offer before
 // accepting, and beside the call in the consultation's panel. The server sends them
 // readable in both languages (consultation.intake: {title, version, answers: [{label, shown}]}).
 import { language, t } from "/shared/i18n.js";
-import { el } from "/staff/dom.js";
+import { el } from "/shared/dom.js";
 
 // The answers' layout (question above answer) comes with this module, wherever it is used.
 if (!document.querySelector('link[href="/surveys/intake.css"]')) {
@@ -47,14 +48,14 @@ export function surveyTimelineNodes(event) {
   if (data.survey === "satisfaction") {
     const parts = [t("survey.tl_csat", { csat: data.csat })];
     if (data.nps !== null && data.nps !== undefined) parts.push(t("survey.tl_nps", { nps: data.nps }));
-    const nodes = [el("p", { className: "tl-summary", text: parts.join(" · ") })];
-    if (data.comment) nodes.push(el("p", { className: "tl-notes", text: data.comment }));
+    const nodes = [el("p", { class: "tl-summary", text: parts.join(" · ") })];
+    if (data.comment) nodes.push(el("p", { class: "tl-notes", text: data.comment }));
     return nodes;
   }
   if (data.survey === "intake" && Array.isArray(data.answers)) {
-    const list = el("dl", { className: "facts tl-survey" });
+    const list = el("dl", { class: "facts tl-survey" });
     for (const [q, a] of intakePairs(data)) list.append(el("dt", { text: q }), el("dd", { text: a }));
-    return [el("p", { className: "tl-summary", text: t("survey.tl_intake", { title: pick(data.title), version: data.version }) }), list];
+    return [el("p", { class: "tl-summary", text: t("survey.tl_intake", { title: pick(data.title), version: data.version }) }), list];
   }
-  return [el("p", { className: "tl-summary", text: event.summary })];
+  return [el("p", { class: "tl-summary", text: event.summary })];
 }

@@ -1,10 +1,11 @@
+// @ts-check
 // Staff navigation: a row of links under every staff page's header to the pages the signed-in
 // role may open — the console for advisors (the only role /staff/ opens it for), Customers for
 // everyone, the board and Payments and refunds for supervisors and admins, Administration for
 // admins — the current page marked. The server
 // refuses what a role may not do anyway; this only saves people from typing addresses.
 //
-//   import { NAV_AREA, StaffNav } from "/staffnav/nav.js";
+//   import { NAV_AREA, StaffNav } from "/shared/staffnav.js";
 //   await initI18n({ extraAreas: [..., NAV_AREA] });
 //   const nav = new StaffNav(document.getElementById("staff-nav"), "/supervisor/");
 //   nav.show(me.role);   // after /api/v1/auth/me; nav.show(null) when signed out

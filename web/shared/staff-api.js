@@ -1,7 +1,9 @@
+// @ts-check
 // The staff pages' side of the REST API (requests through /shared/api.js), and errors in the
 // reader's language.
 import { request, setCsrfToken } from "/shared/api.js";
 import { t } from "/shared/i18n.js";
+import { errorText as sharedErrorText } from "/shared/errors.js";
 
 export { setCsrfToken };
 
@@ -17,13 +19,7 @@ export function upload(path, file) {
   return request("POST", path, { form });
 }
 
-/** An error ({code, message, details}) in the reader's language when we have words for it. */
+/** An error in the staff pages' words (the console's, then the staff area's, unless told). */
 export function errorText(error, prefixes = ["console.error.", "staff.error."]) {
-  if (!error) return "";
-  for (const prefix of prefixes) {
-    const key = `${prefix}${error.code}`;
-    const translated = t(key, { seconds: error.details?.retry_after ?? 60 });
-    if (translated !== key) return translated;
-  }
-  return error.message || t("staff.error.unknown");
+  return sharedErrorText(error, prefixes, { unknown: "staff.error.unknown" });
 }

@@ -1,9 +1,12 @@
+// @ts-check
 // The shopper's payment sheet inside the call page: it appears when the advisor sends a
 // payment request (socket event payment.updated), shows the items and the total, and takes
 // the payment — with Stripe's Payment Element (confirmPayment, redirect only if required; the
 // card goes from the browser to Stripe, never to livedesk) or, without Stripe keys, with the
 // clearly labelled test-mode sandbox. Both parties see "paid" when the server says so.
 import { formatMoney, language, onLanguageChange, t } from "/shared/i18n.js";
+import { el } from "/shared/dom.js";
+import { errorText as sharedErrorText } from "/shared/errors.js";
 
 const STRIPE_JS = "https://js.stripe.com/v3/";
 const OPEN = new Set(["open", "processing"]);
@@ -28,19 +31,8 @@ function loadStripe() {
   return stripeLoading;
 }
 
-function node(tag, { className, text, attrs } = {}, children = []) {
-  const el = document.createElement(tag);
-  if (className) el.className = className;
-  if (text !== undefined) el.textContent = text;
-  for (const [name, value] of Object.entries(attrs ?? {})) el.setAttribute(name, value);
-  for (const child of children) if (child) el.append(child);
-  return el;
-}
-
 function errorText(error) {
-  const key = `pay.error.${error?.code}`;
-  const text = t(key);
-  return text !== key ? text : error?.message || t("pay.error.unknown");
+  return sharedErrorText(error ?? {}, "pay.error.");
 }
 
 export class PaymentSheet {
@@ -62,32 +54,29 @@ export class PaymentSheet {
 
   build(mount) {
     if (!document.querySelector('link[href="/payments/payments.css"]')) {
-      document.head.append(node("link", { attrs: { rel: "stylesheet", href: "/payments/payments.css" } }));
+      document.head.append(el("link", { rel: "stylesheet", href: "/payments/payments.css" }));
     }
-    this.root = node("section", {
-      className: "pay-sheet card",
-      attrs: { "aria-labelledby": "pay-title", "data-status": "none" },
-    });
+    this.root = el("section", { class: "pay-sheet card", "aria-labelledby": "pay-title", "data-status": "none" });
     this.root.hidden = true;
-    this.title = node("h2", { attrs: { id: "pay-title", tabindex: "-1" } });
-    this.badge = node("span", { className: "pay-test-badge" });
-    this.close = node("button", { className: "pay-close", attrs: { type: "button" } }, [
-      node("span", { text: "×", attrs: { "aria-hidden": "true" } }),
+    this.title = el("h2", { id: "pay-title", tabindex: "-1" });
+    this.badge = el("span", { class: "pay-test-badge" });
+    this.close = el("button", { class: "pay-close",  type: "button"  }, [
+      el("span", { text: "×", "aria-hidden": "true" }),
     ]);
     this.close.addEventListener("click", () => this.hide());
-    this.intro = node("p", { className: "pay-intro" });
-    this.status = node("p", { className: "pay-status", attrs: { role: "status", "aria-live": "polite" } });
-    this.lines = node("ul", { className: "pay-lines" });
-    this.total = node("p", { className: "pay-total" });
+    this.intro = el("p", { class: "pay-intro" });
+    this.status = el("p", { class: "pay-status", role: "status", "aria-live": "polite" });
+    this.lines = el("ul", { class: "pay-lines" });
+    this.total = el("p", { class: "pay-total" });
     // Once paid: the receipt (order number, when, total in its currency) under the items.
-    this.receipt = node("section", { className: "pay-receipt", attrs: { "aria-labelledby": "pay-receipt-title" } });
+    this.receipt = el("section", { class: "pay-receipt", "aria-labelledby": "pay-receipt-title" });
     this.receipt.hidden = true;
-    this.errorBox = node("p", { className: "alert alert-error pay-error", attrs: { role: "alert" } });
+    this.errorBox = el("p", { class: "alert alert-error pay-error", role: "alert" });
     this.errorBox.hidden = true;
-    this.actions = node("div", { className: "pay-actions" });
-    this.secure = node("p", { className: "pay-secure" });
+    this.actions = el("div", { class: "pay-actions" });
+    this.secure = el("p", { class: "pay-secure" });
     this.root.append(
-      node("div", { className: "pay-head" }, [this.title, this.badge, this.close]),
+      el("div", { class: "pay-head" }, [this.title, this.badge, this.close]),
       this.intro,
       this.lines,
       this.total,
@@ -97,7 +86,7 @@ export class PaymentSheet {
       this.actions,
       this.secure,
     );
-    this.reopen = node("button", { className: "button pay-reopen", attrs: { type: "button" } });
+    this.reopen = el("button", { class: "button pay-reopen", type: "button" });
     this.reopen.hidden = true;
     this.reopen.addEventListener("click", () => this.show());
     mount.append(this.root, this.reopen);
@@ -255,11 +244,7 @@ export class PaymentSheet {
   }
 
   button(action, text, secondary = false) {
-    const b = node("button", {
-      className: `button${secondary ? " button-secondary" : ""}`,
-      text,
-      attrs: { type: "button", "data-action": action },
-    });
+    const b = el("button", { class: `button${secondary ? " button-secondary" : ""}`, text, type: "button", "data-action": action });
     b.disabled = Boolean(this.busy) || this.confirming;
     if (this.busy === action) b.setAttribute("aria-busy", "true");
     return b;
@@ -274,7 +259,7 @@ export class PaymentSheet {
     }
     if (this.checkout.provider === "stripe") {
       // The Payment Element keeps its own DOM: build the slot once and only redraw the button.
-      if (!stripeSlot) this.actions.replaceChildren(node("div", { className: "pay-element" }));
+      if (!stripeSlot) this.actions.replaceChildren(el("div", { class: "pay-element" }));
       this.actions.querySelector(".pay-submit")?.remove();
       const pay = this.button("pay", this.busy ? t("pay.paying") : t("pay.pay", { amount }));
       pay.classList.add("pay-submit");
@@ -284,14 +269,14 @@ export class PaymentSheet {
     }
     if (r.status === "processing" && r.failure_code === "authentication_required") {
       this.actions.replaceChildren(
-        node("p", { className: "pay-auth-title", text: t("pay.auth_title") }),
+        el("p", { class: "pay-auth-title", text: t("pay.auth_title") }),
         this.button("authenticate", t("pay.auth_confirm")),
         this.button("fail_authentication", t("pay.auth_fail"), true),
       );
       return;
     }
     this.actions.replaceChildren(
-      node("p", { className: "pay-test-note", text: t("pay.test_note") }),
+      el("p", { class: "pay-test-note", text: t("pay.test_note") }),
       this.button("pay", this.busy === "pay" ? t("pay.paying") : t("pay.pay_test", { amount })),
       this.button("decline", t("pay.decline_test"), true),
       this.button("require_authentication", t("pay.auth_test"), true),
@@ -310,10 +295,10 @@ export class PaymentSheet {
       timeStyle: "short",
     });
     const row = (label, value, className) =>
-      node("div", { className: "pay-receipt-row" }, [node("dt", { text: label }), node("dd", { className, text: value })]);
+      el("div", { class: "pay-receipt-row" }, [el("dt", { text: label }), el("dd", { class: className, text: value })]);
     this.receipt.replaceChildren(
-      node("h3", { text: t("pay.receipt.title"), attrs: { id: "pay-receipt-title" } }),
-      node("dl", {}, [
+      el("h3", { text: t("pay.receipt.title"), id: "pay-receipt-title" }),
+      el("dl", {}, [
         row(t("pay.receipt.order_number"), r.order_number, "pay-order-number"),
         r.paid_at ? row(t("pay.receipt.paid_at"), when.format(new Date(r.paid_at)), "pay-paid-at") : null,
         row(
@@ -322,7 +307,7 @@ export class PaymentSheet {
           "pay-receipt-amount",
         ),
       ]),
-      node("p", { className: "pay-receipt-keep", text: t("pay.receipt.keep") }),
+      el("p", { class: "pay-receipt-keep", text: t("pay.receipt.keep") }),
     );
   }
 
@@ -344,19 +329,16 @@ export class PaymentSheet {
     this.intro.textContent = paid ? t("pay.receipt.intro") : t("pay.from_advisor");
     this.lines.replaceChildren(
       ...r.lines.map((line) =>
-        node("li", {}, [
-          node("span", {
-            className: "pay-line-name",
-            text: language() === "ja" && line.name_ja ? line.name_ja : line.name,
-          }),
-          node("span", { className: "pay-line-qty", text: t("pay.quantity", { quantity: line.quantity }) }),
-          node("span", { className: "pay-line-amount", text: formatMoney(line.amount_minor, r.currency) }),
+        el("li", {}, [
+          el("span", { class: "pay-line-name", text: language() === "ja" && line.name_ja ? line.name_ja : line.name }),
+          el("span", { class: "pay-line-qty", text: t("pay.quantity", { quantity: line.quantity }) }),
+          el("span", { class: "pay-line-amount", text: formatMoney(line.amount_minor, r.currency) }),
         ]),
       ),
     );
     this.total.replaceChildren(
-      node("span", { text: t("pay.total") }),
-      node("strong", { className: "pay-total-amount", text: amount }),
+      el("span", { text: t("pay.total") }),
+      el("strong", { class: "pay-total-amount", text: amount }),
     );
     let status = t(`pay.status.${r.status}`);
     if (this.confirming && OPEN.has(r.status)) status = t("pay.confirming");

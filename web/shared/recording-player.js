@@ -1,3 +1,4 @@
+// @ts-check
 // Playing a recording from the customer's history (advisor console): a "Play" disclosure on
 // the timeline entry of a ready recording that loads the file only when opened. The file is
 // streamed with HTTP Range by /api/v1/recordings/{id}/media, which lets in only the advisor of
@@ -8,15 +9,7 @@
 // plays the first video and audio track — the shopper's — and the download has them all
 // (VLC, ffplay … let you pick).
 import { t } from "/shared/i18n.js";
-
-function node(tag, { className, text, attrs } = {}, children = []) {
-  const el = document.createElement(tag);
-  if (className) el.className = className;
-  if (text !== undefined) el.textContent = text;
-  for (const [name, value] of Object.entries(attrs ?? {})) el.setAttribute(name, value);
-  for (const child of children) if (child) el.append(child);
-  return el;
-}
+import { el } from "/shared/dom.js";
 
 function length(ms) {
   const total = Math.round((ms ?? 0) / 1000);
@@ -45,31 +38,25 @@ export function recordingPlayer(event) {
   const data = event?.data ?? {};
   if (event?.kind !== "recording" || data.status !== "ready" || !data.recording_id) return null;
   const url = `/api/v1/recordings/${encodeURIComponent(data.recording_id)}/media`;
-  const box = node("details", { className: "rec-player", attrs: { "data-testid": "recording-player" } });
-  box.append(node("summary", { text: `${t("recording.list.play")} (${length(data.duration_ms)})` }));
+  const box = el("details", { class: "rec-player", "data-testid": "recording-player" });
+  box.append(el("summary", { text: `${t("recording.list.play")} (${length(data.duration_ms)})` }));
   if (data.incomplete) {
     // Never shown as simply saved when a party is missing for a while (their leg's server died).
     box.append(
-      node("p", {
-        className: "rec-incomplete",
-        text: t("recording.list.incomplete", { missing: missingText(data.gaps) }),
-        attrs: { "data-testid": "recording-incomplete" },
-      }),
+      el("p", { class: "rec-incomplete", text: t("recording.list.incomplete", { missing: missingText(data.gaps) }), "data-testid": "recording-incomplete" }),
     );
   }
-  const note = node("p", { className: "rec-error", attrs: { role: "status" } });
+  const note = el("p", { class: "rec-error", role: "status" });
   note.hidden = true;
   box.addEventListener("toggle", () => {
     if (!box.open || box.querySelector("video")) return;
-    const video = node("video", {
-      attrs: { controls: "", preload: "metadata", src: url, "aria-label": t("recording.list.title") },
-    });
+    const video = el("video", { controls: "", preload: "metadata", src: url, "aria-label": t("recording.list.title") });
     video.style.width = "100%";
     video.addEventListener("error", () => {
       note.hidden = false;
       note.textContent = t("recording.list.unavailable");
     });
-    box.append(video, node("a", { text: t("recording.list.download"), attrs: { href: url, download: "" } }), note);
+    box.append(video, el("a", { text: t("recording.list.download"), href: url, download: "" }), note);
   });
   return box;
 }

@@ -1,3 +1,4 @@
+// @ts-check
 // Live call monitoring, on the parties' side (the shopper's call page and the advisor's call
 // view): the notice "a supervisor is listening" / "a supervisor joined", the send-only
 // monitoring leg to livedesk while a supervisor listens (the call's own tracks; the call's one
@@ -14,14 +15,7 @@
 import { onLanguageChange, t } from "/shared/i18n.js";
 import { gathered, iceServers } from "/shared/monitor-voice.js";
 import { sharedLeg } from "/shared/server-leg.js";
-
-function node(tag, { className, text, attrs } = {}) {
-  const el = document.createElement(tag);
-  if (className) el.className = className;
-  if (text !== undefined) el.textContent = text;
-  for (const [name, value] of Object.entries(attrs ?? {})) el.setAttribute(name, value);
-  return el;
-}
+import { el } from "/shared/dom.js";
 
 export class MonitoringNotice {
   constructor({ socket, consultationId, role, token, mount }) {
@@ -39,10 +33,10 @@ export class MonitoringNotice {
 
   build(mount) {
     if (!document.querySelector('link[href="/monitoring/monitoring.css"]')) {
-      document.head.append(node("link", { attrs: { rel: "stylesheet", href: "/monitoring/monitoring.css" } }));
+      document.head.append(el("link", { rel: "stylesheet", href: "/monitoring/monitoring.css" }));
     }
-    this.root = node("div", { className: `mon-notice mon-${this.role}`, attrs: { "data-testid": "monitoring-notice" } });
-    this.text = node("p", { className: "mon-text", attrs: { role: "status", "aria-live": "polite" } });
+    this.root = el("div", { class: `mon-notice mon-${this.role}`, "data-testid": "monitoring-notice" });
+    this.text = el("p", { class: "mon-text", role: "status", "aria-live": "polite" });
     this.root.append(this.text);
     this.root.hidden = true;
     mount.append(this.root);
@@ -119,7 +113,7 @@ export class MonitoringNotice {
     if (message.type !== "offer" || !this.stream) return;
     this.hangupVoice(message.talk_id);
     const pc = new RTCPeerConnection({ iceServers: await iceServers(this.token), bundlePolicy: "max-bundle" });
-    const audio = node("audio", { attrs: { "data-testid": "monitoring-voice" } });
+    const audio = el("audio", { "data-testid": "monitoring-voice" });
     audio.autoplay = true;
     audio.hidden = true;
     this.root.append(audio);

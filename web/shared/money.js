@@ -1,3 +1,4 @@
+// @ts-check
 // Prices as people type them ("1200" yen, "12.34" dollars) into minor units, the API's unit.
 
 /** "12.34" in a currency → minor units (1234), or null when it is not a price. */

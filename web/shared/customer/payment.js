@@ -1,3 +1,4 @@
+// @ts-check
 // The advisor's payment builder, one per consultation workspace: pick items from the catalogue
 // or from the shopper's past purchases, set quantities, see the total, send. One click (or a
 // retry after a lost answer) makes one payment request: the page keeps one client key per
@@ -5,21 +6,23 @@
 // payment.updated from the server.
 //
 // For other parts of the console (e.g. "add to payment request" on recommendations):
-//   import { addToPaymentRequest } from "/staff/payment.js";
+//   import { addToPaymentRequest } from "/shared/customer/payment.js";
 //   addToPaymentRequest(consultationId, { sku, quantity = 1, source = "catalogue" | "history" })
 // adds the item to that consultation's builder and returns true (false when the consultation
 // has no builder on this page or the SKU is not offered; before the builder has loaded its
 // catalogue the item is kept and added once it has).
 import { formatMoney, language, onLanguageChange, t } from "/shared/i18n.js";
-import { api } from "/staff/api.js";
-import { el, shortDate, uid } from "/staff/dom.js";
+import { api } from "/shared/staff-api.js";
+import { el, uid } from "/shared/dom.js";
+import { shortDate } from "/shared/time.js";
+import { errorText as sharedErrorText } from "/shared/errors.js";
 
 const builders = new Map();
 const STYLESHEET = "/payments/payments.css";
 
 function useStylesheet() {
   if (document.querySelector(`link[href="${STYLESHEET}"]`)) return;
-  document.head.append(el("link", { attrs: { rel: "stylesheet", href: STYLESHEET } }));
+  document.head.append(el("link", { rel: "stylesheet", href: STYLESHEET }));
 }
 
 export function addToPaymentRequest(consultationId, { sku, quantity = 1, source = "catalogue" } = {}) {
@@ -33,12 +36,7 @@ function newKey() {
 }
 
 function errorText(error) {
-  for (const prefix of ["payb.error.", "console.error.", "staff.error."]) {
-    const key = `${prefix}${error?.code}`;
-    const text = t(key);
-    if (text !== key) return text;
-  }
-  return error?.message || t("pay.error.unknown");
+  return sharedErrorText(error ?? {}, ["payb.error.", "console.error.", "staff.error."], { unknown: "pay.error.unknown" });
 }
 
 export class PaymentBuilder {
@@ -58,35 +56,35 @@ export class PaymentBuilder {
     this.pending = [];
     useStylesheet();
     const prefix = uid("payb");
-    this.root = el("section", { className: "payb panel", attrs: { "aria-labelledby": `${prefix}-title` } });
-    this.heading = el("h4", { className: "panel-title", attrs: { id: `${prefix}-title` } });
-    this.testNote = el("p", { className: "payb-test" });
+    this.root = el("section", { class: "payb panel", "aria-labelledby": `${prefix}-title` });
+    this.heading = el("h4", { class: "panel-title", id: `${prefix}-title` });
+    this.testNote = el("p", { class: "payb-test" });
     this.testNote.hidden = true;
-    this.searchLabel = el("label", { attrs: { for: `${prefix}-search` } });
-    this.search = el("input", { attrs: { id: `${prefix}-search`, type: "search", autocomplete: "off" } });
+    this.searchLabel = el("label", { for: `${prefix}-search` });
+    this.search = el("input", { id: `${prefix}-search`, type: "search", autocomplete: "off" });
     this.search.addEventListener("input", () => {
       this.query = this.search.value.trim().toLowerCase();
       this.renderLists();
     });
     this.catalogueTitle = el("h5");
-    this.catalogueList = el("ul", { className: "payb-items payb-catalogue" });
+    this.catalogueList = el("ul", { class: "payb-items payb-catalogue" });
     this.historyTitle = el("h5");
-    this.historyList = el("ul", { className: "payb-items payb-history" });
+    this.historyList = el("ul", { class: "payb-items payb-history" });
     this.cartTitle = el("h5");
-    this.cartList = el("ul", { className: "payb-cart" });
-    this.cartEmpty = el("p", { className: "muted" });
-    this.totalLine = el("p", { className: "payb-total" });
-    this.errorBox = el("p", { className: "alert alert-error", attrs: { role: "alert" } });
+    this.cartList = el("ul", { class: "payb-cart" });
+    this.cartEmpty = el("p", { class: "muted" });
+    this.totalLine = el("p", { class: "payb-total" });
+    this.errorBox = el("p", { class: "alert alert-error", role: "alert" });
     this.errorBox.hidden = true;
-    this.status = el("p", { className: "payb-notice", attrs: { role: "status", "aria-live": "polite" } });
-    this.send = el("button", { className: "button payb-send", attrs: { type: "button" } });
+    this.status = el("p", { class: "payb-notice", role: "status", "aria-live": "polite" });
+    this.send = el("button", { class: "button payb-send", type: "button" });
     this.send.addEventListener("click", () => this.submit());
     this.requestsTitle = el("h5");
-    this.requestList = el("ul", { className: "payb-requests" });
+    this.requestList = el("ul", { class: "payb-requests" });
     this.root.append(
       this.heading,
       this.testNote,
-      el("div", { className: "field" }, [this.searchLabel, this.search]),
+      el("div", { class: "field" }, [this.searchLabel, this.search]),
       this.catalogueTitle,
       this.catalogueList,
       this.historyTitle,
@@ -224,24 +222,15 @@ export class PaymentBuilder {
           })}`
         : `${item.sku} · ${formatMoney(item.unit_price_minor, item.currency)}`;
     const picture = item.image_url
-      ? el("img", { attrs: { src: item.image_url, alt: "", width: 36, height: 36 } })
+      ? el("img", { src: item.image_url, alt: "", width: 36, height: 36 })
       : el("span");
-    return el("li", { attrs: { "data-sku": item.sku } }, [
+    return el("li", {  "data-sku": item.sku  }, [
       picture,
-      el("span", { className: "payb-item-text" }, [
+      el("span", { class: "payb-item-text" }, [
         el("span", { text: name }),
-        el("span", { className: "payb-item-meta", text: meta }),
+        el("span", { class: "payb-item-meta", text: meta }),
       ]),
-      el("button", {
-        className: "button button-secondary button-small",
-        text: t("payb.add"),
-        attrs: {
-          type: "button",
-          "data-add": item.sku,
-          "data-source": item.source,
-          "aria-label": t("payb.add_named", { name }),
-        },
-      }),
+      el("button", { class: "button button-secondary button-small", text: t("payb.add"), type: "button", "data-add": item.sku, "data-source": item.source, "aria-label": t("payb.add_named", { name }) }),
     ]);
   }
 
@@ -254,12 +243,12 @@ export class PaymentBuilder {
     this.catalogueList.replaceChildren(
       ...(catalogue.length
         ? catalogue.map((item) => this.itemRow(item))
-        : [el("li", { className: "muted", text: this.loaded ? t("payb.none_found") : "…" })]),
+        : [el("li", { class: "muted", text: this.loaded ? t("payb.none_found") : "…" })]),
     );
     this.historyList.replaceChildren(
       ...(history.length
         ? history.map((item) => this.itemRow(item))
-        : [el("li", { className: "muted", text: t("payb.none_history") })]),
+        : [el("li", { class: "muted", text: t("payb.none_history") })]),
     );
   }
 
@@ -282,27 +271,10 @@ export class PaymentBuilder {
         const name = item ? this.itemName(item) : line.sku;
         const id = `${this.root.getAttribute("aria-labelledby")}-q${index}`;
         return el("li", {}, [
-          el("label", { className: "pay-line-name", text: name, attrs: { for: id } }),
-          el("input", {
-            attrs: {
-              id,
-              type: "number",
-              min: 1,
-              max: 99,
-              value: line.quantity,
-              "data-quantity": index,
-              "aria-label": t("payb.quantity_of", { name }),
-            },
-          }),
-          el("span", {
-            className: "pay-line-amount",
-            text: item ? formatMoney(item.unit_price_minor * line.quantity, item.currency) : "",
-          }),
-          el("button", {
-            className: "button button-secondary button-small",
-            text: "×",
-            attrs: { type: "button", "data-remove": index, "aria-label": t("payb.remove", { name }) },
-          }),
+          el("label", { class: "pay-line-name", text: name, for: id }),
+          el("input", { id, type: "number", min: 1, max: 99, value: line.quantity, "data-quantity": index, "aria-label": t("payb.quantity_of", { name }) }),
+          el("span", { class: "pay-line-amount", text: item ? formatMoney(item.unit_price_minor * line.quantity, item.currency) : "" }),
+          el("button", { class: "button button-secondary button-small", text: "×", type: "button", "data-remove": index, "aria-label": t("payb.remove", { name }) }),
         ]);
       }),
     );
@@ -310,10 +282,7 @@ export class PaymentBuilder {
     this.totalLine.hidden = !this.cart.length;
     this.totalLine.replaceChildren(
       el("span", { text: t("payb.total") }),
-      el("span", {
-        className: "payb-total-amount",
-        text: currency ? formatMoney(this.total(), currency) : t("payb.mixed"),
-      }),
+      el("span", { class: "payb-total-amount", text: currency ? formatMoney(this.total(), currency) : t("payb.mixed") }),
     );
     this.send.textContent = this.sending ? t("payb.sending") : t("payb.send");
     this.send.disabled = this.sending || !this.cart.length || !currency;
@@ -326,9 +295,9 @@ export class PaymentBuilder {
     this.requestsTitle.hidden = !requests.length;
     this.requestList.replaceChildren(
       ...requests.map((r) =>
-        el("li", { className: "payb-request", attrs: { "data-status": r.status, "data-request-id": r.id } }, [
+        el("li", { class: "payb-request",  "data-status": r.status, "data-request-id": r.id  }, [
           el("span", { text: formatMoney(r.total_minor, r.currency) }),
-          el("span", { className: "payb-request-status", text: t(`pay.status.${r.status}`) }),
+          el("span", { class: "payb-request-status", text: t(`pay.status.${r.status}`) }),
         ]),
       ),
     );

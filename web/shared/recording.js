@@ -1,3 +1,4 @@
+// @ts-check
 // Recording in a call, for both parties: the advisor's record/stop button, the shopper's
 // consent prompt (or, under the "announce" policy, a notice with a way to stop it), the
 // recording indicator on both sides, and — while recording — the server leg that sends this
@@ -14,25 +15,16 @@
 // Strings come from /recording/i18n/<lang>.json: pages load them with
 // initI18n({extraAreas: ["/recording"]}).
 import { onLanguageChange, t } from "/shared/i18n.js";
-import { missingText } from "/recording/player.js";
+import { missingText } from "/shared/recording-player.js";
 import { sharedLeg } from "/shared/server-leg.js";
+import { el } from "/shared/dom.js";
+import { errorText as sharedErrorText } from "/shared/errors.js";
 
 const RUNNING = new Set(["awaiting_consent", "recording"]);
-const SHOWN_FOR_MS = 6000; // "saved" / "declined" stay this long, then the indicator goes
-
-function node(tag, { className, text, attrs } = {}, children = []) {
-  const el = document.createElement(tag);
-  if (className) el.className = className;
-  if (text !== undefined) el.textContent = text;
-  for (const [name, value] of Object.entries(attrs ?? {})) el.setAttribute(name, value);
-  for (const child of children) if (child) el.append(child);
-  return el;
-}
+const SHOWN_FOR_MS = 6000;
 
 function errorText(error) {
-  const key = `recording.error.${error?.code}`;
-  const text = t(key);
-  return text !== key ? text : t("recording.error.generic", { message: error?.message ?? "" });
+  return sharedErrorText(error ?? {}, "recording.error.", { generic: "recording.error.generic" });
 }
 
 export class RecordingPanel {
@@ -54,22 +46,16 @@ export class RecordingPanel {
 
   build(mount) {
     if (!document.querySelector('link[href="/recording/recording.css"]')) {
-      document.head.append(node("link", { attrs: { rel: "stylesheet", href: "/recording/recording.css" } }));
+      document.head.append(el("link", { rel: "stylesheet", href: "/recording/recording.css" }));
     }
-    this.root = node("div", { className: `rec rec-${this.role}`, attrs: { "data-status": "none" } });
-    this.indicator = node("p", {
-      className: "rec-indicator",
-      attrs: { role: "status", "aria-live": "polite", "data-testid": "recording-indicator" },
-    });
+    this.root = el("div", { class: `rec rec-${this.role}`, "data-status": "none" });
+    this.indicator = el("p", { class: "rec-indicator", role: "status", "aria-live": "polite", "data-testid": "recording-indicator" });
     this.indicator.hidden = true;
     this.root.append(this.indicator);
-    this.errorBox = node("p", { className: "rec-error", attrs: { role: "alert" } });
+    this.errorBox = el("p", { class: "rec-error", role: "alert" });
     this.errorBox.hidden = true;
     if (this.role === "advisor") {
-      this.button = node("button", {
-        className: "button rec-button",
-        attrs: { type: "button", "aria-pressed": "false", "data-testid": "recording-toggle" },
-      });
+      this.button = el("button", { class: "button rec-button", type: "button", "aria-pressed": "false", "data-testid": "recording-toggle" });
       this.button.addEventListener("click", () => this.toggle());
       this.root.append(this.button);
     } else {
@@ -82,36 +68,21 @@ export class RecordingPanel {
   }
 
   buildConsent() {
-    this.dialog = node("div", {
-      className: "rec-consent card",
-      attrs: {
-        role: "alertdialog",
-        "aria-modal": "false",
-        "aria-labelledby": "rec-consent-title",
-        "aria-describedby": "rec-consent-body",
-        "data-testid": "recording-consent",
-      },
-    });
+    this.dialog = el("div", { class: "rec-consent card", role: "alertdialog", "aria-modal": "false", "aria-labelledby": "rec-consent-title", "aria-describedby": "rec-consent-body", "data-testid": "recording-consent" });
     this.dialog.hidden = true;
-    this.dialogTitle = node("h2", { attrs: { id: "rec-consent-title", tabindex: "-1" } });
-    this.dialogBody = node("p", { attrs: { id: "rec-consent-body" } });
-    this.acceptButton = node("button", { className: "button", attrs: { type: "button", "data-testid": "recording-accept" } });
-    this.refuseButton = node("button", {
-      className: "button button-secondary",
-      attrs: { type: "button", "data-testid": "recording-refuse" },
-    });
+    this.dialogTitle = el("h2", { id: "rec-consent-title", tabindex: "-1" });
+    this.dialogBody = el("p", { id: "rec-consent-body" });
+    this.acceptButton = el("button", { class: "button", type: "button", "data-testid": "recording-accept" });
+    this.refuseButton = el("button", { class: "button button-secondary", type: "button", "data-testid": "recording-refuse" });
     this.acceptButton.addEventListener("click", () => this.answer(true));
     this.refuseButton.addEventListener("click", () => this.answer(false));
     this.dialog.append(
       this.dialogTitle,
       this.dialogBody,
-      node("div", { className: "rec-actions" }, [this.acceptButton, this.refuseButton]),
+      el("div", { class: "rec-actions" }, [this.acceptButton, this.refuseButton]),
     );
     // Under "announce": the shopper may still say no while it runs.
-    this.stopButton = node("button", {
-      className: "button button-secondary rec-stop-own",
-      attrs: { type: "button", "data-testid": "recording-withdraw" },
-    });
+    this.stopButton = el("button", { class: "button button-secondary rec-stop-own", type: "button", "data-testid": "recording-withdraw" });
     this.stopButton.hidden = true;
     this.stopButton.addEventListener("click", () => this.answer(false));
     this.root.append(this.dialog, this.stopButton);
@@ -269,8 +240,8 @@ export class RecordingPanel {
     this.indicator.hidden = !r;
     this.indicator.dataset.status = status;
     this.indicator.replaceChildren(
-      node("span", { className: "rec-dot", attrs: { "aria-hidden": "true" } }),
-      node("span", { text: this.statusText() }),
+      el("span", { class: "rec-dot", "aria-hidden": "true" }),
+      el("span", { text: this.statusText() }),
     );
     this.errorBox.hidden = !this.error;
     this.errorBox.textContent = this.error ? errorText(this.error) : "";
