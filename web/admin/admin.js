@@ -9,8 +9,8 @@ import { Notice, busy, renderBusyButtons } from "/admin/forms.js";
 import { StaffArea } from "/admin/staff.js";
 import { TeamsArea } from "/admin/teams.js";
 import { NAV_AREA, StaffNav } from "/shared/staffnav.js";
+import { $ } from "/shared/dom.js";
 
-const $ = (id) => document.getElementById(id);
 
 const app = {
   me: null,

@@ -7,8 +7,8 @@ import { api } from "/admin/api.js";
 import { toMinor } from "/shared/money.js";
 import { NAV_AREA, StaffNav } from "/shared/staffnav.js";
 import { errorText as sharedErrorText } from "/shared/errors.js";
+import { $ } from "/shared/dom.js";
 
-const $ = (id) => document.getElementById(id);
 const state = { products: [], busy: null, status: "", formError: null, importError: null };
 
 function errorText(error) {

@@ -4,8 +4,8 @@
 import { formatMoney, initI18n, language, onLanguageChange, t } from "/shared/i18n.js";
 import { request } from "/shared/api.js";
 import { NAV_AREA, StaffNav } from "/shared/staffnav.js";
+import { $ } from "/shared/dom.js";
 
-const $ = (id) => document.getElementById(id);
 const NUMBERS = ["duration_minutes", "buffer_before_minutes", "buffer_after_minutes", "min_notice_minutes", "horizon_days"];
 const OPTIONAL_NUMBERS = ["price_amount", "deposit_amount"];
 const TEXTS = ["name", "name_en", "description", "description_en"];

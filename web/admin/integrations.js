@@ -5,9 +5,8 @@
 import { initI18n, onLanguageChange, t } from "/shared/i18n.js";
 import { NAV_AREA, StaffNav } from "/shared/staffnav.js";
 import { request, setCsrfToken } from "/shared/api.js";
-import { el } from "/shared/dom.js";
+import { $, el } from "/shared/dom.js";
 
-const $ = (id) => document.getElementById(id);
 const EVENT_TYPES = [
   "consultation.closed",
   "booking.created",

@@ -5,9 +5,8 @@ import { language, t } from "/shared/i18n.js";
 import { api, query } from "/admin/api.js";
 import { confirmAction } from "/shared/confirm.js";
 import { FormErrors, Notice, busy } from "/admin/forms.js";
-import { el } from "/shared/dom.js";
+import { $, el } from "/shared/dom.js";
 
-const $ = (id) => document.getElementById(id);
 const PHOTO_MAX_BYTES = 2 * 1024 * 1024;
 const PHOTO_TYPES = ["image/png", "image/jpeg", "image/webp"];
 const COLUMNS = ["person", "role", "team", "status", "skills", "languages", "actions"];

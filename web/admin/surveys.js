@@ -7,9 +7,8 @@ import { request, setCsrfToken } from "/shared/api.js";
 import { initI18n, language, onLanguageChange, t } from "/shared/i18n.js";
 import { NAV_AREA, StaffNav } from "/shared/staffnav.js";
 import { Notice, busy, renderBusyButtons } from "/admin/forms.js";
-import { el } from "/shared/dom.js";
+import { $, el } from "/shared/dom.js";
 
-const $ = (id) => document.getElementById(id);
 const TYPES = ["short_text", "long_text", "single_choice", "multiple_choice", "scale", "consent"];
 const CHOICE_TYPES = ["single_choice", "multiple_choice"];
 const TEXT_TYPES = ["short_text", "long_text"];
@@ -240,6 +239,7 @@ function closeEditor() {
   $("sv-list-title").focus();
 }
 
+/** @param {string} id @param {any} value @param {{lang?: string, max?: number, type?: string}} [options] */
 function input(id, value, { lang, max, type = "text" } = {}) {
   const node = el("input");
   node.id = id;

@@ -5,9 +5,8 @@ import { t } from "/shared/i18n.js";
 import { api } from "/admin/api.js";
 import { confirmAction } from "/shared/confirm.js";
 import { FormErrors, Notice, busy } from "/admin/forms.js";
-import { el } from "/shared/dom.js";
+import { $, el } from "/shared/dom.js";
 
-const $ = (id) => document.getElementById(id);
 const COLUMNS = ["team_name", "description", "members", "actions"];
 
 export class TeamsArea {

@@ -2,11 +2,11 @@
 // Small helpers of the booking page: building elements, and dates in the shopper's zone.
 import { language, t } from "/shared/i18n.js";
 import { zone, zoneName } from "/shared/time.js";
-import { el } from "/shared/dom.js";
+import { $, el } from "/shared/dom.js";
 
 export { zone, zoneName };
 
-export const $ = (id) => document.getElementById(id);
+export { $ };
 
 /** A definition list of [label, value] rows (the booking summaries). */
 export function summaryRows(rows) {

@@ -203,8 +203,8 @@ function showDenied() {
 async function makeEngine() {
   const { CallEngine } = await import("/shared/call.js");
   const engine = new CallEngine({ socket: state.socket, consultationId, polite: true, token: state.visitor.token });
-  engine.addEventListener("state", (event) => onCallState(engine, event.detail));
-  engine.addEventListener("localstream", (event) => {
+  engine.addEventListener("state", (/** @type {CustomEvent} */ event) => onCallState(engine, event.detail));
+  engine.addEventListener("localstream", (/** @type {CustomEvent} */ event) => {
     if (engine !== state.engine) return;
     $("self-video").srcObject = event.detail;
     $("self-video").play?.().catch(() => {});
@@ -212,29 +212,29 @@ async function makeEngine() {
     state.recording?.setStream(event.detail);
     state.monitoring?.setStream(event.detail);
   });
-  engine.addEventListener("remotestream", (event) => engine === state.engine && attachRemote(event.detail));
-  engine.addEventListener("remotevideo", (event) => {
+  engine.addEventListener("remotestream", (/** @type {CustomEvent} */ event) => engine === state.engine && attachRemote(event.detail));
+  engine.addEventListener("remotevideo", (/** @type {CustomEvent} */ event) => {
     if (engine !== state.engine) return;
     state.remoteVideo = event.detail.active;
     state.remotePicture = event.detail.picture;
     if (state.view === "call") renderStage();
   });
-  engine.addEventListener("mode", (event) => {
+  engine.addEventListener("mode", (/** @type {CustomEvent} */ event) => {
     if (engine !== state.engine) return;
     state.mode = event.detail;
     render();
   });
-  engine.addEventListener("screenshare", (event) => {
+  engine.addEventListener("screenshare", (/** @type {CustomEvent} */ event) => {
     if (engine !== state.engine) return;
     state.sharing = Boolean(event.detail?.active);
     render();
   });
-  engine.addEventListener("quality", (event) => {
+  engine.addEventListener("quality", (/** @type {CustomEvent} */ event) => {
     if (engine !== state.engine) return;
     state.quality = event.detail;
     renderIndicators();
   });
-  engine.addEventListener("error", (event) => engine === state.engine && onEngineError(event.detail));
+  engine.addEventListener("error", (/** @type {CustomEvent} */ event) => engine === state.engine && onEngineError(event.detail));
   return engine;
 }
 

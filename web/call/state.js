@@ -1,8 +1,9 @@
 // @ts-check
 // The call page's state, shared by its modules (call.js drives, render.js draws), and what
 // survives a reload of the page (sessionStorage, per consultation).
+import { $ } from "/shared/dom.js";
 
-export const $ = (id) => document.getElementById(id);
+export { $ };
 export const VIEWS = ["loading", "missing", "preview", "denied", "call", "ended"];
 export const CALL_KINDS = ["video", "voice"];
 export const NARROW = window.matchMedia("(max-width: 760px)");

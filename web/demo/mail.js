@@ -4,13 +4,12 @@
 // is shown, always as text: links become <a> elements built here (http and https only), and
 // nothing a mail carries is ever parsed as markup.
 import { initI18n, language, onLanguageChange, t } from "/shared/i18n.js";
-import { el } from "/shared/dom.js";
+import { $, el } from "/shared/dom.js";
 
 const POLL_MS = 4000;
 // Served only while the outbox is on (404 otherwise, which the page says plainly).
 const MAILS = "/demo/mail.json";
 const LINK = /https?:\/\/[^\s<>"']+/g;
-const $ = (id) => document.getElementById(id);
 const state = { mails: [], keeps: 200, shown: "", off: false, failed: false };
 
 /** The mail's text with its web addresses as links; everything else stays text. */

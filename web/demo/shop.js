@@ -3,9 +3,8 @@
 // /demo/catalogue.json. Product names and descriptions come in both languages from the
 // catalogue; every other word comes from the i18n tables.
 import { formatMoney, initI18n, language, onLanguageChange, t } from "/shared/i18n.js";
-import { el } from "/shared/dom.js";
+import { $, el } from "/shared/dom.js";
 
-const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 let catalogue = null;
 let bagCount = 0;

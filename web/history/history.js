@@ -5,10 +5,9 @@
 import { initI18n, onLanguageChange, t } from "/shared/i18n.js";
 import { api, errorText, setCsrfToken } from "/shared/staff-api.js";
 import { CustomerPanel, setViewerRole } from "/shared/customer/panel.js";
-import { el } from "/shared/dom.js";
+import { $, el } from "/shared/dom.js";
 import { NAV_AREA, StaffNav } from "/shared/staffnav.js";
 
-const $ = (id) => document.getElementById(id);
 const state = { me: null, hits: [], query: "", selected: null, panel: null, searching: false, error: null };
 
 function renderWho() {

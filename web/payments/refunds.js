@@ -9,10 +9,9 @@ import { request, setCsrfToken } from "/shared/api.js";
 import { formatMoney, initI18n, language, onLanguageChange, t } from "/shared/i18n.js";
 import { toMinor } from "/shared/money.js";
 import { NAV_AREA, StaffNav } from "/shared/staffnav.js";
-import { el } from "/shared/dom.js";
+import { $, el } from "/shared/dom.js";
 import { errorText as sharedErrorText } from "/shared/errors.js";
 
-const $ = (id) => document.getElementById(id);
 const PAID = ["paid", "partially_refunded", "refunded"];
 const state = { me: null, rows: [], busy: null, status: null, error: null, keys: new Map() };
 

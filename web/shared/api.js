@@ -21,6 +21,7 @@ export function readCookie(name) {
 }
 
 /** One request: a JSON body (``json``) or a multipart form (``form``), or none. */
+/** @param {string} method @param {string} path @param {{json?: any, form?: FormData}} [options] */
 export async function request(method, path, { json, form } = {}) {
   const headers = { Accept: "application/json" };
   let body;

@@ -2,8 +2,8 @@
 // A confirmation step before an action that cannot simply be undone (disable an account,
 // delete a team): a modal <dialog>, so focus stays inside and Escape cancels.
 import { t } from "/shared/i18n.js";
+import { $ } from "/shared/dom.js";
 
-const $ = (id) => document.getElementById(id);
 let pending = null;
 
 /** Ask; resolves true when the person confirms. Texts are {key, params}. */

@@ -68,11 +68,12 @@ export function t(key, params = {}) {
   return text.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
 }
 
+/** @param {ParentNode} [root] */
 export function applyTranslations(root = document) {
-  for (const el of root.querySelectorAll("[data-i18n]")) {
+  for (const el of root.querySelectorAll(/** @type {"div"} */ ("[data-i18n]"))) {
     el.textContent = t(el.dataset.i18n);
   }
-  for (const el of root.querySelectorAll("[data-i18n-attr]")) {
+  for (const el of root.querySelectorAll(/** @type {"div"} */ ("[data-i18n-attr]"))) {
     for (const pair of el.dataset.i18nAttr.split(";")) {
       const [attr, key] = pair.split(":").map((s) => s.trim());
       if (attr && key) el.setAttribute(attr, t(key));
@@ -123,7 +124,7 @@ export function formatMoney(minorAmount, currency) {
 export async function initI18n({ extraAreas = [] } = {}) {
   for (const area of extraAreas) if (!areas.includes(area)) areas.push(area);
   for (const group of document.querySelectorAll("[data-lang-switch]")) {
-    group.addEventListener("click", (event) => {
+    group.addEventListener("click", (/** @type {any} */ event) => {
       const button = event.target.closest("button[data-lang]");
       if (button) setLanguage(button.dataset.lang);
     });

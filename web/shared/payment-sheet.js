@@ -90,7 +90,7 @@ export class PaymentSheet {
     this.reopen.hidden = true;
     this.reopen.addEventListener("click", () => this.show());
     mount.append(this.root, this.reopen);
-    this.actions.addEventListener("click", (event) => {
+    this.actions.addEventListener("click", (/** @type {any} */ event) => {
       const button = event.target.closest("button[data-action]");
       if (button && !button.disabled) this.act(button.dataset.action);
     });

@@ -157,19 +157,19 @@ export function connectHost(embed, { escapeHandled = () => false } = {}) {
   host = embed;
   document.documentElement.classList.toggle("embedded", Boolean(embed.embedded));
   if (!embed.embedded) return;
-  document.addEventListener("keydown", (event) => {
+  document.addEventListener("keydown", (/** @type {any} */ event) => {
     if (event.key !== "Escape" || event.defaultPrevented) return;
     if (escapeHandled()) return;
     postToHost({ type: "livedesk:close" });
   });
-  window.addEventListener("message", (event) => {
+  window.addEventListener("message", (/** @type {any} */ event) => {
     if (event.source !== window.parent || event.origin !== validOrigin(host.origin)) return;
     const data = event.data ?? {};
     if (data.type === "livedesk:lang" && data.lang !== language()) setLanguage(data.lang);
     if (data.type === "livedesk:focus") document.querySelector(".view:not([hidden]) h1")?.focus?.();
   });
   for (const group of document.querySelectorAll("[data-lang-switch]")) {
-    group.addEventListener("click", (event) => {
+    group.addEventListener("click", (/** @type {any} */ event) => {
       const button = event.target.closest("button[data-lang]");
       if (button) postToHost({ type: "livedesk:lang", lang: button.dataset.lang });
     });

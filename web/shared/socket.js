@@ -168,6 +168,7 @@ export class LiveSocket {
   /** Emit with an ack; resolves ack.data, rejects LiveError. Timeouts and disconnects are
    * retried (after the socket is back) only for SAFE_TO_REPEAT events, or when the caller
    * vouches for it with {idempotent: true}. */
+  /** @param {string} event @param {any} [payload] @param {{timeoutMs?: number, retries?: number, idempotent?: boolean}} [options] */
   async call(event, payload = {}, { timeoutMs = DEFAULT_TIMEOUT_MS, retries, idempotent } = {}) {
     const repeatable = idempotent ?? SAFE_TO_REPEAT.has(event);
     const attempts = 1 + (repeatable ? Math.max(0, retries ?? DEFAULT_RETRIES) : 0);

@@ -111,36 +111,36 @@ export class CallView {
     }
     const engine = new CallEngine({ socket: this.socket, consultationId: this.consultationId, polite: false });
     this.engine = engine;
-    engine.addEventListener("state", (event) => this.setState(event.detail));
-    engine.addEventListener("localstream", (event) => {
+    engine.addEventListener("state", (/** @type {CustomEvent} */ event) => this.setState(event.detail));
+    engine.addEventListener("localstream", (/** @type {CustomEvent} */ event) => {
       this.self.srcObject = event.detail;
       this.self.play?.().catch(() => {});
       this.recording.setStream(event.detail);
       this.monitoring.setStream(event.detail);
     });
-    engine.addEventListener("remotestream", (event) => {
+    engine.addEventListener("remotestream", (/** @type {CustomEvent} */ event) => {
       this.remoteStream = event.detail;
       if (this.remote.srcObject !== event.detail) this.remote.srcObject = event.detail;
       this.playRemote();
     });
     // Whether the shopper's picture shows: frames that arrive and what their side says it
     // sends (/shared/call-picture.js), never track.muted or readyState.
-    engine.addEventListener("remotevideo", (event) => {
+    engine.addEventListener("remotevideo", (/** @type {CustomEvent} */ event) => {
       if (engine !== this.engine) return;
       this.remoteVideo = event.detail.active;
       this.remotePicture = event.detail.picture;
       this.render();
     });
-    engine.addEventListener("screenshare", (event) => {
+    engine.addEventListener("screenshare", (/** @type {CustomEvent} */ event) => {
       // Also when the browser's own "stop sharing" ended it.
       this.sharing = Boolean(event.detail?.active);
       this.render();
     });
-    engine.addEventListener("quality", (event) => {
+    engine.addEventListener("quality", (/** @type {CustomEvent} */ event) => {
       this.quality = event.detail;
       this.renderQuality();
     });
-    engine.addEventListener("error", (event) => this.engineError(event.detail ?? {}));
+    engine.addEventListener("error", (/** @type {CustomEvent} */ event) => this.engineError(event.detail ?? {}));
     try {
       await engine.start({ audio: true, video: this.mode === "video" });
       // Muting chosen before the engine existed still holds.

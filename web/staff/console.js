@@ -5,7 +5,7 @@ import { LiveSocket } from "/shared/socket.js";
 import { onLanguageChange, t } from "/shared/i18n.js";
 import { api, errorText } from "/shared/staff-api.js";
 import { setViewerRole } from "/shared/customer/panel.js";
-import { setText } from "/shared/dom.js";
+import { $, setText } from "/shared/dom.js";
 import { clockTime } from "/shared/time.js";
 import { OfferAlerts } from "/staff/offer-alerts.js";
 import { OfferCard } from "/staff/offers.js";
@@ -17,7 +17,6 @@ const ALERT_MS = 10000;
 const SESSION_ENDED_FLAG = "livedesk.staff.session_ended";
 // Refusals that mean "no session": the staff namespace's connect_error codes.
 const NO_SESSION = new Set(["unauthenticated", "session_expired"]);
-const $ = (id) => document.getElementById(id);
 
 class AdvisorConsole {
   constructor(me, socket) {

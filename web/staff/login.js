@@ -6,13 +6,13 @@
 import { initI18n, onLanguageChange, t } from "/shared/i18n.js";
 import { api, errorText, setCsrfToken } from "/shared/staff-api.js";
 import { NAV_AREA, StaffNav } from "/shared/staffnav.js";
+import { $ } from "/shared/dom.js";
 
 const AREAS = { "/staff/": "advisor", "/supervisor/": "supervisor", "/admin/": "admin" };
 const SIGNED_OUT_FLAG = "livedesk.staff.signed_out";
 // Set by console.js when the console found its session ended (elsewhere, expired, disabled).
 const SESSION_ENDED_FLAG = "livedesk.staff.session_ended";
 const area = AREAS[location.pathname] ?? "advisor";
-const $ = (id) => document.getElementById(id);
 
 let me = null; // the signed-in staff member (the /auth/me shape)
 let nav = null; // the staff navigation in the header (web/staffnav)

@@ -4,11 +4,10 @@
 // background (asked for from a button, never on load), and — when she let one time out — a
 // notice saying which offer she missed and that she is Away until she says she is back.
 import { t } from "/shared/i18n.js";
-import { setText } from "/shared/dom.js";
+import { $, setText } from "/shared/dom.js";
 import { clockTime } from "/shared/time.js";
 
 const MUTED_KEY = "livedesk.offer_sound_muted";
-const $ = (id) => document.getElementById(id);
 
 function stored(key) {
   try {

@@ -11,9 +11,8 @@ import { api, errorText, setCsrfToken } from "/shared/staff-api.js";
 import { Charts, chartRows } from "/supervisor/charts.js";
 import { BoardState, duration, startOfWait } from "/supervisor/state.js";
 import { MonitorPanel } from "/supervisor/monitor.js";
-import { el } from "/shared/dom.js";
+import { $, el } from "/shared/dom.js";
 
-const $ = (id) => document.getElementById(id);
 const SUPERVISING = new Set(["supervisor", "admin"]);
 const FIGURES_DEBOUNCE_MS = 1_000;
 const FIGURES_EVERY_MS = 60_000;

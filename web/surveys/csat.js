@@ -4,8 +4,8 @@
 // is the only permission, for that one consultation.
 import { initI18n, language, onLanguageChange, setLanguage, t } from "/shared/i18n.js";
 import { mountCsat, postJson } from "/shared/csat-form.js";
+import { $ } from "/shared/dom.js";
 
-const $ = (id) => document.getElementById(id);
 const token = new URLSearchParams(location.hash.slice(1)).get("t") ?? "";
 let info = null;
 let problem = null; // i18n key

@@ -5,8 +5,8 @@
 import { language, onLanguageChange, t } from "/shared/i18n.js";
 import { mountSurvey } from "/shared/survey-form.js";
 import { postJson } from "/shared/csat-form.js";
+import { $ } from "/shared/dom.js";
 
-const $ = (id) => document.getElementById(id);
 
 export class Intake {
   /**

@@ -5,10 +5,9 @@
 import { initI18n, language, onLanguageChange, setLanguage, t } from "/shared/i18n.js";
 import { LiveSocket } from "/shared/socket.js";
 import { advisorName, connectHost, errorText, fetchAdvisors, postToHost, readPlace, readVisitor, savePlace, startVisit, takeEmbedParams } from "/shared/shopper.js";
-import { el } from "/shared/dom.js";
+import { $, el } from "/shared/dom.js";
 import { Intake } from "/widget/intake.js";
 
-const $ = (id) => document.getElementById(id);
 const ADVISOR_POLL_MS = 15_000;
 const VIEWS = ["loading", "start", "survey", "ask", "queue", "ended", "booking", "failed"];
 const WAITING = ["queued", "offered"];

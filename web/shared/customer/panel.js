@@ -232,6 +232,7 @@ export function hiddenInPanel(event, consultationId) {
 }
 
 export class CustomerPanel {
+  /** @param {HTMLElement} root @param {string} shopperId @param {{consultationId?: string, onProfile?: Function, groupedFacts?: boolean}} [options] */
   constructor(root, shopperId, { consultationId, onProfile, groupedFacts = false } = {}) {
     this.root = root;
     this.groupedFacts = groupedFacts;

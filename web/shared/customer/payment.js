@@ -99,13 +99,13 @@ export class PaymentBuilder {
       this.requestsTitle,
       this.requestList,
     );
-    this.root.addEventListener("click", (event) => {
+    this.root.addEventListener("click", (/** @type {any} */ event) => {
       const add = event.target.closest("button[data-add]");
       if (add) this.add(add.dataset.add, add.dataset.source, 1);
       const remove = event.target.closest("button[data-remove]");
       if (remove) this.remove(Number(remove.dataset.remove));
     });
-    this.root.addEventListener("change", (event) => {
+    this.root.addEventListener("change", (/** @type {any} */ event) => {
       const input = event.target.closest("input[data-quantity]");
       if (!input) return;
       const line = this.cart[Number(input.dataset.quantity)];
