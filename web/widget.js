@@ -17,7 +17,7 @@
 (function () {
   "use strict";
 
-  var script = document.currentScript;
+  var script = /** @type {HTMLScriptElement | null} */ (document.currentScript);
   if (!script || !script.src) return;
   // Included twice (two snippets, a tag manager replaying): one launcher is enough.
   if (document.querySelector("[data-livedesk-widget-host]")) return;

@@ -9,5 +9,6 @@ declare class uPlot {
   root: HTMLElement;
   data: any[];
   [key: string]: any;
+  static paths: { bars(options?: Record<string, any>): any; [name: string]: any };
 }
 export default uPlot;

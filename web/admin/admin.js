@@ -125,7 +125,7 @@ function signedOut(message) {
   app.staff.loaded = false;
   app.teamsArea.loaded = false;
   setCsrfToken(null);
-  for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
+  for (const dialog of document.querySelectorAll(/** @type {"dialog"} */ ("dialog[open]"))) dialog.close();
   if (message?.error) {
     signinError.show(message);
     signinNotice.clear();

@@ -173,8 +173,9 @@ export async function busy(button, labelKey, work) {
 }
 
 /** Re-translate the label of buttons in the middle of busy(). */
+/** @param {ParentNode} [root] */
 export function renderBusyButtons(root = document) {
-  for (const button of root.querySelectorAll("button[data-busy-key]")) {
+  for (const button of root.querySelectorAll(/** @type {"button"} */ ("button[data-busy-key]"))) {
     button.textContent = t(button.dataset.busyKey);
   }
 }

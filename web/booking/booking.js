@@ -464,7 +464,7 @@ async function cancelBooking() {
 // ------------------------------------------------------------------ wiring
 
 function wire() {
-  for (const button of document.querySelectorAll("[data-back]")) {
+  for (const button of document.querySelectorAll(/** @type {"button"} */ ("[data-back]"))) {
     button.addEventListener("click", () => {
       clearError();
       showView(button.dataset.back);

@@ -40,7 +40,7 @@ export function mailCheck(page) {
   function render() {
     const booking = state.booking;
     const until = state.pendingUntil;
-    const minutes = until ? Math.max(1, Math.ceil((new Date(until) - Date.now()) / 60000)) : null;
+    const minutes = until ? Math.max(1, Math.ceil((new Date(until).getTime() - Date.now()) / 60000)) : null;
     const facts = { email: booking.contact_email, minutes, time: until ? timeLabel(until) : "" };
     $("pending-text").textContent = t(until ? "booking.pending_text" : "booking.pending_text_plain", facts);
     $("pending-address").textContent = booking.contact_email;

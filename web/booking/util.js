@@ -33,6 +33,7 @@ export function locale() {
 
 export function dayLabel(day, style = "long") {
   const [y, m, d] = day.split("-").map(Number);
+  /** @type {Intl.DateTimeFormatOptions} */
   const options =
     style === "long"
       ? { weekday: "short", month: "long", day: "numeric", timeZone: "UTC" }

@@ -159,7 +159,7 @@ function finish(how) {
 
 async function openPreview(kind) {
   if (kind) {
-    for (const input of document.querySelectorAll('input[name="join-mode"]')) input.checked = input.value === kind;
+    for (const input of document.querySelectorAll(/** @type {"input"} */ ('input[name="join-mode"]'))) input.checked = input.value === kind;
   }
   state.previewError = null;
   showView("preview");

@@ -27,8 +27,8 @@ export class ChatPanel {
     this.empty = document.getElementById("messages-empty");
     this.typingLine = document.getElementById("typing");
     this.errorBox = document.getElementById("chat-error");
-    this.input = document.getElementById("chat-input");
-    this.fileInput = document.getElementById("chat-file");
+    this.input = /** @type {HTMLTextAreaElement} */ (document.getElementById("chat-input"));
+    this.fileInput = /** @type {HTMLInputElement} */ (document.getElementById("chat-file"));
     this.bySeq = new Map(); // seq → {message, node}
     this.pending = new Map(); // client_id → node: in the outbox, not yet stored
     this.failed = new Map(); // client_id → node: refused by the server (kept on screen)
@@ -247,7 +247,7 @@ export class ChatPanel {
       }
     }
     // In seq order, before anything still on its way.
-    const later = [...this.list.querySelectorAll(".msg[data-seq]")].find((n) => Number(n.dataset.seq) > seq);
+    const later = [...this.list.querySelectorAll(/** @type {"li"} */ (".msg[data-seq]"))].find((n) => Number(n.dataset.seq) > seq);
     const firstUnsent = this.list.querySelector(".msg-pending, .msg-failed");
     this.list.insertBefore(node, later ?? firstUnsent ?? null);
     this.bySeq.set(seq, { message, node });

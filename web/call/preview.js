@@ -152,7 +152,7 @@ export class Preview {
  */
 export async function watchPermissions(onGranted) {
   if (!navigator.permissions?.query) return;
-  for (const name of ["camera", "microphone"]) {
+  for (const name of /** @type {PermissionName[]} */ (["camera", "microphone"])) {
     try {
       const status = await navigator.permissions.query({ name });
       status.addEventListener("change", () => {

@@ -76,7 +76,7 @@ export function forget() {
 }
 
 export function joinMode() {
-  return document.querySelector('input[name="join-mode"]:checked')?.value ?? "video";
+  return document.querySelector(/** @type {"input"} */ ('input[name="join-mode"]:checked'))?.value ?? "video";
 }
 
 export function isWaiting(c) {

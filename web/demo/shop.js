@@ -79,7 +79,7 @@ function renderGrid(product) {
     ? t("shop.category_title", { category: t(`category.${category}`) })
     : t("shop.all_products");
   $("show-all").hidden = !known;
-  for (const link of document.querySelectorAll("#category-nav a")) {
+  for (const link of document.querySelectorAll(/** @type {"a"} */ ("#category-nav a"))) {
     if (link.dataset.category === category) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }

@@ -115,7 +115,7 @@ function render() {
       }
       const status = t(`pay.status.${r.status}`) + (r.test_mode ? ` (${t("ref.test_mode")})` : "");
       const refundCell = cell("ref.col.refund", undefined, { class: "ref-refund" });
-      if (r.status === "paid" || r.status === "partially_refunded") refundCell.firstChild.append(refundForm(r));
+      if (r.status === "paid" || r.status === "partially_refunded") /** @type {HTMLElement} */ (refundCell.firstChild).append(refundForm(r));
       const customer = el("a", { text: customerName(r), href: `/history/?shopper=${encodeURIComponent(r.shopper_id)}`, class: "ref-customer" });
       row.append(
         cell("ref.col.when", when.format(new Date(r.paid_at ?? r.created_at))),

@@ -101,7 +101,7 @@ export class CallEngine extends EventTarget {
    *   default: the socket's token). Staff pages use their session cookie.
    * @param {RTCIceServer[]} [options.iceServers] skip the fetch (tests, a page that has them)
    */
-  constructor({ socket, consultationId, polite, token, iceServers } = {}) {
+  constructor({ socket, consultationId, polite, token, iceServers }) {
     super();
     if (!socket || !consultationId) throw new TypeError("CallEngine needs {socket, consultationId}");
     this.#socket = socket;
@@ -287,6 +287,7 @@ export class CallEngine extends EventTarget {
 
   #createPeerConnection(pcId) {
     let pc;
+    /** @type {RTCConfiguration} */
     const config = { iceServers: this.#iceServers ?? [], bundlePolicy: "max-bundle" };
     try {
       pc = new RTCPeerConnection(config);

@@ -51,7 +51,11 @@ export async function postJson(path, body, headers = {}) {
   return { ok: false, status: response.status, error: data?.error ?? { code: "http_error", message: "" } };
 }
 
-/** Put the post-call survey into container. Returns {done: Promise<"sent"|"already">}. */
+/**
+ * Put the post-call survey into container. Returns {done: Promise<"sent"|"already">}.
+ * @param {HTMLElement} container
+ * @param {{send: (answers: any) => Promise<any>, heading?: "h1" | "h2" | "h3"}} options
+ */
 export function mountCsat(container, { send, heading = "h2" }) {
   const id = `csat${++count}`;
   const title = el(heading, { id: `${id}-title`, class: "csat-title", tabindex: "-1" });
@@ -107,7 +111,7 @@ export function mountCsat(container, { send, heading = "h2" }) {
     if (result.ok || result.error?.code === "already_answered") {
       state.result = result.ok ? "sent" : "already";
       render();
-      box.querySelector(".csat-done")?.focus?.();
+      box.querySelector(/** @type {"p"} */ (".csat-done"))?.focus?.();
       resolveDone(state.result);
       return;
     }

@@ -79,7 +79,7 @@ export function applyTranslations(root = document) {
       if (attr && key) el.setAttribute(attr, t(key));
     }
   }
-  for (const button of root.querySelectorAll("[data-lang-switch] button[data-lang]")) {
+  for (const button of root.querySelectorAll(/** @type {"button"} */ ("[data-lang-switch] button[data-lang]"))) {
     button.setAttribute("aria-pressed", String(button.dataset.lang === current));
   }
 }

@@ -18,6 +18,7 @@ import { sharedLeg } from "/shared/server-leg.js";
 import { el } from "/shared/dom.js";
 
 export class MonitoringNotice {
+  /** @param {{socket: any, consultationId: string, role: string, token?: string, mount?: HTMLElement}} options */
   constructor({ socket, consultationId, role, token, mount }) {
     this.socket = socket;
     this.consultationId = consultationId;

@@ -36,7 +36,8 @@ function errorText(error) {
 }
 
 export class PaymentSheet {
-  /** socket: the page's LiveSocket; token: the visitor token; mount: where the sheet goes. */
+  /** socket: the page's LiveSocket; token: the visitor token; mount: where the sheet goes.
+   * @param {{socket: any, consultationId: string, token?: string, mount?: HTMLElement}} options */
   constructor({ socket, consultationId, token, mount }) {
     this.socket = socket;
     this.consultationId = consultationId;

@@ -28,6 +28,8 @@ function errorText(error) {
 }
 
 export class RecordingPanel {
+  /** @param {{socket: any, consultationId: string, role: string, token?: string, mount?: HTMLElement}} options
+   *  token: the visitor token (shopper pages); staff pages use their session cookie. */
   constructor({ socket, consultationId, role, token, mount }) {
     this.socket = socket;
     this.consultationId = consultationId;
@@ -157,7 +159,7 @@ export class RecordingPanel {
     this.render();
     if (this.role === "shopper" && recording.status === "awaiting_consent" && before !== "awaiting_consent" && !this.answered(recording)) {
       // Focus goes to the question, and back where it was once it is answered.
-      this.returnFocus = document.activeElement;
+      this.returnFocus = /** @type {HTMLElement | null} */ (document.activeElement);
       this.dialogTitle.focus();
     } else if (this.role === "shopper" && this.dialog.hidden && this.dialog.contains(document.activeElement) === false) {
       const back = this.returnFocus;

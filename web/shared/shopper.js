@@ -46,7 +46,7 @@ async function postVisit(body) {
     data = null;
   }
   if (!response.ok) {
-    const error = new Error(data?.error?.message ?? `HTTP ${response.status}`);
+    const error = /** @type {Error & {code?: string, status?: number}} */ (new Error(data?.error?.message ?? `HTTP ${response.status}`));
     error.code = data?.error?.code ?? "http_error";
     error.status = response.status;
     throw error;
@@ -153,6 +153,7 @@ export function postToHost(message) {
  * popups had their chance: ``escapeHandled`` returns true when it closed one), the language
  * follows the shop page, and our language switch tells the launcher.
  */
+/** @param {any} embed @param {{escapeHandled?: () => boolean}} [options] */
 export function connectHost(embed, { escapeHandled = () => false } = {}) {
   host = embed;
   document.documentElement.classList.toggle("embedded", Boolean(embed.embedded));
@@ -166,7 +167,7 @@ export function connectHost(embed, { escapeHandled = () => false } = {}) {
     if (event.source !== window.parent || event.origin !== validOrigin(host.origin)) return;
     const data = event.data ?? {};
     if (data.type === "livedesk:lang" && data.lang !== language()) setLanguage(data.lang);
-    if (data.type === "livedesk:focus") document.querySelector(".view:not([hidden]) h1")?.focus?.();
+    if (data.type === "livedesk:focus") document.querySelector(/** @type {"h1"} */ (".view:not([hidden]) h1"))?.focus?.();
   });
   for (const group of document.querySelectorAll("[data-lang-switch]")) {
     group.addEventListener("click", (/** @type {any} */ event) => {

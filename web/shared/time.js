@@ -38,7 +38,7 @@ export function shortDate(iso) {
  * shoppers know where they are, not "Asia/Tokyo". Also used by the staff calendar.
  */
 export function zoneName(tz = zone, lang = language()) {
-  for (const style of ["longGeneric", "long"]) {
+  for (const style of /** @type {const} */ (["longGeneric", "long"])) {
     try {
       const parts = new Intl.DateTimeFormat(lang === "ja" ? "ja-JP" : "en-GB", { timeZone: tz, timeZoneName: style }).formatToParts(new Date());
       const name = parts.find((part) => part.type === "timeZoneName")?.value;

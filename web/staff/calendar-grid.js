@@ -27,6 +27,7 @@ function minuteIn(zone, date) {
 }
 
 /** "30 mins" / "30 分"; ``narrow`` ("30m") where a block has little room. */
+/** @param {number} minutes @param {"long" | "short" | "narrow"} [display] */
 export function durationLabel(minutes, display = "short") {
   return new Intl.NumberFormat(locale(), { style: "unit", unit: "minute", unitDisplay: display }).format(minutes);
 }
@@ -37,7 +38,7 @@ export function timeRange(booking, zone) {
 }
 
 export function minutesOf(booking) {
-  return Math.round((new Date(booking.ends_at) - new Date(booking.starts_at)) / 60000);
+  return Math.round((Date.parse(booking.ends_at) - Date.parse(booking.starts_at)) / 60000);
 }
 
 export function typeName(booking) {

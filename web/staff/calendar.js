@@ -452,7 +452,7 @@ class Calendar {
     // Keep focus on the same control (a re-render replaces the nodes under it).
     const controls = () => [...this.root.querySelectorAll("[data-part=bookings] button")];
     const focused = controls().indexOf(document.activeElement);
-    const booking = document.activeElement?.closest?.(".cal-grid [data-booking-id]")?.dataset.bookingId;
+    const booking = document.activeElement?.closest?.(/** @type {"div"} */ (".cal-grid [data-booking-id]"))?.dataset.bookingId;
     old.replaceWith(this.bookingsPart());
     if (booking) this.root.querySelector(`.cal-grid [data-booking-id="${booking}"] button`)?.focus();
     else if (focused >= 0) controls()[focused]?.focus();

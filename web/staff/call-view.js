@@ -30,6 +30,7 @@ export class CallView {
     this.onStateChange = onStateChange;
     this.engine = null;
     this.state = "idle";
+    this.socketDown = false; // set by the console while its socket reconnects
     this.quality = null;
     this.connectedAt = null;
     this.muted = false;

@@ -27,6 +27,8 @@ export class OfferCard {
     this.offer = offer;
     this.me = me;
     this.profile = null;
+    /** @type {number | undefined} seconds the offer had when first shown (the bar's full width) */
+    this.total = undefined;
     this.orders = null; // null: loading; [] none
     this.ordersError = null;
     this.error = null;

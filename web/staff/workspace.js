@@ -282,7 +282,7 @@ export class Workspace {
     const body = notes.parentElement;
     const first = this.c.status === "wrap_up";
     if (first ? body.firstElementChild === notes : body.lastElementChild === notes) return;
-    const focused = notes.contains(document.activeElement) ? document.activeElement : null;
+    const focused = notes.contains(document.activeElement) ? /** @type {HTMLElement} */ (document.activeElement) : null;
     if (first) body.prepend(notes);
     else body.append(notes);
     focused?.focus();

@@ -264,6 +264,7 @@ function renderTeams() {
   select.value = keep;
 }
 
+/** @param {string} key @param {string} value @param {{note?: string, tone?: string}} [options] */
 function kpi(key, value, { note, tone } = {}) {
   const box = el("div", { class: `kpi${tone ? ` kpi-${tone}` : ""}` });
   box.append(el("dt", { text: t(`supervisor.kpi.${key}`) }));

@@ -170,7 +170,8 @@ function renderAdvisors() {
     return;
   }
   // Rebuilding keeps the choice; keep keyboard focus on the same radio button too.
-  const focusedId = document.activeElement?.name === "advisor" ? document.activeElement.id : null;
+  const active = /** @type {HTMLInputElement | null} */ (document.activeElement);
+  const focusedId = active?.name === "advisor" ? active.id : null;
   list.replaceChildren(anyoneOption(), ...state.advisors.map(advisorOption));
   list.dataset.ids = ids;
   list.dataset.lang = language_;
@@ -215,7 +216,7 @@ function render() {
     notice.hidden = !state.notice;
     notice.textContent = state.notice ? t(state.notice.key) : "";
     showError("start-error", "start");
-    for (const button of document.querySelectorAll(".talk-button")) button.disabled = state.busy;
+    for (const button of document.querySelectorAll(/** @type {"button"} */ (".talk-button"))) button.disabled = state.busy;
   }
   if (state.view === "ask") renderAsk();
   if (state.view === "queue") renderQueue();
@@ -480,7 +481,7 @@ async function renewVisit(socket) {
 }
 
 function wire() {
-  for (const button of document.querySelectorAll(".talk-button")) {
+  for (const button of document.querySelectorAll(/** @type {"button"} */ (".talk-button"))) {
     button.addEventListener("click", () => join(button.dataset.kind));
   }
   $("advisor-list").addEventListener("change", (event) => {

@@ -4,7 +4,7 @@
 // catalogue for product names in the reader's language and the product picker.
 import { formatMoney, language, t } from "/shared/i18n.js";
 import { api, errorText } from "/shared/staff-api.js";
-import { el } from "/shared/dom.js";
+import { el, part } from "/shared/dom.js";
 import { dateTime, shortDate } from "/shared/time.js";
 import { recordingPlayer } from "/shared/recording-player.js";
 import {
@@ -248,10 +248,12 @@ export class CustomerPanel {
     this.error = null;
     this.profileBox = root.querySelector("[data-part=profile]");
     this.purchasesBox = root.querySelector("[data-part=purchases]");
-    this.list = root.querySelector("[data-part=timeline]");
-    this.more = root.querySelector("[data-part=more]");
+    this.list = part(root, "timeline");
+    /** @type {HTMLButtonElement} */
+    this.more = part(root, "more");
     this.status = root.querySelector("[data-part=timeline-status]");
-    this.filter = root.querySelector("[data-part=timeline-filter]");
+    /** @type {HTMLSelectElement | null} */
+    this.filter = part(root, "timeline-filter");
     this.more.addEventListener("click", () => this.loadMore());
     this.filter?.addEventListener("change", () => this.reload());
     // The whole history: every kind in the filter, notes, recommendations, endless scroll.

@@ -25,6 +25,7 @@ function useStylesheet() {
   document.head.append(el("link", { rel: "stylesheet", href: STYLESHEET }));
 }
 
+/** @param {string} consultationId @param {{sku?: string, quantity?: number, source?: string}} [item] */
 export function addToPaymentRequest(consultationId, { sku, quantity = 1, source = "catalogue" } = {}) {
   const builder = builders.get(consultationId);
   return builder ? builder.add(sku, source, quantity) : false;

@@ -316,6 +316,7 @@ export class Recommendations {
 
   render() {
     const status = el("p", { class: "muted", role: "status" });
+    /** @type {HTMLElement[]} */
     const parts = [el("h5", { text: t("history.reco.title"), id: this.titleId })];
     if (this.error) {
       parts.push(el("p", { class: "alert alert-error", text: errorText(this.error) }));
