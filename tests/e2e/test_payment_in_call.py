@@ -191,7 +191,7 @@ async def test_advisor_requests_shopper_pays_in_the_call_and_both_see_paid(
         await db.dispose()
 
     # Other console panels add items through addToPaymentRequest (the module's export).
-    add = "async ([id, item]) => (await import('/staff/payment.js')).addToPaymentRequest(id, item)"
+    add = "async ([id, item]) => (await import('/shared/customer/payment.js')).addToPaymentRequest(id, item)"
     assert await console.evaluate(add, [cid, {"sku": "HB-MU-002", "quantity": 2}]) is True
     await expect(builder.locator(".payb-cart li")).to_have_count(1)
     await expect(

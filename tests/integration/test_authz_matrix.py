@@ -34,7 +34,9 @@ from aiohttp import web
 
 from livedesk.integrations import keys
 from livedesk.kit.db import Database
+from livedesk.kit.paths import WEB_DIR
 from livedesk.models import Role, Shopper, Team
+from livedesk.pages.shell import page_files
 from livedesk.realtime.registry import shopper_events, staff_events
 from livedesk.settings import Settings
 from livedesk.staff import sessions
@@ -536,6 +538,8 @@ ROUTES: dict[tuple[str, str], Route] = {
         ("GET", page): Route(EVERYONE, at(page), why="redirect to the page with a slash")
         for page in ("/widget", "/call", "/staff", "/supervisor", "/admin", "/booking", "/history")
     },
+    # every page file at its own address, served in the page shell
+    **{("GET", f"/{page}"): Route(EVERYONE, at(f"/{page}")) for page in page_files(WEB_DIR) if "/" in page},
     # static folders of web/ (a file of each is fetched)
     ("GET", "/admin/*"): Route(EVERYONE, at("/admin/index.html")),
     ("GET", "/call/*"): Route(EVERYONE, at("/call/index.html")),

@@ -14,8 +14,10 @@ import pytest
 
 from livedesk.demo import art, data
 from livedesk.pages.routes import PAGES, WEB_DIR
+from livedesk.pages.shell import PageError, page_files, render
 
-HTML_FILES = sorted(WEB_DIR.rglob("*.html"))
+# Every page file, checked as the browser gets it: inside the page shell.
+HTML_FILES = page_files(WEB_DIR)
 JS_FILES = sorted(WEB_DIR.rglob("*.js"))
 LANGUAGES = ("en", "ja")
 STAFF_PAGES = ("/staff/", "/supervisor/", "/admin/")
@@ -50,9 +52,9 @@ class PageParser(HTMLParser):
         self.inline += [f"{name} handler on <{tag}>" for name in found if name.startswith("on")]
 
 
-def parse(path: Path) -> PageParser:
+def parse(relative: str) -> PageParser:
     parser = PageParser()
-    parser.feed(path.read_text(encoding="utf-8"))
+    parser.feed(render(WEB_DIR, relative))
     return parser
 
 
@@ -205,3 +207,34 @@ def test_demo_pictures_match_their_drawings() -> None:
     changing the catalogue or the staff)."""
     for relative, svg in art.drawings().items():
         assert (WEB_DIR / relative).read_text(encoding="utf-8") == svg, relative
+
+
+def test_every_page_is_served_in_the_shell() -> None:
+    for relative in HTML_FILES:
+        page = render(WEB_DIR, relative)
+        assert page.startswith("<!doctype html>\n<html lang="), relative
+        assert page.count('class="skip-link"') == 1, relative
+        assert page.count("<noscript>") == 1, relative
+        assert page.count('rel="icon"') == 1, relative
+        assert "<!-- shared:" not in page, relative
+        assert "$" not in page.split("</head>")[0], relative
+
+
+def test_a_page_file_without_head_or_body_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "shell.html").write_text((WEB_DIR / "shared" / "shell.html").read_text())
+    (tmp_path / "p.html").write_text("<p>no head</p>")
+    with pytest.raises(PageError):
+        render(tmp_path, "p.html")
+    (tmp_path / "q.html").write_text("<head></head><body><!-- shared:nothing --></body>")
+    with pytest.raises(PageError):
+        render(tmp_path, "q.html")
+
+
+async def test_pages_revalidate_by_etag(client: Any) -> None:
+    first = await client.get("/admin/catalogue.html")
+    assert first.status == 200
+    assert '<link rel="stylesheet" href="/shared/base.css">' in await first.text()
+    again = await client.get("/admin/catalogue.html", headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status == 304
+    assert again.headers["Content-Security-Policy"] == first.headers["Content-Security-Policy"]

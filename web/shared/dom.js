@@ -5,7 +5,9 @@ import { applyTranslations } from "/shared/i18n.js";
 
 /**
  * What el() accepts as properties: "class", "text" (textContent), "style" (cssText), "value"
- * (the property, so a select or input shows it), "on<event>" (a listener), anything else an
+ * (on a select or textarea the property, set once the children are in, since a select has no
+ * value attribute; elsewhere the attribute, so a form reset returns to it), "on<event>" (a
+ * listener), anything else an
  * attribute. true gives an empty attribute; false, null and undefined leave it out (write
  * "false" as a string for ARIA states such as aria-pressed="false").
  * @typedef {Record<string, any>} Props
@@ -27,16 +29,20 @@ import { applyTranslations } from "/shared/i18n.js";
  */
 export function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
+  const valueIsProperty = node instanceof HTMLSelectElement || node instanceof HTMLTextAreaElement;
   for (const [name, value] of Object.entries(props ?? {})) {
     if (value === undefined || value === null || value === false) continue;
     if (name === "class") node.className = String(value);
     else if (name === "text") node.textContent = String(value);
     else if (name === "style") node.style.cssText = String(value);
-    else if (name === "value" && "value" in node) /** @type {any} */ (node).value = value;
+    else if (name === "value" && valueIsProperty) continue;
     else if (name.startsWith("on") && typeof value === "function") node.addEventListener(name.slice(2), value);
     else node.setAttribute(name, value === true ? "" : String(value));
   }
   append(node, children);
+  if (valueIsProperty && props?.value !== undefined && props.value !== null && props.value !== false) {
+    /** @type {HTMLSelectElement | HTMLTextAreaElement} */ (node).value = String(props.value);
+  }
   return node;
 }
 

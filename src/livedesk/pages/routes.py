@@ -2,7 +2,8 @@
 
 Pages are plain files (ES modules, no build step). Each top-level folder of ``web/`` is served
 under its own name (``/shared/…``, ``/demo/…``, ``/staff/…``); the page addresses people type
-(``/``, ``/demo/shop``, ``/staff/``, ``/supervisor/``, ``/admin/``) map to their HTML file.
+(``/``, ``/demo/shop``, ``/staff/``, ``/supervisor/``, ``/admin/``) map to their HTML file. Every
+HTML page is served inside the one page shell (``pages/shell.py``, ``web/shared/shell.html``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from livedesk.kit.logging import get_logger
 from livedesk.kit.mail import OUTBOX_KEEP, outbox_of
 from livedesk.kit.paths import WEB_DIR
 from livedesk.models import Role
+from livedesk.pages.shell import ShellCache, page_files
 
 log = get_logger("livedesk.pages")
 
@@ -57,6 +59,7 @@ _FRAMEABLE_BY_SELF = ("/demo/",)
 _FRAMEABLE_BY_SHOP = ("/widget/", "/call/", "/booking/")
 
 PAGE_RESOURCES = web.AppKey("page_resources", set)
+PAGE_SHELL = web.AppKey("page_shell", ShellCache)
 
 
 def content_security_policy(path: str, shop_ancestors: str = "'self'") -> str:
@@ -92,12 +95,26 @@ async def _add_security_headers(request: web.Request, response: web.StreamRespon
 
 
 def _file(relative: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    if relative.endswith(".html"):
+        return _page(relative)
     path = WEB_DIR / relative
-    # Say the charset rather than leave browsers to find the <meta> tag.
-    headers = {"Content-Type": "text/html; charset=utf-8"} if path.suffix == ".html" else None
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        return web.FileResponse(path, headers=headers)
+        return web.FileResponse(path)
+
+    return handler
+
+
+def _page(relative: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """An HTML page in the shell, revalidated by ETag like the static files (no-cache)."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        rendered = request.app[PAGE_SHELL].get(relative)
+        headers = {"ETag": rendered.etag}
+        if rendered.etag in request.headers.get("If-None-Match", ""):
+            return web.Response(status=304, headers=headers)
+        # Say the charset rather than leave browsers to find the <meta> tag.
+        return web.Response(body=rendered.body, content_type="text/html", charset="utf-8", headers=headers)
 
     return handler
 
@@ -184,6 +201,7 @@ async def demo_outbox(request: web.Request) -> web.Response:
 def setup_routes(app: web.Application) -> None:
     resources: set[AbstractResource] = set()
     app[PAGE_RESOURCES] = resources
+    app[PAGE_SHELL] = ShellCache(WEB_DIR)
     app.on_response_prepare.append(_add_security_headers)
     if not WEB_DIR.is_dir():
         # An installed wheel has no web/ folder: the API still works, pages do not.
@@ -202,6 +220,13 @@ def setup_routes(app: web.Application) -> None:
             get(path.rstrip("/"), _redirect(path))
     for name in ROOT_FILES:
         get(f"/{name}", _file(name))
+    # Every page file at its own address too (links such as /admin/catalogue.html), in the
+    # shell: the static folders below would otherwise send the bare file. (/demo/mail.html is
+    # harmless without the outbox: its data address is the one that is 404 then.)
+    # web/index.html is only "/": the static folders never served web/'s own root either.
+    for relative in page_files(WEB_DIR):
+        if "/" in relative:
+            get(f"/{relative}", _page(relative))
     get("/demo/catalogue.json", catalogue)
     if outbox_of(app[SETTINGS]) is not None:
         # Demos without SMTP keep their mails here; without the outbox the addresses are 404.

@@ -4,7 +4,7 @@
 // (chat transcript, order lines, recording player, visit), notes, and recommendations from
 // purchase history with "add to payment request".
 //
-// "Add to payment request" calls addToPaymentRequest from /staff/payment.js for the
+// "Add to payment request" calls addToPaymentRequest from /shared/customer/payment.js for the
 // consultation the panel belongs to; where there is no payment builder (the customer search
 // page) it dispatches the DOM event `livedesk:add-to-payment` with {sku, quantity} instead.
 import { formatMoney, t } from "/shared/i18n.js";
