@@ -11,13 +11,15 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from livedesk import audit
 from livedesk.kit.clock import utcnow
+from livedesk.kit.context import DB
 from livedesk.kit.db import Database
-from livedesk.models import AuditEntry, Role
+from livedesk.models import AuditEntry, Role, Staff
 from tests.conftest import login, wait_until
+from tests.integration.test_timeline import capture_sql
 
 LOG = "/api/v1/audit"
 
@@ -138,3 +140,47 @@ async def test_queued_rows_are_bounded_and_survive_a_failed_write(db: Database) 
     writer._db = healthy
     await writer.flush()
     assert (writer.written, await _count(db, "staff.login_failed")) == (3, 3)
+
+
+async def test_each_row_names_its_actor_from_one_query_however_many_actors(
+    client: TestClient[web.Request, web.Application], make_staff: Any, db: Database
+) -> None:
+    """The page shows who acted by name: the names come with the rows, in one query for the
+    whole page (not one per actor), and a row whose actor was deleted names nobody."""
+    admin = await make_staff(Role.ADMIN, display_name="Aoi Admin")
+    target = uuid.uuid4()
+
+    async def write(actors: list[uuid.UUID | None]) -> None:
+        async with db.transaction() as session:
+            for actor in actors:
+                audit.record(
+                    session, actor=actor, action="shopper.export", target_type="shopper", target_id=target
+                )
+
+    await login(client, admin)
+
+    async def statements_for_one_page() -> tuple[int, list[dict[str, Any]]]:
+        served = client.app[DB]
+        with capture_sql(served.engine, served.read_engine) as captured:
+            answer = await client.get(LOG, params={"target_id": str(target)})
+            assert answer.status == 200
+            page = await answer.json()
+        selects = [sql for sql, _ in captured.statements if sql.lstrip().upper().startswith("SELECT")]
+        return len(selects), page["entries"]
+
+    await write([admin.id])
+    few, entries = await statements_for_one_page()
+    named = [(e["actor"]["display_name"], e["actor"]["email"]) for e in entries]
+    assert named == [("Aoi Admin", admin.email)]
+
+    others = [await make_staff(Role.SUPERVISOR, display_name=f"Sup {i}") for i in range(6)]
+    gone = await make_staff(Role.ADVISOR, display_name="Gone Advisor")
+    await write([o.id for o in others] + [gone.id, None])
+    async with db.transaction() as session:
+        await session.execute(delete(Staff).where(Staff.id == gone.id))
+    many, entries = await statements_for_one_page()
+    assert many == few, "the actors' names cost a query per actor"
+    names = [e["actor"]["display_name"] if e["actor"] else None for e in entries]
+    assert sorted(n for n in names if n) == sorted(["Aoi Admin"] + [f"Sup {i}" for i in range(6)])
+    # The deleted account's row and the system's row: nobody named, the row kept.
+    assert names.count(None) == 2

@@ -19,9 +19,9 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from livedesk import audit
 from livedesk.kit.errors import AppError, Conflict, Forbidden, NotFound
 from livedesk.models import (
-    AuditEntry,
     Consultation,
     Recording,
     RecordingConsent,
@@ -73,15 +73,13 @@ def _audit(
     target_id: uuid.UUID,
     **details: Any,
 ) -> None:
-    session.add(
-        AuditEntry(
-            id=uuid.uuid4(),
-            actor_staff_id=staff.staff_id,
-            action=action,
-            target_type=target_type,
-            target_id=str(target_id),
-            details={"role": staff.role.value, **details},
-        )
+    audit.record(
+        session,
+        actor=staff.staff_id,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        details={"role": staff.role.value, **details},
     )
 
 

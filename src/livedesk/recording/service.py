@@ -21,6 +21,7 @@ import socketio
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from livedesk import audit
 from livedesk.customers.timeline import append_event
 from livedesk.kit.actors import ShopperActor
 from livedesk.kit.clock import utcnow
@@ -28,7 +29,6 @@ from livedesk.kit.db import after_commit
 from livedesk.kit.errors import Conflict, Forbidden, NotFound
 from livedesk.kit.logging import get_logger
 from livedesk.models import (
-    AuditEntry,
     ConsentDecision,
     ConsentPolicy,
     Consultation,
@@ -460,15 +460,13 @@ async def _delete_rows(
         )
     )
     await session.execute(delete(Recording).where(Recording.id == recording_id))
-    session.add(
-        AuditEntry(
-            id=uuid.uuid4(),
-            actor_staff_id=actor,
-            action=action,
-            target_type="recording",
-            target_id=str(recording_id),
-            details={"shopper_id": str(shopper_id), "storage_key": storage_key or ""},
-        )
+    audit.record(
+        session,
+        actor=actor,
+        action=action,
+        target_type="recording",
+        target_id=recording_id,
+        details={"shopper_id": str(shopper_id), "storage_key": storage_key or ""},
     )
     return [k for k in [storage_key, *part_keys] if k]
 
