@@ -388,12 +388,14 @@ async def test_a_rolling_restart_during_a_chat_loses_nothing(
     # Acknowledged once, never as a duplicate: no message was stored while its ack got lost.
     assert {client_id: ack["seq"] for client_id, ack in acks.items()} == {c: s for s, c in stored.items()}
     assert not [c for c, ack in acks.items() if ack["duplicate"]], "acks lost in a drain"
-    # Each party has everything; live, the other's messages came in order and never twice.
+    # Each party has everything; live, the other's messages came never twice on one connection.
+    # (Not necessarily in order: a sequence the failover made a connection miss is re-sent from
+    # the database and may arrive after later ones; socket.js holds it back and delivers in seq order.)
     for party in (console, shopper):
         assert party.have == stored, party.name
         for live in party.live:
             theirs = [seq for seq in live if not stored[seq].startswith(party.name)]
-            assert theirs == sorted(set(theirs)), (party.name, theirs)
+            assert len(theirs) == len(set(theirs)), (party.name, theirs)
     # The advisor never showed offline while her console moved between replicas.
     assert presence_seen, "presence never read"
     assert set(presence_seen) == {PresenceStatus.AVAILABLE}, sorted(set(presence_seen))
