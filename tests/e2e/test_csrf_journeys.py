@@ -86,7 +86,9 @@ async def proxy(server: str) -> AsyncIterator[NoWebsocketProxy]:
 
 
 async def sign_in(page: Page) -> None:
-    await page.wait_for_function("document.documentElement.classList.contains('i18n-ready')")
+    # A locator, not wait_for_function: this context keeps the page's CSP (no 'unsafe-eval'),
+    # and Playwright's in-page polling of a string predicate needs eval when the first check fails.
+    await expect(page.locator("html.i18n-ready")).to_have_count(1)
     await page.fill("#email", ADVISOR.email)
     await page.fill("#password", DEMO_PASSWORD)
     await page.click("#signin-form button[type=submit]")
