@@ -8,12 +8,10 @@ nor miss something that was committed. Reading is one keyset-paginated query ove
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pydantic_core import PydanticSerializationError, to_jsonable_python
@@ -21,6 +19,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.kit.clock import utcnow
+from livedesk.kit.cursor import decode_cursor, encode_cursor
 from livedesk.kit.errors import NotFound, ValidationFailed
 from livedesk.models import Shopper, TimelineEvent, TimelineKind
 
@@ -31,7 +30,6 @@ REF_ID_MAX = 64
 # Merges re-point merged_into chains to the final survivor, so one hop is the norm; the bound
 # only guards against a cycle written by hand into the database.
 _MAX_MERGE_HOPS = 8
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -137,32 +135,6 @@ async def append_event(
     )
     session.add(event)
     return event
-
-
-def encode_cursor(occurred_at: datetime, event_id: uuid.UUID) -> str:
-    """An opaque position after which the next page starts: the sort key of the last row."""
-    # Whole microseconds since the epoch: exact on both databases, unlike a float.
-    micros = (occurred_at - _EPOCH) // timedelta(microseconds=1)
-    raw = f"{micros}.{event_id.hex}".encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """The sort key a cursor stands for; ValidationFailed (422, naming ``cursor``) when it
-    is not one this API issued."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        text = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
-        micros_text, hex_id = text.split(".")
-        micros = int(micros_text)
-        event_id = uuid.UUID(hex=hex_id)
-        occurred_at = _EPOCH + timedelta(microseconds=micros)
-    except (ValueError, UnicodeError, binascii.Error, OverflowError):
-        raise ValidationFailed(
-            "query field 'cursor': not a cursor this API issued (pass next_cursor back unchanged)",
-            details=[{"in": "query", "field": "cursor", "message": "invalid cursor"}],
-        ) from None
-    return occurred_at, event_id
 
 
 async def read_timeline(

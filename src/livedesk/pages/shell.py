@@ -72,13 +72,13 @@ class ShellCache:
     def __init__(self, web_dir: Path) -> None:
         self._web_dir = web_dir
         self._pages: dict[str, tuple[tuple[int, ...], Rendered]] = {}
+        # Listed once: a page request stats its files but does not list a folder. An edited
+        # partial is still seen; a new partial file needs a restart (it needs new markup anyway).
+        partials = web_dir / PARTIALS
+        self._shared = [web_dir / SHELL, *(sorted(partials.glob("*.html")) if partials.is_dir() else [])]
 
     def _stamp(self, relative: str) -> tuple[int, ...]:
-        paths = [self._web_dir / relative, self._web_dir / SHELL]
-        partials = self._web_dir / PARTIALS
-        if partials.is_dir():
-            paths += sorted(partials.glob("*.html"))
-        return tuple(p.stat().st_mtime_ns for p in paths)
+        return tuple(p.stat().st_mtime_ns for p in (self._web_dir / relative, *self._shared))
 
     def get(self, relative: str) -> Rendered:
         stamp = self._stamp(relative)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from livedesk import audit
 from livedesk.kit.context import DB
-from livedesk.kit.errors import ValidationFailed
+from livedesk.kit.cursor import decode_cursor, encode_cursor
 from livedesk.kit.http import ErrorResponse, model_json
 from livedesk.models import Role, Staff
 from livedesk.staff.auth import guarded
@@ -48,25 +48,6 @@ class AuditPageOut(BaseModel):
     next: str | None
 
 
-def _cursor(at: datetime, row_id: uuid.UUID) -> str:
-    return f"{at.isoformat()}_{row_id}"
-
-
-def _parse_cursor(text: str) -> tuple[datetime, uuid.UUID]:
-    at, _, row_id = text.rpartition("_")
-    try:
-        parsed = datetime.fromisoformat(at)
-        if parsed.tzinfo is None:
-            raise ValueError
-        return parsed, uuid.UUID(row_id)
-    except ValueError:
-        message = "not a cursor from this log's 'next'"
-        raise ValidationFailed(
-            f"query field 'before': {message}",
-            details=[{"in": "query", "field": "before", "message": message, "type": "cursor"}],
-        ) from None
-
-
 @guarded(Role.ADMIN)
 async def audit_log(
     request: web.Request,
@@ -83,7 +64,9 @@ async def audit_log(
 
     Tags: system
     """
-    cursor = _parse_cursor(before) if before else None
+    cursor = (
+        decode_cursor(before, field="before", hint="pass this log's next back unchanged") if before else None
+    )
     wanted = audit.Filter(
         action=action, actor=actor, target_type=target_type, target_id=target_id, since=since
     )
@@ -111,7 +94,7 @@ async def audit_log(
                 details=row.details or {},
             )
         )
-    return model_json(AuditPageOut(entries=entries, next=_cursor(*more) if more else None))
+    return model_json(AuditPageOut(entries=entries, next=encode_cursor(*more) if more else None))
 
 
 def setup_routes(app: web.Application) -> None:
