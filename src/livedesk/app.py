@@ -22,7 +22,7 @@ from livedesk.integrations.delivery import delivery_ctx
 from livedesk.kit.background import BACKGROUND, Background
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.db import Database
-from livedesk.kit.http import MAX_BODY_KEY, error_middleware
+from livedesk.kit.http import MAX_BODY_KEY, error_middleware, log_response
 from livedesk.kit.mail import MAILER, Mailer
 from livedesk.kit.ratelimit import RateLimits
 from livedesk.pages import routes as page_routes
@@ -51,6 +51,8 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[error_middleware],
         client_max_size=settings.max_body_bytes,
     )
+    # The request log line, once the answer's status is final (see log_response).
+    app.on_response_prepare.append(log_response)
     app[SETTINGS] = settings
     app[MAX_BODY_KEY] = settings.max_body_bytes
     app[MAILER] = Mailer(settings)

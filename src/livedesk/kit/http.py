@@ -3,6 +3,7 @@ pydantic models (the same models produce the OpenAPI document), and JSON respons
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ipaddress
 import json
@@ -314,24 +315,52 @@ def _baseline_headers(request: web.Request, response: web.StreamResponse) -> Non
         headers.setdefault("Strict-Transport-Security", "max-age=31536000")
 
 
+# When the middleware saw the request; taken by the request log line (``log_response``).
+_STARTED = web.RequestKey("livedesk.request_started", float)
+# What a request whose client left before any answer is logged as (nginx's convention).
+_CLIENT_GONE = 499
+
+
+async def log_response(request: web.Request, response: web.StreamResponse) -> None:
+    """The request log line (an ``on_response_prepare`` hook), written as the answer starts.
+
+    Not in the middleware: a file response decides its status (404 for a missing file, 304,
+    206, 416) only as it is prepared, after the middleware has returned."""
+    started = request.pop(_STARTED, None)
+    if started is not None:
+        _log_request(request, response.status, started)
+
+
+def _log_request(request: web.Request, status: int, started: float) -> None:
+    log.info(
+        "request",
+        method=request.method,
+        path=loggable_path(request.path),
+        status=status,
+        ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """One error shape for every 4xx/5xx; never a stack trace to the client."""
-    started = time.perf_counter()
-    status = 500
+    request[_STARTED] = time.perf_counter()
     try:
         response = await handler(request)
-        status = response.status
         _baseline_headers(request, response)
         return response
+    except asyncio.CancelledError:
+        # The client went away: no answer will be prepared, so the line is written here.
+        started = request.pop(_STARTED, None)
+        if started is not None:
+            _log_request(request, _CLIENT_GONE, started)
+        raise
     except AppError as exc:
-        status = exc.status
         response = error_response(exc.status, exc.code, exc.message, exc.details)
         if exc.status == 429 and isinstance(exc.details, dict) and "retry_after" in exc.details:
             response.headers["Retry-After"] = str(exc.details["retry_after"])
         return response
     except web.HTTPException as exc:
-        status = exc.status
         if exc.status < 400:
             raise
         code = _STATUS_CODES.get(exc.status, "http_error")
@@ -352,7 +381,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return response
     except Exception as exc:
         if is_unavailable(exc):
-            status = 503
             log.warning(
                 "database unavailable",
                 method=request.method,
@@ -362,14 +390,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             return error_response(503, *DATABASE_UNAVAILABLE)
         log.exception("unhandled error", method=request.method, path=loggable_path(request.path))
         return error_response(500, "internal", "Internal server error")
-    finally:
-        log.info(
-            "request",
-            method=request.method,
-            path=loggable_path(request.path),
-            status=status,
-            ms=round((time.perf_counter() - started) * 1000, 2),
-        )
 
 
 MAX_BODY_KEY = web.AppKey("max_body_bytes", int)
