@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -280,6 +281,7 @@ async def test_the_production_shape_survives_its_faults(stack: Stack, browser: B
         ("Redis restart", lambda: _redis_restart(journey)),
         ("database blip", lambda: _database_blip(journey)),
         ("nginx -s reload", lambda: _nginx_reload(journey)),
+        ("rolling restart of the shopper's replica", lambda: _rolling_restart(journey)),
     ]
     timings: dict[str, float] = {}
     for name, fault in faults:
@@ -351,3 +353,30 @@ async def _nginx_reload(journey: Journey) -> None:
     # New requests are served by the reloaded nginx (a page fetch through it).
     status = await journey.shopper.page.evaluate("async () => (await fetch('/healthz')).status")
     assert status == 200
+
+
+async def _rolling_restart(journey: Journey) -> None:
+    """A deploy: SIGTERM to the shopper's replica. While it drains it answers new Engine.IO
+    sessions 503; nginx must pass those on to the other replica (``proxy_next_upstream``), so
+    a browser that connects meanwhile is served at once instead of seeing an error."""
+    stack, page = journey.stack, journey.shopper.page
+    await journey.say(journey.shopper, "before the deploy")
+    proc = stack.procs["app1"]
+    assert proc.popen is not None
+    proc.popen.send_signal(signal.SIGTERM)
+    statuses: list[int] = []
+
+    async def stopped() -> bool:
+        statuses.append(
+            await page.evaluate("async () => (await fetch('/socket.io/?EIO=4&transport=polling')).status")
+        )
+        return not proc.alive
+
+    await poll(stopped, "app1 drains and exits", 20)
+    assert proc.popen.returncode == 0, proc.tail()
+    assert set(statuses) == {200}, statuses
+    stack.start_replica("app1")
+    await stack.ready("app1")
+    await journey.burst("after the deploy", count=1)
+    await journey.all_delivered()
+    await journey.call_goes_on("after the rolling restart")
