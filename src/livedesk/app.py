@@ -16,6 +16,7 @@ from livedesk.consultations.file_sweep import file_sweep_ctx
 from livedesk.consultations.routing_runner import runner_ctx
 from livedesk.customers import history_routes
 from livedesk.customers import routes as customer_routes
+from livedesk.event_table import event_table
 from livedesk.integrations import routes as integration_routes
 from livedesk.integrations import shop_routes
 from livedesk.integrations.delivery import delivery_ctx
@@ -62,7 +63,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(chat_store_ctx)
 
     app.cleanup_ctx.append(_visitor_tokens)
-    setup_realtime(app)
+    setup_realtime(app, event_table())
     app.cleanup_ctx.append(redelivery_ctx)
     app.cleanup_ctx.append(runner_ctx)
     app.cleanup_ctx.append(file_sweep_ctx)

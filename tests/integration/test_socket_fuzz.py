@@ -26,10 +26,10 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from livedesk.event_table import shopper_events, staff_events
 from livedesk.kit.db import Database
 from livedesk.models import Message, Role
 from livedesk.realtime.protocol import MAX_EVENT_BYTES
-from livedesk.realtime.registry import shopper_events, staff_events
 from livedesk.settings import Settings
 from tests.conftest import SocketClient, wait_until
 

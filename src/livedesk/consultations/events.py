@@ -23,6 +23,7 @@ from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.errors import Forbidden
 from livedesk.models import ConsultationKind, Role, ShopperConnection
 from livedesk.realtime.emit import SIO
+from livedesk.realtime.process import PROCESS
 from livedesk.realtime.protocol import EventContext, EventSpec, NoPayload
 from livedesk.surveys import mail as survey_mail
 from livedesk.surveys import satisfaction
@@ -205,8 +206,6 @@ async def on_connect(ctx: EventContext) -> None:
     reconnecting client asks consultation.current and chat.sync)."""
     if ctx.shopper is None:
         return
-    from livedesk.realtime.server import PROCESS
-
     async with ctx.app[DB].transaction() as session:
         session.add(
             ShopperConnection(sid=ctx.sid, shopper_id=ctx.shopper.shopper_id, process_id=ctx.app[PROCESS].id)

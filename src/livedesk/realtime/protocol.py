@@ -21,8 +21,8 @@ from livedesk.kit.db import is_unavailable
 from livedesk.kit.errors import AppError
 from livedesk.kit.http import DATABASE_UNAVAILABLE
 from livedesk.kit.logging import get_logger
+from livedesk.realtime.timing import EVENT_TIMER
 from livedesk.realtime.wire import UNDECODABLE, encoded_size
-from livedesk.supervision.timing import EVENT_TIMER
 
 if TYPE_CHECKING:
     from aiohttp import web

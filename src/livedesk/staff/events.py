@@ -16,6 +16,7 @@ from livedesk.kit.logging import get_logger
 from livedesk.models import PresenceStatus
 from livedesk.realtime import rooms
 from livedesk.realtime.emit import SIO, emit
+from livedesk.realtime.process import PROCESS
 from livedesk.realtime.protocol import EventContext, EventModel, EventSpec, NoPayload
 from livedesk.staff import presence
 from livedesk.staff.presence import PresenceView
@@ -59,8 +60,6 @@ async def after_presence_change(app: web.Application) -> None:
 async def on_connect(ctx: EventContext) -> None:
     if ctx.staff is None:
         return
-    from livedesk.realtime.server import PROCESS
-
     if ctx.staff.role.value in ("supervisor", "admin"):
         await ctx.app[SIO].enter_room(ctx.sid, rooms.supervisors(), namespace=rooms.STAFF_NS)
     if ctx.staff.role.value == "advisor":
