@@ -39,7 +39,6 @@ from livedesk.calls.legs import LEGS, PARTICIPANTS, Leg, LegRegistry, rtc_config
 from livedesk.calls.media import RECORDABLE, restrict_codecs
 from livedesk.calls.monitor_relay import MonitorTrack, forward_picture_loss
 from livedesk.calls.placement import PLACEMENT
-from livedesk.customers.timeline import append_event
 from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.errors import Conflict, Forbidden, NotFound
@@ -48,6 +47,7 @@ from livedesk.models import Consultation, ConsultationKind, ConsultationStatus, 
 from livedesk.realtime import rooms
 from livedesk.realtime.emit import SIO
 from livedesk.staff.sessions import Principal
+from livedesk.timeline import append_event
 
 log = get_logger("livedesk.monitoring")
 

@@ -26,10 +26,10 @@ from livedesk.customers import search
 from livedesk.customers.merge import merge_shoppers
 from livedesk.customers.repository import load_live, new_identity, owners_of
 from livedesk.customers.schemas import DEFAULT_LOCALE, DEFAULT_TIMEZONE
-from livedesk.customers.timeline import append_event, new_event
 from livedesk.kit.clock import utcnow
 from livedesk.kit.logging import get_logger
 from livedesk.models import IdentityKind, Shopper, ShopperMerge, TimelineKind
+from livedesk.timeline import append_event, new_event
 
 log = get_logger("livedesk.customers")
 

@@ -10,7 +10,8 @@ from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r201, r401, r403, r404, r409, r422
 from pydantic import Field
 
-from livedesk.customers import merge, service, timeline
+from livedesk import timeline
+from livedesk.customers import merge, service
 from livedesk.customers.repository import ShopperView
 from livedesk.customers.schemas import (
     IdentityOut,

@@ -23,7 +23,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.booking import mails as booking_mails
-from livedesk.customers.timeline import append_event
 from livedesk.integrations import webhooks as outgoing
 from livedesk.kit import money
 from livedesk.kit.clock import utcnow
@@ -45,6 +44,7 @@ from livedesk.payments.providers import PaymentProvider
 from livedesk.payments.schemas import RefundCreate
 from livedesk.payments.service import PAID_STATUSES, Party, announce, check_checkout
 from livedesk.staff.sessions import Principal
+from livedesk.timeline import append_event
 
 SUCCEEDED = "payment_intent.succeeded"
 FAILED = "payment_intent.payment_failed"

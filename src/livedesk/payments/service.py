@@ -16,7 +16,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.catalogue.service import list_products, products_by_sku
-from livedesk.customers.timeline import append_event
 from livedesk.kit import money
 from livedesk.kit.actors import ShopperActor
 from livedesk.kit.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -41,6 +40,7 @@ from livedesk.payments.schemas import (
 from livedesk.realtime import rooms
 from livedesk.realtime.emit import emit
 from livedesk.staff.sessions import Principal
+from livedesk.timeline import append_event
 
 PAYMENT_UPDATED = "payment.updated"
 # Statuses whose money counts as taken (refunds are subtracted).

@@ -22,7 +22,6 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk import audit
-from livedesk.customers.timeline import append_event
 from livedesk.kit.actors import ShopperActor
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import after_commit
@@ -46,6 +45,7 @@ from livedesk.recording import gaps as recording_gaps
 from livedesk.recording import storage
 from livedesk.recording.schemas import ConsentOut, GapOut, RecordingOut
 from livedesk.staff.sessions import Principal
+from livedesk.timeline import append_event
 
 log = get_logger("livedesk.recording")
 

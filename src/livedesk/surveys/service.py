@@ -15,7 +15,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.consultations.schemas import QueueJoin
-from livedesk.customers.timeline import append_event, live_shopper_id
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from livedesk.models import (
@@ -47,6 +46,7 @@ from livedesk.surveys.schemas import (
     SurveyUpdate,
     SurveyView,
 )
+from livedesk.timeline import append_event, live_shopper_id
 
 __all__ = [
     "INSTANT",

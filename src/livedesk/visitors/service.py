@@ -14,11 +14,11 @@ from livedesk.customers import guests
 from livedesk.customers import service as customers
 from livedesk.customers.linking import link_guest
 from livedesk.customers.schemas import ShopperCreate
-from livedesk.customers.timeline import live_shopper_id
 from livedesk.kit.actors import ShopperActor
 from livedesk.kit.context import DB
 from livedesk.kit.errors import NotFound, Unauthenticated
 from livedesk.models import Shopper
+from livedesk.timeline import live_shopper_id
 from livedesk.visitors.tokens import VisitorClaims, VisitorTokens, verify_shop_signature
 
 TOKENS = web.AppKey("visitor_tokens", VisitorTokens)
