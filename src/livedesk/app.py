@@ -17,6 +17,7 @@ from livedesk.consultations.routing_runner import runner_ctx
 from livedesk.customers import history_routes
 from livedesk.customers import routes as customer_routes
 from livedesk.event_table import event_table
+from livedesk.identity import TOKENS, VisitorTokens
 from livedesk.integrations import routes as integration_routes
 from livedesk.integrations import shop_routes
 from livedesk.integrations.delivery import delivery_ctx
@@ -41,14 +42,12 @@ from livedesk.system import mail_status as mail_status_routes
 from livedesk.system import routes as system_routes
 from livedesk.visitors import email_link as visitor_email_routes
 from livedesk.visitors import routes as visitor_routes
-from livedesk.visitors.service import TOKENS
-from livedesk.visitors.tokens import VisitorTokens
 
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         # No CSRF middleware: the check lives where a route reads the staff session
-        # (staff.auth.current_staff), so routes that never read it are not touched by it.
+        # (identity.auth.current_staff), so routes that never read it are not touched by it.
         middlewares=[error_middleware],
         client_max_size=settings.max_body_bytes,
     )

@@ -39,6 +39,7 @@ from livedesk.calls.legs import LEGS, PARTICIPANTS, Leg, LegRegistry, rtc_config
 from livedesk.calls.media import RECORDABLE, restrict_codecs
 from livedesk.calls.monitor_relay import MonitorTrack, forward_picture_loss
 from livedesk.calls.placement import PLACEMENT
+from livedesk.identity import Principal
 from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.errors import Conflict, Forbidden, NotFound
@@ -46,7 +47,6 @@ from livedesk.kit.logging import get_logger
 from livedesk.models import Consultation, ConsultationKind, ConsultationStatus, Role, TimelineKind
 from livedesk.realtime import rooms
 from livedesk.realtime.emit import SIO
-from livedesk.staff.sessions import Principal
 from livedesk.timeline import append_event
 
 log = get_logger("livedesk.monitoring")

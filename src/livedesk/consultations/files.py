@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from livedesk import audit
 from livedesk.consultations.chat import CHAT_OPEN
 from livedesk.consultations.image_size import ImageSize, Unreadable
-from livedesk.kit.actors import ShopperActor
+from livedesk.identity import Principal, ShopperActor
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import Database
 from livedesk.kit.errors import (
@@ -53,7 +53,6 @@ from livedesk.kit.errors import (
 from livedesk.kit.logging import get_logger
 from livedesk.models import ChatFile, Consultation, ConsultationStatus, Role
 from livedesk.settings import Settings
-from livedesk.staff.sessions import Principal
 
 log = get_logger("livedesk.files")
 
@@ -164,7 +163,7 @@ class Party:
 
     shopper_id: uuid.UUID | None = None
     staff: Principal | None = None
-    # A shopper token's scope: the one consultation it may reach (``kit/actors.py``).
+    # A shopper token's scope: the one consultation it may reach (``identity/actors.py``).
     scope: uuid.UUID | None = None
 
 

@@ -28,12 +28,11 @@ from aiohttp_pydantic.oas.typing import (
 
 from livedesk.consultations import files
 from livedesk.consultations.files import FILE_STORE, FileOut, LocalFileStore
+from livedesk.identity import bearer_actor, current_staff
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.errors import BadRequest, NotFound, Unauthenticated, UnsupportedMediaType, ValidationFailed
 from livedesk.kit.http import ErrorResponse, endpoint, model_json
 from livedesk.kit.logging import get_logger
-from livedesk.staff.auth import current_staff
-from livedesk.visitors.service import bearer_actor
 
 log = get_logger("livedesk.files")
 

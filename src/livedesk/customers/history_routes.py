@@ -26,11 +26,11 @@ from livedesk.customers.history_schemas import (
     SearchHitOut,
     SearchOut,
 )
+from livedesk.identity import guarded, require_staff
 from livedesk.kit.context import DB
 from livedesk.kit.errors import ValidationFailed
 from livedesk.kit.http import ErrorResponse, model_json
 from livedesk.models import Role
-from livedesk.staff.auth import guarded, require_staff
 
 EXPORT_ROLES = (Role.SUPERVISOR, Role.ADMIN)
 ERASE_ROLES = (Role.ADMIN,)

@@ -26,11 +26,11 @@ from livedesk.customers.schemas import (
     TimelineEventOut,
     TimelinePageOut,
 )
+from livedesk.identity import guarded, require_staff
 from livedesk.kit.context import DB
 from livedesk.kit.errors import NotFound
 from livedesk.kit.http import ErrorResponse, model_json
 from livedesk.models import Role, ShopperIdentity, TimelineEvent, TimelineKind
-from livedesk.staff.auth import guarded, require_staff
 
 # Merging cannot be undone by the people it affects, so it is a supervisor's decision.
 MERGE_ROLES = (Role.SUPERVISOR, Role.ADMIN)

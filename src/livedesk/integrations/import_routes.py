@@ -11,6 +11,7 @@ from aiohttp_pydantic.oas.typing import r200, r201, r401, r403, r404, r413, r422
 from pydantic import BaseModel, Field
 
 from livedesk.customers import imports
+from livedesk.identity import guarded, require_staff
 from livedesk.integrations.schemas import ImportOut
 from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB, SETTINGS
@@ -18,7 +19,6 @@ from livedesk.kit.errors import PayloadTooLarge, ValidationFailed
 from livedesk.kit.http import ErrorResponse, model_json
 from livedesk.models import Role
 from livedesk.models.integrations import ImportJob
-from livedesk.staff.auth import guarded, require_staff
 
 ADMIN = Role.ADMIN
 TASK = "livedesk-import"

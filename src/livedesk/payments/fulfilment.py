@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.booking import mails as booking_mails
+from livedesk.identity import Principal
 from livedesk.integrations import webhooks as outgoing
 from livedesk.kit import money
 from livedesk.kit.clock import utcnow
@@ -43,7 +44,6 @@ from livedesk.payments import receipts, repository
 from livedesk.payments.providers import PaymentProvider
 from livedesk.payments.schemas import RefundCreate
 from livedesk.payments.service import PAID_STATUSES, Party, announce, check_checkout
-from livedesk.staff.sessions import Principal
 from livedesk.timeline import append_event
 
 SUCCEEDED = "payment_intent.succeeded"

@@ -22,7 +22,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk import audit
-from livedesk.kit.actors import ShopperActor
+from livedesk.identity import Principal, ShopperActor
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import after_commit
 from livedesk.kit.errors import Conflict, Forbidden, NotFound
@@ -44,7 +44,6 @@ from livedesk.realtime.emit import emit
 from livedesk.recording import gaps as recording_gaps
 from livedesk.recording import storage
 from livedesk.recording.schemas import ConsentOut, GapOut, RecordingOut
-from livedesk.staff.sessions import Principal
 from livedesk.timeline import append_event
 
 log = get_logger("livedesk.recording")

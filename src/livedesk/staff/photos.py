@@ -32,6 +32,7 @@ from livedesk.consultations.files import (
     LocalFileStore,
     storage_key,
 )
+from livedesk.identity import current_staff, guarded, require_staff
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.errors import (
     BadRequest,
@@ -44,7 +45,6 @@ from livedesk.kit.errors import (
 from livedesk.kit.http import ErrorResponse, endpoint, model_json
 from livedesk.kit.logging import get_logger
 from livedesk.models import Role, Staff
-from livedesk.staff.auth import current_staff, guarded, require_staff
 from livedesk.staff.schemas import StaffOut
 
 log = get_logger("livedesk.staff.photos")
