@@ -12,7 +12,6 @@ from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r201, r401, r403, r404, r422
 from pydantic import Field
 
-from livedesk.consultations.files import FILE_STORE
 from livedesk.customers import history, privacy, recommendations, search, service
 from livedesk.customers.history_schemas import (
     BoughtTogetherOut,
@@ -31,6 +30,7 @@ from livedesk.kit.context import DB
 from livedesk.kit.errors import ValidationFailed
 from livedesk.kit.http import ErrorResponse, model_json
 from livedesk.models import Role
+from livedesk.uploads import FILE_STORE
 
 EXPORT_ROLES = (Role.SUPERVISOR, Role.ADMIN)
 ERASE_ROLES = (Role.ADMIN,)
