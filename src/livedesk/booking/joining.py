@@ -27,10 +27,10 @@ from livedesk.booking.records import record
 from livedesk.consultations import service as consultations
 from livedesk.consultations.schemas import QueueJoin
 from livedesk.identity import VisitorClaims, VisitorTokens
-from livedesk.integrations import webhooks
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import Conflict
 from livedesk.models import Booking, BookingStatus, Consultation, ConsultationKind
+from livedesk.outbox import webhooks
 from livedesk.settings import Settings
 
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from livedesk.integrations import webhooks
 from livedesk.kit.errors import NotFound
 from livedesk.models import Booking, ConsultationType, TimelineKind
+from livedesk.outbox import webhooks
 from livedesk.timeline import append_event
 
 

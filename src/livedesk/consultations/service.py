@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.consultations.parties import authorise_party
 from livedesk.consultations.schemas import ConsultationOut, QueueJoin
-from livedesk.integrations import webhooks
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import Conflict, NotFound, ValidationFailed
 from livedesk.models import (
@@ -29,6 +28,7 @@ from livedesk.models import (
     Staff,
     TimelineKind,
 )
+from livedesk.outbox import webhooks
 from livedesk.realtime import rooms
 from livedesk.realtime.emit import emit
 from livedesk.realtime.protocol import EventContext

@@ -24,7 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.booking import mails as booking_mails
 from livedesk.identity import Principal
-from livedesk.integrations import webhooks as outgoing
 from livedesk.kit import money
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import Conflict, NotFound, ValidationFailed
@@ -40,6 +39,7 @@ from livedesk.models import (
     ShopOrderLine,
     TimelineKind,
 )
+from livedesk.outbox import webhooks as outgoing
 from livedesk.payments import receipts, repository
 from livedesk.payments.providers import PaymentProvider
 from livedesk.payments.schemas import RefundCreate

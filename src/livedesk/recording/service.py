@@ -39,6 +39,7 @@ from livedesk.models import (
     RecordingStatus,
     TimelineKind,
 )
+from livedesk.outbox import webhooks
 from livedesk.realtime import rooms
 from livedesk.realtime.emit import emit
 from livedesk.recording import gaps as recording_gaps
@@ -393,9 +394,6 @@ async def finish(
 
 
 async def _webhook_ready(session: AsyncSession, payload: RecordingOut) -> None:
-    # Imported here: the integrations capability is optional for the recorder to work.
-    from livedesk.integrations import webhooks
-
     await webhooks.enqueue(
         session,
         webhooks.RECORDING_READY,
