@@ -13,6 +13,7 @@ from livedesk.consultations import routes as consultation_routes
 from livedesk.consultations.chat_redelivery import redelivery_ctx
 from livedesk.consultations.chat_store import chat_store_ctx
 from livedesk.consultations.file_sweep import file_sweep_ctx
+from livedesk.consultations.routing_runner import kick as routing_kick
 from livedesk.consultations.routing_runner import runner_ctx
 from livedesk.customers import history_routes
 from livedesk.customers import routes as customer_routes
@@ -35,6 +36,7 @@ from livedesk.settings import Settings
 from livedesk.staff import advisors as advisor_routes
 from livedesk.staff import photos as staff_photo_routes
 from livedesk.staff import routes as staff_routes
+from livedesk.staff.announce import PRESENCE_LISTENERS
 from livedesk.supervision import routes as supervision_routes
 from livedesk.surveys import routes as survey_routes
 from livedesk.system import audit_routes
@@ -63,6 +65,8 @@ def create_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(_visitor_tokens)
     setup_realtime(app, event_table())
+    # Routing may have someone new to offer to when an advisor's presence changes.
+    app[PRESENCE_LISTENERS] = (routing_kick,)
     app.cleanup_ctx.append(redelivery_ctx)
     app.cleanup_ctx.append(runner_ctx)
     app.cleanup_ctx.append(file_sweep_ctx)

@@ -58,7 +58,7 @@ async def queue_join(ctx: EventContext, payload: QueueJoin) -> dict[str, Any]:
             intake, hints = await survey_service.response_for_queue(
                 session, payload.survey_response_id, shopper.shopper_id
             )
-            payload = survey_service.apply_hints(payload, hints)
+            payload = payload.with_hints(hints)
         # Refused before anything is written, so a refused join never takes a place.
         returning = await queue.admit(session, settings, shopper.shopper_id, origin)
         c = await service.join_queue(session, ctx.app[SIO], shopper.shopper_id, payload)

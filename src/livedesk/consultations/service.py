@@ -33,7 +33,7 @@ from livedesk.realtime import rooms
 from livedesk.realtime.emit import emit
 from livedesk.realtime.protocol import EventContext
 from livedesk.staff import presence
-from livedesk.staff.events import announce as announce_presence
+from livedesk.staff.announce import announce as announce_presence
 from livedesk.timeline import append_event
 
 S = ConsultationStatus
