@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--password", help="(or LIVEDESK_NEW_STAFF_PASSWORD, or asked for)")
     add.set_defaults(func=cmd_staff_add)
 
-    from livedesk.customers import imports_cli
+    from livedesk.integrations import imports_cli
 
     imports_cli.add_parser(sub)
     return parser

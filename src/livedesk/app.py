@@ -7,17 +7,15 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from livedesk import audit
-from livedesk.booking import setup_booking
-from livedesk.calls.monitoring import setup_monitoring
+from livedesk.booking.setup import setup_booking
+from livedesk.calls.monitoring_setup import setup_monitoring
 from livedesk.consultations import routes as consultation_routes
 from livedesk.consultations.chat_redelivery import redelivery_ctx
 from livedesk.consultations.chat_store import chat_store_ctx
 from livedesk.consultations.file_sweep import file_sweep_ctx
-from livedesk.consultations.routing_runner import kick as routing_kick
 from livedesk.consultations.routing_runner import runner_ctx
 from livedesk.customers import history_routes
 from livedesk.customers import routes as customer_routes
-from livedesk.event_table import event_table
 from livedesk.identity import TOKENS, VisitorTokens
 from livedesk.integrations import routes as integration_routes
 from livedesk.integrations import shop_routes
@@ -36,7 +34,6 @@ from livedesk.settings import Settings
 from livedesk.staff import advisors as advisor_routes
 from livedesk.staff import photos as staff_photo_routes
 from livedesk.staff import routes as staff_routes
-from livedesk.staff.announce import PRESENCE_LISTENERS
 from livedesk.supervision import routes as supervision_routes
 from livedesk.surveys import routes as survey_routes
 from livedesk.system import audit_routes
@@ -44,6 +41,8 @@ from livedesk.system import mail_status as mail_status_routes
 from livedesk.system import routes as system_routes
 from livedesk.visitors import email_link as visitor_email_routes
 from livedesk.visitors import routes as visitor_routes
+from livedesk.wiring.handoffs import hand_offs
+from livedesk.wiring.realtime import event_table
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -65,8 +64,7 @@ def create_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(_visitor_tokens)
     setup_realtime(app, event_table())
-    # Routing may have someone new to offer to when an advisor's presence changes.
-    app[PRESENCE_LISTENERS] = (routing_kick,)
+    hand_offs(app)
     app.cleanup_ctx.append(redelivery_ctx)
     app.cleanup_ctx.append(runner_ctx)
     app.cleanup_ctx.append(file_sweep_ctx)

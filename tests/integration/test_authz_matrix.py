@@ -32,7 +32,6 @@ import pytest
 import socketio
 from aiohttp import web
 
-from livedesk.event_table import shopper_events, staff_events
 from livedesk.identity import sessions
 from livedesk.integrations import keys
 from livedesk.kit.db import Database
@@ -40,6 +39,7 @@ from livedesk.kit.paths import WEB_DIR
 from livedesk.models import Role, Shopper, Team
 from livedesk.pages.shell import page_files
 from livedesk.settings import Settings
+from livedesk.wiring.realtime import shopper_events, staff_events
 from tests.conftest import TEST_PASSWORD, SocketClient, StaffAccount
 
 # --- roles ----------------------------------------------------------------------------------

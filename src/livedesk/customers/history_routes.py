@@ -168,6 +168,7 @@ async def erase_shopper(
             shopper_id,
             body.mode,
             actor_staff_id=staff.staff_id,
+            participants=request.app[privacy.PRIVACY_PARTICIPANTS],
             delete_file=store.delete if store is not None else None,
         )
     # What the erase overwrote must not live on in SQLite's write-ahead log.

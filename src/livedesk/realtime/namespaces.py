@@ -1,7 +1,7 @@
 """The two Socket.IO namespaces: ``/shopper`` (visitor token) and ``/staff`` (login session).
 
 They authenticate at connect, keep who-is-behind-this-sid, and dispatch every other event to
-the capability that declared it (the table ``livedesk/event_table.py`` hands
+the capability that declared it (the table ``livedesk/wiring/realtime.py`` hands
 ``setup_realtime``). No rules live here.
 """
 

@@ -70,7 +70,7 @@ class LivedeskSocketServer(socketio.AsyncServer):  # type: ignore[misc]
 
 def setup_realtime(app: web.Application, table: EventTable) -> None:
     """Attach the Socket.IO server, dispatching the events of ``table`` (built by the
-    composition root: ``livedesk/event_table.py``)."""
+    composition root: ``livedesk/wiring/realtime.py``)."""
     settings = app[SETTINGS]
     manager = (
         RedisFanout(settings.redis_url, channel=settings.redis_channel)

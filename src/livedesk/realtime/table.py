@@ -1,7 +1,7 @@
 """What the composition root hands the transport: the events each namespace dispatches, the
 connect/disconnect hooks, and what to do when another process's sockets are gone.
 
-The transport knows no capability; ``livedesk/event_table.py`` builds this table from the
+The transport knows no capability; ``livedesk/wiring/realtime.py`` builds this table from the
 capabilities' ``events`` modules and ``app.py`` passes it to ``setup_realtime``.
 """
 

@@ -6,9 +6,18 @@ from livedesk.uploads.store import (
     CHUNK_BYTES,
     FILE_STORE,
     MULTIPART_OVERHEAD,
+    DeleteFile,
     FileStore,
     LocalFileStore,
     storage_key,
 )
 
-__all__ = ["CHUNK_BYTES", "FILE_STORE", "MULTIPART_OVERHEAD", "FileStore", "LocalFileStore", "storage_key"]
+__all__ = [
+    "CHUNK_BYTES",
+    "FILE_STORE",
+    "MULTIPART_OVERHEAD",
+    "DeleteFile",
+    "FileStore",
+    "LocalFileStore",
+    "storage_key",
+]

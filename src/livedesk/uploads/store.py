@@ -9,7 +9,7 @@ import os
 import re
 import secrets
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -44,6 +44,8 @@ class FileStore(Protocol):
 
 
 FILE_STORE: web.AppKey[FileStore] = web.AppKey("file_store")
+# A store's ``delete``, handed to code that removes files once its transaction commits.
+DeleteFile = Callable[[str], Awaitable[None]]
 
 _KEY = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
