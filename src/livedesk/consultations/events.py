@@ -172,8 +172,6 @@ def _advisor_only(handler: Any) -> Any:
     async def wrapped(ctx: EventContext, payload: Any) -> Any:
         staff = ctx.require_staff()
         if staff.role != Role.ADVISOR:
-            from livedesk.kit.errors import Forbidden
-
             raise Forbidden("Only advisors take consultations")
         return await handler(ctx, payload)
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from livedesk.identity import ShopperActor
+from livedesk.identity import Principal, ShopperActor
 from livedesk.kit import inputs
 from livedesk.kit.db import is_unavailable
 from livedesk.kit.errors import AppError
@@ -26,8 +26,6 @@ from livedesk.realtime.wire import UNDECODABLE, encoded_size
 
 if TYPE_CHECKING:
     from aiohttp import web
-
-    from livedesk.identity import Principal
 
 log = get_logger("livedesk.realtime")
 
