@@ -1,4 +1,4 @@
-"""Real-time benchmarks against the budgets in ARCHITECTURE.md §9.
+"""Real-time benchmarks against the budgets in ARCHITECTURE §9 (docs/architecture.md §5).
 
     python bench/realtime.py [--quick]
 
