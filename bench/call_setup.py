@@ -2,8 +2,8 @@
 
     ../shared/tools/netns-run .venv/bin/python bench/call_setup.py [--quick]
 
-Budget (ARCHITECTURE.md §9): accept → both browsers connected, Chromium on one machine,
-p50 ≤ 150 ms. Each call goes through the real path the pages take:
+Budget (ARCHITECTURE §9, in docs/architecture.md §5): accept → both browsers connected,
+Chromium on one machine, p50 ≤ 150 ms. Each call goes through the real path the pages take:
 
 1. the shopper's page (visitor token) sends ``queue.join`` ``{kind: "video"}``;
 2. the advisor's page (signed in) gets ``offer.new``, notes the time and sends

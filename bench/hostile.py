@@ -1,5 +1,5 @@
-"""Hostile clients against the budget in ARCHITECTURE.md §9: memory bounded per socket by its
-queue bound, and a well-behaved client's ack p99 ≤ 250 ms during the attack.
+"""Hostile clients against the budget in ARCHITECTURE §9 (docs/architecture.md §5): memory
+bounded per socket by its queue bound, and a well-behaved client's ack p99 ≤ 250 ms during the attack.
 
     python bench/hostile.py [--quick]
 

@@ -97,6 +97,7 @@ async def migrated_sqlite(directory: Path) -> str:
 async def seed_floor(url: str, secret: str, sizes: Sizes) -> Floor:
     """200 advisors with login sessions, 100 of them in a live video call, the supervisors,
     and shoppers with visitor tokens — written straight to the database."""
+    from livedesk.identity import VisitorClaims, VisitorTokens
     from livedesk.kit.clock import utcnow
     from livedesk.kit.db import Database
     from livedesk.models import (
@@ -111,7 +112,6 @@ async def seed_floor(url: str, secret: str, sizes: Sizes) -> Floor:
         Team,
     )
     from livedesk.staff.passwords import hash_password
-    from livedesk.visitors.tokens import VisitorClaims, VisitorTokens
 
     tokens = VisitorTokens(secret, 24 * 3600)
     password_hash = hash_password(PASSWORD)
@@ -120,7 +120,7 @@ async def seed_floor(url: str, secret: str, sizes: Sizes) -> Floor:
 
     def session_for(staff_id: uuid.UUID) -> tuple[StaffSession, str]:
         cookie = secrets.token_urlsafe(32)
-        # The session table keeps only the SHA-256 of the cookie (staff/sessions.py).
+        # The session table keeps only the SHA-256 of the cookie (identity/sessions.py).
         row = StaffSession(
             id=hashlib.sha256(cookie.encode()).hexdigest(),
             staff_id=staff_id,

@@ -1,4 +1,4 @@
-"""Real-time benchmarks against the budgets in ARCHITECTURE.md §9.
+"""Real-time benchmarks against the budgets in ARCHITECTURE §9 (docs/architecture.md §5).
 
     python bench/realtime.py [--quick]
 
@@ -138,6 +138,7 @@ async def seed_pairs(url: str, secret: str, count: int) -> list[Pair]:
     """``count`` active chat consultations, each with its own shopper and signed-in advisor,
     written straight to the database (routing and login have their own costs; this measures
     the chat path)."""
+    from livedesk.identity import VisitorClaims, VisitorTokens
     from livedesk.kit.clock import utcnow
     from livedesk.kit.db import Database
     from livedesk.models import (
@@ -150,7 +151,6 @@ async def seed_pairs(url: str, secret: str, count: int) -> list[Pair]:
         StaffSession,
     )
     from livedesk.staff.passwords import hash_password
-    from livedesk.visitors.tokens import VisitorClaims, VisitorTokens
 
     tokens = VisitorTokens(secret, 24 * 3600)
     password_hash = hash_password(PASSWORD)
@@ -170,7 +170,7 @@ async def seed_pairs(url: str, secret: str, count: int) -> list[Pair]:
                     )
                     shopper = Shopper(id=uuid.uuid4(), display_name=f"Shopper {i}")
                     cookie = secrets.token_urlsafe(32)
-                    # The session table keeps only the SHA-256 of the cookie (staff/sessions.py).
+                    # The session table keeps only the SHA-256 of the cookie (identity/sessions.py).
                     row = StaffSession(
                         id=hashlib.sha256(cookie.encode()).hexdigest(),
                         staff_id=staff.id,
@@ -360,7 +360,7 @@ async def bench_ack(workdir: Path, sizes: Sizes) -> dict[str, Any]:
 
 
 async def bench_idle(workdir: Path, sizes: Sizes) -> dict[str, Any]:
-    from livedesk.visitors.tokens import VisitorClaims, VisitorTokens
+    from livedesk.identity import VisitorClaims, VisitorTokens
 
     target = sizes.idle_connections
     say(f"idle connections: opening {target} shopper sockets on one process")

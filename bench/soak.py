@@ -85,11 +85,11 @@ async def migrated_sqlite(directory: Path) -> str:
 async def seed(url: str, secret: str, sizes: Sizes) -> tuple[list[Consultation], list[str]]:
     """Advisors with login sessions, and one active chat consultation per shopper, written
     straight to the database (routing and login have their own tests and benches)."""
+    from livedesk.identity import VisitorClaims, VisitorTokens
     from livedesk.kit.clock import utcnow
     from livedesk.kit.db import Database
     from livedesk.models import Consultation as Row
     from livedesk.models import ConsultationKind, ConsultationStatus, Role, Shopper, Staff, StaffSession
-    from livedesk.visitors.tokens import VisitorClaims, VisitorTokens
 
     tokens = VisitorTokens(secret, 24 * 3600)
     db = Database(url)
@@ -110,7 +110,7 @@ async def seed(url: str, secret: str, sizes: Sizes) -> tuple[list[Consultation],
                 session.add(staff)
                 await session.flush()
                 cookie = secrets.token_urlsafe(32)
-                # The session table keeps only the SHA-256 of the cookie (staff/sessions.py).
+                # The session table keeps only the SHA-256 of the cookie (identity/sessions.py).
                 digest = hashlib.sha256(cookie.encode()).hexdigest()
                 session.add(StaffSession(id=digest, staff_id=staff.id, csrf_token=secrets.token_urlsafe(32)))
                 cookies.append(cookie)

@@ -41,13 +41,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sqlalchemy import insert, text
 
 from _common import percentile, say
-from livedesk.customers import imports, search
-from livedesk.customers.timeline import read_timeline
+from livedesk.customers import search
+from livedesk.integrations import imports
 from livedesk.kit.db import Database
 from livedesk.kit.logging import configure_logging
 from livedesk.kit.migrate import upgrade
 from livedesk.models import IdentityKind, Shopper, ShopperIdentity, TimelineEvent, TimelineKind
 from livedesk.models.integrations import ShopperSearchTerm
+from livedesk.timeline import read_timeline
 
 FAMILY = [
     "Tanaka",

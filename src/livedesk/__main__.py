@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import SecretStr, ValidationError
 
 from livedesk.app import create_app
+from livedesk.integrations import imports_cli
 from livedesk.kit import gc_policy
 from livedesk.kit.db import Database
 from livedesk.kit.errors import AppError
@@ -22,6 +23,8 @@ from livedesk.kit.migrate import upgrade
 from livedesk.models import Role
 from livedesk.realtime import drain
 from livedesk.settings import Settings
+from livedesk.staff.schemas import StaffCreate
+from livedesk.staff.service import create_staff
 
 
 def _settings(**overrides: object) -> Settings:
@@ -59,6 +62,7 @@ def _serve(settings: Settings) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
+    # Not a cycle: the demo data is loaded only by the command that seeds it, not by `serve`.
     from livedesk.demo.seed import DEMO_PASSWORD, seed_demo
     from livedesk.demo.surveys import show_demo_survey
 
@@ -116,9 +120,6 @@ def cmd_db_upgrade(_args: argparse.Namespace) -> None:
 
 
 def cmd_staff_add(args: argparse.Namespace) -> None:
-    from livedesk.staff.schemas import StaffCreate
-    from livedesk.staff.service import create_staff
-
     settings = _settings()
     configure_logging(settings.log_level, settings.log_format)
     password = args.password or os.environ.get("LIVEDESK_NEW_STAFF_PASSWORD") or getpass.getpass("password: ")
@@ -177,8 +178,6 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--name", help="display name")
     add.add_argument("--password", help="(or LIVEDESK_NEW_STAFF_PASSWORD, or asked for)")
     add.set_defaults(func=cmd_staff_add)
-
-    from livedesk.customers import imports_cli
 
     imports_cli.add_parser(sub)
     return parser

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from livedesk import audit
-from livedesk.booking import setup_booking
-from livedesk.calls.monitoring import setup_monitoring
+from livedesk.booking.setup import setup_booking
+from livedesk.calls.monitoring_setup import setup_monitoring
 from livedesk.consultations import routes as consultation_routes
 from livedesk.consultations.chat_redelivery import redelivery_ctx
 from livedesk.consultations.chat_store import chat_store_ctx
@@ -16,6 +16,7 @@ from livedesk.consultations.file_sweep import file_sweep_ctx
 from livedesk.consultations.routing_runner import runner_ctx
 from livedesk.customers import history_routes
 from livedesk.customers import routes as customer_routes
+from livedesk.identity import TOKENS, VisitorTokens
 from livedesk.integrations import routes as integration_routes
 from livedesk.integrations import shop_routes
 from livedesk.integrations.delivery import delivery_ctx
@@ -40,14 +41,14 @@ from livedesk.system import mail_status as mail_status_routes
 from livedesk.system import routes as system_routes
 from livedesk.visitors import email_link as visitor_email_routes
 from livedesk.visitors import routes as visitor_routes
-from livedesk.visitors.service import TOKENS
-from livedesk.visitors.tokens import VisitorTokens
+from livedesk.wiring.handoffs import hand_offs
+from livedesk.wiring.realtime import event_table
 
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         # No CSRF middleware: the check lives where a route reads the staff session
-        # (staff.auth.current_staff), so routes that never read it are not touched by it.
+        # (identity.auth.current_staff), so routes that never read it are not touched by it.
         middlewares=[error_middleware],
         client_max_size=settings.max_body_bytes,
     )
@@ -64,7 +65,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(chat_store_ctx)
 
     app.cleanup_ctx.append(_visitor_tokens)
-    setup_realtime(app)
+    setup_realtime(app, event_table())
+    hand_offs(app)
     app.cleanup_ctx.append(redelivery_ctx)
     app.cleanup_ctx.append(runner_ctx)
     app.cleanup_ctx.append(file_sweep_ctx)

@@ -23,9 +23,9 @@ from pydantic import SecretStr
 from livedesk.demo import data
 from livedesk.demo.plan import PlannedShopper, build_plan, demo_anchor
 from livedesk.demo.seed import DEMO_PASSWORD
+from livedesk.identity import sign_shop_customer_id
 from livedesk.kit.clock import utcnow
 from livedesk.settings import Settings
-from livedesk.visitors.tokens import sign_shop_customer_id
 from tests.conftest import SocketClient
 from tests.e2e.conftest import axe_violations, screenshot, wait_until
 

@@ -27,11 +27,11 @@ from sqlalchemy import select
 
 from livedesk.app import create_app
 from livedesk.demo.seed import seed_demo
+from livedesk.identity import sign_shop_customer_id
 from livedesk.kit.db import Database
 from livedesk.kit.migrate import upgrade
 from livedesk.models import Booking, BookingStatus, IdentityKind, ShopperIdentity
 from livedesk.settings import Settings
-from livedesk.visitors.tokens import sign_shop_customer_id
 from tests.e2e.conftest import axe_violations, screenshot
 
 ROOT = Path(__file__).resolve().parents[2]

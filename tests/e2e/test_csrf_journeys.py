@@ -22,7 +22,7 @@ from playwright.async_api import Browser, Page, expect
 
 from livedesk.demo import data
 from livedesk.demo.seed import DEMO_PASSWORD
-from livedesk.staff.auth import SESSION_COOKIE
+from livedesk.identity import SESSION_COOKIE
 
 ADVISOR = next(s for s in data.STAFF if s.key == "sakura-tanaka")
 # Hop-by-hop headers end at the proxy; lengths are recomputed for the forwarded body.

@@ -20,8 +20,8 @@ import pytest
 from playwright.async_api import Browser, Frame, FrameLocator, Page, ViewportSize, expect
 from pydantic import SecretStr
 
+from livedesk.identity import sign_shop_customer_id
 from livedesk.settings import Settings
-from livedesk.visitors.tokens import sign_shop_customer_id
 from tests.e2e.conftest import axe_violations, screenshot, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -216,7 +216,7 @@ def _starts_with_ldk() -> Any:
 async def test_console_recommendation_goes_into_the_payment_request(
     new_page: Any, server: str, demo_password: str
 ) -> None:
-    from livedesk.visitors.tokens import sign_shop_customer_id
+    from livedesk.identity import sign_shop_customer_id
     from tests.conftest import SocketClient
 
     plan = build_plan(demo_anchor(utcnow()))

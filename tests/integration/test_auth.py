@@ -12,11 +12,11 @@ from typing import Any
 import aiohttp
 from sqlalchemy import func, select, update
 
+from livedesk.identity import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import Database
 from livedesk.models import AuditEntry, Role, StaffSession
 from livedesk.settings import Settings
-from livedesk.staff.auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
 from tests.conftest import TEST_PASSWORD, StaffAccount, login
 
 LOGIN = "/api/v1/auth/login"

@@ -1,7 +1,7 @@
 """The authorisation matrix: every REST route and every Socket.IO event × every role.
 
 The matrix is data — ``ROUTES`` and ``EVENTS`` below say which roles may use what. The tests
-walk the app's own router and the real-time registry: a route or an event with no row fails
+walk the app's own router and the real-time event table: a route or an event with no row fails
 (so does a row whose route or event is gone), and every row is exercised for every role
 against the running app: an allowed role gets through (2xx/3xx, or an ``ok`` ack — or, for
 events whose state makes them refuse, one of the row's listed business codes), every other
@@ -32,14 +32,14 @@ import pytest
 import socketio
 from aiohttp import web
 
+from livedesk.identity import sessions
 from livedesk.integrations import keys
 from livedesk.kit.db import Database
 from livedesk.kit.paths import WEB_DIR
 from livedesk.models import Role, Shopper, Team
 from livedesk.pages.shell import page_files
-from livedesk.realtime.registry import shopper_events, staff_events
 from livedesk.settings import Settings
-from livedesk.staff import sessions
+from livedesk.wiring.realtime import shopper_events, staff_events
 from tests.conftest import TEST_PASSWORD, SocketClient, StaffAccount
 
 # --- roles ----------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """One CSRF rule (issue 18, item 3): a request is cookie-authenticated only where its route
-reads the staff session (``staff.auth.current_staff``), and only there does a write need the
+reads the staff session (``identity.auth.current_staff``), and only there does a write need the
 session's X-CSRF-Token (and an allowed Origin). Public shopper routes never read it, so a
 staff cookie in the same browser changes nothing for them; the Engine.IO endpoint is guarded
 by its Origin check and the session read at connect, so staff long polling works; sign-in
@@ -19,9 +19,9 @@ import socketio
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from livedesk.identity import CSRF_HEADER, SESSION_COOKIE
 from livedesk.models import Role
 from livedesk.settings import Settings
-from livedesk.staff.auth import CSRF_HEADER, SESSION_COOKIE
 from tests.conftest import SocketClient, StaffAccount, login
 from tests.integration.test_booking_api import booking_body, confirm, make_type, next_slot, set_hours
 

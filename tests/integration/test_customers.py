@@ -13,7 +13,6 @@ from sqlalchemy import func, select
 
 from livedesk.customers import service
 from livedesk.customers.schemas import ShopperCreate
-from livedesk.customers.timeline import append_event
 from livedesk.kit.db import Database
 from livedesk.kit.errors import ValidationFailed
 from livedesk.models import (
@@ -31,6 +30,7 @@ from livedesk.models import (
     TimelineEvent,
     TimelineKind,
 )
+from livedesk.timeline import append_event
 from tests.conftest import login
 
 API = "/api/v1/shoppers"

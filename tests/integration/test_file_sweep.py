@@ -12,11 +12,11 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select, update
 
 from livedesk.consultations.file_sweep import sweep_unsent
-from livedesk.consultations.files import FILE_STORE
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import Database
 from livedesk.models import ChatFile
 from livedesk.settings import Settings
+from livedesk.uploads import FILE_STORE
 from tests.integration.test_chat_files import (
     advisor_console,
     bearer,

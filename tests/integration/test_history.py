@@ -12,13 +12,13 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from livedesk.customers.timeline import append_event
+from livedesk.identity import sign_shop_customer_id
 from livedesk.integrations import shop
 from livedesk.integrations.schemas import OrderUpsert
 from livedesk.kit.db import Database
 from livedesk.models import AuditEntry, Role, ShopperMerge, TimelineEvent, TimelineKind
 from livedesk.settings import Settings
-from livedesk.visitors.tokens import sign_shop_customer_id
+from livedesk.timeline import append_event
 from tests.conftest import login
 
 SHOP_SECRET = "shop-secret-for-history-tests"

@@ -27,6 +27,7 @@ from livedesk.booking.jobs import JOBS
 from livedesk.customers import service as customers
 from livedesk.customers.merge import merge_shoppers
 from livedesk.customers.schemas import ShopperCreate
+from livedesk.identity import TOKENS
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import Database
 from livedesk.models import (
@@ -43,7 +44,6 @@ from livedesk.models import (
     TimelineEvent,
 )
 from livedesk.settings import Settings
-from livedesk.visitors.service import TOKENS
 from tests.conftest import SmtpInbox, SocketClient, wait_until
 from tests.integration.test_booking_api import booking_body, confirm, make_type, next_slot, set_hours
 from tests.integration.test_chat_files import form, png

@@ -18,8 +18,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from livedesk.customers import imports, service
+from livedesk.customers import service
 from livedesk.customers.schemas import ShopperCreate
+from livedesk.integrations import imports
 from livedesk.kit.db import Database
 from livedesk.models import (
     IdentityKind,

@@ -13,7 +13,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from livedesk.integrations import webhooks
 from livedesk.kit.db import Database
 from livedesk.models import (
     AuditEntry,
@@ -26,6 +25,7 @@ from livedesk.models import (
     TimelineKind,
 )
 from livedesk.models.integrations import DeliveryStatus, IntegrationKey, WebhookDelivery
+from livedesk.outbox import webhooks
 from livedesk.settings import Settings
 from tests.conftest import login
 

@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from livedesk.customers import imports
+from livedesk.integrations import imports
 from livedesk.kit.db import Database
 from livedesk.models import Role, ShopOrder, ShopOrderLine, Shopper, TimelineEvent, TimelineKind
 from livedesk.models.integrations import ChannelEvent, ImportJob, ImportStatus

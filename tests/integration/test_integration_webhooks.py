@@ -17,11 +17,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
-from livedesk.integrations import webhooks
 from livedesk.integrations.delivery import DeliveryJob, backoff
 from livedesk.kit.db import Database
 from livedesk.models import Role
 from livedesk.models.integrations import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from livedesk.outbox import webhooks
 from livedesk.settings import Settings
 from tests.conftest import wait_until
 

@@ -34,7 +34,7 @@ from livedesk.models import (
     Role,
     TimelineEvent,
 )
-from livedesk.realtime.server import PROCESS
+from livedesk.realtime.process import PROCESS
 from livedesk.settings import Settings
 from tests.conftest import SocketClient, login, wait_until
 from tests.integration.test_multiprocess import (

@@ -169,11 +169,14 @@ async def test_erase_removes_everything_and_is_audited(client: Client, make_staf
 
 async def test_anonymise_keeps_rows_without_the_person(db: Database, make_staff: Any) -> None:
     from livedesk.customers.privacy import ANONYMOUS_NAME, ErasureMode, erase_shopper
+    from livedesk.wiring.privacy import privacy_participants
 
     admin = await make_staff(Role.ADMIN)
     mine = await rich_shopper(db, "a", admin.id)
     async with db.transaction() as session:
-        result = await erase_shopper(session, mine, ErasureMode.ANONYMISE, actor_staff_id=admin.id)
+        result = await erase_shopper(
+            session, mine, ErasureMode.ANONYMISE, actor_staff_id=admin.id, participants=privacy_participants()
+        )
     assert result.counts["shopper_identities"] == 3
     async with db.read() as session:
         shopper = await session.get(Shopper, mine)
@@ -214,6 +217,7 @@ async def test_erasing_deletes_recordings_through_the_recording_service(
     from livedesk.customers.privacy import ErasureMode, erase_shopper
     from livedesk.models import Recording
     from livedesk.models.recordings import ConsentPolicy, RecordingStatus
+    from livedesk.wiring.privacy import privacy_participants
 
     admin = await make_staff(Role.ADMIN)
     for mode in (ErasureMode.ANONYMISE, ErasureMode.ERASE):
@@ -231,7 +235,9 @@ async def test_erasing_deletes_recordings_through_the_recording_service(
             )
             session.add(recording)
         async with db.transaction() as session:
-            result = await erase_shopper(session, mine, mode, actor_staff_id=admin.id)
+            result = await erase_shopper(
+                session, mine, mode, actor_staff_id=admin.id, participants=privacy_participants()
+            )
         assert result.counts["recordings"] == 1
         async with db.read() as session:
             assert await session.get(Recording, recording.id) is None

@@ -18,12 +18,12 @@ from pydantic import SecretStr
 from sqlalchemy import delete
 
 from livedesk.customers.merge import merge_shoppers
+from livedesk.identity import VisitorClaims, VisitorTokens, sign_shop_customer_id
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import Database
 from livedesk.models import Role, StaffSession
 from livedesk.realtime.server import STAFF_SOCKETS
 from livedesk.settings import Settings
-from livedesk.visitors.tokens import VisitorClaims, VisitorTokens, sign_shop_customer_id
 from tests.conftest import SocketClient
 
 

@@ -14,7 +14,6 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
-from livedesk.customers.timeline import append_event
 from livedesk.kit.clock import utcnow
 from livedesk.kit.context import SETTINGS
 from livedesk.kit.db import Database
@@ -28,6 +27,7 @@ from livedesk.models import (
 )
 from livedesk.recording.storage import RECORDING_STORE
 from livedesk.settings import Settings
+from livedesk.timeline import append_event
 from tests.conftest import StaffAccount, login
 
 CONTENT = bytes(range(256)) * 40  # 10,240 bytes, every offset recognisable

@@ -29,8 +29,8 @@ from sqlalchemy import select
 from livedesk.kit.db import Database
 from livedesk.models import Message, Role
 from livedesk.realtime.protocol import MAX_EVENT_BYTES
-from livedesk.realtime.registry import shopper_events, staff_events
 from livedesk.settings import Settings
+from livedesk.wiring.realtime import shopper_events, staff_events
 from tests.conftest import SocketClient, wait_until
 
 EXAMPLES = int(os.environ.get("LIVEDESK_FUZZ_EXAMPLES", "300"))

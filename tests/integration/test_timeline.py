@@ -18,16 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from livedesk.customers import merge, service
 from livedesk.customers.schemas import ShopperCreate
-from livedesk.customers.timeline import (
+from livedesk.kit.context import DB
+from livedesk.kit.db import Database
+from livedesk.kit.errors import NotFound, ValidationFailed
+from livedesk.models import Role, Shopper, TimelineEvent, TimelineKind
+from livedesk.timeline.log import (
     append_event,
     decode_cursor,
     encode_cursor,
     read_timeline,
 )
-from livedesk.kit.context import DB
-from livedesk.kit.db import Database
-from livedesk.kit.errors import NotFound, ValidationFailed
-from livedesk.models import Role, Shopper, TimelineEvent, TimelineKind
 from tests.conftest import login
 
 API = "/api/v1/shoppers"

@@ -20,13 +20,13 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from sqlalchemy import select
 
-from livedesk.integrations import webhooks
 from livedesk.integrations.delivery import Claimed, DeliveryJob, post
 from livedesk.integrations.egress import GuardedResolver, parse_networks
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import Database
 from livedesk.models import Role
 from livedesk.models.integrations import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from livedesk.outbox import webhooks
 from livedesk.settings import Settings
 from tests.conftest import login
 

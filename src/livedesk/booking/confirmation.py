@@ -23,10 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from livedesk.booking import catalog, mails
 from livedesk.booking.records import load, record
 from livedesk.customers import guests, verification
-from livedesk.integrations import webhooks
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import Conflict
 from livedesk.models import Booking, BookingMailKind, BookingStatus, VerificationPurpose
+from livedesk.outbox import webhooks
 from livedesk.settings import Settings
 
 

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from livedesk.booking import confirmation, joining, mails
 from livedesk.booking.tokens import BookingTokens
+from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.logging import get_logger
 from livedesk.kit.mail import MAILER
@@ -59,7 +60,9 @@ class BookingJobs:
             if due:
                 async with app[DB].transaction() as session:
                     self.settled += await joining.settle_bookings(session, app[SETTINGS])
-            self.sent += await mails.send_due(app[DB], app[MAILER], app[SETTINGS], self.tokens)
+            self.sent += await mails.send_due(
+                app[DB], app[MAILER], app[SETTINGS], self.tokens, composers=app.get(mails.MAIL_COMPOSERS)
+            )
         except Exception:  # a failed pass is retried on the next tick
             log.exception("booking jobs pass failed")
         self.passes += 1
@@ -85,8 +88,6 @@ JOBS = web.AppKey("booking_jobs", BookingJobs)
 def kick_soon(app: web.Application) -> None:
     """Send what a change just queued without waiting for the next tick."""
     if JOBS in app:
-        from livedesk.kit.background import BACKGROUND
-
         app[BACKGROUND].spawn(app[JOBS].kick(), name="booking-jobs-kick")
 
 

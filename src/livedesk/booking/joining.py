@@ -26,12 +26,12 @@ from livedesk.booking import catalog
 from livedesk.booking.records import record
 from livedesk.consultations import service as consultations
 from livedesk.consultations.schemas import QueueJoin
-from livedesk.integrations import webhooks
+from livedesk.identity import VisitorClaims, VisitorTokens
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import Conflict
 from livedesk.models import Booking, BookingStatus, Consultation, ConsultationKind
+from livedesk.outbox import webhooks
 from livedesk.settings import Settings
-from livedesk.visitors.tokens import VisitorClaims, VisitorTokens
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,11 @@ expires after ``CLAIM_SECONDS`` (then, and only then, the mail may go out twice)
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from aiohttp import web
 from icalendar import Calendar, Event, vCalAddress
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,14 +36,26 @@ from livedesk.models import (
     EmailVerification,
     Staff,
 )
-from livedesk.payments.receipts import receipt_mail_for
 from livedesk.settings import Settings
 
 log = get_logger("livedesk.booking.mails")
 
 CLAIM_SECONDS = 300
 MAX_ATTEMPTS = 8
-__all__ = ["BookingMailKind", "queue_for_change", "queue_receipt", "send_due"]
+__all__ = [
+    "MAIL_COMPOSERS",
+    "BookingMailKind",
+    "ComposeMail",
+    "queue_for_change",
+    "queue_receipt",
+    "send_due",
+]
+
+# Mails another capability writes but this queue sends (a payment's receipt, by payments):
+# the composer of each such kind is registered by the composition root, so booking imports
+# no capability that builds on it. None when the mail is no longer to be sent.
+ComposeMail = Callable[[AsyncSession, uuid.UUID, Booking], Awaitable[Mail | None]]
+MAIL_COMPOSERS = web.AppKey("booking_mail_composers", Mapping[BookingMailKind, ComposeMail])
 
 
 async def queue_for_change(
@@ -360,10 +374,17 @@ def _stale(row: BookingMail, booking: Booking, now: datetime) -> bool:
 
 
 async def send_due(
-    db: Database, mailer: Mailer, settings: Settings, tokens: BookingTokens, limit: int = 50
+    db: Database,
+    mailer: Mailer,
+    settings: Settings,
+    tokens: BookingTokens,
+    limit: int = 50,
+    *,
+    composers: Mapping[BookingMailKind, ComposeMail] | None = None,
 ) -> int:
-    """Send the mails that are due and not claimed by another process. Returns how many
-    this call sent."""
+    """Send the mails that are due and not claimed by another process; a kind in
+    ``composers`` is written by its composer (``MAIL_COMPOSERS``). Returns how many this call
+    sent."""
     if not mailer.enabled:
         return 0
     now = utcnow()
@@ -403,8 +424,8 @@ async def send_due(
                 stale = verification_id is None
             if facts is None or stale:
                 mail = None
-            elif row.kind == BookingMailKind.RECEIPT:
-                mail = await receipt_mail_for(session, row.id, facts.booking)
+            elif composers and row.kind in composers:
+                mail = await composers[row.kind](session, row.id, facts.booking)
             else:
                 mail = compose(facts, row.kind, settings, tokens, verification_id=verification_id)
         if mail is None:

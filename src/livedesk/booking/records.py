@@ -11,10 +11,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from livedesk.customers.timeline import append_event
-from livedesk.integrations import webhooks
 from livedesk.kit.errors import NotFound
 from livedesk.models import Booking, ConsultationType, TimelineKind
+from livedesk.outbox import webhooks
+from livedesk.timeline import append_event
 
 
 def summary_data(booking: Booking, ctype: ConsultationType) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from livedesk.booking.schemas import (
 from livedesk.booking.slots import zone
 from livedesk.booking.tokens import BookingTokens
 from livedesk.consultations import routing_runner
+from livedesk.identity import TOKENS
 from livedesk.kit.clock import utcnow
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.http import ErrorResponse, client_ip, endpoint, json_ok, model_json
@@ -42,7 +43,6 @@ from livedesk.models import Booking, BookingStatus, ConsultationType, Staff
 from livedesk.realtime.emit import SIO
 from livedesk.settings import Settings
 from livedesk.surveys import service as surveys
-from livedesk.visitors.service import TOKENS
 
 
 def tokens_of(request: web.Request) -> BookingTokens:

@@ -31,7 +31,7 @@ from livedesk.booking.tokens import LinkClaims
 from livedesk.customers import guests, verification
 from livedesk.customers import service as customers
 from livedesk.customers.identity import DEFAULT_PHONE_REGION, IdentityError, normalize_email, normalize_phone
-from livedesk.integrations import webhooks
+from livedesk.identity import verify_shop_signature
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import Conflict, Gone, NotFound, Unauthenticated
 from livedesk.models import (
@@ -44,9 +44,9 @@ from livedesk.models import (
     Staff,
     WeeklyHours,
 )
+from livedesk.outbox import webhooks
 from livedesk.settings import Settings
 from livedesk.surveys import service as surveys
-from livedesk.visitors.tokens import verify_shop_signature
 
 _BOOKING_LOCK = 727003
 

@@ -26,12 +26,11 @@ from livedesk.booking.schemas import (
     ConsultationTypeUpdate,
 )
 from livedesk.booking.slots import zone
+from livedesk.identity import Principal, guarded, require_staff
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.errors import Forbidden, NotFound
 from livedesk.kit.http import ErrorResponse, model_json
 from livedesk.models import Booking, ConsultationType, Role
-from livedesk.staff.auth import guarded, require_staff
-from livedesk.staff.sessions import Principal
 
 ADMIN = (Role.ADMIN,)
 READERS = (Role.ADMIN, Role.SUPERVISOR)

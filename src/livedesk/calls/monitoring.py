@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,19 +34,18 @@ from aiohttp import web
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from livedesk.calls.legs import LEGS, PARTICIPANTS, Leg, LegRegistry, rtc_configuration
+from livedesk.calls.legs import PARTICIPANTS, Leg, LegRegistry, rtc_configuration
 from livedesk.calls.media import RECORDABLE, restrict_codecs
 from livedesk.calls.monitor_relay import MonitorTrack, forward_picture_loss
 from livedesk.calls.placement import PLACEMENT
-from livedesk.customers.timeline import append_event
-from livedesk.kit.background import BACKGROUND
+from livedesk.identity import Principal
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.errors import Conflict, Forbidden, NotFound
 from livedesk.kit.logging import get_logger
 from livedesk.models import Consultation, ConsultationKind, ConsultationStatus, Role, TimelineKind
 from livedesk.realtime import rooms
 from livedesk.realtime.emit import SIO
-from livedesk.staff.sessions import Principal
+from livedesk.timeline import append_event
 
 log = get_logger("livedesk.monitoring")
 
@@ -398,28 +396,3 @@ class MonitoringHub:
 
 
 MONITORING = web.AppKey("monitoring", MonitoringHub)
-
-
-async def monitoring_ctx(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx: the hub and its watcher (after the leg registry, which recording sets up)."""
-    from livedesk.calls.monitoring_events import register_operations  # the handlers import this module
-
-    hub = MonitoringHub(app, app[LEGS])
-    app[MONITORING] = hub
-    register_operations(app)
-    placement = app[PLACEMENT]
-    placement.on_moved.append(hub.tell_moved)
-
-    async def release_when_idle(leg: Leg) -> None:
-        # The call needs this process no more: the next leg or monitor may be placed anywhere.
-        if not hub.legs.legs_of(leg.call_id) and not hub.of_call(leg.call_id):
-            await placement.release(leg.call_id)
-
-    hub.legs.closers.append(release_when_idle)
-    app[BACKGROUND].spawn(hub.watch(), name="monitoring.watch")
-    yield
-    await hub.close_all()
-
-
-def setup_monitoring(app: web.Application) -> None:
-    app.cleanup_ctx.append(monitoring_ctx)

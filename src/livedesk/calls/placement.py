@@ -38,6 +38,7 @@ from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import SETTINGS
 from livedesk.kit.errors import AppError
 from livedesk.kit.logging import get_logger
+from livedesk.realtime.process import PROCESS
 
 log = get_logger("livedesk.placement")
 
@@ -284,8 +285,6 @@ PLACEMENT = web.AppKey("placement", Placement)
 
 async def placement_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: this process's channel and the watch for calls of dead processes."""
-    from livedesk.realtime.server import PROCESS  # the process id is the heartbeat's
-
     settings = app[SETTINGS]
     placement = Placement(app, app[PROCESS].id, settings.redis_url or None, settings.redis_channel)
     app[PLACEMENT] = placement

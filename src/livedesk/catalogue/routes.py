@@ -12,11 +12,11 @@ from pydantic import BaseModel, Field
 
 from livedesk.catalogue import service
 from livedesk.catalogue.schemas import ImportOut, ProductCreate, ProductOut, ProductUpdate
+from livedesk.identity import guarded, require_staff
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.errors import AppError, Forbidden, UnsupportedMediaType
 from livedesk.kit.http import ErrorResponse, model_json
 from livedesk.models import Role
-from livedesk.staff.auth import guarded, require_staff
 
 CSV_TYPES = ("text/csv", "text/plain", "application/csv")
 

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from livedesk.catalogue.schemas import SKU_PATTERN
+from livedesk.consultations.chat_store import StoredMessage
 from livedesk.models import Message, MessageKind
 from livedesk.realtime.protocol import EventModel
-
-if TYPE_CHECKING:
-    from livedesk.consultations.chat_store import StoredMessage
 
 MAX_TEXT = 4000
 

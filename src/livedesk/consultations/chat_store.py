@@ -52,7 +52,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.consultations.parties import authorise_chat_send, authorise_party
-from livedesk.customers.timeline import new_event
 from livedesk.kit.clock import utcnow
 from livedesk.kit.context import DB
 from livedesk.kit.db import DB_WAIT_SECONDS, Database
@@ -68,6 +67,7 @@ from livedesk.models import (
     TimelineKind,
 )
 from livedesk.realtime.protocol import EventContext
+from livedesk.timeline import new_event
 
 log = get_logger("livedesk.chat")
 SUMMARY_CHARS = 200

@@ -23,6 +23,7 @@ from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.errors import Forbidden
 from livedesk.models import ConsultationKind, Role, ShopperConnection
 from livedesk.realtime.emit import SIO
+from livedesk.realtime.process import PROCESS
 from livedesk.realtime.protocol import EventContext, EventSpec, NoPayload
 from livedesk.surveys import mail as survey_mail
 from livedesk.surveys import satisfaction
@@ -57,7 +58,7 @@ async def queue_join(ctx: EventContext, payload: QueueJoin) -> dict[str, Any]:
             intake, hints = await survey_service.response_for_queue(
                 session, payload.survey_response_id, shopper.shopper_id
             )
-            payload = survey_service.apply_hints(payload, hints)
+            payload = payload.with_hints(hints)
         # Refused before anything is written, so a refused join never takes a place.
         returning = await queue.admit(session, settings, shopper.shopper_id, origin)
         c = await service.join_queue(session, ctx.app[SIO], shopper.shopper_id, payload)
@@ -171,8 +172,6 @@ def _advisor_only(handler: Any) -> Any:
     async def wrapped(ctx: EventContext, payload: Any) -> Any:
         staff = ctx.require_staff()
         if staff.role != Role.ADVISOR:
-            from livedesk.kit.errors import Forbidden
-
             raise Forbidden("Only advisors take consultations")
         return await handler(ctx, payload)
 
@@ -205,8 +204,6 @@ async def on_connect(ctx: EventContext) -> None:
     reconnecting client asks consultation.current and chat.sync)."""
     if ctx.shopper is None:
         return
-    from livedesk.realtime.server import PROCESS
-
     async with ctx.app[DB].transaction() as session:
         session.add(
             ShopperConnection(sid=ctx.sid, shopper_id=ctx.shopper.shopper_id, process_id=ctx.app[PROCESS].id)

@@ -22,12 +22,12 @@ from aiohttp import web
 from sqlalchemy import ColumnElement, String, cast, delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from livedesk.consultations.files import FILE_STORE, FileStore
 from livedesk.kit.clock import utcnow
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.db import after_commit
 from livedesk.kit.logging import get_logger
 from livedesk.models import ChatFile, Message, MessageKind
+from livedesk.uploads import FILE_STORE, FileStore
 
 log = get_logger("livedesk.files")
 BATCH = 500

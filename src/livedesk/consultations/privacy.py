@@ -10,7 +10,7 @@ are copied there).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,10 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from livedesk.kit.db import after_commit
 from livedesk.kit.logging import get_logger
 from livedesk.models import ChatFile, Consultation, Message
+from livedesk.uploads import DeleteFile
 
 log = get_logger("livedesk.consultations.privacy")
-
-DeleteFile = Callable[[str], Awaitable[None]]
 
 
 async def delete_chat_files(

@@ -27,13 +27,13 @@ from aiohttp_pydantic.oas.typing import (
 )
 
 from livedesk.consultations import files
-from livedesk.consultations.files import FILE_STORE, FileOut, LocalFileStore
+from livedesk.consultations.files import FileOut
+from livedesk.identity import bearer_actor, current_staff
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.errors import BadRequest, NotFound, Unauthenticated, UnsupportedMediaType, ValidationFailed
 from livedesk.kit.http import ErrorResponse, endpoint, model_json
 from livedesk.kit.logging import get_logger
-from livedesk.staff.auth import current_staff
-from livedesk.visitors.service import bearer_actor
+from livedesk.uploads import CHUNK_BYTES, FILE_STORE, LocalFileStore
 
 log = get_logger("livedesk.files")
 
@@ -85,7 +85,7 @@ async def _file_part(request: web.Request) -> tuple[MultipartReader, BodyPartRea
 async def _chunks(reader: MultipartReader, part: BodyPartReader) -> AsyncIterator[bytes]:
     """The file part's bytes as they arrive; after them the body must end."""
     try:
-        while chunk := await part.read_chunk(files.CHUNK_BYTES):
+        while chunk := await part.read_chunk(CHUNK_BYTES):
             yield chunk
         extra = await reader.next()
     except _MALFORMED:

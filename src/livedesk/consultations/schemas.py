@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from livedesk.models import Consultation, ConsultationKind, ConsultationStatus
 from livedesk.realtime.protocol import EventModel
+from livedesk.surveys.schemas import RoutingHints
 
 Skill = Field(min_length=1, max_length=40, pattern=r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -25,6 +26,12 @@ class QueueJoin(EventModel):
     # The shopper's answers to the pre-call survey (POST /api/v1/intake-responses): they add
     # skills, teams and language to routing, and the advisor sees them in the offer.
     survey_response_id: uuid.UUID | None = None
+
+    def with_hints(self, hints: RoutingHints) -> QueueJoin:
+        """The queue request with what the intake answers ask of routing: their skills added,
+        and their language (an answer is more specific than the page's language)."""
+        skills = list(dict.fromkeys([*self.skills, *hints.skills]))[:10]
+        return self.model_copy(update={"skills": skills, "language": hints.language or self.language})
 
 
 class ConsultationRef(EventModel):

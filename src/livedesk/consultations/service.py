@@ -16,8 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.consultations.parties import authorise_party
 from livedesk.consultations.schemas import ConsultationOut, QueueJoin
-from livedesk.customers.timeline import append_event
-from livedesk.integrations import webhooks
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import Conflict, NotFound, ValidationFailed
 from livedesk.models import (
@@ -30,11 +28,13 @@ from livedesk.models import (
     Staff,
     TimelineKind,
 )
+from livedesk.outbox import webhooks
 from livedesk.realtime import rooms
 from livedesk.realtime.emit import emit
 from livedesk.realtime.protocol import EventContext
 from livedesk.staff import presence
-from livedesk.staff.events import announce as announce_presence
+from livedesk.staff.announce import announce as announce_presence
+from livedesk.timeline import append_event
 
 S = ConsultationStatus
 OPEN = (S.REQUESTED, S.QUEUED, S.OFFERED, S.ACTIVE, S.WRAP_UP)

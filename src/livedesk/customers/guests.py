@@ -18,7 +18,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,15 +25,12 @@ from livedesk.customers import search
 from livedesk.customers.merge import merge_shoppers
 from livedesk.customers.repository import load_live, new_identity, owners_of
 from livedesk.customers.schemas import DEFAULT_LOCALE, DEFAULT_TIMEZONE
-from livedesk.customers.timeline import append_event, new_event
 from livedesk.kit.clock import utcnow
 from livedesk.kit.logging import get_logger
-from livedesk.models import IdentityKind, Shopper, ShopperMerge, TimelineKind
+from livedesk.models import IdentityKind, Shopper, TimelineKind
+from livedesk.timeline import append_event, new_event
 
 log = get_logger("livedesk.customers")
-
-# How a merge must have been proven for a token of the merged profile to reach the survivor.
-PROVEN = frozenset({"shop_signature", "email_verified"})
 
 
 async def create_guest(
@@ -118,16 +114,3 @@ async def prove_email(
         )
         await search.index_shopper(session, guest.id)
     return Proven(guest.id, merged=False)
-
-
-async def proven_merge(session: AsyncSession, merged_id: uuid.UUID) -> bool:
-    """Whether ``merged_id`` was merged away by proof (not only by a staff member's
-    judgement): the one rule that decides if a token issued for it reaches the survivor."""
-    details = await session.scalar(
-        select(ShopperMerge.details)
-        .where(ShopperMerge.merged_id == merged_id)
-        .order_by(ShopperMerge.at.desc())
-        .limit(1)
-    )
-    proof = (details or {}).get("proof") if isinstance(details, dict) else None
-    return isinstance(proof, dict) and proof.get("kind") in PROVEN

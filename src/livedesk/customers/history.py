@@ -11,7 +11,7 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from livedesk.customers.timeline import append_event
+from livedesk.identity import Principal
 from livedesk.kit.errors import NotFound, ValidationFailed
 from livedesk.models import (
     Consultation,
@@ -24,7 +24,7 @@ from livedesk.models import (
 )
 from livedesk.models.integrations import ChannelEvent
 from livedesk.recording import access as recording_access
-from livedesk.staff.sessions import Principal
+from livedesk.timeline import append_event
 
 NOTE_MAX = 5000
 TRANSCRIPT_MAX = 1000

@@ -12,7 +12,6 @@ from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r201, r401, r403, r404, r422
 from pydantic import Field
 
-from livedesk.consultations.files import FILE_STORE
 from livedesk.customers import history, privacy, recommendations, search, service
 from livedesk.customers.history_schemas import (
     BoughtTogetherOut,
@@ -26,11 +25,12 @@ from livedesk.customers.history_schemas import (
     SearchHitOut,
     SearchOut,
 )
+from livedesk.identity import guarded, require_staff
 from livedesk.kit.context import DB
 from livedesk.kit.errors import ValidationFailed
 from livedesk.kit.http import ErrorResponse, model_json
 from livedesk.models import Role
-from livedesk.staff.auth import guarded, require_staff
+from livedesk.uploads import FILE_STORE
 
 EXPORT_ROLES = (Role.SUPERVISOR, Role.ADMIN)
 ERASE_ROLES = (Role.ADMIN,)
@@ -168,6 +168,7 @@ async def erase_shopper(
             shopper_id,
             body.mode,
             actor_staff_id=staff.staff_id,
+            participants=request.app[privacy.PRIVACY_PARTICIPANTS],
             delete_file=store.delete if store is not None else None,
         )
     # What the erase overwrote must not live on in SQLite's write-ahead log.

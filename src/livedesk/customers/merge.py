@@ -12,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from livedesk import audit
 from livedesk.customers import search
 from livedesk.customers.repository import ShopperView, identities_of, shopper_references
-from livedesk.customers.timeline import new_event
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import Conflict, NotFound, ValidationFailed
 from livedesk.kit.logging import get_logger
 from livedesk.models import Shopper, ShopperMerge, TimelineKind
+from livedesk.timeline import new_event
 
 log = get_logger("livedesk.customers")
 

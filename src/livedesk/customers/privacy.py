@@ -16,32 +16,33 @@ it here. Every request is audited (the entry holds counts, never the personal da
   (booking contacts and queued mails, typed survey answers and comments, chat texts and
   notes); the profile is blanked; every other row of theirs is deleted, which is what a table
   added later gets until someone decides it is worth keeping.
+
+The other capabilities take part as ``Participant``s the composition root lists
+(``wiring/privacy.py``, on the app under ``PRIVACY_PARTICIPANTS``): customers imports none of
+them, and a capability that keeps files or texts of its own is added there.
 """
 
 from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from aiohttp import web
 from pydantic_core import to_jsonable_python
 from sqlalchemy import ColumnElement, ForeignKey, FromClause, Table, delete, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk import audit
-from livedesk.booking import privacy as booking_privacy
-from livedesk.consultations import privacy as consultations_privacy
-from livedesk.consultations.privacy import DeleteFile
 from livedesk.customers.repository import load_live
-from livedesk.integrations import privacy as integrations_privacy
 from livedesk.kit.clock import utcnow
 from livedesk.kit.logging import get_logger
 from livedesk.models import AuditEntry, Base, Shopper, ShopperMerge, TimelineEvent
 from livedesk.models.integrations import ChannelEvent
-from livedesk.surveys import privacy as surveys_privacy
+from livedesk.uploads import DeleteFile
 
 log = get_logger("livedesk.privacy")
 
@@ -75,9 +76,12 @@ AUDIT_CHUNK = 500
 
 __all__ = [
     "ANONYMOUS_NAME",
+    "PRIVACY_PARTICIPANTS",
     "DeleteFile",
     "ErasureMode",
     "ErasureResult",
+    "ErasureScope",
+    "Participant",
     "erase_shopper",
     "export_shopper",
     "owned_tables",
@@ -94,6 +98,34 @@ class ErasureResult:
     shopper_id: uuid.UUID
     mode: ErasureMode
     counts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class ErasureScope:
+    """What a participant is told of one erase or anonymise request."""
+
+    actor_staff_id: uuid.UUID | None
+    # Removes a stored file by key (run after the commit), when storage is configured.
+    delete_file: DeleteFile | None
+
+
+# Each returns counts by what it removed or blanked, for the request's audit entry.
+Remove = Callable[[AsyncSession, list[uuid.UUID], ErasureScope], Awaitable[dict[str, int]]]
+Forget = Callable[[AsyncSession, list[uuid.UUID]], Awaitable[dict[str, int]]]
+
+
+@dataclass(frozen=True)
+class Participant:
+    """A capability's part in a privacy request. ``remove`` runs in both modes, before any
+    row is deleted (what the capability must clean up itself: files, outbox payloads);
+    ``forget`` runs when anonymising, to blank the texts of the rows it keeps."""
+
+    name: str
+    remove: Remove | None = None
+    forget: Forget | None = None
+
+
+PRIVACY_PARTICIPANTS = web.AppKey("privacy_participants", tuple[Participant, ...])
 
 
 def owned_tables() -> dict[str, tuple[Table, list[ForeignKey]]]:
@@ -197,13 +229,6 @@ async def _scrub_audit(session: AsyncSession, ids: list[uuid.UUID], owned: dict[
     return scrubbed
 
 
-async def _erase_recordings(session: AsyncSession, ids: list[uuid.UUID], actor: uuid.UUID | None) -> int:
-    # The recording capability owns its files and their storage; it deletes both.
-    from livedesk.recording.service import erase_for_shopper
-
-    return sum([await erase_for_shopper(session, sid, actor_staff_id=actor) for sid in ids])
-
-
 def _rowcount(result: Any) -> int:
     assert isinstance(result, CursorResult)
     return int(result.rowcount)
@@ -269,11 +294,12 @@ async def erase_shopper(
     mode: ErasureMode,
     *,
     actor_staff_id: uuid.UUID | None,
+    participants: tuple[Participant, ...],
     delete_file: DeleteFile | None = None,
 ) -> ErasureResult:
-    """Erase or anonymise one shopper (see the module docstring), in the caller's transaction.
-    ``delete_file`` removes a chat file from storage (run after the commit). Audited as
-    ``shopper.erase`` / ``shopper.anonymise`` with counts only."""
+    """Erase or anonymise one shopper (see the module docstring), in the caller's transaction,
+    with the other capabilities' ``participants``. ``delete_file`` removes a stored file (run
+    after the commit). Audited as ``shopper.erase`` / ``shopper.anonymise`` with counts only."""
     shopper, ids = await _profile_ids(session, shopper_id)
     live_id = shopper.id
     owned = owned_tables()
@@ -281,22 +307,19 @@ async def erase_shopper(
     # First, while every row is still there to be found (and before the recording service
     # writes its own entries about this request, which stay).
     counts["audit_log"] = await _scrub_audit(session, ids, owned)
-    counts["recordings"] = await _erase_recordings(session, ids, actor_staff_id)
-    counts["chat_files"] = await consultations_privacy.delete_chat_files(session, ids, delete_file)
-    # The outbox has no key to the shopper (receivers are not ours), only their id in the data.
-    counts.update(await integrations_privacy.forget_shoppers(session, ids))
+    scope = ErasureScope(actor_staff_id=actor_staff_id, delete_file=delete_file)
+    for participant in participants:
+        if participant.remove is not None:
+            counts.update(await participant.remove(session, ids, scope))
     if mode is ErasureMode.ERASE:
         counts.update(await _delete_theirs(session, ids, owned, frozenset()))
         # Merged-away rows first: they point at the live one.
         await session.execute(delete(Shopper).where(Shopper.id.in_(ids), Shopper.id != live_id))
         await session.execute(delete(Shopper).where(Shopper.id == live_id))
     else:
-        for forget in (
-            consultations_privacy.forget_shoppers,
-            booking_privacy.forget_shoppers,
-            surveys_privacy.forget_shoppers,
-        ):
-            counts.update(await forget(session, ids))
+        for participant in participants:
+            if participant.forget is not None:
+                counts.update(await participant.forget(session, ids))
         counts.update(await _blank_own_rows(session, ids))
         counts.update(await _delete_theirs(session, ids, owned, KEPT_ON_ANONYMISE))
     action = "shopper.erase" if mode is ErasureMode.ERASE else "shopper.anonymise"

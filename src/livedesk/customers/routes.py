@@ -10,7 +10,8 @@ from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r201, r401, r403, r404, r409, r422
 from pydantic import Field
 
-from livedesk.customers import merge, service, timeline
+from livedesk import timeline
+from livedesk.customers import merge, service
 from livedesk.customers.repository import ShopperView
 from livedesk.customers.schemas import (
     IdentityOut,
@@ -25,11 +26,11 @@ from livedesk.customers.schemas import (
     TimelineEventOut,
     TimelinePageOut,
 )
+from livedesk.identity import guarded, require_staff
 from livedesk.kit.context import DB
 from livedesk.kit.errors import NotFound
 from livedesk.kit.http import ErrorResponse, model_json
 from livedesk.models import Role, ShopperIdentity, TimelineEvent, TimelineKind
-from livedesk.staff.auth import guarded, require_staff
 
 # Merging cannot be undone by the people it affects, so it is a supervisor's decision.
 MERGE_ROLES = (Role.SUPERVISOR, Role.ADMIN)

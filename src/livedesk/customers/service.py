@@ -41,7 +41,6 @@ from livedesk.customers.schemas import (
     ShopperCreate,
     ShopperUpdate,
 )
-from livedesk.customers.timeline import new_event
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import Conflict, ValidationFailed
 from livedesk.kit.logging import get_logger
@@ -51,6 +50,7 @@ from livedesk.models import (
     ShopperIdentity,
     TimelineKind,
 )
+from livedesk.timeline import new_event
 
 log = get_logger("livedesk.customers")
 

@@ -32,12 +32,12 @@ from livedesk.integrations.egress import (
     parse_networks,
     refusal_for_url,
 )
-from livedesk.integrations.webhooks import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, body_of, sign
 from livedesk.kit.clock import utcnow
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.db import Database
 from livedesk.kit.logging import get_logger
 from livedesk.models.integrations import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from livedesk.outbox.webhooks import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, body_of, sign
 from livedesk.settings import Settings
 
 log = get_logger("livedesk.webhooks")

@@ -1,5 +1,5 @@
 """Admin API for CSV imports: upload a file (it runs in the background), watch its progress,
-resume one that stopped. The same rules as ``livedesk import`` (``customers/imports.py``)."""
+resume one that stopped. The same rules as ``livedesk import`` (``integrations/imports.py``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from aiohttp import BodyPartReader, web
 from aiohttp_pydantic.oas.typing import r200, r201, r401, r403, r404, r413, r422
 from pydantic import BaseModel, Field
 
-from livedesk.customers import imports
+from livedesk.identity import guarded, require_staff
+from livedesk.integrations import imports
 from livedesk.integrations.schemas import ImportOut
 from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB, SETTINGS
@@ -18,7 +19,6 @@ from livedesk.kit.errors import PayloadTooLarge, ValidationFailed
 from livedesk.kit.http import ErrorResponse, model_json
 from livedesk.models import Role
 from livedesk.models.integrations import ImportJob
-from livedesk.staff.auth import guarded, require_staff
 
 ADMIN = Role.ADMIN
 TASK = "livedesk-import"

@@ -10,6 +10,7 @@ from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r201, r401, r403, r404, r409, r422
 from pydantic import BaseModel, Field
 
+from livedesk.identity import guarded, require_staff
 from livedesk.integrations import endpoints, import_routes, keys
 from livedesk.integrations.egress import Network, parse_networks
 from livedesk.integrations.schemas import (
@@ -31,7 +32,6 @@ from livedesk.kit.errors import ValidationFailed
 from livedesk.kit.http import ErrorResponse, model_json
 from livedesk.models import Role
 from livedesk.models.integrations import DeliveryStatus, IntegrationKey, WebhookDelivery, WebhookEndpoint
-from livedesk.staff.auth import guarded, require_staff
 
 ADMIN = Role.ADMIN
 

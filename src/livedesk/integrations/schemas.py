@@ -11,9 +11,9 @@ from pydantic import AwareDatetime, BaseModel, Field, JsonValue, field_validator
 from livedesk.customers.identity import SHOP_CUSTOMER_ID_MAX
 from livedesk.customers.schemas import LOCALE_PATTERN
 from livedesk.customers.schemas import _IdentityFields as IdentityFields
-from livedesk.integrations.webhooks import EVENT_TYPES
 from livedesk.kit.http import ApiModel
 from livedesk.models import OrderChannel
+from livedesk.outbox.webhooks import EVENT_TYPES
 
 CURRENCY_PATTERN = r"^[A-Z]{3}$"
 MAX_LINES = 200

@@ -19,12 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from livedesk.customers import service as customers
 from livedesk.customers.repository import ShopperView
 from livedesk.customers.schemas import ShopperUpdate
-from livedesk.customers.timeline import live_shopper_id, new_event
 from livedesk.integrations.schemas import ChannelEventUpsert, OrderUpsert, ShopCustomer, ShopperUpsert
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import Conflict
 from livedesk.models import ShopOrder, ShopOrderLine, TimelineKind
 from livedesk.models.integrations import ChannelEvent
+from livedesk.timeline import live_shopper_id, new_event
 
 STORE_VISIT = "store.visit"
 

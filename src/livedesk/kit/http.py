@@ -18,6 +18,7 @@ from aiohttp_pydantic.decorator import inject_params
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from livedesk.kit import inputs
+from livedesk.kit.context import SETTINGS
 from livedesk.kit.db import is_unavailable
 from livedesk.kit.errors import AppError
 from livedesk.kit.logging import get_logger
@@ -220,8 +221,6 @@ def client_ip(request: web.Request) -> str:
     the last trusted hop is the answer rather than a string a client might choose.
     Addresses are normalised (an IPv4-mapped IPv6 address is its IPv4 address), so one
     client is one rate-limit key and matches IPv4 allow-lists."""
-    from livedesk.kit.context import SETTINGS
-
     peer = _hop_address(request.remote or "")
     if peer is None:
         # A Unix socket or a test transport: there is no address to be fooled about.
@@ -304,8 +303,6 @@ def _baseline_headers(request: web.Request, response: web.StreamResponse) -> Non
     response its handler has already started streaming keeps the headers it chose."""
     if response.prepared:
         return
-    from livedesk.kit.context import SETTINGS
-
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")

@@ -23,8 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.booking import mails as booking_mails
-from livedesk.customers.timeline import append_event
-from livedesk.integrations import webhooks as outgoing
+from livedesk.identity import Principal
 from livedesk.kit import money
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import Conflict, NotFound, ValidationFailed
@@ -40,11 +39,12 @@ from livedesk.models import (
     ShopOrderLine,
     TimelineKind,
 )
+from livedesk.outbox import webhooks as outgoing
 from livedesk.payments import receipts, repository
 from livedesk.payments.providers import PaymentProvider
 from livedesk.payments.schemas import RefundCreate
 from livedesk.payments.service import PAID_STATUSES, Party, announce, check_checkout
-from livedesk.staff.sessions import Principal
+from livedesk.timeline import append_event
 
 SUCCEEDED = "payment_intent.succeeded"
 FAILED = "payment_intent.payment_failed"

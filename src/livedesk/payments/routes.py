@@ -14,6 +14,7 @@ from aiohttp_pydantic.oas.typing import r200, r201, r401, r403, r404, r409, r422
 from pydantic import BaseModel, Field
 
 from livedesk.booking.jobs import kick_soon
+from livedesk.identity import bearer_actor, current_staff, guarded, require_staff
 from livedesk.kit.context import DB
 from livedesk.kit.errors import Unauthenticated, ValidationFailed
 from livedesk.kit.http import ErrorResponse, endpoint, model_json
@@ -33,8 +34,6 @@ from livedesk.payments.schemas import (
 from livedesk.payments.service import OVERSEERS, Party
 from livedesk.payments.webhook import stripe_webhook
 from livedesk.realtime.emit import SIO
-from livedesk.staff.auth import current_staff, guarded, require_staff
-from livedesk.visitors.service import bearer_actor
 
 
 async def _party(request: web.Request) -> Party:

@@ -16,9 +16,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.catalogue.service import list_products, products_by_sku
-from livedesk.customers.timeline import append_event
+from livedesk.identity import Principal, ShopperActor
 from livedesk.kit import money
-from livedesk.kit.actors import ShopperActor
 from livedesk.kit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from livedesk.models import (
     Consultation,
@@ -40,7 +39,7 @@ from livedesk.payments.schemas import (
 )
 from livedesk.realtime import rooms
 from livedesk.realtime.emit import emit
-from livedesk.staff.sessions import Principal
+from livedesk.timeline import append_event
 
 PAYMENT_UPDATED = "payment.updated"
 # Statuses whose money counts as taken (refunds are subtracted).
@@ -57,7 +56,7 @@ class Party:
 
     shopper_id: uuid.UUID | None = None
     staff: Principal | None = None
-    # A shopper token's scope: the one consultation it may reach (``kit/actors.py``).
+    # A shopper token's scope: the one consultation it may reach (``identity/actors.py``).
     scope: uuid.UUID | None = None
 
     def reaches(self, consultation_id: uuid.UUID, shopper_id: uuid.UUID) -> bool:

@@ -1,7 +1,8 @@
 """The two Socket.IO namespaces: ``/shopper`` (visitor token) and ``/staff`` (login session).
 
 They authenticate at connect, keep who-is-behind-this-sid, and dispatch every other event to
-the capability that declared it (see ``registry.py``). No rules live here.
+the capability that declared it (the table ``livedesk/wiring/realtime.py`` hands
+``setup_realtime``). No rules live here.
 """
 
 from __future__ import annotations
@@ -13,6 +14,14 @@ from typing import Any, TypeVar
 import socketio
 from aiohttp import web
 
+from livedesk.identity import (
+    SESSION_COOKIE,
+    TOKENS,
+    authenticate_shopper,
+    current_staff,
+    session_policy,
+    sessions,
+)
 from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.db import is_unavailable
@@ -23,9 +32,6 @@ from livedesk.realtime import rooms
 from livedesk.realtime.hooks import Hooks
 from livedesk.realtime.protocol import Ack, EventContext, EventSpec, dispatch, fail
 from livedesk.realtime.socket_caps import SocketCaps
-from livedesk.staff import sessions
-from livedesk.staff.auth import SESSION_COOKIE, current_staff, session_policy
-from livedesk.visitors.service import TOKENS, authenticate
 
 log = get_logger("livedesk.realtime")
 
@@ -139,12 +145,12 @@ class ShopperNamespace(LivedeskNamespace):
         except AppError as exc:
             raise _refused(exc.code, exc.message) from None
         token = auth.get("token") if isinstance(auth, dict) else None
-        # The same rule as every REST path (``visitors.service.authenticate``): a token
+        # The same rule as every REST path (``identity.shoppers.authenticate_shopper``): a token
         # outlives its profile when the shopper is erased (refused), or merged into another
         # profile (followed only when the merge was proven).
         try:
             async with self.app[DB].read() as session:
-                actor = await authenticate(session, self.app[TOKENS], token)
+                actor = await authenticate_shopper(session, self.app[TOKENS], token)
         except AppError as exc:
             raise _refused(exc.code, exc.message) from None
         ctx = EventContext(app=self.app, sid=sid, namespace=self.namespace, shopper=actor)

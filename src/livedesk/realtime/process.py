@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
 
+from aiohttp import web
 from sqlalchemy import Select, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -167,3 +168,8 @@ async def _drop_connections(
     if rows:
         await session.execute(delete(model).where(model.sid.in_([sid for sid, _ in rows])))
     return {who for _, who in rows}
+
+
+# This process's registry on the app (set by ``realtime.server``): capabilities read its ``id``
+# to stamp the connection rows they write.
+PROCESS = web.AppKey("process", ProcessRegistry)

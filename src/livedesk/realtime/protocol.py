@@ -15,19 +15,17 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from livedesk.identity import Principal, ShopperActor
 from livedesk.kit import inputs
-from livedesk.kit.actors import ShopperActor
 from livedesk.kit.db import is_unavailable
 from livedesk.kit.errors import AppError
 from livedesk.kit.http import DATABASE_UNAVAILABLE
 from livedesk.kit.logging import get_logger
+from livedesk.realtime.timing import EVENT_TIMER
 from livedesk.realtime.wire import UNDECODABLE, encoded_size
-from livedesk.supervision.timing import EVENT_TIMER
 
 if TYPE_CHECKING:
     from aiohttp import web
-
-    from livedesk.staff.sessions import Principal
 
 log = get_logger("livedesk.realtime")
 
@@ -49,7 +47,7 @@ class NoPayload(EventModel):
     pass
 
 
-# The shopper behind a socket, from their signed visitor token (``kit/actors.py``).
+# The shopper behind a socket, from their signed visitor token (``identity/actors.py``).
 Shopper = ShopperActor
 
 

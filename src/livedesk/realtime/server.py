@@ -21,20 +21,14 @@ from livedesk.realtime.engine import serve_lean
 from livedesk.realtime.engine_server import LivedeskEngineServer
 from livedesk.realtime.fanout import LocalFanout, RedisFanout
 from livedesk.realtime.namespaces import ShopperNamespace, StaffNamespace
-from livedesk.realtime.process import ProcessRegistry
-from livedesk.realtime.registry import (
-    hooks,
-    shopper_events,
-    shoppers_gone_handler,
-    staff_events,
-    staff_gone_handler,
-)
+from livedesk.realtime.process import PROCESS, ProcessRegistry
+from livedesk.realtime.table import EventTable
 from livedesk.realtime.wire import OrjsonCodec, WirePacket
 from livedesk.settings import Settings
 
-PROCESS = web.AppKey("process", ProcessRegistry)
 STAFF_SOCKETS = web.AppKey("staff_sockets", StaffNamespace)
 SHOPPER_SOCKETS = web.AppKey("shopper_sockets", ShopperNamespace)
+EVENT_TABLE = web.AppKey("event_table", EventTable)
 
 
 def _origin_policy(settings: Settings) -> Any:
@@ -74,7 +68,9 @@ class LivedeskSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         return await super()._handle_eio_connect(eio_sid, environ)
 
 
-def setup_realtime(app: web.Application) -> None:
+def setup_realtime(app: web.Application, table: EventTable) -> None:
+    """Attach the Socket.IO server, dispatching the events of ``table`` (built by the
+    composition root: ``livedesk/wiring/realtime.py``)."""
     settings = app[SETTINGS]
     manager = (
         RedisFanout(settings.redis_url, channel=settings.redis_channel)
@@ -104,11 +100,11 @@ def setup_realtime(app: web.Application) -> None:
     )
     sio.attach(app)
     app[SIO] = sio
-    event_hooks = hooks()
-    shoppers = ShopperNamespace(rooms.SHOPPER_NS, app, shopper_events(), event_hooks)
+    app[EVENT_TABLE] = table
+    shoppers = ShopperNamespace(rooms.SHOPPER_NS, app, table.shopper, table.hooks)
     sio.register_namespace(shoppers)
     app[SHOPPER_SOCKETS] = shoppers
-    staff = StaffNamespace(rooms.STAFF_NS, app, staff_events(), event_hooks)
+    staff = StaffNamespace(rooms.STAFF_NS, app, table.staff, table.hooks)
     sio.register_namespace(staff)
     app[STAFF_SOCKETS] = staff
     app.cleanup_ctx.append(_process)
@@ -128,7 +124,8 @@ async def _process(app: web.Application) -> AsyncIterator[None]:
         # other processes send in between would otherwise be lost.
         sio.manager_initialized = True
         sio.manager.initialize()
-    process = ProcessRegistry(app[DB], staff_gone_handler(app), shoppers_gone_handler(app))
+    table = app[EVENT_TABLE]
+    process = ProcessRegistry(app[DB], table.on_staff_gone(app), table.on_shoppers_gone(app))
     app[PROCESS] = process
     await process.start()
     app[BACKGROUND].spawn(app[STAFF_SOCKETS].watch_sessions(), name="staff.sessions")

@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk import audit
+from livedesk.identity import Principal
 from livedesk.kit.errors import AppError, Conflict, Forbidden, NotFound
 from livedesk.models import (
     Consultation,
@@ -30,7 +31,6 @@ from livedesk.models import (
 )
 from livedesk.recording.schemas import RecordingOut
 from livedesk.recording.service import consents_of, out
-from livedesk.staff.sessions import Principal
 
 # Roles that see every shopper's recordings (each access audited like any other).
 WIDE_ROLES = (Role.SUPERVISOR, Role.ADMIN)

@@ -10,6 +10,7 @@ import uuid
 from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r206, r401, r403, r404, r409, r416
 
+from livedesk.identity import guarded, require_staff
 from livedesk.kit.context import DB
 from livedesk.kit.errors import NotFound
 from livedesk.kit.http import ErrorResponse, RangeNotSatisfiable, model_json
@@ -18,7 +19,6 @@ from livedesk.kit.logging import get_logger
 from livedesk.recording import access
 from livedesk.recording.schemas import RecordingListOut, RecordingOut
 from livedesk.recording.storage import RECORDING_STORE
-from livedesk.staff.auth import guarded, require_staff
 
 log = get_logger("livedesk.recording")
 

@@ -22,8 +22,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk import audit
-from livedesk.customers.timeline import append_event
-from livedesk.kit.actors import ShopperActor
+from livedesk.identity import Principal, ShopperActor
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import after_commit
 from livedesk.kit.errors import Conflict, Forbidden, NotFound
@@ -40,12 +39,13 @@ from livedesk.models import (
     RecordingStatus,
     TimelineKind,
 )
+from livedesk.outbox import webhooks
 from livedesk.realtime import rooms
 from livedesk.realtime.emit import emit
 from livedesk.recording import gaps as recording_gaps
 from livedesk.recording import storage
 from livedesk.recording.schemas import ConsentOut, GapOut, RecordingOut
-from livedesk.staff.sessions import Principal
+from livedesk.timeline import append_event
 
 log = get_logger("livedesk.recording")
 
@@ -394,9 +394,6 @@ async def finish(
 
 
 async def _webhook_ready(session: AsyncSession, payload: RecordingOut) -> None:
-    # Imported here: the integrations capability is optional for the recorder to work.
-    from livedesk.integrations import webhooks
-
     await webhooks.enqueue(
         session,
         webhooks.RECORDING_READY,

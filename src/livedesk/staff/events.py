@@ -6,37 +6,24 @@ import asyncio
 import uuid
 from typing import Any, Literal
 
-import socketio
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.logging import get_logger
 from livedesk.models import PresenceStatus
 from livedesk.realtime import rooms
-from livedesk.realtime.emit import SIO, emit
+from livedesk.realtime.emit import SIO
+from livedesk.realtime.process import PROCESS
 from livedesk.realtime.protocol import EventContext, EventModel, EventSpec, NoPayload
 from livedesk.staff import presence
-from livedesk.staff.presence import PresenceView
+from livedesk.staff.announce import after_presence_change, announce
 
 log = get_logger("livedesk.presence")
-
-PRESENCE_CHANGED = "presence.changed"
 
 
 class PresenceSet(EventModel):
     status: Literal["available", "away"]
-
-
-def presence_recipients(view: PresenceView) -> list[str]:
-    """Who hears of a presence change: supervisors, and the advisor's own tabs."""
-    return [rooms.supervisors(), rooms.staff(view.staff_id)]
-
-
-def announce(session: AsyncSession, sio: socketio.AsyncServer, view: PresenceView) -> None:
-    for room in presence_recipients(view):
-        emit(session, sio, PRESENCE_CHANGED, view.as_event(), room=room, namespace=rooms.STAFF_NS)
 
 
 async def refresh(app: web.Application, staff_ids: set[uuid.UUID]) -> None:
@@ -49,18 +36,9 @@ async def refresh(app: web.Application, staff_ids: set[uuid.UUID]) -> None:
     await after_presence_change(app)
 
 
-async def after_presence_change(app: web.Application) -> None:
-    """Routing may now have someone new to offer to."""
-    from livedesk.consultations.routing_runner import kick
-
-    await kick(app)
-
-
 async def on_connect(ctx: EventContext) -> None:
     if ctx.staff is None:
         return
-    from livedesk.realtime.server import PROCESS
-
     if ctx.staff.role.value in ("supervisor", "admin"):
         await ctx.app[SIO].enter_room(ctx.sid, rooms.supervisors(), namespace=rooms.STAFF_NS)
     if ctx.staff.role.value == "advisor":

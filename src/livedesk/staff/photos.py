@@ -25,13 +25,7 @@ from aiohttp_pydantic.oas.typing import r200, r304, r400, r401, r403, r404, r413
 from sqlalchemy import select
 
 from livedesk import audit
-from livedesk.consultations.files import (
-    CHUNK_BYTES,
-    MULTIPART_OVERHEAD,
-    FileStore,
-    LocalFileStore,
-    storage_key,
-)
+from livedesk.identity import current_staff, guarded, require_staff
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.errors import (
     BadRequest,
@@ -44,8 +38,14 @@ from livedesk.kit.errors import (
 from livedesk.kit.http import ErrorResponse, endpoint, model_json
 from livedesk.kit.logging import get_logger
 from livedesk.models import Role, Staff
-from livedesk.staff.auth import current_staff, guarded, require_staff
 from livedesk.staff.schemas import StaffOut
+from livedesk.uploads import (
+    CHUNK_BYTES,
+    MULTIPART_OVERHEAD,
+    FileStore,
+    LocalFileStore,
+    storage_key,
+)
 
 log = get_logger("livedesk.staff.photos")
 

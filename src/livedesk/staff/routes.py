@@ -10,14 +10,8 @@ from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r201, r204, r401, r403, r404, r409, r415, r422, r429, r503
 
 from livedesk import audit
-from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
-from livedesk.kit.errors import Unauthenticated
-from livedesk.kit.http import ErrorResponse, client_ip, endpoint, error_response, model_json
-from livedesk.kit.logging import get_logger
-from livedesk.models import Role, Staff
-from livedesk.realtime.kick import disconnect_staff
-from livedesk.staff import service, sessions, signin
-from livedesk.staff.auth import (
+from livedesk.identity import Principal, sessions
+from livedesk.identity.auth import (
     SESSION_COOKIE,
     clear_session_cookies,
     current_staff,
@@ -26,6 +20,13 @@ from livedesk.staff.auth import (
     require_staff,
     set_session_cookies,
 )
+from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
+from livedesk.kit.errors import Unauthenticated
+from livedesk.kit.http import ErrorResponse, client_ip, endpoint, error_response, model_json
+from livedesk.kit.logging import get_logger
+from livedesk.models import Role, Staff
+from livedesk.realtime.kick import disconnect_staff
+from livedesk.staff import service, signin
 from livedesk.staff.schemas import (
     IdFilter,
     LoginRequest,
@@ -39,7 +40,6 @@ from livedesk.staff.schemas import (
     TeamOut,
     TeamUpdate,
 )
-from livedesk.staff.sessions import Principal
 from livedesk.staff.signin import PASSWORD_CHECKS, SIGN_IN_BUDGETS, SignInBusy
 
 log = get_logger("livedesk.staff")

@@ -28,11 +28,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk import audit
+from livedesk.identity import end_all_sessions
 from livedesk.kit.errors import Conflict, NotFound, ValidationFailed
 from livedesk.models import Role, Staff, StaffSession, Team
 from livedesk.staff.passwords import hash_password, verify_password
 from livedesk.staff.schemas import StaffCreate, StaffUpdate, TeamCreate, TeamUpdate
-from livedesk.staff.sessions import end_all_sessions
 
 # Audit actions written by this module (``noun.verb``).
 STAFF_CREATED = "staff.created"

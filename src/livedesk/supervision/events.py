@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from livedesk.identity import Principal
 from livedesk.kit.clock import utcnow
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.errors import Forbidden
 from livedesk.models import Role
 from livedesk.realtime.protocol import EventContext, EventSpec
-from livedesk.staff.sessions import Principal
 from livedesk.supervision import board
 from livedesk.supervision.cache import figures_of
 from livedesk.supervision.schemas import BoardQuery, BoardSnapshot, Figures, FiguresQuery

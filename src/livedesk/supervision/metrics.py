@@ -36,8 +36,8 @@ from livedesk.models import (
 from livedesk.models.recordings import Recording, RecordingStatus
 from livedesk.realtime import rooms
 from livedesk.realtime.emit import SIO
+from livedesk.realtime.timing import EVENT_TIMER, EventTimer
 from livedesk.settings import Settings
-from livedesk.supervision.timing import EVENT_TIMER, EventTimer
 
 S = ConsultationStatus
 IN_PROGRESS = (RecordingStatus.RECORDING, RecordingStatus.PROCESSING)

@@ -6,10 +6,10 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r401, r403, r422
 
+from livedesk.identity import guarded, require_staff
 from livedesk.kit.clock import utcnow
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.http import ErrorResponse, model_json
-from livedesk.staff.auth import guarded, require_staff
 from livedesk.supervision import board, figures
 from livedesk.supervision.cache import FIGURES_CACHE, FiguresCache, figures_of
 from livedesk.supervision.events import SUPERVISING_ROLES

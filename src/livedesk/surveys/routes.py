@@ -12,12 +12,11 @@ from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r201, r401, r403, r404, r409, r422, r429
 from pydantic import BaseModel
 
-from livedesk.kit.actors import ShopperActor
+from livedesk.identity import ShopperActor, bearer_actor, guarded, require_staff
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.errors import Forbidden, Unauthenticated, ValidationFailed
 from livedesk.kit.http import ErrorResponse, endpoint, model_json
 from livedesk.models import Consultation, Role
-from livedesk.staff.auth import guarded, require_staff
 from livedesk.staff.schemas import IdFilter
 from livedesk.surveys import mail, satisfaction, service
 from livedesk.surveys.schemas import (
@@ -40,7 +39,6 @@ from livedesk.surveys.schemas import (
     SurveyUpdate,
     SurveyView,
 )
-from livedesk.visitors.service import bearer_actor
 
 ADMIN = (Role.ADMIN,)
 # Supervisors read surveys and answers (their board and reviews need them) but change nothing.
@@ -49,7 +47,7 @@ READERS = (Role.ADMIN, Role.SUPERVISOR)
 
 async def _visitor(request: web.Request) -> ShopperActor:
     """The shopper behind ``Authorization: Bearer <visitor token>`` (the one rule of
-    ``visitors.service.authenticate``: merges followed only when proven, scopes kept)."""
+    ``identity.shoppers.authenticate_shopper``: merges followed only when proven, scopes kept)."""
     actor = await bearer_actor(request)
     if actor is None:
         raise Unauthenticated("Send Authorization: Bearer <visitor token>", code="token_missing")

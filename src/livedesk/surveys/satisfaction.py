@@ -12,7 +12,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from livedesk.customers.timeline import append_event
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from livedesk.models import (
@@ -30,6 +29,7 @@ from livedesk.surveys.schemas import (
     SatisfactionOut,
     SatisfactionSubmit,
 )
+from livedesk.timeline import append_event
 
 _SALT = "livedesk.satisfaction.v1"
 # A mail link stays good for a month: people answer mail late, not never.

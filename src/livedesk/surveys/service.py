@@ -14,8 +14,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from livedesk.consultations.schemas import QueueJoin
-from livedesk.customers.timeline import append_event, live_shopper_id
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from livedesk.models import (
@@ -47,6 +45,7 @@ from livedesk.surveys.schemas import (
     SurveyUpdate,
     SurveyView,
 )
+from livedesk.timeline import append_event, live_shopper_id
 
 __all__ = [
     "INSTANT",
@@ -412,13 +411,6 @@ async def response_for_queue(
         # Someone else's response is as good as none: its existence is not told.
         raise NotFound("No such survey response", code="survey_response_not_found")
     return response, RoutingHints.model_validate(response.routing)
-
-
-def apply_hints(request: QueueJoin, hints: RoutingHints) -> QueueJoin:
-    """The queue request with what the answers ask of routing: their skills added, and their
-    language (an answer is more specific than the page's language)."""
-    skills = list(dict.fromkeys([*request.skills, *hints.skills]))[:10]
-    return request.model_copy(update={"skills": skills, "language": hints.language or request.language})
 
 
 async def link_to_consultation(session: AsyncSession, response: SurveyResponse, c: Consultation) -> None:

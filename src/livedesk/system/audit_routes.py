@@ -16,11 +16,11 @@ from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy import select
 
 from livedesk import audit
+from livedesk.identity import guarded
 from livedesk.kit.context import DB
 from livedesk.kit.cursor import decode_cursor, encode_cursor
 from livedesk.kit.http import ErrorResponse, model_json
 from livedesk.models import Role, Staff
-from livedesk.staff.auth import guarded
 
 MAX_LIMIT = 200
 

@@ -13,12 +13,12 @@ from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r401, r403
 from pydantic import BaseModel
 
+from livedesk.identity import guarded
 from livedesk.kit.context import SETTINGS
 from livedesk.kit.http import ErrorResponse, model_json
 from livedesk.kit.logging import get_logger
 from livedesk.models import Role
 from livedesk.settings import Settings
-from livedesk.staff.auth import guarded
 
 log = get_logger("livedesk.system")
 

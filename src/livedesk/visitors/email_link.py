@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from livedesk.customers import guests, verification
 from livedesk.customers.identity import IdentityError, normalize_email
 from livedesk.customers.repository import identities_of, owners_of
-from livedesk.kit.actors import ShopperActor
+from livedesk.identity import TOKENS, ShopperActor, VisitorClaims, bearer_actor
 from livedesk.kit.clock import utcnow
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.errors import Conflict, Forbidden, ServiceUnavailable, Unauthenticated, ValidationFailed
@@ -32,8 +32,6 @@ from livedesk.kit.http import ApiModel, ErrorResponse, client_ip, endpoint, mode
 from livedesk.kit.logging import get_logger
 from livedesk.kit.mail import MAILER, Mail, MailError
 from livedesk.models import IdentityKind, VerificationPurpose
-from livedesk.visitors.service import TOKENS, bearer_actor
-from livedesk.visitors.tokens import VisitorClaims
 
 log = get_logger("livedesk.visitors")
 

@@ -7,12 +7,11 @@ from aiohttp_pydantic.oas.typing import r200, r201, r401, r422
 from pydantic import BaseModel, Field
 
 from livedesk.calls.ice import ice_servers
+from livedesk.identity import TOKENS, current_staff
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.errors import Unauthenticated
 from livedesk.kit.http import ApiModel, ErrorResponse, client_ip, endpoint, json_ok, model_json
-from livedesk.staff.auth import current_staff
 from livedesk.visitors import service
-from livedesk.visitors.service import TOKENS
 
 
 class VisitorStart(ApiModel):

@@ -5,66 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import uuid
 
-from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from livedesk.customers import guests
 from livedesk.customers import service as customers
 from livedesk.customers.linking import link_guest
 from livedesk.customers.schemas import ShopperCreate
-from livedesk.customers.timeline import live_shopper_id
-from livedesk.kit.actors import ShopperActor
-from livedesk.kit.context import DB
-from livedesk.kit.errors import NotFound, Unauthenticated
-from livedesk.models import Shopper
-from livedesk.visitors.tokens import VisitorClaims, VisitorTokens, verify_shop_signature
-
-TOKENS = web.AppKey("visitor_tokens", VisitorTokens)
-
-
-async def standing_for(session: AsyncSession, shopper_id: uuid.UUID) -> uuid.UUID:
-    """The profile a visitor token for ``shopper_id`` reaches now: itself while it is live;
-    after a merge, the survivor only if the merge was proven (the shop's signature or a
-    verified e-mail) — a staff member's merge joins histories, not browsers. 401
-    ``token_revoked`` otherwise; ``unknown_shopper`` once the profile is erased."""
-    row = await session.get(Shopper, shopper_id)
-    if row is None:
-        raise Unauthenticated("This visitor is no longer known; start again", code="unknown_shopper")
-    if row.merged_into_id is None:
-        return shopper_id
-    if not await guests.proven_merge(session, shopper_id):
-        raise Unauthenticated("This visit has ended; start again", code="token_revoked")
-    try:
-        return await live_shopper_id(session, shopper_id, lock=False)
-    except NotFound:
-        raise Unauthenticated(
-            "This visitor is no longer known; start again", code="unknown_shopper"
-        ) from None
-
-
-async def authenticate(session: AsyncSession, tokens: VisitorTokens, token: object) -> ShopperActor:
-    """The one rule for a shopper's token, on every path (Socket.IO connect and REST):
-    signature and expiry, the profile it reaches now, and its scope."""
-    claims = tokens.verify(token)
-    shopper_id = await standing_for(session, claims.shopper_id)
-    return ShopperActor(
-        shopper_id=shopper_id, visitor_id=claims.visitor_id, consultation_id=claims.consultation_id
-    )
-
-
-async def bearer_actor(request: web.Request) -> ShopperActor | None:
-    """The shopper behind ``Authorization: Bearer <visitor token>`` (None without that
-    header; 401 for any other scheme or a token that does not hold)."""
-    header = request.headers.get("Authorization")
-    if header is None:
-        return None
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("Use Authorization: Bearer <visitor token>", code="token_invalid")
-    async with request.app[DB].read() as session:
-        return await authenticate(session, request.app[TOKENS], token.strip())
+from livedesk.identity import VisitorClaims, VisitorTokens, verify_shop_signature
+from livedesk.identity.shoppers import standing_for
+from livedesk.kit.errors import Unauthenticated
 
 
 async def start_visit(

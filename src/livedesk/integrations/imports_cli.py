@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from livedesk.customers import imports
+from livedesk.integrations import imports
 from livedesk.kit.db import Database
 from livedesk.kit.errors import AppError
 from livedesk.kit.logging import configure_logging

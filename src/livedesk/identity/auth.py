@@ -19,12 +19,12 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+import livedesk.identity.sessions as sessions  # the module, not the package face (which imports this one)
+from livedesk.identity.sessions import Principal, SessionPolicy
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.errors import Forbidden, Unauthenticated, UnsupportedMediaType
 from livedesk.kit.http import Handler, endpoint
 from livedesk.models import Role
-from livedesk.staff import sessions
-from livedesk.staff.sessions import Principal, SessionPolicy
 
 SESSION_COOKIE = "livedesk_session"
 CSRF_COOKIE = "livedesk_csrf"

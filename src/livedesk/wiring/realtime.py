@@ -1,5 +1,8 @@
 """Which capability handles which Socket.IO event, and which hooks run at connect and
-disconnect — the one list to read to know the whole real-time surface."""
+disconnect — the one list to read to know the whole real-time surface.
+
+Part of the composition root: ``app.py`` passes ``event_table()`` to
+``realtime.server.setup_realtime``, so the transport (``realtime/``) imports no capability."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from livedesk.consultations import events as consultation_events
 from livedesk.realtime.hooks import Hooks
 from livedesk.realtime.process import OnShoppersGone, OnStaffGone
 from livedesk.realtime.protocol import EventSpec, specs_by_name
+from livedesk.realtime.table import EventTable
 from livedesk.recording import events as recording_events
 from livedesk.staff import events as staff_events_module
 from livedesk.supervision import events as supervision_events
@@ -66,3 +70,13 @@ def staff_gone_handler(app: web.Application) -> OnStaffGone:
         await staff_events_module.refresh(app, staff_ids)
 
     return handle
+
+
+def event_table() -> EventTable:
+    return EventTable(
+        shopper=shopper_events(),
+        staff=staff_events(),
+        hooks=hooks(),
+        on_staff_gone=staff_gone_handler,
+        on_shoppers_gone=shoppers_gone_handler,
+    )

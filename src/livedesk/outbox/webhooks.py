@@ -1,9 +1,9 @@
-"""Outgoing webhooks: the outbox and the signature.
+"""Outgoing webhooks: the outbox and the signature (a piece of the shared kernel).
 
 Any capability calls ``enqueue(session, event_type, payload)`` in the transaction of the
 fact it reports; one outbox row per subscribed endpoint is written there, so a delivery
-exists exactly when the fact was committed. The delivery job (``delivery.py``) posts the rows
-later, signed, with retries.
+exists exactly when the fact was committed. The delivery job (``integrations/delivery.py``)
+posts the rows later, signed, with retries.
 
 Signature: header ``Livedesk-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>`` over
 ``f"{t}.{raw body}"`` with the endpoint's secret (the same scheme as Stripe's, so receivers
