@@ -24,7 +24,6 @@ database (``check_monitorable``, ``note_on_timeline``); the Socket.IO handlers a
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -44,6 +43,7 @@ from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.errors import Conflict, Forbidden, NotFound
 from livedesk.kit.logging import get_logger
+from livedesk.kit.periodic import Periodic
 from livedesk.models import Consultation, ConsultationKind, ConsultationStatus, Role, TimelineKind
 from livedesk.realtime import rooms
 from livedesk.realtime.emit import SIO
@@ -341,16 +341,9 @@ class MonitoringHub:
             await self.stop(monitor.id, reason=reason)
         await self.legs.release(consultation_id, "monitoring")
 
-    async def watch(self) -> None:
-        """End monitoring of calls that ended (hang-up, consultation closed)."""
-        while True:
-            await asyncio.sleep(WATCH_SECONDS)
-            try:
-                await self.check_calls()
-            except Exception:
-                log.exception("monitoring watch failed")
-
     async def check_calls(self) -> None:
+        """End monitoring of calls that ended (hang-up, consultation closed); every
+        ``WATCH_SECONDS``."""
         if self.remote:
             await self.forget_dead_holders()
         for consultation_id in {m.consultation_id for m in self.monitors.values()}:
@@ -416,7 +409,7 @@ async def monitoring_ctx(app: web.Application) -> AsyncIterator[None]:
             await placement.release(leg.call_id)
 
     hub.legs.closers.append(release_when_idle)
-    app[BACKGROUND].spawn(hub.watch(), name="monitoring.watch")
+    Periodic("monitoring.watch", hub.check_calls, every=WATCH_SECONDS).spawn(app[BACKGROUND])
     yield
     await hub.close_all()
 

@@ -129,16 +129,17 @@ class LivedeskEngineServer(engineio.AsyncServer):  # type: ignore[misc]
             if not poll.done():  # this handler itself was cancelled (shutdown)
                 poll.cancel()
 
-    async def watch_stalls(self) -> None:
-        """Abort websockets whose writes have been blocked past ``stall_seconds`` (one pass
-        over the lean websockets every quarter of it, at most every second)."""
-        loop = asyncio.get_running_loop()
-        every = min(_POLL_CHECK_SECONDS, self.stall_seconds / 4)
-        while True:
-            await asyncio.sleep(every)
-            now = loop.time()
-            for sock in [s for s in self.lean_sockets if s.stalled(now)]:
-                sock.break_off("write_stalled")
+    @property
+    def stall_check_seconds(self) -> float:
+        """How often ``break_stalled`` runs: every quarter of ``stall_seconds``, at most every
+        second."""
+        return min(_POLL_CHECK_SECONDS, self.stall_seconds / 4)
+
+    async def break_stalled(self) -> None:
+        """Abort websockets whose writes have been blocked past ``stall_seconds``."""
+        now = asyncio.get_running_loop().time()
+        for sock in [s for s in self.lean_sockets if s.stalled(now)]:
+            sock.break_off("write_stalled")
 
     async def drain(self, within: float) -> int:
         """Refuse new sessions, then end every socket gracefully (``LeanSocket.drain``): the
