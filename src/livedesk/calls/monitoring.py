@@ -412,7 +412,3 @@ async def monitoring_ctx(app: web.Application) -> AsyncIterator[None]:
     Periodic("monitoring.watch", hub.check_calls, every=WATCH_SECONDS).spawn(app[BACKGROUND])
     yield
     await hub.close_all()
-
-
-def setup_monitoring(app: web.Application) -> None:
-    app.cleanup_ctx.append(monitoring_ctx)
