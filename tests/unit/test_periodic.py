@@ -101,6 +101,19 @@ async def test_a_failing_run_is_logged_with_its_name_and_the_loop_goes_on() -> N
     assert failed[0]["log_level"] == "error"
 
 
+async def test_a_quiet_job_logs_a_failure_as_a_warning_without_its_traceback() -> None:
+    async def away() -> None:
+        raise ConnectionError("redis away")
+
+    job = Periodic("quiet-job", away, every=1, quiet=True)
+    with structlog.testing.capture_logs() as logs:
+        await job.kick()
+    (entry,) = [e for e in logs if e.get("job") == "quiet-job"]
+    assert entry["log_level"] == "warning"
+    assert entry["error"] == "ConnectionError('redis away')"
+    assert "exc_info" not in entry
+
+
 async def test_stop_cancels_a_wait_and_a_run_at_once() -> None:
     job = Periodic("idle", _never, every=3600)
     job.start()

@@ -230,7 +230,7 @@ async def redelivery_ctx(app: web.Application) -> AsyncIterator[None]:
     redelivery = Redelivery(app)
     app[REDELIVERY] = redelivery
     # A database blip fails one tick (logged); the next looks again.
-    job = Periodic("chat.redelivery", redelivery.tick, every=EVERY_SECONDS)
+    job = Periodic("chat.redelivery", redelivery.tick, every=EVERY_SECONDS, quiet=True)
     job.start()
     yield
     await job.stop()

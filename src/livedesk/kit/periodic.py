@@ -8,7 +8,8 @@ What each job used to write by hand, and gets here:
   run under way at once; cancellation is never swallowed.
 - **jitter**: each wait is ``every`` ± ``jitter`` (a fraction), so replicas started together do
   not all hit the database in the same instant, tick after tick.
-- **errors keep the loop alive**: a run that raises is logged with the job's name and the loop
+- **errors keep the loop alive**: a run that raises is logged with the job's name (an error with
+  its traceback, or a warning for ``quiet`` jobs whose failures are expected blips) and the loop
   goes on to the next tick.
 - **run now** (``kick``): a pass right away, coalesced — a kick during a pass makes one more pass,
   not one per kick — for jobs that something else can make due (a shopper joined the queue, a
@@ -112,12 +113,14 @@ class Periodic:
         first_at_once: bool = False,
         again_at_once: Callable[[object], bool] | None = None,
         claim: Claim | None = None,
+        quiet: bool = False,
         sleep: Sleep = asyncio.sleep,
         rand: Callable[[], float] = random.random,
     ) -> None:
         """``first_at_once`` runs the first pass on start instead of after one interval;
         ``again_at_once(result)`` says the run left work behind (a full batch) and the next
-        should start without waiting."""
+        should start without waiting; ``quiet`` logs a failed run as a warning without its
+        traceback (for a job whose failures are expected blips: Redis or the database away)."""
         if not 0 <= jitter < 1:
             raise ValueError("jitter is a fraction of the interval, from 0 up to (not including) 1")
         self.name = name
@@ -127,6 +130,7 @@ class Periodic:
         self._first_at_once = first_at_once
         self._again_at_once = again_at_once
         self._claim = claim
+        self._quiet = quiet
         self._sleep = sleep
         self._rand = rand
         self.holder = uuid.uuid4().hex
@@ -171,9 +175,12 @@ class Periodic:
                     self.skipped += 1
                     return None
             result = await self._work()
-        except Exception:  # the next tick tries again: one failing run must not end the job
+        except Exception as exc:  # the next tick tries again: one failing run must not end the job
             self.failures += 1
-            log.exception("periodic job failed", job=self.name)
+            if self._quiet:
+                log.warning("periodic job failed", job=self.name, error=repr(exc))
+            else:
+                log.exception("periodic job failed", job=self.name)
             return None
         self.runs += 1
         return result

@@ -15,7 +15,8 @@ POSTs held +214 MB, 300 descriptors and 304 connections in CLOSE_WAIT, and SIGTE
 - a long poll (GET) whose client went away ends at once: aiohttp cancels handlers only when
   ``handler_cancellation`` is on for the whole app, so this endpoint checks its own
   connection while it waits (once a second; long polling is the fallback transport);
-- ``watch_stalls`` aborts a websocket whose write has been blocked for ``stall_seconds``;
+- ``break_stalled`` (run every ``stall_check_seconds``) aborts a websocket whose write has been
+  blocked for ``stall_seconds``;
 - ``stop`` (``app.on_shutdown``, before aiohttp waits for handlers) closes every socket, so
   polls answer and websockets end within seconds of SIGTERM;
 - ``drain`` (a graceful deploy, ``realtime/drain.py``) first refuses new sessions (503) and

@@ -135,11 +135,12 @@ async def _process(app: web.Application) -> AsyncIterator[None]:
     await process.start()
     # The database or Redis may be away for a round: it is logged, and the next one tries again.
     recheck = app[STAFF_SOCKETS].recheck_sessions
-    Periodic("staff.sessions", recheck, every=STAFF_RECHECK_SECONDS).spawn(app[BACKGROUND])
+    Periodic("staff.sessions", recheck, every=STAFF_RECHECK_SECONDS, quiet=True).spawn(app[BACKGROUND])
     Periodic("engine.stalls", sio.eio.break_stalled, every=sio.eio.stall_check_seconds).spawn(app[BACKGROUND])
     caps = app[SHOPPER_SOCKETS].caps
     if caps.shared:
-        Periodic("socket-caps.refresh", caps.refresh, every=REFRESH_SECONDS).spawn(app[BACKGROUND])
+        refresh = Periodic("socket-caps.refresh", caps.refresh, every=REFRESH_SECONDS, quiet=True)
+        refresh.spawn(app[BACKGROUND])
     yield
     drained = app.get(DRAIN)
     if drained is not None and drained.draining:
