@@ -1,3 +1,2 @@
 """Booking calendar with advisor nomination: consultation types, availability, slots,
-bookings, mails with ICS, reminders, joining at the booked time and no-shows. It plugs into
-the app through ``setup.py``."""
+bookings, mails with ICS, reminders, joining at the booked time and no-shows."""

@@ -6,8 +6,6 @@ out once and each booking is settled once."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -18,6 +16,7 @@ from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.logging import get_logger
 from livedesk.kit.mail import MAILER
+from livedesk.kit.periodic import Periodic
 
 log = get_logger("livedesk.booking.jobs")
 
@@ -26,9 +25,10 @@ class BookingJobs:
     def __init__(self, app: web.Application) -> None:
         self.app = app
         self.tokens = BookingTokens(app[SETTINGS].secret_key.get_secret_value())
-        self._lock = asyncio.Lock()
-        self._again = False
-        self._task: asyncio.Task[None] | None = None
+        # The tick reads the interval from settings each time (tests shorten it).
+        self._job = Periodic(
+            "livedesk-booking-jobs", self._pass, every=lambda: app[SETTINGS].booking_job_seconds
+        )
         # For tests and diagnostics: passes run, mails sent and bookings settled here.
         self.passes = 0
         self.sent = 0
@@ -37,14 +37,7 @@ class BookingJobs:
 
     async def kick(self) -> None:
         """Run a pass now (coalesced: a kick during a pass makes one more pass)."""
-        if self._lock.locked():
-            self._again = True
-            return
-        async with self._lock:
-            self._again = True
-            while self._again:
-                self._again = False
-                await self._pass()
+        await self._job.kick()
 
     async def _pass(self) -> None:
         app = self.app
@@ -67,19 +60,11 @@ class BookingJobs:
             log.exception("booking jobs pass failed")
         self.passes += 1
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.app[SETTINGS].booking_job_seconds)
-            await self.kick()
-
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="livedesk-booking-jobs")
+        self._job.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._job.stop()
 
 
 JOBS = web.AppKey("booking_jobs", BookingJobs)

@@ -1,4 +1,4 @@
-"""How the booking capability plugs into ``create_app``: its routes and its jobs."""
+"""How booking plugs into the app: its one ``setup``, called from ``create_app``."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from livedesk.booking import routes, staff_routes
 from livedesk.booking.jobs import jobs_ctx
 
 
-def setup_booking(app: web.Application) -> None:
-    """Routes and the booking jobs (mails, no-shows), hooked into ``create_app``."""
+def setup(app: web.Application) -> None:
+    """Routes and the booking jobs (mails, no-shows)."""
     app.cleanup_ctx.append(jobs_ctx)
     routes.setup_routes(app)
     staff_routes.setup_routes(app)

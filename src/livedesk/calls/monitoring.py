@@ -24,7 +24,6 @@ database (``check_monitorable``, ``note_on_timeline``); the Socket.IO handlers a
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from dataclasses import dataclass, field
@@ -339,16 +338,9 @@ class MonitoringHub:
             await self.stop(monitor.id, reason=reason)
         await self.legs.release(consultation_id, "monitoring")
 
-    async def watch(self) -> None:
-        """End monitoring of calls that ended (hang-up, consultation closed)."""
-        while True:
-            await asyncio.sleep(WATCH_SECONDS)
-            try:
-                await self.check_calls()
-            except Exception:
-                log.exception("monitoring watch failed")
-
     async def check_calls(self) -> None:
+        """End monitoring of calls that ended (hang-up, consultation closed); every
+        ``WATCH_SECONDS``."""
         if self.remote:
             await self.forget_dead_holders()
         for consultation_id in {m.consultation_id for m in self.monitors.values()}:

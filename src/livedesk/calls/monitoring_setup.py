@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from livedesk.calls.legs import LEGS, Leg
-from livedesk.calls.monitoring import MONITORING, MonitoringHub
+from livedesk.calls.monitoring import MONITORING, WATCH_SECONDS, MonitoringHub
 from livedesk.calls.monitoring_events import register_operations
 from livedesk.calls.placement import PLACEMENT
 from livedesk.kit.background import BACKGROUND
+from livedesk.kit.periodic import Periodic
 
 
 async def monitoring_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -28,10 +29,6 @@ async def monitoring_ctx(app: web.Application) -> AsyncIterator[None]:
             await placement.release(leg.call_id)
 
     hub.legs.closers.append(release_when_idle)
-    app[BACKGROUND].spawn(hub.watch(), name="monitoring.watch")
+    Periodic("monitoring.watch", hub.check_calls, every=WATCH_SECONDS).spawn(app[BACKGROUND])
     yield
     await hub.close_all()
-
-
-def setup_monitoring(app: web.Application) -> None:
-    app.cleanup_ctx.append(monitoring_ctx)

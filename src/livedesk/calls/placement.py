@@ -38,6 +38,7 @@ from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import SETTINGS
 from livedesk.kit.errors import AppError
 from livedesk.kit.logging import get_logger
+from livedesk.kit.periodic import Periodic
 from livedesk.realtime.process import PROCESS
 
 log = get_logger("livedesk.placement")
@@ -181,16 +182,9 @@ class Placement:
             except Exception:
                 log.exception("telling parties their legs moved failed", consultation_id=str(consultation_id))
 
-    async def watch(self) -> None:
-        """Take over the calls of processes that died, so the parties re-offer at once."""
-        while True:
-            await asyncio.sleep(WATCH_SECONDS)
-            try:
-                await self.take_over_dead()
-            except Exception:
-                log.exception("placement watch failed")
-
     async def take_over_dead(self) -> None:
+        """Take over the calls of processes that died, so the parties re-offer at once (every
+        ``WATCH_SECONDS``)."""
         if self._redis is None:
             return
         entries = await self._redis.hgetall(self.key)
@@ -290,6 +284,6 @@ async def placement_ctx(app: web.Application) -> AsyncIterator[None]:
     app[PLACEMENT] = placement
     await placement.start()
     if placement.routed:
-        app[BACKGROUND].spawn(placement.watch(), name="placement.watch")
+        Periodic("placement.watch", placement.take_over_dead, every=WATCH_SECONDS).spawn(app[BACKGROUND])
     yield
     await placement.close()

@@ -19,7 +19,6 @@ when it has no sockets), and a dictionary update per delivered message.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterable
@@ -36,6 +35,7 @@ from livedesk.consultations.parties import CHAT_OPEN
 from livedesk.kit.clock import utcnow
 from livedesk.kit.context import DB
 from livedesk.kit.logging import get_logger
+from livedesk.kit.periodic import Periodic
 from livedesk.models import Consultation, Message
 from livedesk.realtime import rooms
 from livedesk.realtime.emit import SIO
@@ -211,14 +211,6 @@ class Redelivery:
                 del table[key]
         return missing
 
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(EVERY_SECONDS)
-            try:
-                await self.tick()
-            except Exception as exc:  # a database blip: the next tick looks again
-                log.warning("chat redelivery check failed", error=repr(exc))
-
 
 async def _messages(session: AsyncSession, m: _Missing) -> list[Message]:
     query = select(Message).where(
@@ -237,8 +229,8 @@ REDELIVERY = web.AppKey("chat_redelivery", Redelivery)
 async def redelivery_ctx(app: web.Application) -> AsyncIterator[None]:
     redelivery = Redelivery(app)
     app[REDELIVERY] = redelivery
-    task = asyncio.create_task(redelivery.run(), name="chat.redelivery")
+    # A database blip fails one tick (logged); the next looks again.
+    job = Periodic("chat.redelivery", redelivery.tick, every=EVERY_SECONDS, quiet=True)
+    job.start()
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await job.stop()

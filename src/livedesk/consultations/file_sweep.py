@@ -12,8 +12,6 @@ pointing at deleted bytes.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -26,6 +24,7 @@ from livedesk.kit.clock import utcnow
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.db import after_commit
 from livedesk.kit.logging import get_logger
+from livedesk.kit.periodic import Periodic
 from livedesk.models import ChatFile, Message, MessageKind
 from livedesk.uploads import FILE_STORE, FileStore
 
@@ -112,20 +111,15 @@ async def sweep_once(app: web.Application, minutes: int) -> int:
         return await sweep_unsent(session, app[FILE_STORE], older_than)
 
 
-async def _sweep_forever(app: web.Application, minutes: int) -> None:
-    while True:
-        try:
-            await sweep_once(app, minutes)
-        except Exception:  # retried at the next sweep
-            log.exception("unsent chat file sweep failed")
-        await asyncio.sleep(SWEEP_EVERY_SECONDS)
-
-
 async def file_sweep_ctx(app: web.Application) -> AsyncIterator[None]:
     minutes = app[SETTINGS].unsent_file_minutes
-    task = asyncio.create_task(_sweep_forever(app, minutes), name="unsent-file-sweep") if minutes else None
+
+    async def sweep() -> None:
+        await sweep_once(app, minutes)
+
+    # A failed sweep is logged and retried at the next one.
+    job = Periodic("unsent-file-sweep", sweep, every=SWEEP_EVERY_SECONDS, first_at_once=True)
+    if minutes:
+        job.start()
     yield
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await job.stop()

@@ -8,8 +8,6 @@ processes never offer the same consultation twice.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
@@ -19,6 +17,7 @@ from livedesk.consultations import attendance, queue
 from livedesk.consultations.schemas import QueuePosition
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.logging import get_logger
+from livedesk.kit.periodic import Periodic
 from livedesk.realtime import rooms
 from livedesk.realtime.emit import SIO
 
@@ -28,22 +27,16 @@ log = get_logger("livedesk.routing")
 class RoutingRunner:
     def __init__(self, app: web.Application) -> None:
         self.app = app
-        self._lock = asyncio.Lock()
-        self._again = False
         self._sent: dict[str, tuple[int, int]] = {}
         settings = app[SETTINGS]
         self.tick = min(1.0, settings.offer_timeout_seconds / 4)
-        self._task: asyncio.Task[None] | None = None
+        # Kicks and ticks share one coalesced pass; the tick's own job first ends abandoned
+        # consultations (``attend``), then asks for a pass.
+        self._passes = Periodic("livedesk-routing-pass", self._pass, every=self.tick)
+        self._job = Periodic("livedesk-routing", self._on_tick, every=self.tick)
 
     async def kick(self) -> None:
-        if self._lock.locked():
-            self._again = True
-            return
-        async with self._lock:
-            self._again = True
-            while self._again:
-                self._again = False
-                await self._pass()
+        await self._passes.kick()
 
     async def _pass(self) -> None:
         app = self.app
@@ -93,20 +86,15 @@ class RoutingRunner:
         except Exception:  # retried on the next tick
             log.exception("attendance check failed")
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.tick)
-            await self.attend()
-            await self.kick()
+    async def _on_tick(self) -> None:
+        await self.attend()
+        await self.kick()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="livedesk-routing")
+        self._job.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._job.stop()
 
 
 RUNNER = web.AppKey("routing_runner", RoutingRunner)

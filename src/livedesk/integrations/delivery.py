@@ -11,7 +11,6 @@ past its lease cannot overwrite the next owner's outcome.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import http
 import time
 import uuid
@@ -36,6 +35,7 @@ from livedesk.kit.clock import utcnow
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.db import Database
 from livedesk.kit.logging import get_logger
+from livedesk.kit.periodic import Periodic
 from livedesk.models.integrations import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from livedesk.outbox.webhooks import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, body_of, sign
 from livedesk.settings import Settings
@@ -218,7 +218,15 @@ class DeliveryJob:
         # Parsed here, at start: a bad entry stops the app instead of opening up silently.
         self.allow = parse_networks(settings.webhook_allow_networks)
         self.http: aiohttp.ClientSession | None = None
-        self._task: asyncio.Task[None] | None = None
+        # A full batch means more is due: the next pass starts without waiting. A failing pass
+        # is logged and the next tick tries again.
+        self._job = Periodic(
+            "livedesk-webhooks",
+            self.run_once,
+            every=settings.webhook_poll_seconds,
+            first_at_once=True,
+            again_at_once=lambda tried: isinstance(tried, int) and tried >= BATCH,
+        )
 
     async def run_once(self) -> int:
         """Deliver what is due now; how many rows were tried."""
@@ -238,24 +246,11 @@ class DeliveryJob:
         elif error:
             log.info("webhook delivery failed", delivery=str(item.id), error=error, attempt=item.attempts + 1)
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                tried = await self.run_once()
-            except Exception:  # the next tick tries again; one bad pass must not end the job
-                log.exception("webhook delivery pass failed")
-                tried = 0
-            if tried < BATCH:
-                await asyncio.sleep(self.settings.webhook_poll_seconds)
-
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="livedesk-webhooks")
+        self._job.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._job.stop()
         if self.http is not None:
             await self.http.close()
 

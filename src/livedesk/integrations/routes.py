@@ -11,7 +11,7 @@ from aiohttp_pydantic.oas.typing import r200, r201, r401, r403, r404, r409, r422
 from pydantic import BaseModel, Field
 
 from livedesk.identity import guarded, require_staff
-from livedesk.integrations import endpoints, import_routes, keys
+from livedesk.integrations import endpoints, keys
 from livedesk.integrations.egress import Network, parse_networks
 from livedesk.integrations.schemas import (
     AttemptOut,
@@ -273,7 +273,6 @@ async def retry_delivery(
 
 
 def setup_routes(app: web.Application) -> None:
-    import_routes.setup_routes(app)
     app.router.add_get("/api/v1/integrations", list_integrations)
     app.router.add_post("/api/v1/integrations", create_integration)
     app.router.add_post("/api/v1/integrations/{integration_id}/keys", create_key)

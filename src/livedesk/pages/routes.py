@@ -17,6 +17,7 @@ from aiohttp.web_urldispatcher import AbstractResource
 
 from livedesk.demo import data
 from livedesk.kit.context import SETTINGS
+from livedesk.kit.csp import CSP_SOURCES, CspSources
 from livedesk.kit.logging import get_logger
 from livedesk.kit.mail import OUTBOX_KEEP, outbox_of
 from livedesk.kit.paths import WEB_DIR
@@ -62,19 +63,25 @@ PAGE_RESOURCES = web.AppKey("page_resources", set)
 PAGE_SHELL = web.AppKey("page_shell", ShellCache)
 
 
-def content_security_policy(path: str, shop_ancestors: str = "'self'") -> str:
+def content_security_policy(
+    path: str, shop_ancestors: str = "'self'", sources: CspSources | None = None
+) -> str:
+    """The strict policy, plus what capabilities admitted for this path at setup (``sources``)."""
     if path.startswith(_FRAMEABLE_BY_SHOP):
         ancestors = shop_ancestors
     elif path.startswith(_FRAMEABLE_BY_SELF):
         ancestors = "'self'"
     else:
         ancestors = "'none'"
-    return _CSP.format(ancestors=ancestors)
+    policy = _CSP.format(ancestors=ancestors)
+    return sources.compose(path, policy) if sources is not None else policy
 
 
-def security_headers(path: str, shop_ancestors: str = "'self'") -> dict[str, str]:
+def security_headers(
+    path: str, shop_ancestors: str = "'self'", sources: CspSources | None = None
+) -> dict[str, str]:
     headers = {
-        "Content-Security-Policy": content_security_policy(path, shop_ancestors),
+        "Content-Security-Policy": content_security_policy(path, shop_ancestors, sources),
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "same-origin",
         # No build step means no hashed file names: let browsers revalidate (ETag) every time.
@@ -89,8 +96,9 @@ async def _add_security_headers(request: web.Request, response: web.StreamRespon
     """on_response_prepare hook, limited to responses from the routes registered here."""
     resource = request.match_info.route.resource
     if resource is not None and resource in request.app[PAGE_RESOURCES]:
-        ancestors = request.app[SETTINGS].widget_frame_ancestors
-        for name, value in security_headers(request.path, ancestors).items():
+        app = request.app
+        ancestors = app[SETTINGS].widget_frame_ancestors
+        for name, value in security_headers(request.path, ancestors, app.get(CSP_SOURCES)).items():
             response.headers.setdefault(name, value)
 
 

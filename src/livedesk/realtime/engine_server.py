@@ -15,7 +15,8 @@ POSTs held +214 MB, 300 descriptors and 304 connections in CLOSE_WAIT, and SIGTE
 - a long poll (GET) whose client went away ends at once: aiohttp cancels handlers only when
   ``handler_cancellation`` is on for the whole app, so this endpoint checks its own
   connection while it waits (once a second; long polling is the fallback transport);
-- ``watch_stalls`` aborts a websocket whose write has been blocked for ``stall_seconds``;
+- ``break_stalled`` (run every ``stall_check_seconds``) aborts a websocket whose write has been
+  blocked for ``stall_seconds``;
 - ``stop`` (``app.on_shutdown``, before aiohttp waits for handlers) closes every socket, so
   polls answer and websockets end within seconds of SIGTERM;
 - ``drain`` (a graceful deploy, ``realtime/drain.py``) first refuses new sessions (503) and
@@ -129,16 +130,17 @@ class LivedeskEngineServer(engineio.AsyncServer):  # type: ignore[misc]
             if not poll.done():  # this handler itself was cancelled (shutdown)
                 poll.cancel()
 
-    async def watch_stalls(self) -> None:
-        """Abort websockets whose writes have been blocked past ``stall_seconds`` (one pass
-        over the lean websockets every quarter of it, at most every second)."""
-        loop = asyncio.get_running_loop()
-        every = min(_POLL_CHECK_SECONDS, self.stall_seconds / 4)
-        while True:
-            await asyncio.sleep(every)
-            now = loop.time()
-            for sock in [s for s in self.lean_sockets if s.stalled(now)]:
-                sock.break_off("write_stalled")
+    @property
+    def stall_check_seconds(self) -> float:
+        """How often ``break_stalled`` runs: every quarter of ``stall_seconds``, at most every
+        second."""
+        return min(_POLL_CHECK_SECONDS, self.stall_seconds / 4)
+
+    async def break_stalled(self) -> None:
+        """Abort websockets whose writes have been blocked past ``stall_seconds``."""
+        now = asyncio.get_running_loop().time()
+        for sock in [s for s in self.lean_sockets if s.stalled(now)]:
+            sock.break_off("write_stalled")
 
     async def drain(self, within: float) -> int:
         """Refuse new sessions, then end every socket gracefully (``LeanSocket.drain``): the

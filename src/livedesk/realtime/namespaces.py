@@ -7,7 +7,6 @@ the capability that declared it (the table ``livedesk/wiring/realtime.py`` hands
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any, TypeVar
 
@@ -217,15 +216,6 @@ class StaffNamespace(LivedeskNamespace):
             return fail("session_expired", "Your session has ended; please sign in again")
         ctx.extra["used"] = True
         return None
-
-    async def watch_sessions(self) -> None:
-        """Run ``recheck_sessions`` every ``STAFF_RECHECK_SECONDS`` while the app runs."""
-        while True:
-            await asyncio.sleep(STAFF_RECHECK_SECONDS)
-            try:
-                await self.recheck_sessions()
-            except Exception as exc:  # the database may be away; the next round tries again
-                log.warning("staff sessions not rechecked", error=repr(exc))
 
     async def recheck_sessions(self) -> int:
         """Check the login session behind every staff socket of this process, a few hundred

@@ -13,8 +13,6 @@ between has its new row, and the advisor never shows offline.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
@@ -27,6 +25,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import Database
 from livedesk.kit.logging import get_logger
+from livedesk.kit.periodic import Periodic
 from livedesk.models import AdvisorPresence, AppProcess, PresenceStatus, ShopperConnection, StaffConnection
 
 log = get_logger("livedesk.process")
@@ -44,7 +43,8 @@ class ProcessRegistry:
         self.id = uuid.uuid4().hex
         self._on_staff_gone = on_staff_gone
         self._on_shoppers_gone = on_shoppers_gone
-        self._task: asyncio.Task[None] | None = None
+        # A database blip fails one beat (logged), never the heartbeat.
+        self._job = Periodic("livedesk-heartbeat", self._beat_and_sweep, every=HEARTBEAT_EVERY)
 
     async def start(self) -> None:
         try:
@@ -52,7 +52,7 @@ class ProcessRegistry:
             await self.sweep()
         except Exception:  # the database may come up later: the heartbeat loop retries
             log.exception("could not register this process yet")
-        self._task = asyncio.create_task(self._run(), name="livedesk-heartbeat")
+        self._job.start()
 
     async def _beat(self) -> None:
         async with self.db.transaction() as session:
@@ -65,10 +65,7 @@ class ProcessRegistry:
     async def stop(self, hand_over: Collection[str] = (), grace_seconds: float = 0.0) -> None:
         """Forget this process's rows; the staff rows of ``hand_over`` (sids told to reconnect
         elsewhere) are left for the others' sweep ``grace_seconds`` from now instead."""
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._job.stop()
         kept = set(hand_over) if grace_seconds > 0 else set()
         try:
             gone = await self._forget_self(kept, grace_seconds)
@@ -97,14 +94,9 @@ class ProcessRegistry:
                 await session.execute(delete(AppProcess).where(AppProcess.id == self.id))
         return gone
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(HEARTBEAT_EVERY)
-            try:
-                await self._beat()
-                await self.sweep()
-            except Exception:  # a database blip must not end the heartbeat
-                log.exception("heartbeat failed")
+    async def _beat_and_sweep(self) -> None:
+        await self._beat()
+        await self.sweep()
 
     async def sweep(self) -> None:
         """Remove connections held by processes that stopped beating."""

@@ -14,14 +14,16 @@ from aiohttp import web
 
 from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB, SETTINGS
+from livedesk.kit.periodic import Periodic
 from livedesk.realtime import rooms
 from livedesk.realtime.drain import DRAIN
 from livedesk.realtime.emit import SIO
 from livedesk.realtime.engine import serve_lean
 from livedesk.realtime.engine_server import LivedeskEngineServer
 from livedesk.realtime.fanout import LocalFanout, RedisFanout
-from livedesk.realtime.namespaces import ShopperNamespace, StaffNamespace
+from livedesk.realtime.namespaces import STAFF_RECHECK_SECONDS, ShopperNamespace, StaffNamespace
 from livedesk.realtime.process import PROCESS, ProcessRegistry
+from livedesk.realtime.socket_caps import REFRESH_SECONDS
 from livedesk.realtime.table import EventTable
 from livedesk.realtime.wire import OrjsonCodec, WirePacket
 from livedesk.settings import Settings
@@ -128,11 +130,14 @@ async def _process(app: web.Application) -> AsyncIterator[None]:
     process = ProcessRegistry(app[DB], table.on_staff_gone(app), table.on_shoppers_gone(app))
     app[PROCESS] = process
     await process.start()
-    app[BACKGROUND].spawn(app[STAFF_SOCKETS].watch_sessions(), name="staff.sessions")
-    app[BACKGROUND].spawn(sio.eio.watch_stalls(), name="engine.stalls")
+    # The database or Redis may be away for a round: it is logged, and the next one tries again.
+    recheck = app[STAFF_SOCKETS].recheck_sessions
+    Periodic("staff.sessions", recheck, every=STAFF_RECHECK_SECONDS, quiet=True).spawn(app[BACKGROUND])
+    Periodic("engine.stalls", sio.eio.break_stalled, every=sio.eio.stall_check_seconds).spawn(app[BACKGROUND])
     caps = app[SHOPPER_SOCKETS].caps
     if caps.shared:
-        app[BACKGROUND].spawn(caps.keep_fresh(), name="socket-caps.refresh")
+        refresh = Periodic("socket-caps.refresh", caps.refresh, every=REFRESH_SECONDS, quiet=True)
+        refresh.spawn(app[BACKGROUND])
     yield
     drained = app.get(DRAIN)
     if drained is not None and drained.draining:

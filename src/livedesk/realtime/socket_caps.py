@@ -16,7 +16,6 @@ checks and counts.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections import Counter
 from typing import Any, TypeVar
@@ -151,14 +150,6 @@ class SocketCaps:
         for start in range(0, len(items), 500):
             chunk = items[start : start + 500]
             await self._refresh_script(keys=[k for k, _ in chunk], args=[TTL_SECONDS, *(m for _, m in chunk)])
-
-    async def keep_fresh(self) -> None:
-        while True:
-            await asyncio.sleep(REFRESH_SECONDS)
-            try:
-                await self.refresh()
-            except Exception as exc:  # the next round tries again
-                log.warning("socket caps not refreshed", error=repr(exc))
 
     async def close(self) -> None:
         if self._redis is not None:

@@ -34,6 +34,7 @@ from livedesk.kit.clock import utcnow
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.errors import Conflict, ValidationFailed
 from livedesk.kit.logging import get_logger
+from livedesk.kit.periodic import Periodic
 from livedesk.models import Recording, RecordingPart, RecordingStatus
 from livedesk.realtime.emit import SIO
 from livedesk.recording import gaps, parts, service, storage
@@ -386,16 +387,11 @@ class Recorder:
             size = await self.store.put_file(key, out_path)
             return key, joined.duration_ms, size, None
 
-    async def watch(self) -> None:
+    async def watch_once(self) -> None:
         """Stop recordings whose call ended without a stop (a hang-up, a closed page, a process
-        that went away), and join stopped ones nobody is joining — in any process."""
-        settings = self.app[SETTINGS]
-        while True:
-            await asyncio.sleep(WATCH_SECONDS)
-            try:
-                await self.check_calls(settings.recording_retention_days)
-            except Exception:
-                log.exception("recording watch failed")
+        that went away), and join stopped ones nobody is joining — in any process (every
+        ``WATCH_SECONDS``)."""
+        await self.check_calls(self.app[SETTINGS].recording_retention_days)
 
     async def check_calls(self, retention_days: int) -> None:
         async with self.app[DB].read() as session:
@@ -501,15 +497,6 @@ async def sweep_expired(app: web.Application) -> int:
     return deleted
 
 
-async def _retention_loop(app: web.Application, every: float) -> None:
-    while True:
-        try:
-            await sweep_expired(app)
-        except Exception:
-            log.exception("recording retention sweep failed")
-        await asyncio.sleep(every)
-
-
 RECORDER = web.AppKey("recorder", Recorder)
 
 
@@ -524,11 +511,19 @@ async def recording_ctx(app: web.Application) -> AsyncIterator[None]:
     recorder = Recorder(app, legs, store, spool)
     app[RECORDER] = recorder
     _handlers(app)
-    app[BACKGROUND].spawn(recorder.watch(), name="recording.watch")
+    Periodic("recording.watch", recorder.watch_once, every=WATCH_SECONDS).spawn(app[BACKGROUND])
     if settings.recording_retention_check_seconds > 0:
-        app[BACKGROUND].spawn(
-            _retention_loop(app, settings.recording_retention_check_seconds), name="recording.retention"
-        )
+
+        async def retention() -> None:
+            await sweep_expired(app)
+
+        # Each expired recording is claimed by its delete, so every process may sweep.
+        Periodic(
+            "recording.retention",
+            retention,
+            every=settings.recording_retention_check_seconds,
+            first_at_once=True,
+        ).spawn(app[BACKGROUND])
     yield
     # Parts of recordings still running are stored now, while the database is still open.
     await legs.close_all()

@@ -338,7 +338,6 @@ async def delete_team(
 
 
 def setup_routes(app: web.Application) -> None:
-    signin.setup(app, app[SETTINGS])
     app.router.add_post("/api/v1/auth/login", login)
     app.router.add_post("/api/v1/auth/logout", logout)
     app.router.add_get("/api/v1/auth/me", me)

@@ -13,7 +13,6 @@ from livedesk.kit.http import ErrorResponse, model_json
 from livedesk.supervision import board, figures
 from livedesk.supervision.cache import FIGURES_CACHE, FiguresCache, figures_of
 from livedesk.supervision.events import SUPERVISING_ROLES
-from livedesk.supervision.metrics import setup_metrics
 from livedesk.supervision.schemas import BoardSnapshot, DayQuery, Figures, TeamQuery
 
 
@@ -55,4 +54,3 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/supervision/board", get_board)
     app.router.add_get("/api/v1/supervision/figures", get_figures)
     app[FIGURES_CACHE] = FiguresCache()
-    setup_metrics(app)

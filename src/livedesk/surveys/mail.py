@@ -4,8 +4,6 @@ delivery is retried by a slow sweep."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
@@ -15,6 +13,7 @@ from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.logging import get_logger
 from livedesk.kit.mail import MAILER, Mail, MailError
+from livedesk.kit.periodic import Periodic
 from livedesk.models import Consultation, Shopper, Staff
 from livedesk.surveys import satisfaction
 
@@ -94,19 +93,14 @@ async def retry_unsent(app: web.Application) -> int:
     return sent
 
 
-async def _sweep(app: web.Application) -> None:
-    while True:
-        await asyncio.sleep(RETRY_EVERY_SECONDS)
-        try:
-            await retry_unsent(app)
-        except Exception:  # the next sweep tries again
-            log.exception("satisfaction mail sweep failed")
-
-
 async def surveys_ctx(app: web.Application) -> AsyncIterator[None]:
     app[LINK_TOKENS] = satisfaction.LinkTokens(app[SETTINGS].secret_key.get_secret_value())
-    task = asyncio.create_task(_sweep(app), name="livedesk-satisfaction-mail")
+
+    async def sweep() -> None:
+        await retry_unsent(app)
+
+    # A failed sweep is logged; the next one tries again.
+    job = Periodic("livedesk-satisfaction-mail", sweep, every=RETRY_EVERY_SECONDS)
+    job.start()
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await job.stop()

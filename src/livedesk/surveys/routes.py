@@ -356,7 +356,6 @@ async def satisfaction_figures(
 
 
 def setup_routes(app: web.Application) -> None:
-    app.cleanup_ctx.append(mail.surveys_ctx)
     app.router.add_get("/api/v1/surveys", list_surveys)
     app.router.add_post("/api/v1/surveys", create_survey)
     app.router.add_get("/api/v1/surveys/{survey_id}", get_survey)
