@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from livedesk.kit import inputs
-from livedesk.kit.actors import ShopperActor
+from livedesk.kit.actors import Actor, ShopperActor
 from livedesk.kit.db import is_unavailable
 from livedesk.kit.errors import AppError
 from livedesk.kit.http import DATABASE_UNAVAILABLE
@@ -66,6 +66,11 @@ class EventContext:
         if self.staff is None:
             raise AppError("Only staff may do this", code="forbidden")
         return self.staff
+
+    @property
+    def actor(self) -> Actor:
+        """Who is acting on this connection, for the services (which never see the socket)."""
+        return self.shopper if self.shopper is not None else self.require_staff()
 
     def require_shopper(self) -> Shopper:
         if self.shopper is None:

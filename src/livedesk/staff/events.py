@@ -6,7 +6,6 @@ import asyncio
 import uuid
 from typing import Any, Literal
 
-import socketio
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,11 +17,10 @@ from livedesk.realtime import rooms
 from livedesk.realtime.emit import SIO, emit
 from livedesk.realtime.protocol import EventContext, EventModel, EventSpec, NoPayload
 from livedesk.staff import presence
+from livedesk.staff.outgoing import PRESENCE_CHANGED
 from livedesk.staff.presence import PresenceView
 
 log = get_logger("livedesk.presence")
-
-PRESENCE_CHANGED = "presence.changed"
 
 
 class PresenceSet(EventModel):
@@ -34,9 +32,9 @@ def presence_recipients(view: PresenceView) -> list[str]:
     return [rooms.supervisors(), rooms.staff(view.staff_id)]
 
 
-def announce(session: AsyncSession, sio: socketio.AsyncServer, view: PresenceView) -> None:
+def announce(session: AsyncSession, view: PresenceView) -> None:
     for room in presence_recipients(view):
-        emit(session, sio, PRESENCE_CHANGED, view.as_event(), room=room, namespace=rooms.STAFF_NS)
+        emit(session, PRESENCE_CHANGED, view.as_event(), room=room, namespace=rooms.STAFF_NS)
 
 
 async def refresh(app: web.Application, staff_ids: set[uuid.UUID]) -> None:
@@ -45,7 +43,7 @@ async def refresh(app: web.Application, staff_ids: set[uuid.UUID]) -> None:
         async with app[DB].transaction() as session:
             view, changed = await presence.recompute(session, staff_id)
             if changed:
-                announce(session, app[SIO], view)
+                announce(session, view)
     await after_presence_change(app)
 
 
@@ -68,7 +66,7 @@ async def on_connect(ctx: EventContext) -> None:
     async with ctx.app[DB].transaction() as session:
         view, changed = await presence.connect(session, ctx.staff.staff_id, ctx.sid, ctx.app[PROCESS].id)
         if changed:
-            announce(session, ctx.app[SIO], view)
+            announce(session, view)
     if changed:
         await after_presence_change(ctx.app)
 
@@ -102,7 +100,7 @@ async def release(app: web.Application, sid: str) -> None:
         result = await presence.release(session, sid)
         changed = result is not None and result[1]
         if result is not None and changed:
-            announce(session, app[SIO], result[0])
+            announce(session, result[0])
     if changed:
         await after_presence_change(app)
 
@@ -112,7 +110,7 @@ async def presence_set(ctx: EventContext, payload: PresenceSet) -> dict[str, str
     async with ctx.app[DB].transaction() as session:
         view, changed = await presence.choose(session, staff.staff_id, PresenceStatus(payload.status))
         if changed:
-            announce(session, ctx.app[SIO], view)
+            announce(session, view)
     if changed:
         await after_presence_change(ctx.app)
     return view.as_event()

@@ -15,10 +15,11 @@ from livedesk.customers import service as customers
 from livedesk.customers.linking import link_guest
 from livedesk.customers.schemas import ShopperCreate
 from livedesk.customers.timeline import live_shopper_id
-from livedesk.kit.actors import ShopperActor
+from livedesk.kit.actors import Actor, ShopperActor
 from livedesk.kit.context import DB
 from livedesk.kit.errors import NotFound, Unauthenticated
 from livedesk.models import Shopper
+from livedesk.staff.auth import current_staff
 from livedesk.visitors.tokens import VisitorClaims, VisitorTokens, verify_shop_signature
 
 TOKENS = web.AppKey("visitor_tokens", VisitorTokens)
@@ -65,6 +66,18 @@ async def bearer_actor(request: web.Request) -> ShopperActor | None:
         raise Unauthenticated("Use Authorization: Bearer <visitor token>", code="token_invalid")
     async with request.app[DB].read() as session:
         return await authenticate(session, request.app[TOKENS], token.strip())
+
+
+async def request_actor(request: web.Request) -> Actor:
+    """Who is acting on a REST request a shopper and staff alike may make: the visitor token
+    (``Authorization: Bearer …``) or else the staff session cookie; 401 with neither."""
+    actor = await bearer_actor(request)
+    if actor is not None:
+        return actor
+    staff = await current_staff(request)
+    if staff is None:
+        raise Unauthenticated("A visitor token or a staff session is needed")
+    return staff
 
 
 async def start_visit(
