@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 from pydantic import BaseModel
 
+from livedesk.calls import outgoing as call_events
 from livedesk.consultations import outgoing as consultation_events
 from livedesk.kit.context import DB
 from livedesk.kit.db import Database, Outgoing
@@ -33,6 +34,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     **staff_events.OUTGOING,
     **recording_events.OUTGOING,
     **payment_events.OUTGOING,
+    **call_events.OUTGOING,
 }
 Target = tuple[tuple[str, ...], str]
 
@@ -117,6 +119,10 @@ async def test_each_event_validates_and_reaches_exactly_its_recipients(
     sent = await shopper.ok("chat.send", {**ref, "client_id": "out-000001", "body": "hello"})
     await console.wait_for("chat.message", lambda m: m["seq"] == sent["seq"])
     await console.ok("chat.read", {**ref, "seq": sent["seq"]})
+    await shopper.ok("chat.typing", {**ref, "typing": True})
+    await console.wait_for("chat.typing")
+    await shopper.ok("call.signal", {**ref, "type": "offer", "data": {"sdp": "v=0"}})
+    await console.wait_for("call.signal")
     started = await console.ok("recording.start", ref)
     await shopper.wait_for("recording.updated", lambda r: r["id"] == started["id"])
     await console.ok("recording.stop", {"recording_id": started["id"]})
@@ -149,6 +155,8 @@ async def test_each_event_validates_and_reaches_exactly_its_recipients(
         "chat.read",
         "recording.updated",
         "payment.updated",
+        "chat.typing",
+        "call.signal",
     }
     assert expected_names <= names, expected_names - names
 
@@ -166,13 +174,17 @@ async def test_each_event_validates_and_reaches_exactly_its_recipients(
     assert [(d["consultation_id"], d["reason"]) for d, _ in withdrawn] == [(waiting["id"], "declined")]
     assert withdrawn[0][1] == {staff_tabs(advisor.id)}
     both = {shopper_tabs(visitor["shopper_id"], c["id"]), staff_tabs(advisor.id)}
-    for event in ("chat.message", "chat.read", "recording.updated"):
+    for event in ("chat.message", "chat.read", "chat.typing", "recording.updated"):
         for data, sent_to in captured.deliveries(event):
             assert sent_to == both, (event, data)
     for data, sent_to in captured.deliveries("payment.updated"):
         assert sent_to == {*both, BOARD}, data
-    # The sender's socket has its message in the ack: the fan-out skips it.
-    assert [o.skip_sid for o in captured.named("chat.message")] == [shopper.sio.get_sid("/shopper")] * 2
+    for data, sent_to in captured.deliveries("call.signal"):
+        assert sent_to == {staff_tabs(advisor.id)}, data
+    # The sender's socket has its message in the ack, and knows it types: the fan-out skips it.
+    shopper_sid = shopper.sio.get_sid("/shopper")
+    assert [o.skip_sid for o in captured.named("chat.message")] == [shopper_sid] * 2
+    assert [o.skip_sid for o in captured.named("chat.typing")] == [shopper_sid] * 2
 
 
 async def test_a_rolled_back_transaction_sends_nothing(app: web.Application, captured: Captured) -> None:

@@ -9,16 +9,15 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from livedesk.calls.outgoing import CALL_SIGNAL
 from livedesk.consultations import service
 from livedesk.kit.actors import Actor, ShopperActor
 from livedesk.kit.context import DB
+from livedesk.kit.db import Outgoing
 from livedesk.kit.errors import Conflict
 from livedesk.models import Consultation, ConsultationStatus
 from livedesk.realtime import rooms
-from livedesk.realtime.emit import SIO
 from livedesk.realtime.protocol import EventContext, EventModel, EventSpec
-
-CALL_SIGNAL = "call.signal"
 
 
 class Signal(EventModel):
@@ -51,7 +50,8 @@ async def relay(ctx: EventContext, payload: Signal) -> dict[str, Any]:
         "data": payload.data,
         "from": "shopper" if isinstance(actor, ShopperActor) else "advisor",
     }
-    await ctx.app[SIO].emit(CALL_SIGNAL, message, room=room, namespace=namespace)
+    # A relay, not state: no transaction to wait for, straight to the sink.
+    await ctx.app[DB].sink()(Outgoing(CALL_SIGNAL, message, room, namespace))
     return {"relayed": True}
 
 

@@ -15,9 +15,9 @@ from livedesk.consultations.parties import authorise_party
 from livedesk.kit.actors import key_of
 from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
+from livedesk.kit.db import Outgoing
 from livedesk.models import Consultation
 from livedesk.realtime import rooms
-from livedesk.realtime.emit import SIO
 from livedesk.realtime.protocol import EventContext, EventSpec
 
 
@@ -79,7 +79,8 @@ async def _relay(ctx: EventContext, relay: _Relay) -> None:
         return
     relay.sent_at, relay.sent = time.monotonic(), event["typing"]
     for room, namespace in targets:
-        await ctx.app[SIO].emit(CHAT_TYPING, event, room=room, namespace=namespace, skip_sid=ctx.sid)
+        # Not state: no transaction to wait for, straight to the sink.
+        await ctx.app[DB].sink()(Outgoing(CHAT_TYPING, event, room, namespace, ctx.sid))
 
 
 async def typing(ctx: EventContext, payload: ChatTyping) -> dict[str, Any]:
