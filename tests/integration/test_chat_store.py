@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
@@ -27,6 +26,7 @@ from livedesk.consultations.chat_store import (
     SqliteChatStore,
     StoreUnavailable,
 )
+from livedesk.identity import ShopperActor
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import Database
 from livedesk.models import (
@@ -41,7 +41,6 @@ from livedesk.models import (
     TimelineKind,
 )
 from livedesk.models import Shopper as Shopper_
-from livedesk.realtime.protocol import EventContext, Shopper
 from livedesk.settings import Settings
 from tests.conftest import wait_until
 
@@ -202,11 +201,8 @@ async def test_the_senders_own_socket_gets_its_message_in_the_ack(live: Any, mak
 
 async def test_a_database_that_cannot_be_opened_answers_a_clear_error(tmp_path: Path) -> None:
     store = SqliteChatStore(str(tmp_path / "no-such-volume" / "livedesk.sqlite3"))
-    ctx = EventContext(
-        app=web.Application(), sid="sid-1", namespace="/shopper", shopper=Shopper(uuid.uuid4(), "v1")
-    )
     command = SendCommand(
-        ctx=ctx,
+        actor=ShopperActor(uuid.uuid4(), "v1"),
         consultation_id=uuid.uuid4(),
         client_id="lost-0001",
         kind=MessageKind.TEXT,

@@ -18,7 +18,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import socketio
 from sqlalchemy import Select, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -54,7 +53,6 @@ def join_opens_at(booking: Booking, settings: Settings) -> datetime:
 
 async def join(
     session: AsyncSession,
-    sio: socketio.AsyncServer,
     settings: Settings,
     visitor_tokens: VisitorTokens,
     booking: Booking,
@@ -88,7 +86,6 @@ async def join(
         ctype = await catalog.get_type(session, booking.consultation_type_id, active_only=False)
         c = await consultations.join_queue(
             session,
-            sio,
             booking.shopper_id,
             QueueJoin(
                 kind=ConsultationKind(ctype.kind),
@@ -104,7 +101,7 @@ async def join(
         booking.consultation_id = c.id
         booking.updated_at = now
         await consultations.record_step(session, c, "joined a booked call")
-        consultations.announce(session, sio, c)
+        consultations.announce(session, c)
     # For this consultation only: a booking link is a mailed secret, and what it opens must
     # not outgrow the booking (no renewal into a token for the shopper's whole profile).
     expires = booking.ends_at + TOKEN_GRACE

@@ -40,7 +40,6 @@ from livedesk.kit.clock import utcnow
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.http import ErrorResponse, client_ip, endpoint, json_ok, model_json
 from livedesk.models import Booking, BookingStatus, ConsultationType, Staff
-from livedesk.realtime.emit import SIO
 from livedesk.settings import Settings
 from livedesk.surveys import service as surveys
 
@@ -345,7 +344,7 @@ async def join_booking(
     settings = request.app[SETTINGS]
     async with request.app[DB].transaction() as session:
         booking = await _by_token(request, session, body.token, lock=True)
-        joined = await joining.join(session, request.app[SIO], settings, request.app[TOKENS], booking)
+        joined = await joining.join(session, settings, request.app[TOKENS], booking)
         now = utcnow()
         out = JoinOut(
             status="open" if joined.consultation else "early",

@@ -9,15 +9,15 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from livedesk.calls.outgoing import CALL_SIGNAL
 from livedesk.consultations import service
+from livedesk.identity import Actor, ShopperActor
 from livedesk.kit.context import DB
+from livedesk.kit.db import Outgoing
 from livedesk.kit.errors import Conflict
 from livedesk.models import Consultation, ConsultationStatus
 from livedesk.realtime import rooms
-from livedesk.realtime.emit import SIO
 from livedesk.realtime.protocol import EventContext, EventModel, EventSpec
-
-CALL_SIGNAL = "call.signal"
 
 
 class Signal(EventModel):
@@ -27,9 +27,9 @@ class Signal(EventModel):
     data: dict[str, Any] | None = Field(default=None)
 
 
-def signal_recipient(c: Consultation, ctx: EventContext) -> tuple[rooms.Room, str]:
+def signal_recipient(c: Consultation, actor: Actor) -> tuple[rooms.Room, str]:
     """The other party: the advisor's tabs when the shopper signals, and vice versa."""
-    if ctx.shopper is not None:
+    if isinstance(actor, ShopperActor):
         assert c.advisor_id is not None
         return rooms.staff(c.advisor_id), rooms.STAFF_NS
     return rooms.shopper_of(c.shopper_id, c.id), rooms.SHOPPER_NS
@@ -37,19 +37,21 @@ def signal_recipient(c: Consultation, ctx: EventContext) -> tuple[rooms.Room, st
 
 async def relay(ctx: EventContext, payload: Signal) -> dict[str, Any]:
     async with ctx.app[DB].read() as session:
-        c = await service.load_for_party(session, payload.consultation_id, ctx, write=False)
+        c = await service.load_for_party(session, payload.consultation_id, ctx.actor, write=False)
     if c.status != ConsultationStatus.ACTIVE or c.advisor_id is None:
         raise Conflict("Signalling needs an active consultation", code="not_active")
-    if ctx.staff is not None and ctx.staff.staff_id != c.advisor_id:
+    actor = ctx.actor
+    if not isinstance(actor, ShopperActor) and actor.staff_id != c.advisor_id:
         raise Conflict("Only the assigned advisor signals this call", code="not_a_party")
-    room, namespace = signal_recipient(c, ctx)
+    room, namespace = signal_recipient(c, actor)
     message = {
         "consultation_id": str(c.id),
         "type": payload.type,
         "data": payload.data,
-        "from": "shopper" if ctx.shopper is not None else "advisor",
+        "from": "shopper" if isinstance(actor, ShopperActor) else "advisor",
     }
-    await ctx.app[SIO].emit(CALL_SIGNAL, message, room=room, namespace=namespace)
+    # A relay, not state: no transaction to wait for, straight to the sink.
+    await ctx.app[DB].sink()(Outgoing(CALL_SIGNAL, message, room, namespace))
     return {"relayed": True}
 
 

@@ -180,7 +180,7 @@ async def _party(ctx: EventContext, consultation_id: uuid.UUID) -> str:
     """Which party of the consultation the socket is ("shopper" or "advisor"); a supervisor
     reading along is not one."""
     async with ctx.app[DB].read() as session:
-        c = await consultations.load_for_party(session, consultation_id, ctx, write=False)
+        c = await consultations.load_for_party(session, consultation_id, ctx.actor, write=False)
     if ctx.shopper is not None:
         return "shopper"
     assert ctx.staff is not None

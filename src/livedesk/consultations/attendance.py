@@ -16,7 +16,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import socketio
 from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -67,9 +66,7 @@ class Outcome:
     abandoned: bool = False
 
 
-async def judge(
-    session: AsyncSession, sio: socketio.AsyncServer, settings: Settings, consultation_id: uuid.UUID
-) -> Outcome:
+async def judge(session: AsyncSession, settings: Settings, consultation_id: uuid.UUID) -> Outcome:
     """Look at one consultation again under its row lock and act: mark, clear, or end."""
     c = await session.get(Consultation, consultation_id, with_for_update=True)
     if c is None:
@@ -96,9 +93,9 @@ async def judge(
         return Outcome()
     _set_mark(c, None)
     if phase == "active":
-        await service.end_unattended(session, sio, c)
+        await service.end_unattended(session, c)
         return Outcome(ended=True)
-    await service.leave_queue(session, sio, c)
+    await service.leave_queue(session, c)
     return Outcome(abandoned=True)
 
 

@@ -15,7 +15,7 @@ import os
 import uuid
 from typing import Any
 
-import socketio
+from aiohttp import web
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,21 +23,20 @@ from livedesk.catalogue import cards
 from livedesk.consultations import service
 from livedesk.consultations.chat_schemas import ChatMessageOut, ChatSend
 from livedesk.consultations.chat_store import CHAT_STORE, RateLimitSpent, SendCommand, StoredMessage
+from livedesk.consultations.outgoing import CHAT_MESSAGE, CHAT_READ
 from livedesk.consultations.parties import CHAT_OPEN
+from livedesk.identity import Actor, ShopperActor, key_of
 from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
+from livedesk.kit.db import EventSink, Outgoing
 from livedesk.kit.errors import AppError, Forbidden
 from livedesk.models import Consultation, Message, MessageKind, SenderKind, Shopper
 from livedesk.realtime import rooms
-from livedesk.realtime.emit import SIO, emit
-from livedesk.realtime.protocol import EventContext
+from livedesk.realtime.emit import emit
 from livedesk.realtime.wire import encoded_size
 
 __all__ = ["CHAT_OPEN", "deliver", "history", "mark_read", "message_recipients", "send"]
 
-CHAT_MESSAGE = "chat.message"
-CHAT_TYPING = "chat.typing"
-CHAT_READ = "chat.read"
 SYNC_PAGE = 200
 # ids, client id, sender, kind, time and the JSON around them, with room to spare
 _SYNC_FIELDS_BYTES = 400
@@ -56,28 +55,25 @@ def message_recipients(c: Consultation) -> list[tuple[rooms.Room, str]]:
     return targets
 
 
-def _sender(ctx: EventContext) -> SenderKind:
-    return SenderKind.SHOPPER if ctx.shopper is not None else SenderKind.STAFF
+def _sender(actor: Actor) -> SenderKind:
+    return SenderKind.SHOPPER if isinstance(actor, ShopperActor) else SenderKind.STAFF
 
 
-def _party_key(ctx: EventContext) -> str:
-    return f"shopper:{ctx.shopper.shopper_id}" if ctx.shopper else f"staff:{ctx.require_staff().staff_id}"
-
-
-async def send(ctx: EventContext, payload: ChatSend) -> tuple[StoredMessage, dict[str, Any]]:
+async def send(
+    app: web.Application, actor: Actor, payload: ChatSend, *, skip_sid: str | None = None
+) -> tuple[StoredMessage, dict[str, Any]]:
     """Store the message once (committed when this returns); its delivery to the parties'
-    other sockets follows the sender's ack.
+    other sockets (all but ``skip_sid``, the sender's, which has it in its ack) follows.
 
     A repeated client id stores nothing new and answers with the first sequence. Only new
     messages count against the sender's rate limit: a re-send after a reconnect is not one.
     """
-    app = ctx.app
     body, data = payload.body, dict(payload.data) if payload.data else {}
     if payload.kind == MessageKind.PRODUCT:
-        body, data = await _product_card(ctx, payload)
-    limits, rule, key = app[RATE_LIMITS], app[SETTINGS].chat_rate_limit, _party_key(ctx)
+        body, data = await _product_card(app, actor, payload)
+    limits, rule, key = app[RATE_LIMITS], app[SETTINGS].chat_rate_limit, key_of(actor)
     command = SendCommand(
-        ctx=ctx,
+        actor=actor,
         consultation_id=payload.consultation_id,
         client_id=payload.client_id,
         kind=payload.kind,
@@ -99,21 +95,21 @@ async def send(ctx: EventContext, payload: ChatSend) -> tuple[StoredMessage, dic
     # refuses the publish) is made good by every process's chat_redelivery check.
     out = ChatMessageOut.json_of_stored(stored)
     if not _DROP_FANOUT:
-        app[BACKGROUND].spawn(deliver(app[SIO], stored, out, skip_sid=ctx.sid), name="chat.deliver")
+        app[BACKGROUND].spawn(deliver(app[DB].sink(), stored, out, skip_sid=skip_sid), name="chat.deliver")
     return stored, out
 
 
-async def _product_card(ctx: EventContext, payload: ChatSend) -> tuple[str, dict[str, Any]]:
+async def _product_card(app: web.Application, actor: Actor, payload: ChatSend) -> tuple[str, dict[str, Any]]:
     """The card's body and data from the catalogue, in the consultation's language; whatever
     else the sender put in ``body`` and ``data`` is dropped. A shopper may not send one at all
     (a card looks like the shop speaking). Only product cards pay for these reads: the text
     path's budget is untouched."""
-    if ctx.shopper is not None:
+    if isinstance(actor, ShopperActor):
         raise Forbidden("Only staff send product cards", code="product_card_staff_only")
     sku = payload.product_sku
-    async with ctx.app[DB].read() as session:
+    async with app[DB].read() as session:
         # Party rules first, so a stranger learns nothing about the catalogue here either.
-        c = await service.load_for_party(session, payload.consultation_id, ctx, write=False)
+        c = await service.load_for_party(session, payload.consultation_id, actor, write=False)
         try:
             product = await cards.sellable_product(session, sku)
         except AppError:
@@ -124,7 +120,7 @@ async def _product_card(ctx: EventContext, payload: ChatSend) -> tuple[str, dict
             raise
         locale = await session.scalar(select(Shopper.locale).where(Shopper.id == c.shopper_id))
     language = cards.card_language(c.language, locale)
-    return cards.product_card(product, language, ctx.app[SETTINGS].product_page_url)
+    return cards.product_card(product, language, app[SETTINGS].product_page_url)
 
 
 async def _stored_before(session: AsyncSession, consultation_id: uuid.UUID, client_id: str) -> bool:
@@ -139,28 +135,29 @@ async def _stored_before(session: AsyncSession, consultation_id: uuid.UUID, clie
 
 
 async def deliver(
-    sio: socketio.AsyncServer, stored: StoredMessage, out: dict[str, Any], *, skip_sid: str | None = None
+    sink: EventSink, stored: StoredMessage, out: dict[str, Any], *, skip_sid: str | None = None
 ) -> None:
     """Emit a committed message (``out``, its JSON form) to the shopper's tabs and the assigned
-    advisor's tabs."""
+    advisor's tabs. The store committed in its own transaction (``chat_store.py``), so this
+    goes straight to the database's event sink."""
     targets: list[tuple[rooms.Room, str]] = [
         (rooms.shopper_of(stored.shopper_id, stored.consultation_id), rooms.SHOPPER_NS)
     ]
     if stored.advisor_id is not None:
         targets.append((rooms.staff(stored.advisor_id), rooms.STAFF_NS))
     for room, namespace in targets:
-        await sio.emit(CHAT_MESSAGE, out, room=room, namespace=namespace, skip_sid=skip_sid)
+        await sink(Outgoing(CHAT_MESSAGE, out, room, namespace, skip_sid))
 
 
 async def history(
-    session: AsyncSession, ctx: EventContext, consultation_id: uuid.UUID, after_seq: int
+    session: AsyncSession, actor: Actor, consultation_id: uuid.UUID, after_seq: int, *, page_bytes: int
 ) -> tuple[list[Message], int]:
     """Messages after ``after_seq``, oldest first, and the newest sequence: one page of at
     most ``SYNC_PAGE`` messages and ``LIVEDESK_CHAT_SYNC_PAGE_BYTES`` of them as JSON (always
     at least one message). The page's last sequence is the cursor the client asks from next
     (``web/shared/socket.js`` loops until it has everything): an answer of 1.45 MB that a
     client asked for 600 times and never read was what pinned the server's memory."""
-    c = await service.load_for_party(session, consultation_id, ctx, write=False)
+    c = await service.load_for_party(session, consultation_id, actor, write=False)
     # Read a few rows at a time: the page is bounded in bytes, so loading all SYNC_PAGE rows
     # of long messages to send a handful would cost megabytes per request.
     rows = await session.stream_scalars(
@@ -170,7 +167,7 @@ async def history(
         .limit(SYNC_PAGE)
         .execution_options(yield_per=_SYNC_READ_ROWS)
     )
-    budget, page = ctx.app[SETTINGS].chat_sync_page_bytes, list[Message]()
+    budget, page = page_bytes, list[Message]()
     try:
         async for message in rows:
             budget -= sync_size(message)
@@ -188,17 +185,17 @@ def sync_size(message: Message) -> int:
     return _SYNC_FIELDS_BYTES + encoded_size((message.body, message.data))
 
 
-async def mark_read(
-    session: AsyncSession, sio: socketio.AsyncServer, ctx: EventContext, consultation_id: uuid.UUID, seq: int
-) -> int:
-    c = await service.load_for_party(session, consultation_id, ctx)
+async def mark_read(session: AsyncSession, actor: Actor, consultation_id: uuid.UUID, seq: int) -> int:
+    c = await service.load_for_party(session, consultation_id, actor)
     seq = min(seq, c.last_seq)
-    column = Consultation.shopper_read_seq if ctx.shopper is not None else Consultation.advisor_read_seq
+    column = (
+        Consultation.shopper_read_seq if isinstance(actor, ShopperActor) else Consultation.advisor_read_seq
+    )
     # Read state only moves forward, whatever order the acks arrive in.
     await session.execute(
         update(Consultation).where(Consultation.id == c.id, column < seq).values({column: seq})
     )
-    payload = {"consultation_id": str(c.id), "reader": _sender(ctx).value, "seq": seq}
+    payload = {"consultation_id": str(c.id), "reader": _sender(actor).value, "seq": seq}
     for room, namespace in message_recipients(c):
-        emit(session, sio, CHAT_READ, payload, room=room, namespace=namespace)
+        emit(session, CHAT_READ, payload, room=room, namespace=namespace)
     return seq

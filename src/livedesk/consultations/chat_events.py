@@ -10,19 +10,21 @@ from typing import Any
 
 from livedesk.consultations import chat, service
 from livedesk.consultations.chat_schemas import ChatMessageOut, ChatRead, ChatSend, ChatSync, ChatTyping
+from livedesk.consultations.outgoing import CHAT_TYPING
 from livedesk.consultations.parties import authorise_party
+from livedesk.identity import key_of
 from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
+from livedesk.kit.db import Outgoing
 from livedesk.models import Consultation
 from livedesk.realtime import rooms
-from livedesk.realtime.emit import SIO
 from livedesk.realtime.protocol import EventContext, EventSpec
 
 
 async def send(ctx: EventContext, payload: ChatSend) -> dict[str, Any]:
     """Ack: the stored message's sequence (the same for a repeated client_id), and the
     message itself, which the sending socket gets only here."""
-    stored, out = await chat.send(ctx, payload)
+    stored, out = await chat.send(ctx.app, ctx.actor, payload, skip_sid=ctx.sid)
     return {
         "seq": stored.seq,
         "id": out["id"],
@@ -36,17 +38,19 @@ async def sync(ctx: EventContext, payload: ChatSync) -> dict[str, Any]:
     """What the client missed: messages after its last seen sequence (one page, bounded in
     count and bytes), the newest sequence, and the cursor to ask from for the next page."""
     async with ctx.app[DB].read() as session:
-        messages, last_seq = await chat.history(session, ctx, payload.consultation_id, payload.after_seq)
+        messages, last_seq = await chat.history(
+            session,
+            ctx.actor,
+            payload.consultation_id,
+            payload.after_seq,
+            page_bytes=ctx.app[SETTINGS].chat_sync_page_bytes,
+        )
     return {
         "messages": [ChatMessageOut.of(m).model_dump(mode="json") for m in messages],
         "last_seq": last_seq,
         "complete": not messages or messages[-1].seq >= last_seq,
         "next_after_seq": messages[-1].seq if messages else payload.after_seq,
     }
-
-
-def _party_key(ctx: EventContext) -> str:
-    return f"shopper:{ctx.shopper.shopper_id}" if ctx.shopper else f"staff:{ctx.require_staff().staff_id}"
 
 
 @dataclass
@@ -75,7 +79,8 @@ async def _relay(ctx: EventContext, relay: _Relay) -> None:
         return
     relay.sent_at, relay.sent = time.monotonic(), event["typing"]
     for room, namespace in targets:
-        await ctx.app[SIO].emit(chat.CHAT_TYPING, event, room=room, namespace=namespace, skip_sid=ctx.sid)
+        # Not state: no transaction to wait for, straight to the sink.
+        await ctx.app[DB].sink()(Outgoing(CHAT_TYPING, event, room, namespace, ctx.sid))
 
 
 async def typing(ctx: EventContext, payload: ChatTyping) -> dict[str, Any]:
@@ -87,11 +92,11 @@ async def typing(ctx: EventContext, payload: ChatTyping) -> dict[str, Any]:
     await ctx.app[RATE_LIMITS].hit(
         settings.typing_rate_limit,
         "chat.typing",
-        _party_key(ctx),
+        key_of(ctx.actor),
         message="Typing events too fast; slow down",
     )
     async with ctx.app[DB].read() as session:
-        c = await service.load_for_party(session, payload.consultation_id, ctx, write=False)
+        c = await service.load_for_party(session, payload.consultation_id, ctx.actor, write=False)
     event = {
         "consultation_id": str(c.id),
         "who": "shopper" if ctx.shopper else "advisor",
@@ -122,17 +127,17 @@ async def read(ctx: EventContext, payload: ChatRead) -> dict[str, Any]:
     await ctx.app[RATE_LIMITS].hit(
         ctx.app[SETTINGS].read_rate_limit,
         "chat.read",
-        _party_key(ctx),
+        key_of(ctx.actor),
         message="Read receipts too fast; slow down",
     )
     async with ctx.app[DB].read() as session:
-        c = await service.load_for_party(session, payload.consultation_id, ctx, write=False)
-        authorise_party(ctx, c.id, c.shopper_id, c.advisor_id, c.offered_to_id, write=True)
+        c = await service.load_for_party(session, payload.consultation_id, ctx.actor, write=False)
+        authorise_party(ctx.actor, c, write=True)
         seq = min(payload.seq, c.last_seq)
         if seq <= _read_seq(ctx, c):
             return {"seq": seq}
     async with ctx.app[DB].transaction() as session:
-        seq = await chat.mark_read(session, ctx.app[SIO], ctx, payload.consultation_id, payload.seq)
+        seq = await chat.mark_read(session, ctx.actor, payload.consultation_id, payload.seq)
     return {"seq": seq}
 
 

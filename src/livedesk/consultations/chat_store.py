@@ -51,7 +51,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from livedesk.consultations.parties import authorise_chat_send, authorise_party
+from livedesk.consultations.parties import Parties, authorise_chat_send, authorise_party
+from livedesk.identity import Actor, ShopperActor, staff_of
 from livedesk.kit.clock import utcnow
 from livedesk.kit.context import DB
 from livedesk.kit.db import DB_WAIT_SECONDS, Database
@@ -66,7 +67,6 @@ from livedesk.models import (
     SenderKind,
     TimelineKind,
 )
-from livedesk.realtime.protocol import EventContext
 from livedesk.timeline import new_event
 
 log = get_logger("livedesk.chat")
@@ -81,7 +81,7 @@ class RateLimitSpent(AppError):
 
 @dataclass(frozen=True)
 class SendCommand:
-    ctx: EventContext
+    actor: Actor
     consultation_id: uuid.UUID
     client_id: str
     kind: MessageKind
@@ -93,11 +93,11 @@ class SendCommand:
 
     @property
     def sender(self) -> SenderKind:
-        return SenderKind.SHOPPER if self.ctx.shopper is not None else SenderKind.STAFF
+        return SenderKind.SHOPPER if isinstance(self.actor, ShopperActor) else SenderKind.STAFF
 
     @property
     def staff_id(self) -> uuid.UUID | None:
-        return self.ctx.staff.staff_id if self.ctx.staff is not None else None
+        return staff_of(self.actor)
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ class OrmChatStore:
         c = await session.get(Consultation, command.consultation_id, with_for_update=True)
         if c is None:
             raise NotFound("No such consultation", code="consultation_not_found")
-        authorise_party(command.ctx, c.id, c.shopper_id, c.advisor_id, c.offered_to_id, write=True)
+        authorise_party(command.actor, c, write=True)
         existing = await session.scalar(
             select(Message).where(
                 Message.consultation_id == c.id,
@@ -182,7 +182,7 @@ class OrmChatStore:
         )
         if existing is not None:
             return _stored(existing, c, created=False)
-        authorise_chat_send(command.ctx, c.status, c.advisor_id)
+        authorise_chat_send(command.actor, c.status, c.advisor_id)
         if not command.allow_new:
             raise RateLimitSpent("Sending too fast; slow down")
         data = command.data
@@ -594,9 +594,8 @@ class SqliteChatStore:
             raise NotFound("No such consultation", code="consultation_not_found")
         shopper_id = uuid.UUID(hex=row[0])
         advisor_id = _read_uuid(row[1])
-        authorise_party(
-            command.ctx, command.consultation_id, shopper_id, advisor_id, _read_uuid(row[2]), write=True
-        )
+        parties = Parties(command.consultation_id, shopper_id, advisor_id, _read_uuid(row[2]))
+        authorise_party(command.actor, parties, write=True)
         sender = command.sender
         existing = conn.execute(
             "SELECT id, seq, sender_staff_id, kind, body, data, created_at FROM messages "
@@ -619,7 +618,7 @@ class SqliteChatStore:
                 shopper_id=shopper_id,
                 advisor_id=advisor_id,
             )
-        authorise_chat_send(command.ctx, ConsultationStatus(row[3]), advisor_id)
+        authorise_chat_send(command.actor, ConsultationStatus(row[3]), advisor_id)
         if not command.allow_new:
             raise RateLimitSpent("Sending too fast; slow down")
         data = command.data

@@ -11,6 +11,7 @@ from aiohttp import web
 from sqlalchemy import delete
 
 from livedesk.consultations import queue, routing_runner, service
+from livedesk.consultations.parties import is_party
 from livedesk.consultations.schemas import (
     CloseConsultation,
     ConsultationRef,
@@ -22,7 +23,6 @@ from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.errors import Forbidden
 from livedesk.models import ConsultationKind, Role, ShopperConnection
-from livedesk.realtime.emit import SIO
 from livedesk.realtime.process import PROCESS
 from livedesk.realtime.protocol import EventContext, EventSpec, NoPayload
 from livedesk.surveys import mail as survey_mail
@@ -61,7 +61,7 @@ async def queue_join(ctx: EventContext, payload: QueueJoin) -> dict[str, Any]:
             payload = payload.with_hints(hints)
         # Refused before anything is written, so a refused join never takes a place.
         returning = await queue.admit(session, settings, shopper.shopper_id, origin)
-        c = await service.join_queue(session, ctx.app[SIO], shopper.shopper_id, payload)
+        c = await service.join_queue(session, shopper.shopper_id, payload)
         if not returning:
             queue.mark_origin(c, origin)
         if intake is not None:
@@ -73,8 +73,8 @@ async def queue_join(ctx: EventContext, payload: QueueJoin) -> dict[str, Any]:
 
 async def queue_leave(ctx: EventContext, payload: ConsultationRef) -> dict[str, Any]:
     async with ctx.app[DB].transaction() as session:
-        c = await service.load_for_party(session, payload.consultation_id, ctx)
-        await service.leave_queue(session, ctx.app[SIO], c)
+        c = await service.load_for_party(session, payload.consultation_id, ctx.actor)
+        await service.leave_queue(session, c)
         result = service.out(c)
     await routing_runner.kick(ctx.app)
     return result
@@ -83,8 +83,8 @@ async def queue_leave(ctx: EventContext, payload: ConsultationRef) -> dict[str, 
 async def queue_update(ctx: EventContext, payload: QueueUpdate) -> dict[str, Any]:
     ctx.require_shopper()
     async with ctx.app[DB].transaction() as session:
-        c = await service.load_for_party(session, payload.consultation_id, ctx)
-        await service.set_wait_for_nominated(session, ctx.app[SIO], c, payload.wait_for_nominated)
+        c = await service.load_for_party(session, payload.consultation_id, ctx.actor)
+        await service.set_wait_for_nominated(session, c, payload.wait_for_nominated)
         result = service.out(c)
     await routing_runner.kick(ctx.app)
     return result
@@ -99,7 +99,7 @@ async def current(ctx: EventContext, _payload: NoPayload) -> list[dict[str, Any]
         rows = [
             c
             for c in await service.open_for_shopper(session, ctx.shopper.shopper_id)
-            if ctx.shopper.reaches(c.id, c.shopper_id)
+            if is_party(ctx.shopper, c, write=False)
         ]
         # A page that comes back needs its place in the queue now, not at the next change.
         listed = await queue.positions(session, ctx.app[SETTINGS]) if rows else []
@@ -115,15 +115,15 @@ async def current(ctx: EventContext, _payload: NoPayload) -> list[dict[str, Any]
 
 async def get(ctx: EventContext, payload: ConsultationRef) -> dict[str, Any]:
     async with ctx.app[DB].read() as session:
-        c = await service.load_for_party(session, payload.consultation_id, ctx, write=False)
+        c = await service.load_for_party(session, payload.consultation_id, ctx.actor, write=False)
         return service.out(c)
 
 
 async def offer_accept(ctx: EventContext, payload: ConsultationRef) -> dict[str, Any]:
     staff = ctx.require_staff()
     async with ctx.app[DB].transaction() as session:
-        c = await service.load_for_party(session, payload.consultation_id, ctx)
-        await service.accept_offer(session, ctx.app[SIO], c, staff.staff_id)
+        c = await service.load_for_party(session, payload.consultation_id, ctx.actor)
+        await service.accept_offer(session, c, staff.staff_id)
         result = service.out(c)
     await routing_runner.kick(ctx.app)
     return result
@@ -132,8 +132,8 @@ async def offer_accept(ctx: EventContext, payload: ConsultationRef) -> dict[str,
 async def offer_decline(ctx: EventContext, payload: ConsultationRef) -> dict[str, Any]:
     staff = ctx.require_staff()
     async with ctx.app[DB].transaction() as session:
-        c = await service.load_for_party(session, payload.consultation_id, ctx)
-        await service.decline_offer(session, ctx.app[SIO], c, staff.staff_id, "declined")
+        c = await service.load_for_party(session, payload.consultation_id, ctx.actor)
+        await service.decline_offer(session, c, staff.staff_id, "declined")
         result = service.out(c)
     await routing_runner.kick(ctx.app)
     return result
@@ -141,8 +141,8 @@ async def offer_decline(ctx: EventContext, payload: ConsultationRef) -> dict[str
 
 async def end(ctx: EventContext, payload: ConsultationRef) -> dict[str, Any]:
     async with ctx.app[DB].transaction() as session:
-        c = await service.load_for_party(session, payload.consultation_id, ctx)
-        await service.end(session, ctx.app[SIO], c, ctx)
+        c = await service.load_for_party(session, payload.consultation_id, ctx.actor)
+        await service.end(session, c, ctx.actor)
         result = service.out(c)
     await routing_runner.kick(ctx.app)
     return result
@@ -151,8 +151,8 @@ async def end(ctx: EventContext, payload: ConsultationRef) -> dict[str, Any]:
 async def close(ctx: EventContext, payload: CloseConsultation) -> dict[str, Any]:
     staff = ctx.require_staff()
     async with ctx.app[DB].transaction() as session:
-        c = await service.load_for_party(session, payload.consultation_id, ctx)
-        await service.close(session, ctx.app[SIO], c, staff.staff_id, payload.notes)
+        c = await service.load_for_party(session, payload.consultation_id, ctx.actor)
+        await service.close(session, c, staff.staff_id, payload.notes)
         invited = await satisfaction.invite_after_close(session, c)
         result = service.out(c)
     if invited:
@@ -163,8 +163,8 @@ async def close(ctx: EventContext, payload: CloseConsultation) -> dict[str, Any]
 
 async def escalate(ctx: EventContext, payload: Escalate) -> dict[str, Any]:
     async with ctx.app[DB].transaction() as session:
-        c = await service.load_for_party(session, payload.consultation_id, ctx)
-        await service.escalate(session, ctx.app[SIO], c, ConsultationKind(payload.kind), ctx)
+        c = await service.load_for_party(session, payload.consultation_id, ctx.actor)
+        await service.escalate(session, c, ConsultationKind(payload.kind), ctx.actor)
         return service.out(c)
 
 
@@ -230,6 +230,6 @@ async def abandon_after_grace(app: web.Application, shopper_ids: set[uuid.UUID],
     abandoned = 0
     for shopper_id in shopper_ids:
         async with app[DB].transaction() as session:
-            abandoned += await service.abandon_if_gone(session, app[SIO], shopper_id)
+            abandoned += await service.abandon_if_gone(session, shopper_id)
     if abandoned:
         await routing_runner.kick(app)

@@ -33,7 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from livedesk import audit
 from livedesk.consultations.chat import CHAT_OPEN
 from livedesk.consultations.image_size import ImageSize, Unreadable
-from livedesk.identity import Principal, ShopperActor
+from livedesk.consultations.parties import Parties, is_party
+from livedesk.identity import Actor, ShopperActor, staff_of
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import Database
 from livedesk.kit.errors import (
@@ -149,16 +150,6 @@ class FileOut(BaseModel):
         )
 
 
-@dataclass(frozen=True)
-class Party:
-    """Who is asking: a shopper (by their visitor token) or a signed-in staff member."""
-
-    shopper_id: uuid.UUID | None = None
-    staff: Principal | None = None
-    # A shopper token's scope: the one consultation it may reach (``identity/actors.py``).
-    scope: uuid.UUID | None = None
-
-
 # --- checks ---------------------------------------------------------------------------------
 
 
@@ -255,14 +246,13 @@ def _disk_usage(root: Path) -> tuple[int, int]:
 # --- rules ----------------------------------------------------------------------------------
 
 
-def _is_party(c: Consultation, party: Party) -> bool:
-    if party.shopper_id is not None:
-        return ShopperActor(party.shopper_id, consultation_id=party.scope).reaches(c.id, c.shopper_id)
-    return party.staff is not None and c.advisor_id == party.staff.staff_id
+def _is_party(c: Consultation, actor: Actor) -> bool:
+    # The shopper or the assigned advisor: not one merely offered it, nor an overseer.
+    return is_party(actor, Parties.of(c, offered=False), write=True)
 
 
 async def _consultation_for_upload(
-    session: AsyncSession, consultation_id: uuid.UUID, party: Party, *, lock: bool
+    session: AsyncSession, consultation_id: uuid.UUID, party: Actor, *, lock: bool
 ) -> Consultation:
     c = await session.get(Consultation, consultation_id, with_for_update=lock)
     if c is None:
@@ -278,12 +268,12 @@ async def _consultation_for_upload(
     return c
 
 
-async def _quota_left(session: AsyncSession, c: Consultation, party: Party, limits: UploadLimits) -> int:
+async def _quota_left(session: AsyncSession, c: Consultation, party: Actor, limits: UploadLimits) -> int:
     """Bytes the consultation's quota (both parties' files) and, for a shopper, their own
     quota over the last 24 hours still allow. Unsent files count until the sweep removes them."""
     used = await session.scalar(select(func.sum(ChatFile.size)).where(ChatFile.consultation_id == c.id))
     left = limits.consultation_bytes - int(used or 0)
-    if party.shopper_id is not None:
+    if isinstance(party, ShopperActor):
         mine = await session.scalar(
             select(func.sum(ChatFile.size))
             .join(Consultation, Consultation.id == ChatFile.consultation_id)
@@ -301,7 +291,7 @@ async def check_upload(
     db: Database,
     store: FileStore,
     consultation_id: uuid.UUID,
-    party: Party,
+    party: Actor,
     limits: UploadLimits,
     content_length: int | None,
 ) -> Allowance:
@@ -402,7 +392,7 @@ def _unreadable(exc: Unreadable) -> ValidationFailed:
 
 
 async def record(
-    session: AsyncSession, consultation_id: uuid.UUID, party: Party, received: Received, limits: UploadLimits
+    session: AsyncSession, consultation_id: uuid.UUID, party: Actor, received: Received, limits: UploadLimits
 ) -> ChatFile:
     """The row for a stored upload; the party, the consultation and the quotas are checked
     again, since any may have changed while the bytes arrived (uploads side by side)."""
@@ -413,8 +403,8 @@ async def record(
     row = ChatFile(
         id=received.file_id,
         consultation_id=c.id,
-        uploaded_by="shopper" if party.shopper_id is not None else "staff",
-        uploader_staff_id=party.staff.staff_id if party.staff is not None else None,
+        uploaded_by="shopper" if isinstance(party, ShopperActor) else "staff",
+        uploader_staff_id=staff_of(party),
         filename=received.filename,
         content_type=received.content_type,
         size=received.size,
@@ -430,7 +420,7 @@ async def save(
     db: Database,
     store: FileStore,
     consultation_id: uuid.UUID,
-    party: Party,
+    party: Actor,
     chunks: AsyncIterator[bytes],
     raw_filename: str | None,
     allowance: Allowance,
@@ -454,7 +444,7 @@ async def save(
     return row
 
 
-async def for_download(db: Database, file_id: uuid.UUID, party: Party) -> ChatFile:
+async def for_download(db: Database, file_id: uuid.UUID, party: Actor) -> ChatFile:
     """The file, if ``party`` may read it: the consultation's shopper, its advisor or the
     staff member who uploaded it, and supervisors and admins (whose reads are audited)."""
     async with db.read() as session:
@@ -462,13 +452,14 @@ async def for_download(db: Database, file_id: uuid.UUID, party: Party) -> ChatFi
         c = await session.get(Consultation, f.consultation_id) if f is not None else None
     if f is None or c is None:
         raise NotFound("No such file", code="file_not_found")
-    if _is_party(c, party) or (party.staff is not None and f.uploader_staff_id == party.staff.staff_id):
+    uploader = staff_of(party)
+    if _is_party(c, party) or (uploader is not None and f.uploader_staff_id == uploader):
         return f
-    if party.staff is None or party.staff.role not in READER_ROLES:
+    if isinstance(party, ShopperActor) or party.role not in READER_ROLES:
         raise Forbidden("You are not a party to this consultation", code="not_a_party")
     await audit.record_alone(
         db,
-        actor=party.staff.staff_id,
+        actor=party.staff_id,
         action="chat_file.read",
         target_type="chat_file",
         target_id=f.id,

@@ -1,13 +1,15 @@
 """Who may act on a consultation: pure rules, shared by every path that reads or writes one
-(the ORM services and the chat writer's plain-SQL hot path), so the rules live in one place."""
+(the ORM services, the chat writer's plain-SQL hot path, files, payments and recordings,
+over REST and Socket.IO alike), so "is this caller a party" is written once."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
+from livedesk.identity import Actor, ShopperActor
 from livedesk.kit.errors import Conflict, Forbidden
-from livedesk.models import ConsultationStatus, Role
-from livedesk.realtime.protocol import EventContext
+from livedesk.models import Consultation, ConsultationStatus, Role
 
 # Chat stays open through wrap-up so the advisor can send a last link; closed is closed.
 CHAT_OPEN = (
@@ -16,36 +18,48 @@ CHAT_OPEN = (
     ConsultationStatus.ACTIVE,
     ConsultationStatus.WRAP_UP,
 )
+OVERSEERS = (Role.SUPERVISOR, Role.ADMIN)
+
+
+@dataclass(frozen=True)
+class Parties:
+    """A consultation's parties, for paths that hold its ids rather than the row (the chat
+    writer's plain SQL), and for things that belong to one (a recording, a payment, a file),
+    whose party is never the advisor it is merely offered to (``offered_to_id`` None)."""
+
+    id: uuid.UUID
+    shopper_id: uuid.UUID
+    advisor_id: uuid.UUID | None
+    offered_to_id: uuid.UUID | None = None
+
+    @classmethod
+    def of(cls, c: Consultation, *, offered: bool = True) -> Parties:
+        return cls(c.id, c.shopper_id, c.advisor_id, c.offered_to_id if offered else None)
+
+
+def is_party(actor: Actor, consultation: Consultation | Parties, *, write: bool) -> bool:
+    """The shopper (within their token's scope), the assigned advisor or the advisor it is
+    offered to. Supervisors and admins may read any consultation (``write=False``) but act on
+    none."""
+    if isinstance(actor, ShopperActor):
+        return actor.reaches(consultation.id, consultation.shopper_id)
+    if actor.staff_id in (consultation.advisor_id, consultation.offered_to_id):
+        return True
+    return not write and actor.role in OVERSEERS
 
 
 def authorise_party(
-    ctx: EventContext,
-    consultation_id: uuid.UUID,
-    shopper_id: uuid.UUID,
-    advisor_id: uuid.UUID | None,
-    offered_to_id: uuid.UUID | None,
-    *,
-    write: bool,
+    actor: Actor, consultation: Consultation | Parties, *, write: bool, what: str = "consultation"
 ) -> None:
-    """The socket's owner must be a party: the shopper, the assigned advisor or the advisor it
-    is offered to. Supervisors and admins may read any consultation but act on none here.
-    A shopper's token may be scoped to one consultation (``ShopperActor.reaches``)."""
-    if ctx.shopper is not None:
-        if not ctx.shopper.reaches(consultation_id, shopper_id):
-            raise Forbidden("You are not a party to this consultation", code="not_a_party")
-        return
-    staff = ctx.require_staff()
-    if staff.staff_id in (advisor_id, offered_to_id):
-        return
-    if not write and staff.role in (Role.SUPERVISOR, Role.ADMIN):
-        return
-    raise Forbidden("You are not a party to this consultation", code="not_a_party")
+    """Refuse anyone who is not a party (``is_party``)."""
+    if not is_party(actor, consultation, write=write):
+        raise Forbidden(f"You are not a party to this {what}", code="not_a_party")
 
 
-def authorise_chat_send(ctx: EventContext, status: ConsultationStatus, advisor_id: uuid.UUID | None) -> None:
+def authorise_chat_send(actor: Actor, status: ConsultationStatus, advisor_id: uuid.UUID | None) -> None:
     """A new message needs an open chat, and on the staff side the assigned advisor (an
     advisor merely offered the consultation reads it but does not write yet)."""
     if status not in CHAT_OPEN:
         raise Conflict(f"The consultation is {status.value}; chat is closed", code="chat_closed")
-    if ctx.staff is not None and ctx.staff.staff_id != advisor_id:
+    if not isinstance(actor, ShopperActor) and actor.staff_id != advisor_id:
         raise Conflict("Only the assigned advisor writes in this chat", code="not_a_party")

@@ -11,11 +11,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import socketio
 from sqlalchemy import exists, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.consultations import routing, service, wait_estimate
+from livedesk.consultations.outgoing import OFFER_NEW
+
+# Re-exported: routing_runner sends the places after each pass.
+from livedesk.consultations.outgoing import QUEUE_POSITION as QUEUE_POSITION
 from livedesk.consultations.schemas import ConsultationOut, QueuePosition
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import TooManyRequests
@@ -34,8 +37,6 @@ from livedesk.realtime.emit import emit
 from livedesk.settings import Settings
 
 S = ConsultationStatus
-OFFER_NEW = "offer.new"
-QUEUE_POSITION = "queue.position"
 DEFAULT_HANDLE_SECONDS = 300.0
 
 
@@ -211,13 +212,13 @@ async def anything_waiting(session: AsyncSession) -> bool:
     return found is not None
 
 
-async def route(session: AsyncSession, sio: socketio.AsyncServer, settings: Settings) -> int:
+async def route(session: AsyncSession, settings: Settings) -> int:
     """Offer as many waiting consultations as there are advisors to take them, oldest
     first. Returns how many offers were made."""
     await _serialise(session)
     now = utcnow()
-    await _expire_offers(session, sio, settings, now)
-    await _give_up(session, sio, settings, now)
+    await _expire_offers(session, settings, now)
+    await _give_up(session, settings, now)
     waiting = (
         await session.scalars(
             select(Consultation)
@@ -244,8 +245,8 @@ async def route(session: AsyncSession, sio: socketio.AsyncServer, settings: Sett
             **ConsultationOut.of(c).model_dump(mode="json"),
             "offer_expires_at": c.offer_expires_at.isoformat(),
         }
-        emit(session, sio, OFFER_NEW, payload, room=rooms.staff(chosen), namespace=rooms.STAFF_NS)
-        service.announce(session, sio, c)
+        emit(session, OFFER_NEW, payload, room=rooms.staff(chosen), namespace=rooms.STAFF_NS)
+        service.announce(session, c)
         # The chosen advisor has an offer in hand now: not eligible for another this pass.
         candidates = [
             cand
@@ -257,9 +258,7 @@ async def route(session: AsyncSession, sio: socketio.AsyncServer, settings: Sett
     return made
 
 
-async def _expire_offers(
-    session: AsyncSession, sio: socketio.AsyncServer, settings: Settings, now: object
-) -> None:
+async def _expire_offers(session: AsyncSession, settings: Settings, now: object) -> None:
     expired = (
         await session.scalars(
             select(Consultation).where(Consultation.status == S.OFFERED, Consultation.offer_expires_at < now)
@@ -267,10 +266,10 @@ async def _expire_offers(
     ).all()
     for c in expired:
         assert c.offered_to_id is not None
-        await service.miss_offer(session, sio, c, c.offered_to_id, set_away=settings.away_after_missed_offer)
+        await service.miss_offer(session, c, c.offered_to_id, set_away=settings.away_after_missed_offer)
 
 
-async def _give_up(session: AsyncSession, sio: socketio.AsyncServer, settings: Settings, now: object) -> None:
+async def _give_up(session: AsyncSession, settings: Settings, now: object) -> None:
     cutoff = utcnow() - timedelta(seconds=settings.queue_max_wait_seconds)
     stale = (
         await session.scalars(
@@ -281,7 +280,7 @@ async def _give_up(session: AsyncSession, sio: socketio.AsyncServer, settings: S
         c.status = S.MISSED
         c.closed_at = utcnow()
         await service.record_step(session, c, "nobody was free to answer")
-        service.announce(session, sio, c)
+        service.announce(session, c)
 
 
 # Handle times that describe an advisor's pace: her latest ones, not older than this.

@@ -28,9 +28,9 @@ from aiohttp_pydantic.oas.typing import (
 
 from livedesk.consultations import files
 from livedesk.consultations.files import FileOut
-from livedesk.identity import bearer_actor, current_staff
+from livedesk.identity import Actor, key_of, request_actor
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
-from livedesk.kit.errors import BadRequest, NotFound, Unauthenticated, UnsupportedMediaType, ValidationFailed
+from livedesk.kit.errors import BadRequest, NotFound, UnsupportedMediaType, ValidationFailed
 from livedesk.kit.http import ErrorResponse, endpoint, model_json
 from livedesk.kit.logging import get_logger
 from livedesk.uploads import CHUNK_BYTES, FILE_STORE, LocalFileStore
@@ -42,21 +42,9 @@ FILE_PART = "file"
 _MALFORMED = (ValueError, AssertionError, HttpProcessingError)
 
 
-async def _party(request: web.Request) -> files.Party:
+async def _party(request: web.Request) -> Actor:
     """A visitor token (``Authorization: Bearer …``) or a staff session cookie."""
-    actor = await bearer_actor(request)
-    if actor is not None:
-        return files.Party(shopper_id=actor.shopper_id, scope=actor.consultation_id)
-    staff = await current_staff(request)
-    if staff is None:
-        raise Unauthenticated("A visitor token or a staff session is needed")
-    return files.Party(staff=staff)
-
-
-def _party_key(party: files.Party) -> str:
-    if party.staff is not None:
-        return f"staff:{party.staff.staff_id}"
-    return f"shopper:{party.shopper_id}"
+    return await request_actor(request)
 
 
 def _malformed() -> BadRequest:
@@ -127,7 +115,7 @@ async def upload_file(
     settings = request.app[SETTINGS]
     store, limits = request.app[FILE_STORE], files.UploadLimits.of(settings)
     await request.app[RATE_LIMITS].hit(
-        settings.chat_rate_limit, "files.upload", _party_key(party), message="Uploading too fast; slow down"
+        settings.chat_rate_limit, "files.upload", key_of(party), message="Uploading too fast; slow down"
     )
     allowance = await files.check_upload(db, store, consultation_id, party, limits, request.content_length)
     reader, part = await _file_part(request)

@@ -49,7 +49,7 @@ class RoutingRunner:
                 await self._send_positions([])
                 return
             async with app[DB].transaction() as session:
-                await queue.route(session, app[SIO], app[SETTINGS])
+                await queue.route(session, app[SETTINGS])
                 places = await queue.positions(session, app[SETTINGS])
         except Exception:  # a failed pass is retried on the next tick
             log.exception("routing pass failed")
@@ -82,7 +82,7 @@ class RoutingRunner:
                 suspects = await attendance.suspects(session)
             for consultation_id in suspects:
                 async with app[DB].transaction() as session:
-                    await attendance.judge(session, app[SIO], app[SETTINGS], consultation_id)
+                    await attendance.judge(session, app[SETTINGS], consultation_id)
         except Exception:  # retried on the next tick
             log.exception("attendance check failed")
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import socketio
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from livedesk.consultations.outgoing import CONSULTATION_UPDATED, OFFER_MISSED, OFFER_WITHDRAWN
 from livedesk.consultations.parties import authorise_party
 from livedesk.consultations.schemas import ConsultationOut, QueueJoin
+from livedesk.identity import Actor, ShopperActor, staff_of
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import Conflict, NotFound, ValidationFailed
 from livedesk.models import (
@@ -31,7 +32,6 @@ from livedesk.models import (
 from livedesk.outbox import webhooks
 from livedesk.realtime import rooms
 from livedesk.realtime.emit import emit
-from livedesk.realtime.protocol import EventContext
 from livedesk.staff import presence
 from livedesk.staff.announce import announce as announce_presence
 from livedesk.timeline import append_event
@@ -41,9 +41,6 @@ OPEN = (S.REQUESTED, S.QUEUED, S.OFFERED, S.ACTIVE, S.WRAP_UP)
 # A shopper can start a new consultation while the advisor is still wrapping up the last one.
 IN_PROGRESS = (S.REQUESTED, S.QUEUED, S.OFFERED, S.ACTIVE)
 WAITING = (S.QUEUED, S.OFFERED)
-
-CONSULTATION_UPDATED = "consultation.updated"
-OFFER_MISSED = "offer.missed"
 
 
 def recipients(c: Consultation) -> list[tuple[rooms.Room, str]]:
@@ -58,10 +55,10 @@ def recipients(c: Consultation) -> list[tuple[rooms.Room, str]]:
     return targets
 
 
-def announce(session: AsyncSession, sio: socketio.AsyncServer, c: Consultation) -> None:
+def announce(session: AsyncSession, c: Consultation) -> None:
     payload = ConsultationOut.of(c).model_dump(mode="json")
     for room, namespace in recipients(c):
-        emit(session, sio, CONSULTATION_UPDATED, payload, room=room, namespace=namespace)
+        emit(session, CONSULTATION_UPDATED, payload, room=room, namespace=namespace)
 
 
 async def record_step(
@@ -81,20 +78,18 @@ async def record_step(
 
 
 async def load_for_party(
-    session: AsyncSession, consultation_id: uuid.UUID, ctx: EventContext, *, write: bool = True
+    session: AsyncSession, consultation_id: uuid.UUID, actor: Actor, *, write: bool = True
 ) -> Consultation:
-    """The consultation, if the socket's owner is a party to it. Supervisors and admins may
-    read any consultation but act on none through these events."""
+    """The consultation, if ``actor`` is a party to it (locked for update when ``write``).
+    Supervisors and admins may read any consultation but act on none."""
     c = await session.get(Consultation, consultation_id, with_for_update=write)
     if c is None:
         raise NotFound("No such consultation", code="consultation_not_found")
-    authorise_party(ctx, c.id, c.shopper_id, c.advisor_id, c.offered_to_id, write=write)
+    authorise_party(actor, c, write=write)
     return c
 
 
-async def join_queue(
-    session: AsyncSession, sio: socketio.AsyncServer, shopper_id: uuid.UUID, request: QueueJoin
-) -> Consultation:
+async def join_queue(session: AsyncSession, shopper_id: uuid.UUID, request: QueueJoin) -> Consultation:
     """Put the shopper in the queue. Joining again while already waiting or talking returns
     the open consultation instead of a second one."""
     existing = await session.scalar(
@@ -144,11 +139,11 @@ async def join_queue(
     c.status = S.QUEUED
     c.queued_at = now
     await record_step(session, c, "waiting in the queue")
-    announce(session, sio, c)
+    announce(session, c)
     return c
 
 
-async def leave_queue(session: AsyncSession, sio: socketio.AsyncServer, c: Consultation) -> Consultation:
+async def leave_queue(session: AsyncSession, c: Consultation) -> Consultation:
     if c.status not in WAITING:
         raise Conflict(f"The consultation is {c.status.value}, not waiting", code="not_waiting")
     offered_to = c.offered_to_id
@@ -157,12 +152,11 @@ async def leave_queue(session: AsyncSession, sio: socketio.AsyncServer, c: Consu
     c.offer_expires_at = None
     c.closed_at = utcnow()
     await record_step(session, c, "the shopper left the queue")
-    announce(session, sio, c)
+    announce(session, c)
     if offered_to is not None:
         emit(
             session,
-            sio,
-            "offer.withdrawn",
+            OFFER_WITHDRAWN,
             {"consultation_id": str(c.id), "reason": "abandoned"},
             room=rooms.staff(offered_to),
             namespace=rooms.STAFF_NS,
@@ -170,21 +164,17 @@ async def leave_queue(session: AsyncSession, sio: socketio.AsyncServer, c: Consu
     return c
 
 
-async def set_wait_for_nominated(
-    session: AsyncSession, sio: socketio.AsyncServer, c: Consultation, wait: bool
-) -> Consultation:
+async def set_wait_for_nominated(session: AsyncSession, c: Consultation, wait: bool) -> Consultation:
     if c.status != S.QUEUED or c.nominated_advisor_id is None:
         raise Conflict(
             "Only a queued consultation with a nominated advisor can change this", code="not_waiting"
         )
     c.wait_for_nominated = wait
-    announce(session, sio, c)
+    announce(session, c)
     return c
 
 
-async def accept_offer(
-    session: AsyncSession, sio: socketio.AsyncServer, c: Consultation, staff_id: uuid.UUID
-) -> Consultation:
+async def accept_offer(session: AsyncSession, c: Consultation, staff_id: uuid.UUID) -> Consultation:
     if c.status != S.OFFERED or c.offered_to_id != staff_id:
         raise Conflict("This offer is no longer yours to accept", code="offer_gone")
     c.status = S.ACTIVE
@@ -193,13 +183,13 @@ async def accept_offer(
     c.offer_expires_at = None
     c.accepted_at = utcnow()
     await record_step(session, c, "advisor accepted", actor=staff_id)
-    await _refresh_advisor(session, sio, c)
-    announce(session, sio, c)
+    await _refresh_advisor(session, c)
+    announce(session, c)
     return c
 
 
 async def decline_offer(
-    session: AsyncSession, sio: socketio.AsyncServer, c: Consultation, staff_id: uuid.UUID, reason: str
+    session: AsyncSession, c: Consultation, staff_id: uuid.UUID, reason: str
 ) -> Consultation:
     """The advisor said no, or let the offer time out: back in the queue, not offered to
     them again."""
@@ -212,30 +202,28 @@ async def decline_offer(
     await record_step(session, c, f"offer {reason}", actor=staff_id)
     emit(
         session,
-        sio,
-        "offer.withdrawn",
+        OFFER_WITHDRAWN,
         {"consultation_id": str(c.id), "reason": reason},
         room=rooms.staff(staff_id),
         namespace=rooms.STAFF_NS,
     )
-    announce(session, sio, c)
+    announce(session, c)
     return c
 
 
 async def miss_offer(
-    session: AsyncSession, sio: socketio.AsyncServer, c: Consultation, staff_id: uuid.UUID, *, set_away: bool
+    session: AsyncSession, c: Consultation, staff_id: uuid.UUID, *, set_away: bool
 ) -> Consultation:
     """The offer timed out: back in the queue like a decline, and the advisor is told which
     offer she missed (``offer.missed``). With ``set_away`` she is also set Away until she says
     she is back, so the next shopper does not lose another offer's time on an empty desk."""
-    await decline_offer(session, sio, c, staff_id, "timed out")
+    await decline_offer(session, c, staff_id, "timed out")
     if set_away:
         view, changed = await presence.choose(session, staff_id, PresenceStatus.AWAY)
         if changed:
-            announce_presence(session, sio, view)
+            announce_presence(session, view)
     emit(
         session,
-        sio,
         OFFER_MISSED,
         {
             "consultation_id": str(c.id),
@@ -251,39 +239,33 @@ async def miss_offer(
     return c
 
 
-async def end(
-    session: AsyncSession, sio: socketio.AsyncServer, c: Consultation, ctx: EventContext
-) -> Consultation:
+async def end(session: AsyncSession, c: Consultation, actor: Actor) -> Consultation:
     """Hang up / finish talking: the advisor goes to wrap-up (notes) before closing."""
     if c.status != S.ACTIVE:
         raise Conflict(f"The consultation is {c.status.value}, not active", code="not_active")
-    who = "the shopper" if ctx.shopper else "the advisor"
-    await _wrap_up(session, sio, c, f"ended by {who}", ctx.staff.staff_id if ctx.staff else None)
+    who = "the shopper" if isinstance(actor, ShopperActor) else "the advisor"
+    await _wrap_up(session, c, f"ended by {who}", staff_of(actor))
     return c
 
 
-async def end_unattended(session: AsyncSession, sio: socketio.AsyncServer, c: Consultation) -> Consultation:
+async def end_unattended(session: AsyncSession, c: Consultation) -> Consultation:
     """Both parties' pages have been gone past the grace period (browsers closed, a process
     died with them): the call ends and the advisor finds it in wrap-up when she is back."""
     if c.status != S.ACTIVE:
         raise Conflict(f"The consultation is {c.status.value}, not active", code="not_active")
-    await _wrap_up(session, sio, c, "ended: both parties left", None)
+    await _wrap_up(session, c, "ended: both parties left", None)
     return c
 
 
-async def _wrap_up(
-    session: AsyncSession, sio: socketio.AsyncServer, c: Consultation, summary: str, actor: uuid.UUID | None
-) -> None:
+async def _wrap_up(session: AsyncSession, c: Consultation, summary: str, actor: uuid.UUID | None) -> None:
     c.status = S.WRAP_UP
     c.ended_at = utcnow()
     await record_step(session, c, summary, actor=actor)
-    await _refresh_advisor(session, sio, c)
-    announce(session, sio, c)
+    await _refresh_advisor(session, c)
+    announce(session, c)
 
 
-async def close(
-    session: AsyncSession, sio: socketio.AsyncServer, c: Consultation, staff_id: uuid.UUID, notes: str
-) -> Consultation:
+async def close(session: AsyncSession, c: Consultation, staff_id: uuid.UUID, notes: str) -> Consultation:
     if c.status == S.ACTIVE:
         c.ended_at = utcnow()
     elif c.status != S.WRAP_UP:
@@ -324,17 +306,16 @@ async def close(
             "handle_seconds": handle,
         },
     )
-    await _refresh_advisor(session, sio, c)
-    announce(session, sio, c)
+    await _refresh_advisor(session, c)
+    announce(session, c)
     return c
 
 
 async def escalate(
     session: AsyncSession,
-    sio: socketio.AsyncServer,
     c: Consultation,
     kind: ConsultationKind,
-    ctx: EventContext,
+    actor: Actor,
 ) -> Consultation:
     """Chat → call, or voice ↔ video during a call. An advisor holds one call at a time."""
     if c.status != S.ACTIVE or c.advisor_id is None:
@@ -356,21 +337,19 @@ async def escalate(
             raise Conflict("The advisor is already in another call", code="advisor_in_call")
     previous = c.kind
     c.kind = kind
-    await record_step(
-        session, c, f"{previous.value} → {kind.value}", actor=ctx.staff.staff_id if ctx.staff else None
-    )
-    await _refresh_advisor(session, sio, c)
-    announce(session, sio, c)
+    await record_step(session, c, f"{previous.value} → {kind.value}", actor=staff_of(actor))
+    await _refresh_advisor(session, c)
+    announce(session, c)
     return c
 
 
-async def _refresh_advisor(session: AsyncSession, sio: socketio.AsyncServer, c: Consultation) -> None:
+async def _refresh_advisor(session: AsyncSession, c: Consultation) -> None:
     if c.advisor_id is None:
         return
     await session.flush()
     view, changed = await presence.recompute(session, c.advisor_id)
     if changed:
-        announce_presence(session, sio, view)
+        announce_presence(session, view)
 
 
 async def open_for_shopper(session: AsyncSession, shopper_id: uuid.UUID) -> list[Consultation]:
@@ -398,7 +377,7 @@ def out(c: Consultation) -> dict[str, Any]:
     return ConsultationOut.of(c).model_dump(mode="json")
 
 
-async def abandon_if_gone(session: AsyncSession, sio: socketio.AsyncServer, shopper_id: uuid.UUID) -> int:
+async def abandon_if_gone(session: AsyncSession, shopper_id: uuid.UUID) -> int:
     """The shopper has no page open any more: give up their place in the queue (abandoned),
     rather than offering an advisor someone who is not there. Active consultations stay."""
     still_here = await session.scalar(
@@ -414,5 +393,5 @@ async def abandon_if_gone(session: AsyncSession, sio: socketio.AsyncServer, shop
         )
     ).all()
     for c in waiting:
-        await leave_queue(session, sio, c)
+        await leave_queue(session, c)
     return len(waiting)

@@ -4,7 +4,7 @@ turns a token into a ``ShopperActor``. REST routes and the Socket.IO namespaces 
 functions, so a caller is recognised the same way on every path.
 """
 
-from livedesk.identity.actors import ShopperActor
+from livedesk.identity.actors import Actor, ShopperActor, StaffActor, key_of, staff_of
 from livedesk.identity.auth import (
     CSRF_COOKIE,
     CSRF_HEADER,
@@ -15,7 +15,7 @@ from livedesk.identity.auth import (
     session_policy,
 )
 from livedesk.identity.sessions import Principal, SessionPolicy, end_all_sessions
-from livedesk.identity.shoppers import TOKENS, authenticate_shopper, bearer_actor
+from livedesk.identity.shoppers import TOKENS, authenticate_shopper, bearer_actor, request_actor
 from livedesk.identity.tokens import (
     VisitorClaims,
     VisitorTokens,
@@ -28,9 +28,11 @@ __all__ = [
     "CSRF_HEADER",
     "SESSION_COOKIE",
     "TOKENS",
+    "Actor",
     "Principal",
     "SessionPolicy",
     "ShopperActor",
+    "StaffActor",
     "VisitorClaims",
     "VisitorTokens",
     "authenticate_shopper",
@@ -38,8 +40,11 @@ __all__ = [
     "current_staff",
     "end_all_sessions",
     "guarded",
+    "key_of",
+    "request_actor",
     "require_staff",
     "session_policy",
     "sign_shop_customer_id",
+    "staff_of",
     "verify_shop_signature",
 ]

@@ -1,5 +1,7 @@
-"""Who is acting, for the rules that decide what they reach: one shopper rule for REST and
-Socket.IO alike.
+"""Who is acting: a shopper (by their signed visitor token) or a signed-in staff member with a
+role. REST routes and Socket.IO handlers build the same ``Actor`` and hand it to services;
+services never see a request or a socket (``consultations/parties.py`` holds the one rule of
+who is a party to a consultation).
 
 A shopper acts through a signed visitor token. A token made for one consultation (a booked
 call's join) reaches that consultation only; any other token reaches the consultations of
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -28,3 +31,28 @@ class ShopperActor:
         return consultation_shopper_id == self.shopper_id and (
             self.consultation_id is None or self.consultation_id == consultation_id
         )
+
+
+class StaffActor(Protocol):
+    """A signed-in staff member: what the rules need of one. The session's principal
+    (``staff/sessions.Principal``) is one; a protocol, because roles are a model enum and
+    ``kit`` sits below the models."""
+
+    @property
+    def staff_id(self) -> uuid.UUID: ...
+
+    @property
+    def role(self) -> str: ...
+
+
+Actor = ShopperActor | StaffActor
+
+
+def staff_of(actor: Actor) -> uuid.UUID | None:
+    """The acting staff member's id, or None for a shopper (for timeline and audit rows)."""
+    return None if isinstance(actor, ShopperActor) else actor.staff_id
+
+
+def key_of(actor: Actor) -> str:
+    """A stable key per actor, for rate limits."""
+    return f"shopper:{actor.shopper_id}" if isinstance(actor, ShopperActor) else f"staff:{actor.staff_id}"

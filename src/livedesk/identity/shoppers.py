@@ -13,7 +13,8 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from livedesk.identity.actors import ShopperActor
+from livedesk.identity.actors import Actor, ShopperActor
+from livedesk.identity.auth import current_staff
 from livedesk.identity.tokens import VisitorTokens
 from livedesk.kit.context import DB
 from livedesk.kit.errors import NotFound, Unauthenticated
@@ -80,3 +81,15 @@ async def proven_merge(session: AsyncSession, merged_id: uuid.UUID) -> bool:
     )
     proof = (details or {}).get("proof") if isinstance(details, dict) else None
     return isinstance(proof, dict) and proof.get("kind") in PROVEN
+
+
+async def request_actor(request: web.Request) -> Actor:
+    """Who is acting on a REST request a shopper and staff alike may make: the visitor token
+    (``Authorization: Bearer …``) or else the staff session cookie; 401 with neither."""
+    actor = await bearer_actor(request)
+    if actor is not None:
+        return actor
+    staff = await current_staff(request)
+    if staff is None:
+        raise Unauthenticated("A visitor token or a staff session is needed")
+    return staff

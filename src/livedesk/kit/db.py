@@ -2,13 +2,20 @@
 
 Services never commit: the handler opens ``async with db.transaction() as session`` and the
 scope commits once at the end (or rolls back on an error). Callbacks queued with
-``after_commit`` run only once the commit succeeded, which is how events are emitted.
+``after_commit`` run only once the commit succeeded.
+
+The scope also carries the way out for events: a service queues an ``Outgoing`` event on its
+session (``queue_event``, through ``realtime/emit.emit``) and the database's event sink sends
+it after the commit, in order with the other callbacks; a rollback drops it. Services never
+hold the Socket.IO server: the composition root hands the database its sink.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event
@@ -19,6 +26,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 AfterCommit = Callable[[], Awaitable[None]]
 DB_WAIT_SECONDS = 8.0
 _AFTER_COMMIT_KEY = "livedesk_after_commit"
+_SINK_KEY = "livedesk_event_sink"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One event for the clients: its name, its JSON-ready data, and who receives it (a room
+    or several, in one Socket.IO namespace; ``skip_sid`` is a socket that has it already)."""
+
+    event: str
+    data: Any
+    room: str | list[str]
+    namespace: str
+    skip_sid: str | None = None
+
+
+EventSink = Callable[[Outgoing], Awaitable[None]]
 
 
 def is_unavailable(exc: BaseException) -> bool:
@@ -119,6 +142,15 @@ class Database:
         self.read_engine = make_engine(url, echo=echo, immediate=False) if is_sqlite(url) else self.engine
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        # Where committed events go (the Socket.IO server's emit), set by the realtime setup.
+        self.event_sink: EventSink | None = None
+
+    def sink(self) -> EventSink:
+        """The event sink, for what is sent outside a transaction scope (a message its store
+        committed on its own)."""
+        if self.event_sink is None:
+            raise RuntimeError("no event sink: the realtime server is not set up")
+        return self.event_sink
 
     @property
     def is_sqlite(self) -> bool:
@@ -127,6 +159,8 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         async with self._sessions() as session:
+            if self.event_sink is not None:
+                session.info[_SINK_KEY] = self.event_sink
             async with session.begin():
                 yield session
             callbacks: list[AfterCommit] = session.info.pop(_AFTER_COMMIT_KEY, [])
@@ -149,3 +183,16 @@ class Database:
 def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
     """Run ``callback`` once the session's transaction has committed (never on rollback)."""
     session.info.setdefault(_AFTER_COMMIT_KEY, []).append(callback)
+
+
+def queue_event(session: AsyncSession, outgoing: Outgoing) -> None:
+    """Send ``outgoing`` through the scope's event sink once the transaction has committed
+    (never on rollback)."""
+    sink: EventSink | None = session.info.get(_SINK_KEY)
+    if sink is None:
+        # A session not opened by ``Database.transaction`` of a running app: an event queued
+        # here would be lost without a word.
+        raise RuntimeError(
+            f"no event sink for {outgoing.event}: open the session with Database.transaction()"
+        )
+    after_commit(session, functools.partial(sink, outgoing))

@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import socketio
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.booking import mails as booking_mails
-from livedesk.identity import Principal
+from livedesk.identity import Actor, Principal
 from livedesk.kit import money
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import Conflict, NotFound, ValidationFailed
@@ -43,7 +42,7 @@ from livedesk.outbox import webhooks as outgoing
 from livedesk.payments import receipts, repository
 from livedesk.payments.providers import PaymentProvider
 from livedesk.payments.schemas import RefundCreate
-from livedesk.payments.service import PAID_STATUSES, Party, announce, check_checkout
+from livedesk.payments.service import PAID_STATUSES, announce, check_checkout, pays
 from livedesk.timeline import append_event
 
 SUCCEEDED = "payment_intent.succeeded"
@@ -97,9 +96,7 @@ def _payload(r: PaymentRequest) -> dict[str, Any]:
     }
 
 
-async def apply_event(
-    session: AsyncSession, sio: socketio.AsyncServer, event: ProviderEvent, *, test_mode: bool
-) -> EventOutcome:
+async def apply_event(session: AsyncSession, event: ProviderEvent, *, test_mode: bool) -> EventOutcome:
     """Act on one provider event, once. The payment request row is locked first, so two
     deliveries of events about one payment take turns; the (provider, event id) unique key
     makes a concurrent duplicate fail at commit (the handler answers it as a duplicate)."""
@@ -125,7 +122,7 @@ async def apply_event(
         return EventOutcome(duplicate=False, outcome=stored.outcome)
     stored.outcome = await _act(session, r, event)
     if not stored.outcome.startswith("ignored"):
-        announce(session, sio, r, test_mode=test_mode, order_number=await repository.order_number(session, r))
+        announce(session, r, test_mode=test_mode, order_number=await repository.order_number(session, r))
     return EventOutcome(duplicate=False, outcome=stored.outcome, request=r)
 
 
@@ -322,16 +319,15 @@ _SANDBOX_EVENTS = {
 
 async def sandbox_act(
     session: AsyncSession,
-    sio: socketio.AsyncServer,
     provider: PaymentProvider,
     request_id: uuid.UUID,
-    party: Party,
+    party: Actor,
     action: str,
 ) -> PaymentRequest:
     """The shopper's test-mode card does ``action``. Only for sandbox requests; the outcome is
     applied as a provider event, like a Stripe webhook."""
     r = await repository.load_request(session, request_id, lock=True)
-    if r is None or not party.reaches(r.consultation_id, r.shopper_id):
+    if r is None or not pays(party, r):
         raise NotFound("No such payment request", code="payment_request_not_found")
     if r.provider != PaymentProviderName.SANDBOX or provider.name != PaymentProviderName.SANDBOX:
         raise Conflict("Only test-mode payments take sandbox actions", code="not_sandbox")
@@ -351,14 +347,13 @@ async def sandbox_act(
         failure_code=code,
         failure_message=message,
     )
-    outcome = await apply_event(session, sio, event, test_mode=True)
+    outcome = await apply_event(session, event, test_mode=True)
     assert outcome.request is not None
     return outcome.request
 
 
 async def refund(
     session: AsyncSession,
-    sio: socketio.AsyncServer,
     provider: PaymentProvider,
     staff: Principal,
     request_id: uuid.UUID,
@@ -418,7 +413,5 @@ async def refund(
         raise Conflict("The payment provider refused the refund", code="refund_failed")
     # A pending refund counts at once, so nobody can refund the same money twice meanwhile.
     await _count_refund(session, r, row, actor=staff.staff_id)
-    announce(
-        session, sio, r, test_mode=provider.test_mode, order_number=await repository.order_number(session, r)
-    )
+    announce(session, r, test_mode=provider.test_mode, order_number=await repository.order_number(session, r))
     return r, row, True

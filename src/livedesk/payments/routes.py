@@ -14,9 +14,10 @@ from aiohttp_pydantic.oas.typing import r200, r201, r401, r403, r404, r409, r422
 from pydantic import BaseModel, Field
 
 from livedesk.booking.jobs import kick_soon
-from livedesk.identity import bearer_actor, current_staff, guarded, require_staff
+from livedesk.consultations.parties import OVERSEERS
+from livedesk.identity import Actor, ShopperActor, guarded, request_actor, require_staff
 from livedesk.kit.context import DB
-from livedesk.kit.errors import Unauthenticated, ValidationFailed
+from livedesk.kit.errors import ValidationFailed
 from livedesk.kit.http import ErrorResponse, endpoint, model_json
 from livedesk.models import PaymentRefund, PaymentRequest, PaymentStatus, Role
 from livedesk.payments import fulfilment, repository, service
@@ -31,20 +32,12 @@ from livedesk.payments.schemas import (
     RevenueOut,
     SandboxAction,
 )
-from livedesk.payments.service import OVERSEERS, Party
 from livedesk.payments.webhook import stripe_webhook
-from livedesk.realtime.emit import SIO
 
 
-async def _party(request: web.Request) -> Party:
+async def _party(request: web.Request) -> Actor:
     """A visitor token (``Authorization: Bearer …``) or a staff session cookie."""
-    actor = await bearer_actor(request)
-    if actor is not None:
-        return Party(shopper_id=actor.shopper_id, scope=actor.consultation_id)
-    staff = await current_staff(request)
-    if staff is None:
-        raise Unauthenticated("A visitor token or a staff session is needed")
-    return Party(staff=staff)
+    return await request_actor(request)
 
 
 def _out(
@@ -113,7 +106,7 @@ async def create_payment_request(
     staff = await require_staff(request)
     async with request.app[DB].transaction() as session:
         r, created = await service.create_request(
-            session, request.app[SIO], request.app[PROVIDER], staff, consultation_id, body
+            session, request.app[PROVIDER], staff, consultation_id, body
         )
     r = await _with_intent(request, r)
     response = model_json(_out(request, r), status=201 if created else 200)
@@ -206,12 +199,10 @@ async def sandbox_action(
     Tags: payments
     """
     party = await _party(request)
-    if party.shopper_id is None:
+    if not isinstance(party, ShopperActor):
         raise ValidationFailed("Only the shopper acts in the payment sheet", code="not_the_shopper")
     async with request.app[DB].transaction() as session:
-        r = await fulfilment.sandbox_act(
-            session, request.app[SIO], request.app[PROVIDER], request_id, party, body.action
-        )
+        r = await fulfilment.sandbox_act(session, request.app[PROVIDER], request_id, party, body.action)
         out = _out(request, r, order_number=await repository.order_number(session, r))
     if out.order_number is not None:
         kick_soon(request.app)  # a booked consultation's receipt mail, if one was queued
@@ -240,9 +231,7 @@ async def create_refund(
     """
     staff = await require_staff(request, *OVERSEERS)
     async with request.app[DB].transaction() as session:
-        r, _refund, created = await fulfilment.refund(
-            session, request.app[SIO], request.app[PROVIDER], staff, request_id, body
-        )
+        r, _refund, created = await fulfilment.refund(session, request.app[PROVIDER], staff, request_id, body)
         refunds = await repository.refunds_of(session, [r.id])
         out = _out(request, r, refunds[r.id], await repository.order_number(session, r))
     return model_json(out, status=201 if created else 200)

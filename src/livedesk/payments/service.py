@@ -11,12 +11,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-import socketio
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.catalogue.service import list_products, products_by_sku
-from livedesk.identity import Principal, ShopperActor
+from livedesk.consultations.parties import Parties, authorise_party, is_party
+from livedesk.identity import Actor, Principal, ShopperActor
 from livedesk.kit import money
 from livedesk.kit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from livedesk.models import (
@@ -26,10 +26,10 @@ from livedesk.models import (
     PaymentRequest,
     PaymentRequestLine,
     PaymentStatus,
-    Role,
     TimelineKind,
 )
 from livedesk.payments import repository
+from livedesk.payments.outgoing import PAYMENT_UPDATED
 from livedesk.payments.providers import Intent, PaymentProvider
 from livedesk.payments.schemas import (
     PaymentRequestCreate,
@@ -41,28 +41,11 @@ from livedesk.realtime import rooms
 from livedesk.realtime.emit import emit
 from livedesk.timeline import append_event
 
-PAYMENT_UPDATED = "payment.updated"
 # Statuses whose money counts as taken (refunds are subtracted).
 PAID_STATUSES = (PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
-OVERSEERS = (Role.SUPERVISOR, Role.ADMIN)
 # Request ids follow from (consultation, client key): a retried send after a lost answer makes
 # the same id, so the provider's idempotency key and metadata stay the same too.
 _ID_NAMESPACE = uuid.UUID("6f1c2b0e-6a59-4c33-9a55-3d1c5f0f7a10")
-
-
-@dataclass(frozen=True)
-class Party:
-    """Who is asking: the shopper (visitor token) or a signed-in staff member."""
-
-    shopper_id: uuid.UUID | None = None
-    staff: Principal | None = None
-    # A shopper token's scope: the one consultation it may reach (``identity/actors.py``).
-    scope: uuid.UUID | None = None
-
-    def reaches(self, consultation_id: uuid.UUID, shopper_id: uuid.UUID) -> bool:
-        return self.shopper_id is not None and ShopperActor(
-            self.shopper_id, consultation_id=self.scope
-        ).reaches(consultation_id, shopper_id)
 
 
 @dataclass(frozen=True)
@@ -96,7 +79,6 @@ def recipients(r: PaymentRequest) -> list[tuple[rooms.Room, str]]:
 
 def announce(
     session: AsyncSession,
-    sio: socketio.AsyncServer,
     r: PaymentRequest,
     *,
     test_mode: bool,
@@ -106,7 +88,7 @@ def announce(
     the shopper's receipt). Carries no client secret."""
     payload = PaymentRequestOut.of(r, test_mode=test_mode, order_number=order_number).model_dump(mode="json")
     for room, namespace in recipients(r):
-        emit(session, sio, PAYMENT_UPDATED, payload, room=room, namespace=namespace)
+        emit(session, PAYMENT_UPDATED, payload, room=room, namespace=namespace)
 
 
 async def _consultation(
@@ -118,17 +100,9 @@ async def _consultation(
     return c
 
 
-def _check_party(c: Consultation, party: Party) -> None:
-    if party.shopper_id is not None:
-        if not party.reaches(c.id, c.shopper_id):
-            raise Forbidden("You are not a party to this consultation", code="not_a_party")
-        return
-    staff = party.staff
-    if staff is None:
-        raise Forbidden("Not allowed", code="forbidden")
-    if staff.staff_id == c.advisor_id or staff.role in OVERSEERS:
-        return
-    raise Forbidden("You are not a party to this consultation", code="not_a_party")
+def _check_party(c: Consultation, party: Actor) -> None:
+    # The shopper, the assigned advisor, and supervisors and admins (who only read here).
+    authorise_party(party, Parties.of(c, offered=False), write=False)
 
 
 def _check_advisor(c: Consultation, staff: Principal) -> None:
@@ -143,7 +117,7 @@ async def purchasables(
 ) -> PurchasablesOut:
     """The catalogue and the shopper's past purchases, for the advisor's payment builder."""
     c = await _consultation(session, consultation_id)
-    _check_party(c, Party(staff=staff))
+    _check_party(c, staff)
     catalogue = await list_products(session, limit=500)
     history = await repository.past_purchases(session, c.shopper_id)
     current = await products_by_sku(session, [h.sku for h in history])
@@ -249,7 +223,6 @@ async def _price_lines(
 
 async def create_request(
     session: AsyncSession,
-    sio: socketio.AsyncServer,
     provider: PaymentProvider,
     staff: Principal,
     consultation_id: uuid.UUID,
@@ -265,7 +238,7 @@ async def create_request(
     c = await _consultation(session, consultation_id, lock=True)
     existing = await repository.request_by_key(session, c.id, body.client_key)
     if existing is not None:
-        _check_party(c, Party(staff=staff))
+        _check_party(c, staff)
         return existing, False
     _check_advisor(c, staff)
     currency, lines = await _price_lines(session, c.shopper_id, body)
@@ -309,11 +282,11 @@ async def create_request(
         consultation_id=c.id,
         ref_id=str(r.id),
     )
-    announce(session, sio, r, test_mode=provider.test_mode)
+    announce(session, r, test_mode=provider.test_mode)
     return r, True
 
 
-async def get_request(session: AsyncSession, request_id: uuid.UUID, party: Party) -> PaymentRequest:
+async def get_request(session: AsyncSession, request_id: uuid.UUID, party: Actor) -> PaymentRequest:
     """One payment request, for a party to its consultation (supervisors and admins: any)."""
     r = await repository.load_request(session, request_id)
     if r is None:
@@ -323,14 +296,14 @@ async def get_request(session: AsyncSession, request_id: uuid.UUID, party: Party
         _check_party(c, party)
     except Forbidden:
         # Someone else's request is as good as non-existent to a shopper: no existence oracle.
-        if party.shopper_id is not None:
+        if isinstance(party, ShopperActor):
             raise NotFound("No such payment request", code="payment_request_not_found") from None
         raise
     return r
 
 
 async def list_requests(
-    session: AsyncSession, consultation_id: uuid.UUID, party: Party
+    session: AsyncSession, consultation_id: uuid.UUID, party: Actor
 ) -> list[PaymentRequest]:
     c = await _consultation(session, consultation_id)
     _check_party(c, party)
@@ -367,9 +340,16 @@ async def attach_intent(session: AsyncSession, request_id: uuid.UUID, intent: In
     return r
 
 
-def check_checkout(r: PaymentRequest, party: Party) -> None:
+def pays(party: Actor, r: PaymentRequest) -> bool:
+    """Whether ``party`` is the shopper who pays this request (staff never do)."""
+    return isinstance(party, ShopperActor) and is_party(
+        party, Parties(r.consultation_id, r.shopper_id, None), write=True
+    )
+
+
+def check_checkout(r: PaymentRequest, party: Actor) -> None:
     """Only the shopper pays, and only an open request."""
-    if not party.reaches(r.consultation_id, r.shopper_id):
+    if not pays(party, r):
         raise Forbidden("Only the shopper pays a payment request", code="not_the_shopper")
     if r.status == PaymentStatus.CANCELED:
         raise Conflict("This payment request was withdrawn", code="payment_canceled")

@@ -25,7 +25,6 @@ from livedesk.models import PaymentProviderName
 from livedesk.payments import fulfilment
 from livedesk.payments.providers import PROVIDER
 from livedesk.payments.schemas import WebhookAnswer
-from livedesk.realtime.emit import SIO
 
 log = get_logger("livedesk.payments.webhook")
 SIGNATURE_HEADER = "Stripe-Signature"
@@ -89,9 +88,7 @@ async def stripe_webhook(
     provider = request.app[PROVIDER]
     try:
         async with request.app[DB].transaction() as session:
-            outcome = await fulfilment.apply_event(
-                session, request.app[SIO], event, test_mode=provider.test_mode
-            )
+            outcome = await fulfilment.apply_event(session, event, test_mode=provider.test_mode)
     except IntegrityError:
         # The same event delivered twice at once: the other delivery stored and acted on it.
         return json_ok({"received": True, "duplicate": True, "outcome": "duplicate"})

@@ -1,8 +1,10 @@
 """Emitting events after the transaction commits, and only then.
 
-Services call ``emit(session, event, payload, room=…, namespace=…)``; nothing leaves
-until the handler's transaction has committed, so no client ever hears of a change that was
-rolled back.
+Services call ``emit(session, event, payload, room=…, namespace=…)``; the event rides on the
+session's transaction scope (``kit/db.queue_event``) and nothing leaves until the handler's
+transaction has committed, so no client ever hears of a change that was rolled back. The
+Socket.IO server is the scope's sink (``sink_for``, wired by ``realtime/server.py``); no
+service holds it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from aiohttp import web
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from livedesk.kit.db import after_commit
+from livedesk.kit.db import EventSink, Outgoing, queue_event
 
 SIO = web.AppKey("sio", socketio.AsyncServer)
 
@@ -25,7 +27,6 @@ def _plain(payload: Any) -> Any:
 
 def emit(
     session: AsyncSession,
-    sio: socketio.AsyncServer,
     event: str,
     payload: Any,
     *,
@@ -33,9 +34,21 @@ def emit(
     namespace: str,
     skip_sid: str | None = None,
 ) -> None:
-    data = _plain(payload)
+    """Send ``event`` to ``room`` in ``namespace`` once ``session``'s transaction commits."""
+    queue_event(session, Outgoing(event, _plain(payload), room, namespace, skip_sid))
 
-    async def send() -> None:
-        await sio.emit(event, data, room=room, namespace=namespace, skip_sid=skip_sid)
 
-    after_commit(session, send)
+def sink_for(sio: socketio.AsyncServer) -> EventSink:
+    """The database scope's event sink: the Socket.IO server (and through its manager, every
+    process)."""
+
+    async def send(outgoing: Outgoing) -> None:
+        await sio.emit(
+            outgoing.event,
+            outgoing.data,
+            room=outgoing.room,
+            namespace=outgoing.namespace,
+            skip_sid=outgoing.skip_sid,
+        )
+
+    return send

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from livedesk.identity import Principal, ShopperActor
+from livedesk.identity import Actor, Principal, ShopperActor
 from livedesk.kit import inputs
 from livedesk.kit.db import is_unavailable
 from livedesk.kit.errors import AppError
@@ -64,6 +64,11 @@ class EventContext:
         if self.staff is None:
             raise AppError("Only staff may do this", code="forbidden")
         return self.staff
+
+    @property
+    def actor(self) -> Actor:
+        """Who is acting on this connection, for the services (which never see the socket)."""
+        return self.shopper if self.shopper is not None else self.require_staff()
 
     def require_shopper(self) -> Shopper:
         if self.shopper is None:

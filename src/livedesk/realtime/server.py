@@ -17,7 +17,7 @@ from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.periodic import Periodic
 from livedesk.realtime import rooms
 from livedesk.realtime.drain import DRAIN
-from livedesk.realtime.emit import SIO
+from livedesk.realtime.emit import SIO, sink_for
 from livedesk.realtime.engine import serve_lean
 from livedesk.realtime.engine_server import LivedeskEngineServer
 from livedesk.realtime.fanout import LocalFanout, RedisFanout
@@ -121,6 +121,8 @@ async def _stop_sockets(app: web.Application) -> None:
 
 async def _process(app: web.Application) -> AsyncIterator[None]:
     sio = app[SIO]
+    # Events services queue on a transaction go out through this server once it commits.
+    app[DB].event_sink = sink_for(sio)
     if app[SETTINGS].redis_url and not sio.manager_initialized:
         # Listen on Redis from the start, not from the first client's connection: events
         # other processes send in between would otherwise be lost.

@@ -9,7 +9,6 @@ from typing import Any
 from livedesk.calls.placement import PLACEMENT
 from livedesk.consultations import service as consultations
 from livedesk.kit.context import DB, SETTINGS
-from livedesk.realtime.emit import SIO
 from livedesk.realtime.protocol import EventContext, EventSpec
 from livedesk.recording import service
 from livedesk.recording.recorder import LEG_OP, apply_change, attach_running
@@ -28,7 +27,7 @@ async def start(ctx: EventContext, payload: StartRecording) -> dict[str, Any]:
     settings = ctx.app[SETTINGS]
     async with ctx.app[DB].transaction() as session:
         result = await service.start(
-            session, ctx.app[SIO], payload.consultation_id, staff, settings.recording_consent_policy
+            session, payload.consultation_id, staff, settings.recording_consent_policy
         )
     if result.status.value == "recording":
         await attach_running(ctx.app, result.consultation_id, result.id)
@@ -40,7 +39,6 @@ async def stop(ctx: EventContext, payload: RecordingRef) -> dict[str, Any]:
     async with ctx.app[DB].transaction() as session:
         change = await service.stop(
             session,
-            ctx.app[SIO],
             payload.recording_id,
             staff,
             retention_days=ctx.app[SETTINGS].recording_retention_days,
@@ -54,7 +52,6 @@ async def consent(ctx: EventContext, payload: Consent) -> dict[str, Any]:
     async with ctx.app[DB].transaction() as session:
         change = await service.consent(
             session,
-            ctx.app[SIO],
             payload.recording_id,
             payload.accept,
             shopper=shopper,
@@ -69,7 +66,7 @@ async def consent(ctx: EventContext, payload: Consent) -> dict[str, Any]:
 async def current(ctx: EventContext, payload: ConsultationRecordingRef) -> dict[str, Any] | None:
     """The consultation's running (or consent-awaiting) recording, for a page that reloads."""
     async with ctx.app[DB].read() as session:
-        c = await consultations.load_for_party(session, payload.consultation_id, ctx, write=False)
+        c = await consultations.load_for_party(session, payload.consultation_id, ctx.actor, write=False)
         recording = await service.open_for_consultation(session, c.id)
         if recording is None:
             return None
@@ -81,9 +78,7 @@ async def current(ctx: EventContext, payload: ConsultationRecordingRef) -> dict[
 async def leg_offer(ctx: EventContext, payload: LegOffer) -> dict[str, Any]:
     """A participant's browser offers its send-only leg; the answer comes back in the ack."""
     async with ctx.app[DB].read() as session:
-        participant, recording = await service.check_leg_allowed(
-            session, payload.recording_id, shopper=ctx.shopper, staff=ctx.staff
-        )
+        participant, recording = await service.check_leg_allowed(session, payload.recording_id, ctx.actor)
     # Answered where the call's legs live (calls/placement.py), whichever process this is.
     answer = await ctx.app[PLACEMENT].run(
         recording.consultation_id,

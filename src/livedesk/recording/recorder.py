@@ -36,7 +36,6 @@ from livedesk.kit.errors import Conflict, ValidationFailed
 from livedesk.kit.logging import get_logger
 from livedesk.kit.periodic import Periodic
 from livedesk.models import Recording, RecordingPart, RecordingStatus
-from livedesk.realtime.emit import SIO
 from livedesk.recording import gaps, parts, service, storage
 from livedesk.recording.join import PartFile, join_parts, salvage_part
 
@@ -300,7 +299,6 @@ class Recorder:
             async with self.app[DB].transaction() as session:
                 done = await service.finish(
                     session,
-                    self.app[SIO],
                     recording_id,
                     storage_key=key,
                     duration_ms=duration,
@@ -398,9 +396,7 @@ class Recorder:
             ended = await parts.running_after_call_end(session)
         for recording_id in ended:
             async with self.app[DB].transaction() as session:
-                await service.stop_for_call_end(
-                    session, self.app[SIO], recording_id, retention_days=retention_days
-                )
+                await service.stop_for_call_end(session, recording_id, retention_days=retention_days)
         # Stopped or already ended: either way this process's legs for them go.
         local = {w.recording_id for w in self.writers.values()}
         async with self.app[DB].read() as session:

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import socketio
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk import audit
-from livedesk.identity import Principal, ShopperActor
+from livedesk.consultations.parties import Parties, authorise_party
+from livedesk.identity import Actor, Principal, ShopperActor
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import after_commit
 from livedesk.kit.errors import Conflict, Forbidden, NotFound
@@ -44,6 +44,7 @@ from livedesk.realtime import rooms
 from livedesk.realtime.emit import emit
 from livedesk.recording import gaps as recording_gaps
 from livedesk.recording import storage
+from livedesk.recording.outgoing import RECORDING_UPDATED
 from livedesk.recording.schemas import ConsentOut, GapOut, RecordingOut
 from livedesk.timeline import append_event
 
@@ -53,7 +54,6 @@ RS = RecordingStatus
 OPEN = (RS.AWAITING_CONSENT, RS.RECORDING)
 # Ended recordings, which the retention job removes once expired.
 ENDED = (RS.READY, RS.FAILED, RS.REFUSED)
-RECORDING_UPDATED = "recording.updated"
 
 
 def out(recording: Recording, consents: Sequence[RecordingConsent]) -> RecordingOut:
@@ -93,12 +93,11 @@ async def consents_of(session: AsyncSession, recording_id: uuid.UUID) -> list[Re
     return list(rows)
 
 
-async def announce(session: AsyncSession, sio: socketio.AsyncServer, recording: Recording) -> RecordingOut:
+async def announce(session: AsyncSession, recording: Recording) -> RecordingOut:
     """Tell both parties (all their tabs) the recording's state, after the commit."""
     payload = out(recording, await consents_of(session, recording.id))
     emit(
         session,
-        sio,
         RECORDING_UPDATED,
         payload,
         room=rooms.shopper_of(recording.shopper_id, recording.consultation_id),
@@ -107,7 +106,6 @@ async def announce(session: AsyncSession, sio: socketio.AsyncServer, recording: 
     if recording.advisor_id is not None:
         emit(
             session,
-            sio,
             RECORDING_UPDATED,
             payload,
             room=rooms.staff(recording.advisor_id),
@@ -170,7 +168,6 @@ async def open_for_consultation(session: AsyncSession, consultation_id: uuid.UUI
 
 async def start(
     session: AsyncSession,
-    sio: socketio.AsyncServer,
     consultation_id: uuid.UUID,
     staff: Principal,
     policy: str,
@@ -212,20 +209,20 @@ async def start(
         "recording requested (asking consent)" if ask else "recording started",
         staff.staff_id,
     )
-    return await announce(session, sio, recording)
+    return await announce(session, recording)
 
 
-async def _load_for_party(
-    session: AsyncSession, recording_id: uuid.UUID, *, shopper: ShopperActor | None, staff: Principal | None
-) -> Recording:
+def _parties(recording: Recording) -> Parties:
+    # The call's shopper and the advisor who recorded it.
+    return Parties(recording.consultation_id, recording.shopper_id, recording.advisor_id)
+
+
+async def _load_for_party(session: AsyncSession, recording_id: uuid.UUID, actor: Actor) -> Recording:
     recording = await session.get(Recording, recording_id, with_for_update=True)
     if recording is None:
         raise NotFound("No such recording", code="recording_not_found")
-    if shopper is not None and shopper.reaches(recording.consultation_id, recording.shopper_id):
-        return recording
-    if staff is not None and recording.advisor_id == staff.staff_id:
-        return recording
-    raise Forbidden("You are not a party to this recording", code="not_a_party")
+    authorise_party(actor, _parties(recording), write=True, what="recording")
+    return recording
 
 
 @dataclass(frozen=True)
@@ -239,7 +236,6 @@ class Change:
 
 async def consent(
     session: AsyncSession,
-    sio: socketio.AsyncServer,
     recording_id: uuid.UUID,
     accept: bool,
     *,
@@ -248,7 +244,7 @@ async def consent(
 ) -> Change:
     """The shopper's answer. Accepting a recording that waits for consent starts it; refusing
     at any time before it ends stops it and nothing is kept."""
-    recording = await _load_for_party(session, recording_id, shopper=shopper, staff=None)
+    recording = await _load_for_party(session, recording_id, shopper)
     if recording.status not in OPEN:
         raise Conflict(
             f"The recording is {recording.status.value}; it can no longer be answered", code="not_open"
@@ -273,12 +269,11 @@ async def consent(
         summary = "recording refused by the shopper"
     await session.flush()
     await _timeline(session, recording, summary, None)
-    return Change(await announce(session, sio, recording), discard_media=discard)
+    return Change(await announce(session, recording), discard_media=discard)
 
 
 async def stop(
     session: AsyncSession,
-    sio: socketio.AsyncServer,
     recording_id: uuid.UUID,
     staff: Principal,
     *,
@@ -286,12 +281,12 @@ async def stop(
 ) -> Change:
     """The advisor stops. A recording still waiting for consent is withdrawn (nothing was
     recorded); a running one goes to processing."""
-    recording = await _load_for_party(session, recording_id, shopper=None, staff=staff)
-    return await _stop(session, sio, recording, staff.staff_id, "stopped by the advisor", retention_days)
+    recording = await _load_for_party(session, recording_id, staff)
+    return await _stop(session, recording, staff.staff_id, "stopped by the advisor", retention_days)
 
 
 async def stop_for_call_end(
-    session: AsyncSession, sio: socketio.AsyncServer, recording_id: uuid.UUID, *, retention_days: int
+    session: AsyncSession, recording_id: uuid.UUID, *, retention_days: int
 ) -> Change | None:
     """The call ended while recording: stop as the advisor would have (None if it already ended)."""
     recording = await session.get(Recording, recording_id, with_for_update=True)
@@ -300,12 +295,11 @@ async def stop_for_call_end(
     c = await session.get(Consultation, recording.consultation_id)
     if c is not None and c.status == ConsultationStatus.ACTIVE:
         return None
-    return await _stop(session, sio, recording, None, "stopped: the call ended", retention_days)
+    return await _stop(session, recording, None, "stopped: the call ended", retention_days)
 
 
 async def _stop(
     session: AsyncSession,
-    sio: socketio.AsyncServer,
     recording: Recording,
     actor: uuid.UUID | None,
     why: str,
@@ -324,22 +318,18 @@ async def _stop(
         recording.expires_at = now + timedelta(days=retention_days)
     await session.flush()
     await _timeline(session, recording, f"recording {why}", actor)
-    return Change(await announce(session, sio, recording), finish_media=finish)
+    return Change(await announce(session, recording), finish_media=finish)
 
 
 async def check_leg_allowed(
-    session: AsyncSession, recording_id: uuid.UUID, *, shopper: ShopperActor | None, staff: Principal | None
+    session: AsyncSession, recording_id: uuid.UUID, actor: Actor
 ) -> tuple[str, Recording]:
-    """Which participant this socket is and the recording, if it may send media now."""
+    """Which participant ``actor`` is and the recording, if it may send media now."""
     recording = await session.get(Recording, recording_id)
     if recording is None:
         raise NotFound("No such recording", code="recording_not_found")
-    if shopper is not None and shopper.reaches(recording.consultation_id, recording.shopper_id):
-        participant = "shopper"
-    elif staff is not None and recording.advisor_id == staff.staff_id:
-        participant = "advisor"
-    else:
-        raise Forbidden("You are not a party to this recording", code="not_a_party")
+    authorise_party(actor, _parties(recording), write=True, what="recording")
+    participant = "shopper" if isinstance(actor, ShopperActor) else "advisor"
     if recording.status != RS.RECORDING:
         raise Conflict(f"The recording is {recording.status.value}; no media is taken", code="not_recording")
     return participant, recording
@@ -347,7 +337,6 @@ async def check_leg_allowed(
 
 async def finish(
     session: AsyncSession,
-    sio: socketio.AsyncServer,
     recording_id: uuid.UUID,
     *,
     storage_key: str | None,
@@ -387,7 +376,7 @@ async def finish(
     await session.execute(delete(RecordingPart).where(RecordingPart.recording_id == recording_id))
     await session.flush()
     await _timeline(session, recording, summary, None)
-    payload = await announce(session, sio, recording)
+    payload = await announce(session, recording)
     if recording.status == RS.READY:
         await _webhook_ready(session, payload)
     return recording

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-import socketio
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.realtime import rooms
 from livedesk.realtime.emit import emit
+from livedesk.staff.outgoing import PRESENCE_CHANGED
 from livedesk.staff.presence import PresenceView
-
-PRESENCE_CHANGED = "presence.changed"
 
 PresenceListener = Callable[[web.Application], Awaitable[None]]
 PRESENCE_LISTENERS = web.AppKey("presence_listeners", tuple[PresenceListener, ...])
@@ -27,9 +25,9 @@ def presence_recipients(view: PresenceView) -> list[str]:
     return [rooms.supervisors(), rooms.staff(view.staff_id)]
 
 
-def announce(session: AsyncSession, sio: socketio.AsyncServer, view: PresenceView) -> None:
+def announce(session: AsyncSession, view: PresenceView) -> None:
     for room in presence_recipients(view):
-        emit(session, sio, PRESENCE_CHANGED, view.as_event(), room=room, namespace=rooms.STAFF_NS)
+        emit(session, PRESENCE_CHANGED, view.as_event(), room=room, namespace=rooms.STAFF_NS)
 
 
 async def after_presence_change(app: web.Application) -> None:

@@ -32,7 +32,7 @@ async def refresh(app: web.Application, staff_ids: set[uuid.UUID]) -> None:
         async with app[DB].transaction() as session:
             view, changed = await presence.recompute(session, staff_id)
             if changed:
-                announce(session, app[SIO], view)
+                announce(session, view)
     await after_presence_change(app)
 
 
@@ -46,7 +46,7 @@ async def on_connect(ctx: EventContext) -> None:
     async with ctx.app[DB].transaction() as session:
         view, changed = await presence.connect(session, ctx.staff.staff_id, ctx.sid, ctx.app[PROCESS].id)
         if changed:
-            announce(session, ctx.app[SIO], view)
+            announce(session, view)
     if changed:
         await after_presence_change(ctx.app)
 
@@ -80,7 +80,7 @@ async def release(app: web.Application, sid: str) -> None:
         result = await presence.release(session, sid)
         changed = result is not None and result[1]
         if result is not None and changed:
-            announce(session, app[SIO], result[0])
+            announce(session, result[0])
     if changed:
         await after_presence_change(app)
 
@@ -90,7 +90,7 @@ async def presence_set(ctx: EventContext, payload: PresenceSet) -> dict[str, str
     async with ctx.app[DB].transaction() as session:
         view, changed = await presence.choose(session, staff.staff_id, PresenceStatus(payload.status))
         if changed:
-            announce(session, ctx.app[SIO], view)
+            announce(session, view)
     if changed:
         await after_presence_change(ctx.app)
     return view.as_event()
