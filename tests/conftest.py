@@ -7,6 +7,7 @@ import asyncio
 import email
 import email.message
 import email.policy
+import functools
 import os
 import shutil
 import socket
@@ -21,15 +22,17 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from aiosmtpd.controller import Controller as SmtpController
 from aiosmtpd.handlers import Message as MessageHandler
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from sqlalchemy import text
 
 from livedesk.app import create_app
-from livedesk.kit.db import Database
+from livedesk.kit.context import DB
+from livedesk.kit.db import Database, Outgoing
 from livedesk.kit.migrate import upgrade
 from livedesk.models import Base, Role, Staff
 from livedesk.settings import Settings
 from livedesk.staff.passwords import hash_password
+from livedesk.wiring.outgoing import outgoing_schemas
 
 PG_URL = os.environ.get("LIVEDESK_TEST_DATABASE_URL", "")
 TEST_PASSWORD = "correct horse battery staple"
@@ -113,8 +116,37 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def app(settings: Settings) -> web.Application:
-    return create_app(settings)
+async def app(settings: Settings) -> AsyncIterator[web.Application]:
+    """The real app; every event it sends is checked against its schema (see ``_checked``)."""
+    application = create_app(settings)
+    wrong: list[str] = []
+    application.on_startup.append(functools.partial(_checked, wrong=wrong))
+    yield application
+    assert not wrong, f"events sent against their schema: {wrong[:5]}"
+
+
+_SCHEMAS = outgoing_schemas()
+
+
+async def _checked(app: web.Application, *, wrong: list[str]) -> None:
+    """Wrap the event sink (set by the realtime setup, a cleanup context, which runs first):
+    an event with no schema in ``wiring/outgoing.py``, or a payload its schema refuses, fails
+    the test at its end (not inside the app, where the send would just log an error)."""
+    db: Database = app[DB]
+    inner = db.sink()
+
+    async def check(outgoing: Outgoing) -> None:
+        schema = _SCHEMAS.get(outgoing.event)
+        if schema is None:
+            wrong.append(f"{outgoing.event}: no schema")
+        else:
+            try:
+                schema.model_validate(outgoing.data)
+            except ValidationError as exc:
+                wrong.append(f"{outgoing.event}: {exc}")
+        await inner(outgoing)
+
+    db.event_sink = check
 
 
 @pytest.fixture

@@ -16,26 +16,16 @@ import pytest
 from aiohttp import web
 from pydantic import BaseModel
 
-from livedesk.calls import outgoing as call_events
-from livedesk.consultations import outgoing as consultation_events
 from livedesk.kit.context import DB
 from livedesk.kit.db import Database, Outgoing
 from livedesk.models import Role
-from livedesk.payments import outgoing as payment_events
 from livedesk.realtime import rooms
 from livedesk.realtime.emit import emit
-from livedesk.recording import outgoing as recording_events
 from livedesk.settings import Settings
-from livedesk.staff import outgoing as staff_events
+from livedesk.wiring.outgoing import outgoing_schemas
 from tests.integration.test_payments import StaffHttp, add_products
 
-SCHEMAS: dict[str, type[BaseModel]] = {
-    **consultation_events.OUTGOING,
-    **staff_events.OUTGOING,
-    **recording_events.OUTGOING,
-    **payment_events.OUTGOING,
-    **call_events.OUTGOING,
-}
+SCHEMAS: dict[str, type[BaseModel]] = outgoing_schemas()
 Target = tuple[tuple[str, ...], str]
 
 
@@ -187,19 +177,28 @@ async def test_each_event_validates_and_reaches_exactly_its_recipients(
     assert [o.skip_sid for o in captured.named("chat.typing")] == [shopper_sid] * 2
 
 
+# A valid payload (the app's test fixture checks every event sent against its schema).
+PRESENCE = {
+    "staff_id": str(uuid.uuid4()),
+    "status": "away",
+    "chosen": "away",
+    "since": "2026-12-06T10:00:00+00:00",
+}
+
+
 async def test_a_rolled_back_transaction_sends_nothing(app: web.Application, captured: Captured) -> None:
     async def change_then_fail() -> None:
         async with app[DB].transaction() as session:
-            emit(session, "presence.changed", {}, room=rooms.supervisors(), namespace=rooms.STAFF_NS)
+            emit(session, "presence.changed", PRESENCE, room=rooms.supervisors(), namespace=rooms.STAFF_NS)
             raise RuntimeError("changed my mind")
 
     with pytest.raises(RuntimeError, match="changed my mind"):
         await change_then_fail()
     async with app[DB].transaction() as session:
-        emit(session, "presence.changed", {"n": 1}, room=rooms.supervisors(), namespace=rooms.STAFF_NS)
+        emit(session, "presence.changed", PRESENCE, room=rooms.supervisors(), namespace=rooms.STAFF_NS)
         # Nothing leaves before the commit.
         assert captured.sent == []
-    assert [o.data for o in captured.sent] == [{"n": 1}]
+    assert [o.data for o in captured.sent] == [PRESENCE]
 
 
 # --- the supervisor board -------------------------------------------------------------------

@@ -36,14 +36,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from livedesk.calls.legs import PARTICIPANTS, Leg, LegRegistry, rtc_configuration
 from livedesk.calls.media import RECORDABLE, restrict_codecs
 from livedesk.calls.monitor_relay import MonitorTrack, forward_picture_loss
+from livedesk.calls.outgoing import LEG_MOVED, MONITOR_ENDED, MONITOR_STATE, MONITOR_VOICE
 from livedesk.calls.placement import PLACEMENT
 from livedesk.identity import Principal
 from livedesk.kit.context import DB, SETTINGS
+from livedesk.kit.db import Outgoing
 from livedesk.kit.errors import Conflict, Forbidden, NotFound
 from livedesk.kit.logging import get_logger
 from livedesk.models import Consultation, ConsultationKind, ConsultationStatus, Role, TimelineKind
 from livedesk.realtime import rooms
-from livedesk.realtime.emit import SIO
 from livedesk.timeline import append_event
 
 log = get_logger("livedesk.monitoring")
@@ -263,15 +264,15 @@ class MonitoringHub:
     async def hang_up(self, monitor: Monitor, parties: set[str]) -> None:
         for party in sorted(parties):
             room, namespace = self.party_room(monitor.consultation_id, party)
-            await self.app[SIO].emit(
-                "monitor.voice",
+            await self.send(
+                MONITOR_VOICE,
                 {
                     "consultation_id": str(monitor.consultation_id),
                     "talk_id": str(monitor.id),
                     "type": "hangup",
                 },
-                room=room,
-                namespace=namespace,
+                room,
+                namespace,
             )
 
     def may_talk_to(self, monitor: Monitor, party: str) -> None:
@@ -281,6 +282,11 @@ class MonitoringHub:
                 f"In {monitor.mode} mode the supervisor may not speak to the {party}",
                 code="not_allowed_in_mode",
             )
+
+    async def send(self, event: str, data: dict[str, Any], room: rooms.Room, namespace: str) -> None:
+        """Out through the event sink, at once: monitoring is no stored state, so there is no
+        commit to wait for (``calls/outgoing.py`` has each event's schema)."""
+        await self.app[DB].sink()(Outgoing(event, data, room, namespace))
 
     def party_room(self, consultation_id: uuid.UUID, party: str) -> tuple[rooms.Room, str]:
         shopper_id, advisor_id = self.parties[consultation_id]
@@ -296,7 +302,6 @@ class MonitoringHub:
         monitor = self.monitors.pop(monitor_id, None)
         if monitor is None:
             return
-        sio = self.app[SIO]
         for track in monitor.tracks:
             track.stop()
         with contextlib.suppress(Exception):
@@ -312,11 +317,11 @@ class MonitoringHub:
             if not self.legs.legs_of(c_id):
                 # No leg ever came (or all went): the claim goes too (closing legs does it too).
                 await self.app[PLACEMENT].release(c_id)
-        await sio.emit(
-            "monitor.ended",
+        await self.send(
+            MONITOR_ENDED,
             {"monitor_id": str(monitor.id), "consultation_id": str(c_id), "reason": reason},
-            to=monitor.sid,
-            namespace=rooms.STAFF_NS,
+            monitor.sid,  # the socket's own room
+            rooms.STAFF_NS,
         )
         log.info("monitoring stopped", consultation_id=str(c_id), reason=reason)
 
@@ -327,7 +332,7 @@ class MonitoringHub:
         state = self.state(consultation_id)
         for party in PARTICIPANTS:
             room, namespace = self.party_room(consultation_id, party)
-            await self.app[SIO].emit("monitor.state", state, room=room, namespace=namespace)
+            await self.send(MONITOR_STATE, state, room, namespace)
 
     async def stop_for_sid(self, sid: str) -> None:
         for monitor in [m for m in self.monitors.values() if m.sid == sid]:
@@ -361,11 +366,8 @@ class MonitoringHub:
         if c is None or c.advisor_id is None:
             return
         message = {"consultation_id": str(consultation_id), "placement": holder}
-        sio = self.app[SIO]
-        await sio.emit(
-            "leg.moved", message, room=rooms.shopper_of(c.shopper_id, c.id), namespace=rooms.SHOPPER_NS
-        )
-        await sio.emit("leg.moved", message, room=rooms.staff(c.advisor_id), namespace=rooms.STAFF_NS)
+        await self.send(LEG_MOVED, message, rooms.shopper_of(c.shopper_id, c.id), rooms.SHOPPER_NS)
+        await self.send(LEG_MOVED, message, rooms.staff(c.advisor_id), rooms.STAFF_NS)
 
     async def forget_dead_holders(self) -> None:
         """Monitors started here on a process that died end for their supervisor with
@@ -375,15 +377,15 @@ class MonitoringHub:
             if await placement.alive(ref.holder):
                 continue
             self.remote.pop(monitor_id, None)
-            await self.app[SIO].emit(
-                "monitor.ended",
+            await self.send(
+                MONITOR_ENDED,
                 {
                     "monitor_id": str(monitor_id),
                     "consultation_id": str(ref.consultation_id),
                     "reason": "moved",
                 },
-                to=ref.sid,
-                namespace=rooms.STAFF_NS,
+                ref.sid,
+                rooms.STAFF_NS,
             )
 
 

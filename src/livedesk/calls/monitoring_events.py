@@ -26,12 +26,12 @@ from livedesk.calls.monitoring import (
     note_on_timeline,
     require_supervisor,
 )
+from livedesk.calls.outgoing import MONITOR_TALK_ANSWER, MONITOR_VOICE
 from livedesk.calls.placement import PLACEMENT
 from livedesk.consultations import service as consultations
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.errors import AppError, Conflict, ValidationFailed
 from livedesk.realtime import rooms
-from livedesk.realtime.emit import SIO
 from livedesk.realtime.protocol import EventContext, EventModel, EventSpec
 
 # An SDP is a few kilobytes; the event size limit bounds it anyway.
@@ -303,7 +303,7 @@ def register_operations(app: web.Application) -> None:
         else:
             monitor.talking_to.discard(args["to"])
         room, namespace = hub.party_room(monitor.consultation_id, args["to"])
-        await app[SIO].emit("monitor.voice", message, room=room, namespace=namespace)
+        await hub.send(MONITOR_VOICE, message, room, namespace)
         return {"relayed": True}
 
     async def op_leg(args: dict[str, Any]) -> dict[str, Any]:
@@ -321,16 +321,16 @@ def register_operations(app: web.Application) -> None:
             or args["participant"] not in monitor.talking_to
         ):
             raise Conflict("No such talk offer to you", code="no_talk")
-        await app[SIO].emit(
-            "monitor.talk_answer",
+        await hub.send(
+            MONITOR_TALK_ANSWER,
             {
                 "monitor_id": str(monitor.id),
                 "from": args["participant"],
                 "type": "answer",
                 "sdp": args["sdp"],
             },
-            to=monitor.sid,
-            namespace=rooms.STAFF_NS,
+            monitor.sid,
+            rooms.STAFF_NS,
         )
         return {"relayed": True}
 

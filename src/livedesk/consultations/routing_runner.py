@@ -16,10 +16,10 @@ from aiohttp import web
 from livedesk.consultations import attendance, queue
 from livedesk.consultations.schemas import QueuePosition
 from livedesk.kit.context import DB, SETTINGS
+from livedesk.kit.db import Outgoing
 from livedesk.kit.logging import get_logger
 from livedesk.kit.periodic import Periodic
 from livedesk.realtime import rooms
-from livedesk.realtime.emit import SIO
 
 log = get_logger("livedesk.routing")
 
@@ -58,18 +58,17 @@ class RoutingRunner:
 
     async def _send_positions(self, places: list[tuple[uuid.UUID, QueuePosition]]) -> None:
         """Only changes are sent: a shopper hears when their place or estimate moves."""
-        sio = self.app[SIO]
+        # The positions are read, not written: nothing to commit, straight to the sink.
+        sink = self.app[DB].sink()
         current: dict[str, tuple[int, int]] = {}
         for shopper_id, place in places:
             key = str(place.consultation_id)
             value = (place.position, place.estimated_wait_seconds)
             current[key] = value
             if self._sent.get(key) != value:
-                await sio.emit(
-                    queue.QUEUE_POSITION,
-                    place.model_dump(mode="json"),
-                    room=rooms.shopper_of(shopper_id, place.consultation_id),
-                    namespace=rooms.SHOPPER_NS,
+                room = rooms.shopper_of(shopper_id, place.consultation_id)
+                await sink(
+                    Outgoing(queue.QUEUE_POSITION, place.model_dump(mode="json"), room, rooms.SHOPPER_NS)
                 )
         self._sent = current
 
