@@ -292,6 +292,6 @@ async def test_an_event_racing_the_close_of_an_ended_session_is_refused(
     console = await live.staff(advisor, cookie)
     staff_sockets = app[STAFF_SOCKETS]
     (ctx,) = staff_sockets.contexts.values()
-    ctx.extra["ended"] = True  # as the pass marks it just before it closes the socket
+    ctx.ended = True  # as the pass marks it just before it closes the socket
     answer = await console.call("presence.list")
     assert answer["error"]["code"] == "session_expired"

@@ -18,7 +18,7 @@ from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.db import Outgoing
 from livedesk.models import Consultation
 from livedesk.realtime import rooms
-from livedesk.realtime.protocol import EventContext, EventSpec
+from livedesk.realtime.protocol import ConnectionKey, EventContext, EventSpec
 
 
 async def send(ctx: EventContext, payload: ChatSend) -> dict[str, Any]:
@@ -64,9 +64,13 @@ class _Relay:
     timer: asyncio.TimerHandle | None = None
 
 
+# The socket's typing relays, one per consultation (they live and die with the socket).
+_TYPING: ConnectionKey[dict[uuid.UUID, _Relay]] = ConnectionKey("chat.typing", dict)
+
+
 def _relays(ctx: EventContext, now: float, window: float) -> dict[uuid.UUID, _Relay]:
     """The socket's relays (they live and die with the socket), without the idle ones."""
-    relays: dict[uuid.UUID, _Relay] = ctx.extra.setdefault("typing", {})
+    relays = ctx.state(_TYPING)
     for key in [k for k, r in relays.items() if r.timer is None and now - r.sent_at >= window]:
         del relays[key]
     return relays

@@ -44,7 +44,7 @@ async def queue_join(ctx: EventContext, payload: QueueJoin) -> dict[str, Any]:
         message="Too many queue joins; wait a moment",
     )
     # Visitor tokens are free: the address and its network pay for the joins too.
-    origin = queue.Origin.of(ctx.extra.get("address", ""), settings.secret_key.get_secret_value())
+    origin = queue.Origin.of(ctx.address, settings.secret_key.get_secret_value())
     busy = "Too many requests from your network; wait a moment"
     await limits.hit_all(
         settings.queue_address_rate_limit, "queue.join.address", origin.address, message=busy

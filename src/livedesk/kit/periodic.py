@@ -38,6 +38,10 @@ from typing import Protocol
 from livedesk.kit.background import Background
 from livedesk.kit.logging import get_logger
 
+# A random source of its own: the jitter must not draw from (and move) the global one that
+# tests and libraries seed and watch (hypothesis fails a test whose strategies see it move).
+_JITTER = random.Random()  # noqa: S311 - spreading timers, not a secret
+
 log = get_logger("livedesk.periodic")
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -115,7 +119,7 @@ class Periodic:
         claim: Claim | None = None,
         quiet: bool = False,
         sleep: Sleep = asyncio.sleep,
-        rand: Callable[[], float] = random.random,
+        rand: Callable[[], float] = _JITTER.random,
     ) -> None:
         """``first_at_once`` runs the first pass on start instead of after one interval;
         ``again_at_once(result)`` says the run left work behind (a full batch) and the next

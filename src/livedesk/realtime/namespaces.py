@@ -153,7 +153,7 @@ class ShopperNamespace(LivedeskNamespace):
         except AppError as exc:
             raise _refused(exc.code, exc.message) from None
         ctx = EventContext(app=self.app, sid=sid, namespace=self.namespace, shopper=actor)
-        ctx.extra["address"] = address
+        ctx.address = address
         await self._admit(ctx)
         try:
             if actor.consultation_id is not None:
@@ -171,21 +171,20 @@ class ShopperNamespace(LivedeskNamespace):
         settings = self.app[SETTINGS]
         assert ctx.shopper is not None
         per_token, per_address = settings.shopper_sockets_per_token, settings.shopper_sockets_per_address
-        over = await self.caps.admit(
-            ctx.sid, ctx.shopper.shopper_id, ctx.extra["address"], per_token, per_address
-        )
+        over = await self.caps.admit(ctx.sid, ctx.shopper.shopper_id, ctx.address, per_token, per_address)
         if over == "shopper":
             raise _refused("too_many_sockets", f"At most {per_token} pages may be open at once; close one")
         if over == "address":
             raise _refused(
                 "too_many_sockets_address", "Too many open connections from your network; close a page"
             )
-        ctx.extra["admitted"] = True
+        ctx.admitted = True
 
     async def _release(self, ctx: EventContext) -> None:
-        if not ctx.extra.pop("admitted", False) or ctx.shopper is None:
+        admitted, ctx.admitted = ctx.admitted, False
+        if not admitted or ctx.shopper is None:
             return
-        await self.caps.release(ctx.sid, ctx.shopper.shopper_id, ctx.extra["address"])
+        await self.caps.release(ctx.sid, ctx.shopper.shopper_id, ctx.address)
 
     async def handle_disconnect(self, sid: str) -> None:
         ctx = self.contexts.get(sid)
@@ -203,7 +202,7 @@ class StaffNamespace(LivedeskNamespace):
         if principal is None:
             raise _refused("unauthenticated", "Sign in as staff first")
         ctx = EventContext(app=self.app, sid=sid, namespace=self.namespace, staff=principal)
-        ctx.extra["session_token"] = _request(environ).cookies.get(SESSION_COOKIE, "")
+        ctx.session_token = _request(environ).cookies.get(SESSION_COOKIE, "")
         await self.enter_room(sid, rooms.staff(principal.staff_id))
         await self._connected(ctx)
 
@@ -212,9 +211,9 @@ class StaffNamespace(LivedeskNamespace):
         # once. (One read per socket's event once its interval had passed made 1,000 reads
         # and writes in a burst when 1,000 advisors came back to work together, and their
         # thread hops stalled chat sends for a second; an idle socket was never checked.)
-        if ctx.extra.get("ended"):
+        if ctx.ended:
             return fail("session_expired", "Your session has ended; please sign in again")
-        ctx.extra["used"] = True
+        ctx.used = True
         return None
 
     async def recheck_sessions(self) -> int:
@@ -225,11 +224,12 @@ class StaffNamespace(LivedeskNamespace):
         sockets: dict[str, list[EventContext]] = {}
         used: set[str] = set()
         for ctx in list(self.contexts.values()):
-            if ctx.extra.get("ended"):
+            if ctx.ended:
                 continue
-            token = ctx.extra["session_token"]
+            token = ctx.session_token
             sockets.setdefault(token, []).append(ctx)
-            if ctx.extra.pop("used", False):
+            if ctx.used:
+                ctx.used = False
                 used.add(token)
         tokens, policy, closed = list(sockets), session_policy(self.app), 0
         for start in range(0, len(tokens), _RECHECK_CHUNK):
@@ -248,7 +248,7 @@ class StaffNamespace(LivedeskNamespace):
                     if principal is not None:
                         ctx.staff = principal
                         continue
-                    ctx.extra["ended"] = True  # events until the close get session_expired
+                    ctx.ended = True  # events until the close get session_expired
                     closed += 1
                     await self.disconnect(ctx.sid)
         return closed

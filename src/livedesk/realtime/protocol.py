@@ -51,14 +51,46 @@ class NoPayload(EventModel):
 Shopper = ShopperActor
 
 
+S = TypeVar("S")
+
+
+@dataclass(frozen=True, eq=False)
+class ConnectionKey(Generic[S]):
+    """A capability's own state on one connection (chat's typing relays), typed the way
+    aiohttp's ``AppKey`` types app state; made by ``factory`` on first use, gone with the
+    connection."""
+
+    name: str
+    factory: Callable[[], S]
+
+
 @dataclass
 class EventContext:
+    """One connection as the handlers see it: who it is (``actor``) and what the transport
+    keeps for it."""
+
     app: web.Application
     sid: str
     namespace: str
     staff: Principal | None = None
     shopper: Shopper | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    # The client's address (behind the trusted proxies), for per-address budgets.
+    address: str = ""
+    # A shopper socket counted by the socket caps (released once at disconnect).
+    admitted: bool = False
+    # A staff socket: its session cookie, whether an event used it since the last recheck,
+    # and whether the session has ended (its events then answer session_expired).
+    session_token: str = ""
+    used: bool = False
+    ended: bool = False
+    _state: dict[ConnectionKey[Any], Any] = field(default_factory=dict)
+
+    def state(self, key: ConnectionKey[S]) -> S:
+        """This connection's value for a capability's key, made on first use."""
+        if key not in self._state:
+            self._state[key] = key.factory()
+        value: S = self._state[key]
+        return value
 
     def require_staff(self) -> Principal:
         if self.staff is None:
