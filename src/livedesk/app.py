@@ -28,6 +28,7 @@ from livedesk.staff import setup as staff
 from livedesk.supervision import setup as supervision
 from livedesk.surveys import setup as surveys
 from livedesk.system import setup as system
+from livedesk.uploads import FILE_STORE, LocalFileStore
 from livedesk.visitors import setup as visitors
 from livedesk.wiring.handoffs import hand_offs
 from livedesk.wiring.realtime import event_table
@@ -45,6 +46,8 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[MAX_BODY_KEY] = settings.max_body_bytes
     app[MAILER] = Mailer(settings)
+    # The shared upload storage (the kernel's): chat files, staff photos, history attachments.
+    app[FILE_STORE] = LocalFileStore(settings.data_dir / "files")
     # The kit: what every capability uses. Cleanup contexts start in this order and stop in
     # the reverse one, so everything below stops before these do.
     app.cleanup_ctx.append(_database)

@@ -75,6 +75,7 @@ def test_create_app_plugs_capabilities_in_only_through_their_setup() -> None:
     assert others == {
         "web.Application",
         "Mailer",
+        "LocalFileStore",
         "app.cleanup_ctx.append",
         "app.on_response_prepare.append",
         "setup_realtime",

@@ -33,7 +33,7 @@ from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.errors import BadRequest, NotFound, UnsupportedMediaType, ValidationFailed
 from livedesk.kit.http import ErrorResponse, endpoint, model_json
 from livedesk.kit.logging import get_logger
-from livedesk.uploads import CHUNK_BYTES, FILE_STORE, LocalFileStore
+from livedesk.uploads import CHUNK_BYTES, FILE_STORE
 
 log = get_logger("livedesk.files")
 
@@ -151,8 +151,5 @@ async def download_file(
 
 
 def setup_routes(app: web.Application) -> None:
-    if FILE_STORE not in app:
-        # The composition root may have put another store (S3, …) there already.
-        app[FILE_STORE] = LocalFileStore(app[SETTINGS].data_dir / "files")
     app.router.add_post("/api/v1/consultations/{consultation_id}/files", upload_file)
     app.router.add_get("/api/v1/files/{file_id}", download_file)
