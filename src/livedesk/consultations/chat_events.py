@@ -11,8 +11,7 @@ from typing import Any
 from livedesk.consultations import chat, service
 from livedesk.consultations.chat_schemas import ChatMessageOut, ChatRead, ChatSend, ChatSync, ChatTyping
 from livedesk.consultations.outgoing import CHAT_TYPING
-from livedesk.consultations.parties import authorise_party
-from livedesk.identity import key_of
+from livedesk.identity import authorise_party, key_of
 from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.db import Outgoing

@@ -51,8 +51,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from livedesk.consultations.parties import Parties, authorise_chat_send, authorise_party
-from livedesk.identity import Actor, ShopperActor, staff_of
+from livedesk.consultations.parties import authorise_chat_send
+from livedesk.identity import Actor, Parties, ShopperActor, authorise_party, staff_of
 from livedesk.kit.clock import utcnow
 from livedesk.kit.context import DB
 from livedesk.kit.db import DB_WAIT_SECONDS, Database

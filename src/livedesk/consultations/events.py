@@ -11,7 +11,6 @@ from aiohttp import web
 from sqlalchemy import delete
 
 from livedesk.consultations import queue, routing_runner, service
-from livedesk.consultations.parties import is_party
 from livedesk.consultations.schemas import (
     CloseConsultation,
     ConsultationRef,
@@ -19,6 +18,7 @@ from livedesk.consultations.schemas import (
     QueueJoin,
     QueueUpdate,
 )
+from livedesk.identity import is_party
 from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.errors import Forbidden

@@ -33,8 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from livedesk import audit
 from livedesk.consultations.chat import CHAT_OPEN
 from livedesk.consultations.image_size import ImageSize, Unreadable
-from livedesk.consultations.parties import Parties, is_party
-from livedesk.identity import Actor, ShopperActor, staff_of
+from livedesk.identity import Actor, Parties, ShopperActor, is_party, staff_of
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import Database
 from livedesk.kit.errors import (

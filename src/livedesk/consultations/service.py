@@ -14,9 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.consultations.outgoing import CONSULTATION_UPDATED, OFFER_MISSED, OFFER_WITHDRAWN
-from livedesk.consultations.parties import authorise_party
 from livedesk.consultations.schemas import ConsultationOut, QueueJoin
-from livedesk.identity import Actor, ShopperActor, staff_of
+from livedesk.identity import Actor, ShopperActor, authorise_party, staff_of
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import Conflict, NotFound, ValidationFailed
 from livedesk.models import (

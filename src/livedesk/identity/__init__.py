@@ -14,6 +14,7 @@ from livedesk.identity.auth import (
     require_staff,
     session_policy,
 )
+from livedesk.identity.parties import OVERSEERS, Parties, authorise_party, is_party
 from livedesk.identity.sessions import Principal, SessionPolicy, end_all_sessions
 from livedesk.identity.shoppers import TOKENS, authenticate_shopper, bearer_actor, request_actor
 from livedesk.identity.tokens import (
@@ -26,9 +27,11 @@ from livedesk.identity.tokens import (
 __all__ = [
     "CSRF_COOKIE",
     "CSRF_HEADER",
+    "OVERSEERS",
     "SESSION_COOKIE",
     "TOKENS",
     "Actor",
+    "Parties",
     "Principal",
     "SessionPolicy",
     "ShopperActor",
@@ -36,10 +39,12 @@ __all__ = [
     "VisitorClaims",
     "VisitorTokens",
     "authenticate_shopper",
+    "authorise_party",
     "bearer_actor",
     "current_staff",
     "end_all_sessions",
     "guarded",
+    "is_party",
     "key_of",
     "request_actor",
     "require_staff",

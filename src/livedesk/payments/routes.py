@@ -14,8 +14,7 @@ from aiohttp_pydantic.oas.typing import r200, r201, r401, r403, r404, r409, r422
 from pydantic import BaseModel, Field
 
 from livedesk.booking.jobs import kick_soon
-from livedesk.consultations.parties import OVERSEERS
-from livedesk.identity import Actor, ShopperActor, guarded, request_actor, require_staff
+from livedesk.identity import OVERSEERS, Actor, ShopperActor, guarded, request_actor, require_staff
 from livedesk.kit.context import DB
 from livedesk.kit.errors import ValidationFailed
 from livedesk.kit.http import ErrorResponse, endpoint, model_json

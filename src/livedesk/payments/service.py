@@ -15,8 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.catalogue.service import list_products, products_by_sku
-from livedesk.consultations.parties import Parties, authorise_party, is_party
-from livedesk.identity import Actor, Principal, ShopperActor
+from livedesk.identity import Actor, Parties, Principal, ShopperActor, authorise_party, is_party
 from livedesk.kit import money
 from livedesk.kit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from livedesk.models import (

@@ -21,8 +21,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk import audit
-from livedesk.consultations.parties import Parties, authorise_party
-from livedesk.identity import Actor, Principal, ShopperActor
+from livedesk.identity import Actor, Parties, Principal, ShopperActor, authorise_party
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import after_commit
 from livedesk.kit.errors import Conflict, Forbidden, NotFound
