@@ -22,11 +22,11 @@ from sqlalchemy.engine import make_url
 
 from livedesk.consultations.chat_store import (
     CHAT_STORE,
-    OrmChatStore,
     SendCommand,
     SqliteChatStore,
     StoreUnavailable,
 )
+from livedesk.consultations.chat_store_pg import PgChatStore
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import Database
 from livedesk.models import (
@@ -110,7 +110,7 @@ async def test_sends_behind_a_held_lock_are_each_stored_once(
 ) -> None:
     shopper, console, consultation, token = await _active_chat(live, make_staff)
     store = client.server.app[CHAT_STORE]
-    assert isinstance(store, SqliteChatStore if db_kind == "sqlite" else OrmChatStore)
+    assert isinstance(store, SqliteChatStore if db_kind == "sqlite" else PgChatStore)
     ref = {"consultation_id": consultation["id"]}
     # One socket's events are handled in order, so concurrent sends need several sockets: the
     # shopper's tabs, and a shopper of another consultation. All connect before the lock is

@@ -24,8 +24,10 @@ answer with the same sequence number. Two stores keep the same rules (``parties.
   milliseconds later, and ``consultations.timeline_seq`` records how far each consultation's
   messages have been copied, in the same transaction as the copies; messages beyond it (a
   process that died in between) are copied when a writer thread starts and once a minute.
-* ``OrmChatStore`` — PostgreSQL (asyncpg needs no thread hops), through the ORM session, with
-  the timeline line in the send's own transaction.
+* ``PgChatStore`` (``chat_store_pg.py``) — PostgreSQL: plain SQL over asyncpg, one statement
+  per send, the timeline line in the send's own transaction.
+* ``OrmChatStore`` — any other database (an in-memory SQLite one, which the writer thread
+  cannot share), through the ORM session.
 
 The SQLite store writes exactly what the ORM would (UUIDs as 32 hex digits, timestamps as
 naive-UTC text, JSON text, enum values), so the ORM reads these rows back unchanged; the chat
@@ -156,7 +158,7 @@ def _no_such_file() -> NotFound:
     return NotFound("field 'data.file_id': no such file in this consultation", code="file_not_found")
 
 
-# ----------------------------------------------------------------------------- PostgreSQL
+# ----------------------------------------------------------------------------- through the ORM
 
 
 class OrmChatStore:
@@ -688,9 +690,18 @@ def _sqlite_path(url: str) -> str | None:
 
 
 async def chat_store_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Imported here: chat_store_pg builds on this module's types.
+    from livedesk.consultations.chat_store_pg import PgChatStore
+
     db = app[DB]
     path = _sqlite_path(db.url)
-    store: ChatStore = SqliteChatStore(path) if path is not None else OrmChatStore(db)
+    store: ChatStore
+    if path is not None:
+        store = SqliteChatStore(path)
+    elif make_url(db.url).drivername.startswith("postgresql"):
+        store = await PgChatStore.open(db.url)
+    else:
+        store = OrmChatStore(db)
     app[CHAT_STORE] = store
     yield
     await store.close()
