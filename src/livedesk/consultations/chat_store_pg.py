@@ -44,6 +44,7 @@ from livedesk.consultations.parties import authorise_chat_send, authorise_party
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import DB_WAIT_SECONDS
 from livedesk.kit.errors import AppError, NotFound
+from livedesk.kit.http import DATABASE_UNAVAILABLE
 from livedesk.kit.logging import get_logger
 from livedesk.models import ConsultationStatus, MessageKind, SenderKind, TimelineKind
 
@@ -146,8 +147,11 @@ class PgChatStore:
     async def open(cls, url: str) -> PgChatStore:
         pool = await asyncpg.create_pool(
             asyncpg_dsn(url),
-            min_size=1,
+            # None opened up front: a database that is down at startup fails sends (which the
+            # clients retry), not the server's start.
+            min_size=0,
             max_size=POOL_MAX,
+            timeout=DB_WAIT_SECONDS,
             max_inactive_connection_lifetime=60.0,
             # The same waits as the app's engine (kit/db.py): a send never hangs on a lock.
             server_settings={
@@ -170,8 +174,10 @@ class PgChatStore:
                         return stored
                 return await self._send_careful(conn, command)
         except _UNAVAILABLE as exc:
-            log.error("chat message not stored", error=repr(exc))
-            raise StoreUnavailable("The message could not be stored; send it again") from None
+            log.warning("chat message not stored", error=repr(exc))
+            # The answer every other path gives while the database is away (the client retries).
+            code, message = DATABASE_UNAVAILABLE
+            raise StoreUnavailable(message, code=code) from None
 
     @staticmethod
     def _fast_path_fits(command: SendCommand, known: _Parties) -> bool:

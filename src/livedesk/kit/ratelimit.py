@@ -150,6 +150,7 @@ class ReconciledWindows:
 
     SYNC_SECONDS = 0.1
     STALE_SECONDS = 5.0
+    SWEEP_EVERY_TICKS = 100
     PREFIX = "livedesk:rl:"
 
     def __init__(self, client: coredis.Redis[bytes], on_error: Any) -> None:
@@ -216,10 +217,14 @@ class ReconciledWindows:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="ratelimit-sync")
 
     async def _run(self) -> None:
+        ticks = 0
         while self._touched:
             await asyncio.sleep(self.SYNC_SECONDS)
             keys, self._touched = list(self._touched), set()
             await self._sync(keys)
+            ticks += 1
+            if ticks % self.SWEEP_EVERY_TICKS == 0:
+                self._sweep()
         self._sweep()
 
     async def _sync(self, keys: list[tuple[int, int, tuple[str, ...]]]) -> None:
@@ -262,11 +267,12 @@ class ReconciledWindows:
             state.read_at = read_at
 
     def _sweep(self) -> None:
-        # Nothing touched for a sync period: drop windows that emptied, so memory follows the
-        # active parties.
-        now = time.time()
-        for key in [k for k, s in self._state.items() if not self._window(k, now).own and not s.others]:
-            del self._state[key]
+        # Windows with no hit of this process left and a stale read are dropped (they would be
+        # read again before the next decision anyway), so memory follows the active parties.
+        now, stale = time.time(), time.monotonic() - self.STALE_SECONDS
+        for key in [k for k, s in self._state.items() if s.read_at < stale and not self._window(k, now).own]:
+            if not self._state[key].unpublished:
+                del self._state[key]
 
     def close(self) -> None:
         if self._task is not None:
