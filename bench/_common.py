@@ -198,7 +198,12 @@ def livedesk_env(workdir: Path, database_url: str, secret: str, port: int, **ext
 def start_livedesk(name: str, workdir: Path, database_url: str, secret: str, **extra: str) -> ServerProcess:
     port = free_port()
     env = livedesk_env(workdir, database_url, secret, port, **extra)
-    return start_process(name, [sys.executable, "-m", "livedesk", "serve"], env, port, workdir)
+    # BENCH_PROFILE=1: each server runs under cProfile and leaves <name>.prof next to its log
+    # (written at its clean shutdown), to see where a figure's CPU goes.
+    profile = (
+        ["-m", "cProfile", "-o", str(workdir / f"{name}.prof")] if os.environ.get("BENCH_PROFILE") else []
+    )
+    return start_process(name, [sys.executable, *profile, "-m", "livedesk", "serve"], env, port, workdir)
 
 
 # --------------------------------------------------------------------------- raw Socket.IO

@@ -1,9 +1,11 @@
 """Real-time benchmarks against the budgets in ARCHITECTURE §9 (docs/architecture.md §5).
 
-    python bench/realtime.py [--quick]
+    python bench/realtime.py [--quick] [--database-url URL] [--redis-url URL] [--processes N]
 
-Three measurements, each on its own fresh ``livedesk serve`` subprocess (SQLite in a temp
-directory, no Redis), all on 127.0.0.1:
+Three measurements, each on its own fresh ``livedesk serve`` subprocesses — by default one, on
+SQLite in a temp directory, no Redis; ``--database-url`` (PostgreSQL, a database of its own,
+emptied first), ``--redis-url`` and ``--processes N`` give the production shape, where the
+shopper and the advisor of a consultation connect to different processes — all on 127.0.0.1:
 
 1. chat.send → ack round trip: one active consultation reached through the real path
    (visitor, staff login, queue.join, offer.new, offer.accept); the shopper sends N messages
@@ -28,23 +30,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import hashlib
 import json
 import os
 import secrets
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from _common import (
-    HOST,
     RawSocket,
     close_all,
     cpu_seconds,
@@ -56,11 +54,19 @@ from _common import (
     say,
     settled_rss_kib,
     split_cpus,
-    start_livedesk,
     start_process,
 )
+from _realtime_seed import (
+    PASSWORD,
+    Shape,
+    fresh_database,
+    make_advisor,
+    seed_pairs,
+    seed_shoppers,
+    serve_echo,
+    start_cluster,
+)
 
-PASSWORD = "bench password 1234"  # noqa: S105 - a throwaway account in a temp database
 ECHO_SCRIPT = str(Path(__file__).resolve())
 
 
@@ -83,157 +89,6 @@ QUICK = Sizes("quick", 200, 30, 1000, 100, (50, 100), 3.0, 10.0, 2.0)
 
 def ms(seconds: float) -> float:
     return round(seconds * 1000, 3)
-
-
-# --------------------------------------------------------------------------- baseline server
-
-
-def serve_echo(port: int) -> None:
-    """The baseline: a bare python-socketio server whose chat.send handler echoes."""
-    import socketio
-    from aiohttp import web
-
-    sio = socketio.AsyncServer(
-        async_mode="aiohttp", async_handlers=False, logger=False, engineio_logger=False
-    )
-
-    async def connect(sid: str, environ: dict[str, Any], auth: Any) -> None:
-        return None
-
-    async def echo(sid: str, data: Any) -> Any:
-        return {"ok": True, "data": data}
-
-    sio.on("connect", connect, namespace="/shopper")
-    sio.on("chat.send", echo, namespace="/shopper")
-    app = web.Application()
-    sio.attach(app)
-
-    async def ready(_request: web.Request) -> web.Response:
-        return web.json_response({"status": "ready"})
-
-    app.router.add_get("/readyz", ready)
-    web.run_app(app, host=HOST, port=port, print=None, access_log=None)
-
-
-# --------------------------------------------------------------------------- database setup
-
-
-async def migrated_sqlite(directory: Path) -> str:
-    from livedesk.kit.migrate import upgrade
-
-    os.makedirs(directory, exist_ok=True)
-    url = f"sqlite+aiosqlite:///{directory / 'livedesk.sqlite3'}"
-    await upgrade(url)
-    return url
-
-
-@dataclass(frozen=True)
-class Pair:
-    consultation_id: str
-    shopper_token: str
-    advisor_cookie: str
-
-
-async def seed_pairs(url: str, secret: str, count: int) -> list[Pair]:
-    """``count`` active chat consultations, each with its own shopper and signed-in advisor,
-    written straight to the database (routing and login have their own costs; this measures
-    the chat path)."""
-    from livedesk.identity import VisitorClaims, VisitorTokens
-    from livedesk.kit.clock import utcnow
-    from livedesk.kit.db import Database
-    from livedesk.models import (
-        Consultation,
-        ConsultationKind,
-        ConsultationStatus,
-        Role,
-        Shopper,
-        Staff,
-        StaffSession,
-    )
-    from livedesk.staff.passwords import hash_password
-
-    tokens = VisitorTokens(secret, 24 * 3600)
-    password_hash = hash_password(PASSWORD)
-    db = Database(url)
-    pairs: list[Pair] = []
-    now = utcnow()
-    try:
-        for start in range(0, count, 500):
-            async with db.transaction() as session:
-                for i in range(start, min(count, start + 500)):
-                    staff = Staff(
-                        id=uuid.uuid4(),
-                        email=f"advisor-{i}@bench.test",
-                        password_hash=password_hash,
-                        role=Role.ADVISOR,
-                        display_name=f"Advisor {i}",
-                    )
-                    shopper = Shopper(id=uuid.uuid4(), display_name=f"Shopper {i}")
-                    cookie = secrets.token_urlsafe(32)
-                    # The session table keeps only the SHA-256 of the cookie (identity/sessions.py).
-                    row = StaffSession(
-                        id=hashlib.sha256(cookie.encode()).hexdigest(),
-                        staff_id=staff.id,
-                        csrf_token=secrets.token_urlsafe(32),
-                    )
-                    consultation = Consultation(
-                        id=uuid.uuid4(),
-                        shopper_id=shopper.id,
-                        kind=ConsultationKind.CHAT,
-                        status=ConsultationStatus.ACTIVE,
-                        advisor_id=staff.id,
-                        requested_at=now - timedelta(minutes=2),
-                        queued_at=now - timedelta(minutes=2),
-                        accepted_at=now - timedelta(minutes=1),
-                        passed_over=[],
-                        skills=[],
-                    )
-                    session.add_all([staff, shopper])
-                    await session.flush()
-                    session.add_all([row, consultation])
-                    token = tokens.issue(VisitorClaims(shopper_id=shopper.id, visitor_id=f"bench{i}"))
-                    pairs.append(Pair(str(consultation.id), token, cookie))
-    finally:
-        await db.dispose()
-    return pairs
-
-
-async def seed_shoppers(url: str, count: int) -> list[uuid.UUID]:
-    """``count`` shopper profiles (a visitor token must name a shopper that exists)."""
-    from livedesk.kit.db import Database
-    from livedesk.models import Shopper
-
-    db = Database(url)
-    ids = [uuid.uuid4() for _ in range(count)]
-    try:
-        for start in range(0, count, 1000):
-            async with db.transaction() as session:
-                session.add_all(Shopper(id=i, display_name="Idle shopper") for i in ids[start : start + 1000])
-    finally:
-        await db.dispose()
-    return ids
-
-
-async def make_advisor(url: str) -> str:
-    from livedesk.kit.db import Database
-    from livedesk.models import Role, Staff
-    from livedesk.staff.passwords import hash_password
-
-    db = Database(url)
-    email = "advisor@bench.test"
-    try:
-        async with db.transaction() as session:
-            session.add(
-                Staff(
-                    email=email,
-                    password_hash=hash_password(PASSWORD),
-                    role=Role.ADVISOR,
-                    display_name="Bench advisor",
-                )
-            )
-    finally:
-        await db.dispose()
-    return email
 
 
 # --------------------------------------------------------------------------- 1. ack round trip
@@ -263,12 +118,14 @@ async def timed_sends(sock: RawSocket, consultation_id: str, n: int, tag: str) -
     return times
 
 
-async def bench_ack(workdir: Path, sizes: Sizes) -> dict[str, Any]:
+async def bench_ack(workdir: Path, sizes: Sizes, shape: Shape) -> dict[str, Any]:
     say(f"ack round trip: livedesk vs bare python-socketio echo, N={sizes.ack_n}")
     secret = secrets.token_urlsafe(32)
-    url = await migrated_sqlite(workdir / "ack")
+    url = await fresh_database(workdir / "ack", shape.database_url)
     email = await make_advisor(url)
-    app = start_livedesk("livedesk-ack", workdir / "ack", url, secret)
+    apps = start_cluster("livedesk-ack", workdir / "ack", url, secret, shape)
+    # The shopper on the first process, the advisor on the last (another one when there are two).
+    app, advisor_app = apps[0], apps[-1]
     echo_port = free_port()
     echo = start_process(
         "echo",
@@ -277,15 +134,15 @@ async def bench_ack(workdir: Path, sizes: Sizes) -> dict[str, Any]:
         echo_port,
         workdir,
     )
-    servers = [app, echo]
+    servers = [*apps, echo]
     sockets: list[RawSocket] = []
     try:
-        await asyncio.gather(app.wait_ready("/readyz"), echo.wait_ready("/readyz"))
+        await asyncio.gather(*(server.wait_ready("/readyz") for server in servers))
         async with aiohttp.ClientSession() as http:
             async with http.post(app.url + "/api/v1/visitors", json={}) as response:
                 token = (await response.json())["token"]
             async with http.post(
-                app.url + "/api/v1/auth/login", json={"email": email, "password": PASSWORD}
+                advisor_app.url + "/api/v1/auth/login", json={"email": email, "password": PASSWORD}
             ) as r:
                 if r.status != 200:
                     raise RuntimeError(f"login failed: {await r.text()}")
@@ -300,7 +157,7 @@ async def bench_ack(workdir: Path, sizes: Sizes) -> dict[str, Any]:
         try:
             advisor = await RawSocket.open(
                 ws_http,
-                app.url,
+                advisor_app.url,
                 "/staff",
                 headers={"Cookie": f"livedesk_session={cookie}"},
                 on_event=advisor_event,
@@ -359,15 +216,18 @@ async def bench_ack(workdir: Path, sizes: Sizes) -> dict[str, Any]:
 # --------------------------------------------------------------------------- 2. idle connections
 
 
-async def bench_idle(workdir: Path, sizes: Sizes) -> dict[str, Any]:
+async def bench_idle(workdir: Path, sizes: Sizes, shape: Shape) -> dict[str, Any]:
     from livedesk.identity import VisitorClaims, VisitorTokens
 
     target = sizes.idle_connections
     say(f"idle connections: opening {target} shopper sockets on one process")
     secret = secrets.token_urlsafe(32)
-    url = await migrated_sqlite(workdir / "idle")
+    url = await fresh_database(workdir / "idle", shape.database_url)
     shopper_ids = await seed_shoppers(url, target + 100)
-    app = start_livedesk("livedesk-idle", workdir / "idle", url, secret)
+    # One process, whatever the shape: the figure is the memory per socket of a process.
+    (app,) = start_cluster(
+        "livedesk-idle", workdir / "idle", url, secret, Shape(shape.database_url, shape.redis_url, 1)
+    )
     tokens = VisitorTokens(secret, 24 * 3600)
     warm: list[RawSocket] = []
     held: list[RawSocket] = []
@@ -456,25 +316,27 @@ async def wait_delivered(stats: FanoutStats, ids: list[str], within: float) -> N
         await asyncio.sleep(0.05)
 
 
-async def bench_fanout(workdir: Path, sizes: Sizes) -> dict[str, Any]:
+async def bench_fanout(workdir: Path, sizes: Sizes, shape: Shape) -> dict[str, Any]:
     pairs_n = sizes.fanout_pairs
     say(f"fan-out: seeding {pairs_n} active consultations ({2 * pairs_n} clients)")
     secret = secrets.token_urlsafe(32)
-    url = await migrated_sqlite(workdir / "fanout")
+    url = await fresh_database(workdir / "fanout", shape.database_url)
     pairs = await seed_pairs(url, secret, pairs_n)
-    app = start_livedesk("livedesk-fanout", workdir / "fanout", url, secret)
+    apps = start_cluster("livedesk-fanout", workdir / "fanout", url, secret, shape)
+    n = len(apps)
     stats = FanoutStats()
     shoppers: list[RawSocket] = []
     advisors: list[RawSocket] = []
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
     loop = asyncio.get_running_loop()
     try:
-        await app.wait_ready("/readyz")
+        await asyncio.gather(*(app.wait_ready("/readyz") for app in apps))
 
+        # A consultation's shopper and advisor on different processes (when there are two).
         def open_shopper(i: int) -> Any:
             return RawSocket.open(
                 http,
-                app.url,
+                apps[i % n].url,
                 "/shopper",
                 auth={"token": pairs[i].shopper_token},
                 on_event=stats.handler("shopper"),
@@ -483,7 +345,7 @@ async def bench_fanout(workdir: Path, sizes: Sizes) -> dict[str, Any]:
         def open_advisor(i: int) -> Any:
             return RawSocket.open(
                 http,
-                app.url,
+                apps[(i + 1) % n].url,
                 "/staff",
                 headers={"Cookie": f"livedesk_session={pairs[i].advisor_cookie}"},
                 on_event=stats.handler("staff"),
@@ -550,11 +412,13 @@ async def bench_fanout(workdir: Path, sizes: Sizes) -> dict[str, Any]:
                 k += 1
 
         cap_started = loop.time()
-        cpu_before = cpu_seconds(app.pid)
+        # CPU of every server process: each message is stored by one and delivered by both.
+        cpu_before = sum(cpu_seconds(app.pid) for app in apps)
         await asyncio.gather(*(chatter(i) for i in range(busy)))
         cap_elapsed = loop.time() - cap_started
         capacity = round(len(capacity_lat) / cap_elapsed, 1)
-        cpu_per_msg = (cpu_seconds(app.pid) - cpu_before) / max(len(capacity_lat), 1)
+        cpu_used = sum(cpu_seconds(app.pid) for app in apps) - cpu_before
+        cpu_per_msg = cpu_used / max(len(capacity_lat), 1)
         say(f"fan-out: capacity {capacity} msgs/s, server CPU {cpu_per_msg * 1000:.2f} ms per message")
 
         # Open loop, rate by rate, until the budget's rate or until the server falls behind.
@@ -612,7 +476,8 @@ async def bench_fanout(workdir: Path, sizes: Sizes) -> dict[str, Any]:
         gc.unfreeze()
         await close_all(shoppers + advisors)
         await http.close()
-        app.stop()
+        for app in apps:
+            app.stop()
     last = steps[-1]
     within_budget = [
         s["offered_msgs_per_s"]
@@ -638,22 +503,31 @@ async def bench_fanout(workdir: Path, sizes: Sizes) -> dict[str, Any]:
 # --------------------------------------------------------------------------- main
 
 
-async def run(sizes: Sizes, keep: Path | None = None) -> dict[str, Any]:
+async def run(sizes: Sizes, shape: Shape, keep: Path | None = None) -> dict[str, Any]:
     limit = raise_open_files_limit()
     say(f"mode {sizes.mode}; open-files limit {limit}")
     needed = sizes.idle_connections + 200
     if limit < needed:
         say(f"the open-files limit {limit} is below the {needed} sockets the idle test needs")
     started = time.monotonic()
-    result: dict[str, Any] = {"mode": sizes.mode, "cpus": os.cpu_count(), "open_files_limit": limit}
+    say(f"{shape.database}, {'Redis' if shape.redis_url else 'no Redis'}, {shape.processes} process(es)")
+    result: dict[str, Any] = {
+        "mode": sizes.mode,
+        "database": shape.database,
+        "redis": bool(shape.redis_url),
+        "processes": shape.processes,
+        "cpus": os.cpu_count(),
+        "open_files_limit": limit,
+        "load_average_at_start": os.getloadavg()[0],
+    }
     with tempfile.TemporaryDirectory(prefix="livedesk-bench-") as tmp:
         workdir = keep or Path(tmp)
         if keep:
             os.makedirs(keep, exist_ok=True)
             say(f"keeping databases and server logs in {keep}")
-        result.update(await bench_ack(workdir, sizes))
-        result.update(await bench_idle(workdir, sizes))
-        result.update(await bench_fanout(workdir, sizes))
+        result.update(await bench_ack(workdir, sizes, shape))
+        result.update(await bench_idle(workdir, sizes, shape))
+        result.update(await bench_fanout(workdir, sizes, shape))
     result["budgets"] = {
         "ack_ratio_max": 2.0,
         "idle_connections_min": 10_000,
@@ -662,6 +536,7 @@ async def run(sizes: Sizes, keep: Path | None = None) -> dict[str, Any]:
         "fanout_clients": 2000,
         "fanout_p99_ms_max": 50,
     }
+    result["load_average_at_end"] = os.getloadavg()[0]
     result["seconds"] = round(time.monotonic() - started, 1)
     return result
 
@@ -670,12 +545,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller numbers; finishes within a minute")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="keep databases and server logs in DIR")
+    parser.add_argument(
+        "--database-url", default="", help="PostgreSQL URL of a database of its own (emptied first)"
+    )
+    parser.add_argument("--redis-url", default="", help="Redis shared by the server processes")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="livedesk serve processes (needs Redis if > 1)"
+    )
     parser.add_argument("--serve-echo", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_echo:
         serve_echo(args.serve_echo)
         return
-    result = asyncio.run(run(QUICK if args.quick else FULL, args.keep))
+    if args.processes > 1 and not args.redis_url:
+        parser.error("--processes above 1 needs --redis-url (the processes fan out through it)")
+    if args.processes > 1 and not args.database_url:
+        parser.error("--processes above 1 needs --database-url (SQLite is one process's database)")
+    shape = Shape(args.database_url, args.redis_url, args.processes)
+    result = asyncio.run(run(QUICK if args.quick else FULL, shape, args.keep))
     print(json.dumps(result), flush=True)
 
 

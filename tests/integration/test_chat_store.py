@@ -21,11 +21,11 @@ from sqlalchemy.engine import make_url
 
 from livedesk.consultations.chat_store import (
     CHAT_STORE,
-    OrmChatStore,
     SendCommand,
     SqliteChatStore,
     StoreUnavailable,
 )
+from livedesk.consultations.chat_store_pg import PgChatStore
 from livedesk.identity import ShopperActor
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import Database
@@ -109,7 +109,7 @@ async def test_sends_behind_a_held_lock_are_each_stored_once(
 ) -> None:
     shopper, console, consultation, token = await _active_chat(live, make_staff)
     store = client.server.app[CHAT_STORE]
-    assert isinstance(store, SqliteChatStore if db_kind == "sqlite" else OrmChatStore)
+    assert isinstance(store, SqliteChatStore if db_kind == "sqlite" else PgChatStore)
     ref = {"consultation_id": consultation["id"]}
     # One socket's events are handled in order, so concurrent sends need several sockets: the
     # shopper's tabs, and a shopper of another consultation. All connect before the lock is
@@ -318,3 +318,42 @@ async def test_messages_left_off_the_timeline_are_copied_when_a_writer_starts(
         assert again is not None
         assert again.timeline_seq == 3
     assert await lines() == ["message 2", "message 3"]
+
+
+async def test_on_postgresql_a_send_is_one_round_trip_while_the_parties_stand(
+    live: Any, make_staff: Any, client: TestClient[Any, Any], db: Database, db_kind: str
+) -> None:
+    if db_kind != "postgresql":
+        pytest.skip("the PostgreSQL store's statement")
+    shopper, console, consultation, _ = await _active_chat(live, make_staff)
+    store = client.server.app[CHAT_STORE]
+    assert isinstance(store, PgChatStore)
+    ref = {"consultation_id": consultation["id"]}
+    # The first send reads the parties under the row lock (the careful path).
+    first = await shopper.ok("chat.send", {**ref, "client_id": "trip-00000", "body": "hello"})
+    before = store.round_trips
+    sent = [
+        await shopper.ok("chat.send", {**ref, "client_id": "trip-00001", "body": "one"}),
+        await console.ok("chat.send", {**ref, "client_id": "trip-00002", "body": "two"}),
+        # A retry: answered by the same statement, nothing written.
+        await shopper.ok("chat.send", {**ref, "client_id": "trip-00001", "body": "one"}),
+    ]
+    assert store.round_trips - before == 3
+    assert [first["seq"], *(ack["seq"] for ack in sent)] == [1, 2, 3, 2]
+    assert sent[2]["duplicate"] is True
+
+    # The parties change behind the store's back: the statement writes nothing, the careful
+    # path decides with the row as it is now.
+    async with db.transaction() as session:
+        c = await session.get(Consultation, uuid.UUID(consultation["id"]))
+        assert c is not None
+        c.status = ConsultationStatus.CLOSED
+    refused = await shopper.call("chat.send", {**ref, "client_id": "trip-00003", "body": "late"})
+    assert refused["error"]["code"] == "chat_closed"
+    # The retry of a message stored before still answers.
+    again = await console.ok("chat.send", {**ref, "client_id": "trip-00002", "body": "two"})
+    assert (again["seq"], again["duplicate"]) == (3, True)
+    async with db.read() as session:
+        c = await session.get(Consultation, uuid.UUID(consultation["id"]))
+        assert c is not None
+        assert (c.last_seq, c.timeline_seq) == (3, 3)

@@ -79,15 +79,17 @@ async def send(
         kind=payload.kind,
         body=body,
         data=data,
-        allow_new=await limits.allows(rule, "chat.send", key),
+        allow_new=await limits.allows(rule, "chat.send", key, reconciled=True),
     )
     try:
         stored = await app[CHAT_STORE].send(command)
     except RateLimitSpent:
-        refusal = await limits.refusal(rule, "chat.send", key, message="Sending too fast; slow down")
+        refusal = await limits.refusal(
+            rule, "chat.send", key, message="Sending too fast; slow down", reconciled=True
+        )
         raise refusal from None
     if stored.created:
-        await limits.count(rule, "chat.send", key)
+        await limits.count(rule, "chat.send", key, reconciled=True)
     # The sender's socket gets the message in its ack; everyone else after it (a task, so
     # the ack is not held behind the fan-out). A repeat is delivered again too: the first
     # attempt may have committed in a process that died before fanning it out (clients drop

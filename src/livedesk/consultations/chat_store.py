@@ -24,8 +24,10 @@ answer with the same sequence number. Two stores keep the same rules (``parties.
   milliseconds later, and ``consultations.timeline_seq`` records how far each consultation's
   messages have been copied, in the same transaction as the copies; messages beyond it (a
   process that died in between) are copied when a writer thread starts and once a minute.
-* ``OrmChatStore`` — PostgreSQL (asyncpg needs no thread hops), through the ORM session, with
-  the timeline line in the send's own transaction.
+* ``PgChatStore`` (``chat_store_pg.py``) — PostgreSQL: plain SQL over asyncpg, one statement
+  per send, the timeline line in the send's own transaction.
+* ``OrmChatStore`` (``chat_store_orm.py``) — any other database (an in-memory SQLite one,
+  which the writer thread cannot share), through the ORM session.
 
 The SQLite store writes exactly what the ORM would (UUIDs as 32 hex digits, timestamps as
 naive-UTC text, JSON text, enum values), so the ORM reads these rows back unchanged; the chat
@@ -40,34 +42,26 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from queue import Empty, SimpleQueue
 from typing import Any, Protocol
 
 from aiohttp import web
-from sqlalchemy import select
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.consultations.parties import authorise_chat_send
 from livedesk.identity import Actor, Parties, ShopperActor, authorise_party, staff_of
 from livedesk.kit.clock import utcnow
-from livedesk.kit.context import DB
-from livedesk.kit.db import DB_WAIT_SECONDS, Database
+from livedesk.kit.db import DB_WAIT_SECONDS
 from livedesk.kit.errors import AppError, Conflict, NotFound
 from livedesk.kit.logging import get_logger
 from livedesk.models import (
-    ChatFile,
-    Consultation,
     ConsultationStatus,
-    Message,
     MessageKind,
     SenderKind,
     TimelineKind,
 )
-from livedesk.timeline import new_event
 
 log = get_logger("livedesk.chat")
 SUMMARY_CHARS = 200
@@ -154,97 +148,6 @@ def _file_id(data: dict[str, Any]) -> uuid.UUID:
 
 def _no_such_file() -> NotFound:
     return NotFound("field 'data.file_id': no such file in this consultation", code="file_not_found")
-
-
-# ----------------------------------------------------------------------------- PostgreSQL
-
-
-class OrmChatStore:
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    async def send(self, command: SendCommand) -> StoredMessage:
-        async with self._db.transaction() as session:
-            return await self._send(session, command)
-
-    async def _send(self, session: AsyncSession, command: SendCommand) -> StoredMessage:
-        # Lock the consultation first: a retry racing its original then waits and finds it.
-        c = await session.get(Consultation, command.consultation_id, with_for_update=True)
-        if c is None:
-            raise NotFound("No such consultation", code="consultation_not_found")
-        authorise_party(command.actor, c, write=True)
-        existing = await session.scalar(
-            select(Message).where(
-                Message.consultation_id == c.id,
-                Message.client_id == command.client_id,
-                Message.sender_kind == command.sender,
-            )
-        )
-        if existing is not None:
-            return _stored(existing, c, created=False)
-        authorise_chat_send(command.actor, c.status, c.advisor_id)
-        if not command.allow_new:
-            raise RateLimitSpent("Sending too fast; slow down")
-        data = command.data
-        if command.kind in (MessageKind.IMAGE, MessageKind.FILE):
-            # FOR SHARE: the unsent-file sweep (file_sweep.py) holds the row FOR UPDATE
-            # while it decides, so the file is either kept for this message or already gone.
-            found = await session.get(ChatFile, _file_id(data), with_for_update={"read": True})
-            if found is None or found.consultation_id != c.id:
-                raise _no_such_file()
-            data = file_reference(found.id, found.filename, found.content_type, found.size)
-        # The row is locked, so the sequence cannot be handed out twice.
-        c.last_seq += 1
-        message = Message(
-            id=uuid.uuid4(),
-            consultation_id=c.id,
-            seq=c.last_seq,
-            client_id=command.client_id,
-            sender_kind=command.sender,
-            sender_staff_id=command.staff_id,
-            kind=command.kind,
-            body=command.body,
-            data=data,
-            created_at=utcnow(),
-        )
-        session.add(message)
-        # The consultation row is locked and a merge re-points consultations too, so its
-        # shopper_id is current: no need for append_event's merged-profile lookup here.
-        session.add(
-            new_event(
-                c.shopper_id,
-                TimelineKind.MESSAGE,
-                summary_of(command.kind, command.body),
-                line_data(message.seq, command.sender.value, command.kind.value),
-                occurred_at=message.created_at,
-                actor_staff_id=message.sender_staff_id,
-                consultation_id=c.id,
-                ref_id=str(message.id),
-            )
-        )
-        c.timeline_seq = c.last_seq
-        return _stored(message, c, created=True)
-
-    async def close(self) -> None:
-        return None
-
-
-def _stored(m: Message, c: Consultation, *, created: bool) -> StoredMessage:
-    return StoredMessage(
-        id=m.id,
-        consultation_id=m.consultation_id,
-        seq=m.seq,
-        client_id=m.client_id,
-        sender=m.sender_kind,
-        sender_staff_id=m.sender_staff_id,
-        kind=m.kind,
-        body=m.body,
-        data=m.data,
-        created_at=m.created_at,
-        created=created,
-        shopper_id=c.shopper_id,
-        advisor_id=c.advisor_id,
-    )
 
 
 # ----------------------------------------------------------------------------- SQLite
@@ -672,24 +575,3 @@ class SqliteChatStore:
 # ----------------------------------------------------------------------------- wiring
 
 CHAT_STORE = web.AppKey("chat_store", ChatStore)
-
-
-def _sqlite_path(url: str) -> str | None:
-    """The file behind a SQLite URL; None for anything the writer thread cannot share (an
-    in-memory database is private to its connection)."""
-    parsed = make_url(url)
-    if not parsed.drivername.startswith("sqlite"):
-        return None
-    database = parsed.database or ""
-    if database in ("", ":memory:") or database.startswith("file:"):
-        return None
-    return database
-
-
-async def chat_store_ctx(app: web.Application) -> AsyncIterator[None]:
-    db = app[DB]
-    path = _sqlite_path(db.url)
-    store: ChatStore = SqliteChatStore(path) if path is not None else OrmChatStore(db)
-    app[CHAT_STORE] = store
-    yield
-    await store.close()

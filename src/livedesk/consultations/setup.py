@@ -6,7 +6,7 @@ from aiohttp import web
 
 from livedesk.consultations import routes
 from livedesk.consultations.chat_redelivery import redelivery_ctx
-from livedesk.consultations.chat_store import chat_store_ctx
+from livedesk.consultations.chat_store_setup import chat_store_ctx
 from livedesk.consultations.file_sweep import file_sweep_ctx
 from livedesk.consultations.routing_runner import runner_ctx
 

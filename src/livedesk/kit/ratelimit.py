@@ -5,12 +5,21 @@ One process keeps its windows in ``LocalWindows`` below, a few deque operations 
 loop. The library's own memory storages cost a thread per check on the chat hot path: the
 asyncio one hands every expiry sweep to a worker thread (two hops per message), the sync one
 starts a ``threading.Timer`` for its sweeps and waits for it to start.
+
+With Redis, a hot path's rule (chat.send) may be checked ``reconciled=True``: decided in this
+process, from its own hits plus the other processes' hits as last read from Redis
+(``ReconciledWindows``), instead of two Redis round trips per message. See that class for the
+tolerance.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import itertools
+import os
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -114,11 +123,168 @@ class LocalWindows:
             del self._hits[key]
 
 
+@dataclass
+class _Reconciled:
+    own: deque[float]  # this process's hits in the window (wall-clock times)
+    unpublished: list[float] | None = None  # own hits not yet in Redis
+    others: int = 0  # the other processes' hits in the window, as last read
+    oldest: float | None = None  # the oldest hit of any process in the window, as last read
+    read_at: float = -1.0  # monotonic time of that read
+
+
+class ReconciledWindows:
+    """Moving windows shared by the processes through Redis, decided locally.
+
+    Each process decides from its own hits (exact) plus the other processes' hits as last read;
+    every ``SYNC_SECONDS`` one pipelined round trip publishes its new hits (a sorted set per
+    window, a member per hit, scored by time) and reads back the count of every window it
+    touched. A window not read within ``STALE_SECONDS`` is read before the decision (one round
+    trip, the first message of a party that was idle here).
+
+    Tolerance: cluster-wide a window may admit, beyond its budget, what the same party was
+    admitted on *other* processes since this process last read the window: at most
+    ``SYNC_SECONDS`` (plus a round trip) of the party's sends elsewhere while it is active here,
+    at most ``STALE_SECONDS`` of them otherwise. One process alone never exceeds the budget,
+    and a party whose sockets are all on one process (the usual case) is counted exactly.
+    """
+
+    SYNC_SECONDS = 0.1
+    STALE_SECONDS = 5.0
+    SWEEP_EVERY_TICKS = 100
+    PREFIX = "livedesk:rl:"
+
+    def __init__(self, client: coredis.Redis[bytes], on_error: Any) -> None:
+        self._redis = client
+        self._on_error = on_error
+        self._state: dict[tuple[int, int, tuple[str, ...]], _Reconciled] = {}
+        self._touched: set[tuple[int, int, tuple[str, ...]]] = set()
+        self._task: asyncio.Task[None] | None = None
+        # Members must be unique across processes: this process's id and a counter.
+        self._me = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._serial = itertools.count()
+
+    @staticmethod
+    def _key(item: RateLimitItem, keys: tuple[str, ...]) -> tuple[int, int, tuple[str, ...]]:
+        return item.amount, item.get_expiry(), keys
+
+    def _redis_key(self, key: tuple[int, int, tuple[str, ...]]) -> str:
+        return f"{self.PREFIX}{key[0]}/{key[1]}:{'/'.join(key[2])}"
+
+    def _window(self, key: tuple[int, int, tuple[str, ...]], now: float) -> _Reconciled:
+        state = self._state.get(key)
+        if state is None:
+            state = self._state[key] = _Reconciled(deque())
+        horizon = now - key[1]
+        while state.own and state.own[0] <= horizon:
+            state.own.popleft()
+        return state
+
+    async def test(self, item: RateLimitItem, *keys: str) -> bool:
+        key = self._key(item, keys)
+        state = self._window(key, time.time())
+        if time.monotonic() - state.read_at > self.STALE_SECONDS:
+            await self._sync([key])
+        self._touch(key)
+        return len(state.own) + state.others < item.amount
+
+    def hit(self, item: RateLimitItem, *keys: str) -> None:
+        key = self._key(item, keys)
+        now = time.time()
+        state = self._window(key, now)
+        state.own.append(now)
+        if state.unpublished is None:
+            state.unpublished = []
+        state.unpublished.append(now)
+        self._touch(key)
+
+    def reset_time(self, item: RateLimitItem, *keys: str) -> float:
+        """When the oldest hit in the window leaves it (wall clock), as far as known here."""
+        key = self._key(item, keys)
+        now = time.time()
+        state = self._window(key, now)
+        candidates = [t for t in (state.oldest, state.own[0] if state.own else None) if t is not None]
+        return min(candidates, default=now) + key[1]
+
+    async def clear(self, item: RateLimitItem, *keys: str) -> None:
+        key = self._key(item, keys)
+        self._state.pop(key, None)
+        self._touched.discard(key)
+        await self._redis.delete([self._redis_key(key)])
+
+    def _touch(self, key: tuple[int, int, tuple[str, ...]]) -> None:
+        self._touched.add(key)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="ratelimit-sync")
+
+    async def _run(self) -> None:
+        ticks = 0
+        while self._touched:
+            await asyncio.sleep(self.SYNC_SECONDS)
+            keys, self._touched = list(self._touched), set()
+            await self._sync(keys)
+            ticks += 1
+            if ticks % self.SWEEP_EVERY_TICKS == 0:
+                self._sweep()
+        self._sweep()
+
+    async def _sync(self, keys: list[tuple[int, int, tuple[str, ...]]]) -> None:
+        """Publish the new hits of ``keys`` and read their windows back: one round trip."""
+        now = time.time()
+        pipe = await self._redis.pipeline(transaction=False)
+        sent: list[tuple[tuple[int, int, tuple[str, ...]], _Reconciled, list[float]]] = []
+        for key in keys:
+            state = self._window(key, now)
+            fresh, state.unpublished = state.unpublished or [], None
+            name = self._redis_key(key)
+            if fresh:
+                pipe.zadd(name, {f"{self._me}-{next(self._serial)}": t for t in fresh})
+            pipe.zremrangebyscore(name, float("-inf"), now - key[1])
+            pipe.zcard(name)
+            pipe.zrange(name, 0, 0, withscores=True)
+            pipe.pexpire(name, key[1] * 1000)
+            sent.append((key, state, fresh))
+        try:
+            results = list(await pipe.execute())
+        except _STORAGE_ERRORS as exc:
+            for _, state, fresh in sent:
+                # Published next time; meanwhile each process counts what it knows.
+                state.unpublished = fresh + (state.unpublished or [])
+                # Not read again before STALE_SECONDS: no round trip per message while Redis is down.
+                state.read_at = time.monotonic()
+            self._on_error(exc)
+            return
+        read_at = time.monotonic()
+        for _key, state, fresh in sent:
+            if fresh:
+                results.pop(0)
+            _trimmed, total, oldest, _ = results[:4]
+            del results[:4]
+            # The hits still unpublished are this process's only; the rest of the total is the
+            # others' (its own published ones are in state.own).
+            published_own = len(state.own) - len(state.unpublished or [])
+            state.others = max(0, int(total) - published_own)
+            state.oldest = float(oldest[0].score) if oldest else None
+            state.read_at = read_at
+
+    def _sweep(self) -> None:
+        # Windows with no hit of this process left and a stale read are dropped (they would be
+        # read again before the next decision anyway), so memory follows the active parties.
+        now, stale = time.time(), time.monotonic() - self.STALE_SECONDS
+        for key in [k for k, s in self._state.items() if s.read_at < stale and not self._window(k, now).own]:
+            if not self._state[key].unpublished:
+                del self._state[key]
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
 class RateLimits:
     def __init__(self, redis_url: str = "") -> None:
         self._shared: AsyncMovingWindow | None = None
         self._local: LocalWindows | None = None
         self._pool: coredis.ConnectionPool | None = None
+        self._reconciled: ReconciledWindows | None = None
         if redis_url:
             # Our own pool, so the app can close its sockets at shutdown (the library's
             # storage has no close of its own).
@@ -128,6 +294,9 @@ class RateLimits:
             storage = storage_from_string(f"async+{redis_url}", **options)
             assert isinstance(storage, AsyncStorage)
             self._shared = AsyncMovingWindow(storage)
+            self._reconciled = ReconciledWindows(
+                coredis.Redis(connection_pool=self._pool), self._storage_failed
+            )
         else:
             self._local = LocalWindows()
         # While Redis cannot be reached, each process counts on its own: the limits still hold
@@ -175,8 +344,12 @@ class RateLimits:
         for window in windows:
             await self.count(window, *keys)
 
-    async def allows(self, rule: str | RateLimitItem, *keys: str) -> bool:
-        """Whether one more attempt fits, without counting it (see ``count``)."""
+    async def allows(self, rule: str | RateLimitItem, *keys: str, reconciled: bool = False) -> bool:
+        """Whether one more attempt fits, without counting it (see ``count``). ``reconciled``:
+        decided in this process, within ``ReconciledWindows``' tolerance (a hot path's rule;
+        pass it to ``count`` and ``refusal`` too)."""
+        if reconciled and self._reconciled is not None:
+            return await self._reconciled.test(_item(rule), *keys)
         if self._local is not None:
             return self._local.test(_item(rule), *keys)
         assert self._shared is not None
@@ -185,14 +358,21 @@ class RateLimits:
         except _STORAGE_ERRORS as exc:
             return self._storage_failed(exc).test(_item(rule), *keys)
 
-    async def count(self, rule: str | RateLimitItem, *keys: str) -> None:
+    async def count(self, rule: str | RateLimitItem, *keys: str, reconciled: bool = False) -> None:
         """Count an attempt that was checked with ``allows`` and went ahead."""
+        if reconciled and self._reconciled is not None:
+            self._reconciled.hit(_item(rule), *keys)
+            return
         await self._hit(_item(rule), keys)
 
-    async def refusal(self, rule: str | RateLimitItem, *keys: str, message: str) -> TooManyRequests:
+    async def refusal(
+        self, rule: str | RateLimitItem, *keys: str, message: str, reconciled: bool = False
+    ) -> TooManyRequests:
         """The error for a spent budget, telling the client when to try again."""
         item = _item(rule)
-        if self._local is not None:
+        if reconciled and self._reconciled is not None:
+            reset_time = self._reconciled.reset_time(item, *keys)
+        elif self._local is not None:
             reset_time = self._local.get_window_stats(item, *keys).reset_time
         else:
             assert self._shared is not None
@@ -204,6 +384,8 @@ class RateLimits:
 
     def close(self) -> None:
         """Close the Redis connections (shutdown)."""
+        if self._reconciled is not None:
+            self._reconciled.close()
         if self._pool is not None:
             self._pool.disconnect()
 
@@ -215,5 +397,7 @@ class RateLimits:
             self._fallback.clear(_item(rule), *keys)
             try:
                 await self._shared.clear(_item(rule), *keys)
+                if self._reconciled is not None:
+                    await self._reconciled.clear(_item(rule), *keys)
             except _STORAGE_ERRORS as exc:
                 self._storage_failed(exc)
