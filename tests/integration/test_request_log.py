@@ -6,17 +6,48 @@ log said 200 for a missing page file (404), a revalidated one (304) and an out-o
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
-from structlog.testing import capture_logs
+
+from livedesk.kit import http
+
+
+class _Lines:
+    """A stand-in for the module's structlog logger that keeps what it is told (structlog's
+    own capture cannot see a logger cached after another test configured logging)."""
+
+    def __init__(self) -> None:
+        self.lines: list[dict[str, Any]] = []
+
+    def info(self, event: str, **fields: Any) -> None:
+        self.lines.append({"event": event, **fields})
+
+    warning = error = exception = info
+
+
+@pytest.fixture
+def capture_logs(monkeypatch: pytest.MonkeyPatch) -> Any:
+    @contextmanager
+    def capture() -> Iterator[list[dict[str, Any]]]:
+        recorder = _Lines()
+        with monkeypatch.context() as patch:
+            patch.setattr(http, "log", recorder)
+            yield recorder.lines
+
+    return capture
 
 
 def _lines(logs: list[dict[str, Any]], path: str) -> list[dict[str, Any]]:
     return [line for line in logs if line.get("event") == "request" and line.get("path") == path]
 
 
-async def test_a_missing_static_file_is_logged_as_404(client: TestClient[Any, Any]) -> None:
+async def test_a_missing_static_file_is_logged_as_404(
+    client: TestClient[Any, Any], capture_logs: Any
+) -> None:
     with capture_logs() as logs:
         response = await client.get("/shared/no-such-module.js")
         assert response.status == 404
@@ -25,7 +56,9 @@ async def test_a_missing_static_file_is_logged_as_404(client: TestClient[Any, An
     assert line["ms"] >= 0
 
 
-async def test_revalidated_and_ranged_files_log_what_was_sent(client: TestClient[Any, Any]) -> None:
+async def test_revalidated_and_ranged_files_log_what_was_sent(
+    client: TestClient[Any, Any], capture_logs: Any
+) -> None:
     first = await client.get("/shared/dom.js")
     assert first.status == 200
     etag = first.headers["ETag"]
@@ -37,7 +70,9 @@ async def test_revalidated_and_ranged_files_log_what_was_sent(client: TestClient
     assert [line["status"] for line in _lines(logs, "/shared/dom.js")] == [304, 416]
 
 
-async def test_an_api_answer_is_logged_once_with_its_status(client: TestClient[Any, Any]) -> None:
+async def test_an_api_answer_is_logged_once_with_its_status(
+    client: TestClient[Any, Any], capture_logs: Any
+) -> None:
     with capture_logs() as logs:
         response = await client.get("/api/v1/no-such-thing")
         assert response.status == 404

@@ -123,7 +123,10 @@ class Placement:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._listener
-        for connection in (self._pubsub, self._redis):
+        # Forgotten first: a watch run still under way (background tasks stop after this)
+        # finds no Redis instead of opening a connection nobody would close.
+        connections, self._pubsub, self._redis = (self._pubsub, self._redis), None, None
+        for connection in connections:
             if connection is not None:
                 with contextlib.suppress(Exception):
                     await connection.aclose()

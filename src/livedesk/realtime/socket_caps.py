@@ -152,8 +152,11 @@ class SocketCaps:
             await self._refresh_script(keys=[k for k, _ in chunk], args=[TTL_SECONDS, *(m for _, m in chunk)])
 
     async def close(self) -> None:
-        if self._redis is not None:
-            await self._redis.aclose()
+        # Forgotten first: a refresh still under way (background tasks stop after this) then
+        # finds no Redis instead of opening a connection nobody would close.
+        redis, self._redis = self._redis, None
+        if redis is not None:
+            await redis.aclose()
 
 
 def _uncount(counter: Counter[K], key: K) -> None:
