@@ -46,7 +46,7 @@ from _common import (
     settled_rss_kib,
     start_livedesk,
 )
-from realtime import PASSWORD, make_advisor, migrated_sqlite
+from _realtime_seed import PASSWORD, fresh_database, make_advisor
 
 QUEUE_BYTES = 1_048_576  # LIVEDESK_SOCKET_QUEUE_BYTES's default
 # Concurrent well-behaved readers that open the database pool before the attacks (SQLAlchemy's
@@ -144,28 +144,11 @@ async def _measure(name: str, pid: int, canary: Canary, attack: Any, clients: in
     return result
 
 
-async def _migrated(workdir: Path, database_url: str) -> str:
-    if not database_url:
-        return await migrated_sqlite(workdir)
-    from sqlalchemy import text
-
-    from livedesk.kit.db import Database
-    from livedesk.kit.migrate import upgrade
-
-    db = Database(database_url)
-    async with db.transaction() as session:
-        await session.execute(text("DROP SCHEMA public CASCADE"))
-        await session.execute(text("CREATE SCHEMA public"))
-    await db.dispose()
-    await upgrade(database_url)
-    return database_url
-
-
 async def run(quick: bool, database_url: str = "", redis_url: str = "") -> dict[str, Any]:
     raise_open_files_limit()
     readers = 5 if quick else 20
     workdir = Path(tempfile.mkdtemp(prefix="livedesk-hostile-"))
-    url = await _migrated(workdir, database_url)
+    url = await fresh_database(workdir, database_url)
     email = await make_advisor(url)
     # The never-reading sockets are tabs of the canary's shopper: no cap on tabs here.
     extra = {"LIVEDESK_SHOPPER_SOCKETS_PER_TOKEN": "0"}
