@@ -320,11 +320,10 @@ async def test_messages_left_off_the_timeline_are_copied_when_a_writer_starts(
     assert await lines() == ["message 2", "message 3"]
 
 
+@pytest.mark.postgres
 async def test_on_postgresql_a_send_is_one_round_trip_while_the_parties_stand(
-    live: Any, make_staff: Any, client: TestClient[Any, Any], db: Database, db_kind: str
+    live: Any, make_staff: Any, client: TestClient[Any, Any], db: Database
 ) -> None:
-    if db_kind != "postgresql":
-        pytest.skip("the PostgreSQL store's statement")
     shopper, console, consultation, _ = await _active_chat(live, make_staff)
     store = client.server.app[CHAT_STORE]
     assert isinstance(store, PgChatStore)
