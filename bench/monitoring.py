@@ -51,6 +51,7 @@ from _common import (
     say,
     start_livedesk,
 )
+from _realtime_seed import fresh_database
 
 PASSWORD = "bench password 1234"  # noqa: S105 - throwaway accounts in a temp database
 ADVISORS = 200
@@ -83,15 +84,6 @@ class Floor:
     supervisor_cookies: list[str]
     shopper_tokens: list[str]
     shopper_ids: list[str]
-
-
-async def migrated_sqlite(directory: Path) -> str:
-    from livedesk.kit.migrate import upgrade
-
-    os.makedirs(directory, exist_ok=True)
-    url = f"sqlite+aiosqlite:///{directory / 'livedesk.sqlite3'}"
-    await upgrade(url)
-    return url
 
 
 async def seed_floor(url: str, secret: str, sizes: Sizes) -> Floor:
@@ -282,7 +274,7 @@ async def run(sizes: Sizes, redis_url: str | None, keep: Path | None) -> dict[st
         workdir = keep or Path(tmp)
         os.makedirs(workdir, exist_ok=True)
         secret = secrets.token_urlsafe(32)
-        url = await migrated_sqlite(workdir / "db")
+        url = await fresh_database(workdir / "db")
         floor = await seed_floor(url, secret, sizes)
         extra = {"LIVEDESK_QUEUE_RATE_LIMIT": "100000/minute"}
         if redis_url:

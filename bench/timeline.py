@@ -41,11 +41,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sqlalchemy import insert, text
 
 from _common import percentile, say
+from _realtime_seed import fresh_database
 from livedesk.customers import search
 from livedesk.integrations import imports
 from livedesk.kit.db import Database
 from livedesk.kit.logging import configure_logging
-from livedesk.kit.migrate import upgrade
 from livedesk.models import IdentityKind, Shopper, ShopperIdentity, TimelineEvent, TimelineKind
 from livedesk.models.integrations import ShopperSearchTerm
 from livedesk.timeline import read_timeline
@@ -242,15 +242,8 @@ async def main() -> None:
     )
     workdir = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="livedesk-bench-timeline-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    url = args.database_url or f"sqlite+aiosqlite:///{workdir / 'bench.sqlite3'}"
-    if args.database_url:
-        db = Database(url)
-        async with db.transaction() as session:
-            await session.execute(text("DROP SCHEMA public CASCADE"))
-            await session.execute(text("CREATE SCHEMA public"))
-        await db.dispose()
     say(f"database: {'postgresql' if args.database_url else 'sqlite'} ({workdir})")
-    await upgrade(url)
+    url = await fresh_database(workdir, args.database_url)
     db = Database(url)
     try:
         started = time.perf_counter()
