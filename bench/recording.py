@@ -45,8 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from livedesk.calls.legs import LegRegistry
-from livedesk.calls.media import WebmWriter
 from livedesk.calls.media_sample import PacketTrack, load_sample, make_sample
+from livedesk.calls.webm import WebmWriter
 
 SAMPLE_SECONDS = 6.0
 DRAIN_SECONDS = 20.0
@@ -198,7 +198,7 @@ async def measure(calls: int, seconds: float, sample_path: Path, workdir: Path) 
         deadline = time.monotonic() + 30
         while not all(w.opened for w in writers):
             for leg, writer in zip(legs, writers, strict=True):
-                if not writer.opened:
+                if not writer.has_keyframe:
                     await leg.request_keyframe()
             if time.monotonic() > deadline:
                 raise SystemExit("not every leg received a key frame within 30 s")

@@ -11,15 +11,21 @@ from importlib.metadata import version
 
 import aiortc
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpCodecParameters, RTCRtpSender
 from aiortc.jitterbuffer import JitterFrame
-from aiortc.rtcrtpreceiver import RTCRtpReceiver, decoder_worker
+from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
+from aiortc.rtcrtpreceiver import RTCRtpReceiver, TimestampMapper, decoder_worker
+from aiortc.rtp import RtcpSenderInfo, RtcpSrPacket
 
 from livedesk.calls.legs import LegRegistry
 from livedesk.calls.media import (
     DECODER_QUEUE_ATTR,
     DECODER_THREAD_ATTR,
     ESTIMATOR_ATTR,
+    RTCP_HANDLER_ATTR,
+    RTX_SSRC_ATTR,
+    TIMESTAMP_MAPPER_ATTR,
+    EncodedFrame,
     HookPointMoved,
     ThrottledEstimator,
     enlarge_receive_buffers,
@@ -159,5 +165,65 @@ async def test_the_video_receivers_bandwidth_estimate_is_throttled() -> None:
         assert [t * 10 for t, a in enumerate(answers) if a is not None] == [0, 500, 1000]
         audio = pc.addTransceiver("audio", direction="recvonly").receiver
         assert not throttle_remb(audio)
+    finally:
+        await pc.close()
+
+
+def test_sender_reports_reach_the_receiver_by_the_method_the_tap_wraps() -> None:
+    route = inspect.getsource(RtpRouter.route_rtcp)
+    moved = "aiortc's RtpRouter.route_rtcp no longer routes a sender report to the receiver of its SSRC"
+    assert "isinstance(packet, RtcpSrPacket)" in route, moved
+    assert "self.ssrc_table.get(packet.ssrc)" in route, moved
+    assert "recipient._handle_rtcp_packet(packet)" in inspect.getsource(RTCDtlsTransport._handle_rtcp_data), (
+        "RTCDtlsTransport no longer calls recipient._handle_rtcp_packet(packet): the sender-report "
+        "hook (an instance attribute of that name) would never run"
+    )
+    assert "isinstance(packet, RtcpSrPacket)" in inspect.getsource(RTCRtpReceiver._handle_rtcp_packet)
+    info = RtcpSenderInfo(ntp_timestamp=1 << 32, rtp_timestamp=2, packet_count=0, octet_count=0)
+    assert (info.ntp_timestamp, info.rtp_timestamp) == (1 << 32, 2), "RtcpSenderInfo lost its fields"
+
+
+def test_the_receivers_timestamp_mapper_subtracts_its_origin() -> None:
+    assert "self.__timestamp_mapper.map(" in inspect.getsource(RTCRtpReceiver._handle_rtp_packet), (
+        "RTCRtpReceiver no longer maps frame timestamps with its TimestampMapper before queuing them"
+    )
+    mapper = TimestampMapper()
+    assert mapper.map(4_000_000_000) == 0
+    assert mapper.map(4_000_000_000 + 3000) == 3000
+    assert mapper.map(1000) == 2**32 - 4_000_000_000 + 1000  # wrapped
+    # The tap rebuilds the absolute timestamp as mapped + _origin (mod 2**32).
+    assert (mapper.map(2000) + mapper._origin) % 2**32 == 2000, "TimestampMapper._origin changed meaning"
+
+
+async def test_the_tap_gives_frames_their_sender_time_from_the_senders_report() -> None:
+    pc = RTCPeerConnection()
+    try:
+        receiver = pc.addTransceiver("audio", direction="recvonly").receiver
+        for name in (TIMESTAMP_MAPPER_ATTR, RTX_SSRC_ATTR, RTCP_HANDLER_ATTR):
+            assert hasattr(receiver, name), (
+                f"RTCRtpReceiver.{name} is gone: the sender-report hook cannot attach"
+            )
+        frames: list[EncodedFrame] = []
+        tap = install_tap(receiver, "audio", frames.append)
+        mapper = getattr(receiver, TIMESTAMP_MAPPER_ATTR)
+        codec = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48_000, channels=2, payloadType=111)
+        first = 2**32 - 48_000  # one second before the RTP timestamp wraps
+        # What aiortc does with a complete frame: map its timestamp, then queue it.
+        tap.put((codec, JitterFrame(data=b"a", timestamp=mapper.map(first))))
+        assert frames[0].sender_time is None  # no report yet
+        ntp = 3_900_000_000
+        report = RtcpSrPacket(
+            ssrc=1234,
+            sender_info=RtcpSenderInfo(
+                ntp_timestamp=ntp << 32, rtp_timestamp=first, packet_count=1, octet_count=1
+            ),
+        )
+        await getattr(receiver, RTCP_HANDLER_ATTR)(report)
+        tap.put((codec, JitterFrame(data=b"b", timestamp=mapper.map(96_000 - 48_000))))
+        assert frames[1].timestamp == 96_000
+        assert frames[1].sender_time == pytest.approx(ntp + 2.0)
+        # aiortc still handled the report itself (its statistics).
+        stats = await receiver.getStats()
+        assert any(s.type == "remote-outbound-rtp" for s in stats.values())
     finally:
         await pc.close()

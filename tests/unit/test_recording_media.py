@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import av
 import pytest
 
-from livedesk.calls.media import EncodedFrame, WebmWriter, is_vp8_keyframe, vp8_size
+from livedesk.calls.media import EncodedFrame, SenderClock, is_vp8_keyframe, vp8_size
 from livedesk.calls.media_sample import SamplePackets, load_sample, make_sample
+from livedesk.calls.webm import OPUS_PRE_SKIP, WebmWriter
 from livedesk.recording.join import PartFile, join_parts
 from livedesk.recording.routes import RangeNotSatisfiable, parse_range
 
@@ -112,6 +114,78 @@ def test_parts_are_joined_by_remux_at_their_offsets(sample: SamplePackets, tmp_p
     with av.open(str(tmp_path / "joined.webm")) as container:
         video = [bytes(p) for p in container.demux(video=0) if p.size]
     assert video == [data for _at, data, _k in sample.video]
+
+
+def _first_pts(path: Path) -> dict[str, int]:
+    first: dict[str, int] = {}
+    with av.open(str(path)) as container:
+        for packet in container.demux():
+            if packet.size and packet.pts is not None:
+                first.setdefault(packet.stream.type, int(packet.pts))
+    return first
+
+
+def test_the_writer_places_audio_and_video_by_the_senders_clock(
+    sample: SamplePackets, tmp_path: Path
+) -> None:
+    """The jitter buffers hand audio ~80 ms and video ~33 ms after capture: by arrival, audio
+    would land ~47 ms late; by the senders' reports (sender_time) it lands where it was sent."""
+    now = time.monotonic()
+    frames = [
+        EncodedFrame("video", "VP8", data, round(at * 90_000), now + at + 0.033, 5000.0 + at)
+        for at, data, _k in sample.video
+    ]
+    frames += [
+        EncodedFrame("audio", "opus", data, round(at * 48_000), now + at + 0.080, 5000.0 + at)
+        for at, data, _k in sample.audio
+    ]
+    synced = WebmWriter(tmp_path / "synced.webm", expect_video=True)
+    by_arrival = WebmWriter(tmp_path / "arrival.webm", expect_video=True)
+    for frame in sorted(frames, key=lambda f: f.arrival):
+        synced.write(frame)
+        by_arrival.write(replace(frame, sender_time=None))
+    assert synced.close()
+    assert by_arrival.close()
+    assert synced.stats.synced
+    assert not by_arrival.stats.synced
+    # In the sample audio starts at a0 (its RTP time); presented 312 samples (6.5 ms) earlier.
+    a0, v0 = sample.audio[0][0], sample.video[0][0]
+    expected = round((a0 - OPUS_PRE_SKIP / 48_000 - v0) * 1000)
+    first = _first_pts(tmp_path / "synced.webm")
+    assert abs((first["audio"] - first["video"]) - expected) <= 1, (first, expected)
+    late = _first_pts(tmp_path / "arrival.webm")
+    assert (late["audio"] - late["video"]) - round((a0 - v0) * 1000) >= 40, late
+
+
+def test_the_opus_track_carries_its_opus_head_and_codec_delay(sample: SamplePackets, tmp_path: Path) -> None:
+    writer = WebmWriter(tmp_path / "part.webm", expect_video=True)
+    for frame in _frames(sample):
+        writer.write(frame)
+    writer.close()
+    with av.open(str(tmp_path / "part.webm")) as container:
+        audio = container.streams.audio[0]
+        head = audio.codec_context.extradata
+        assert head is not None
+        assert head[:8] == b"OpusHead"
+        assert len(head) == 19
+        assert int.from_bytes(head[10:12], "little") == OPUS_PRE_SKIP
+        assert audio.codec_context.channels == 2
+        assert all(s.disposition & av.stream.Disposition.default for s in container.streams)
+
+
+def test_a_senders_clock_keeps_the_earliest_mapping_and_crosses_the_rtp_wrap() -> None:
+    clock = SenderClock(48_000)
+    assert clock.sender_time(0) is None
+    ntp = 3_900_000_000 << 32
+    clock.report(ntp, 2**32 - 48_000)
+    assert clock.sender_time(48_000) == pytest.approx(3_900_000_002.0)
+    assert clock.sender_time(2**32 - 96_000) == pytest.approx(3_899_999_999.0)
+    # A report noted 30 ms late (a busy sender) does not move the mapping; an earlier one does.
+    clock.report(ntp + (1 << 32) + int(0.030 * (1 << 32)), 0)
+    assert clock.sender_time(0) == pytest.approx(3_900_000_001.0)
+    clock.report(ntp + (2 << 32) - int(0.010 * (1 << 32)), 48_000)
+    assert clock.sender_time(48_000) == pytest.approx(3_900_000_001.990)
+    assert clock.reports == 3
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,13 @@ callback on the event loop, and the decoder thread waits idle until the receiver
 is decoded, nothing is re-encoded, and the remote track's own queue never fills (it only ever
 gets the end-of-stream marker), so an unread track cannot buffer without bound.
 
+The tap also gives each frame its time on the sender's clock: the receiver's RTCP sender
+reports (SR: an NTP wall-clock time and the RTP timestamp of the same instant, per SSRC) are
+caught by wrapping ``RTCRtpReceiver._handle_rtcp_packet``, and the frame's absolute RTP
+timestamp is the jitter buffer's (made relative by aiortc's ``TimestampMapper``) plus the
+mapper's origin. The writer places audio and video by these times, as any RTP receiver
+synchronises lip sync (RFC 3550 §6.4.1), not by when each track's first frame arrived.
+
 These are aiortc internals: aiortc is pinned exactly in pyproject.toml and
 ``tests/unit/test_recording_hook.py`` fails loudly, naming what moved, if they change.
 """
@@ -19,16 +26,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
-import av
 from aiortc import RTCPeerConnection, RTCRtpTransceiver
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtp import RtcpSrPacket
 
 # The name-mangled private attribute holding the receiver's decoder input queue.
 DECODER_QUEUE_ATTR = "_RTCRtpReceiver__decoder_queue"
 DECODER_THREAD_ATTR = "_RTCRtpReceiver__decoder_thread"
+# The receiver's TimestampMapper (``_origin``: the first RTP timestamp it saw, which it
+# subtracts from every frame's), its RTCP entry point and its RTX-to-media SSRC table.
+TIMESTAMP_MAPPER_ATTR = "_RTCRtpReceiver__timestamp_mapper"
+RTCP_HANDLER_ATTR = "_handle_rtcp_packet"
+RTX_SSRC_ATTR = "_RTCRtpReceiver__rtx_ssrc"
 # The transceiver's negotiated codecs (set by setRemoteDescription, used by the answer and the
 # receiver).
 CODECS_ATTR = "_codecs"
@@ -58,6 +69,9 @@ class EncodedFrame:
     timestamp: int
     # time.monotonic() when the frame was complete here.
     arrival: float
+    # When the sender captured it, in seconds on the sender's NTP clock (from its RTCP sender
+    # reports); None until the first report for the track arrived.
+    sender_time: float | None = None
 
     @property
     def keyframe(self) -> bool:
@@ -84,15 +98,83 @@ def vp8_size(data: bytes) -> tuple[int, int]:
     return width, height
 
 
+NTP_FRACTION = 1 << 32
+RTP_WRAP = 1 << 32
+
+
+# A kept report is replaced by a later one that maps no earlier, once it is this old (the
+# sender's RTP clock drifts a little against its wall clock).
+REPORT_FRESH_SECONDS = 10.0
+
+
+class SenderClock:
+    """The sender's clock for one track, from its RTCP sender reports: each report pairs an
+    NTP time with the RTP timestamp of the same instant, so any frame's RTP timestamp maps to
+    the sender's wall clock. Audio and video of one browser share that wall clock, which is
+    what lines them up in the file.
+
+    A sender notes a report's time when it sends a packet, which can only be late (a busy
+    sender): of the recent reports, the one mapping RTP time *earliest* is the truest, so a
+    report that maps later than the kept one does not replace it while that is fresh."""
+
+    def __init__(self, clock_rate: int) -> None:
+        self.clock_rate = clock_rate
+        self.reports = 0
+        self._ntp = 0.0
+        self._rtp = 0
+
+    def report(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
+        ntp = ntp_timestamp / NTP_FRACTION
+        if self.reports:
+            predicted = self.sender_time(rtp_timestamp)
+            assert predicted is not None
+            if ntp >= predicted and ntp - self._ntp < REPORT_FRESH_SECONDS:
+                self.reports += 1
+                return
+        self._ntp = ntp
+        self._rtp = rtp_timestamp
+        self.reports += 1
+
+    def sender_time(self, rtp_timestamp: int) -> float | None:
+        """Seconds on the sender's NTP clock for an (absolute, 32-bit) RTP timestamp."""
+        if not self.reports:
+            return None
+        diff = (rtp_timestamp - self._rtp) % RTP_WRAP
+        if diff >= RTP_WRAP // 2:
+            diff -= RTP_WRAP  # a frame from before the report
+        return self._ntp + diff / self.clock_rate
+
+
+def watch_sender_reports(receiver: RTCRtpReceiver, clock: SenderClock) -> None:
+    """Feed the receiver's RTCP sender reports for its media SSRC to ``clock`` (aiortc itself
+    keeps only their NTP part, for its receiver reports)."""
+    inner = getattr(receiver, RTCP_HANDLER_ATTR)
+    rtx_ssrcs: dict[int, int] = getattr(receiver, RTX_SSRC_ATTR)
+
+    async def handle_rtcp(packet: Any) -> None:
+        # A retransmission stream's reports are not the media's timing.
+        if isinstance(packet, RtcpSrPacket) and packet.ssrc not in rtx_ssrcs:
+            clock.report(packet.sender_info.ntp_timestamp, packet.sender_info.rtp_timestamp)
+        await inner(packet)
+
+    # An instance attribute: the DTLS transport calls ``recipient._handle_rtcp_packet(packet)``.
+    setattr(receiver, RTCP_HANDLER_ATTR, handle_rtcp)
+
+
 class EncodedFrameTap:
     """Stands in for the receiver's decoder queue: ``put`` is called on the event loop with
     ``(codec, JitterFrame)`` or ``None`` (stop); ``get`` is called by the idle decoder thread,
     which we keep waiting until stop, then hand the ``None`` that ends the remote track."""
 
-    def __init__(self, kind: str, sink: FrameSink) -> None:
+    def __init__(
+        self, kind: str, sink: FrameSink, mapper: Any = None, clock: SenderClock | None = None
+    ) -> None:
         self.kind = kind
         self.sink = sink
         self.frames = 0
+        # The receiver's TimestampMapper (absolute RTP timestamps) and the sender's clock.
+        self.mapper = mapper
+        self.clock = clock or SenderClock(VIDEO_CLOCK if kind == "video" else AUDIO_CLOCK)
         self._stopped = threading.Event()
 
     def put(self, item: Any) -> None:
@@ -101,13 +183,19 @@ class EncodedFrameTap:
             return
         codec, frame = item
         self.frames += 1
+        timestamp = int(frame.timestamp)
+        sender_time = None
+        origin = getattr(self.mapper, "_origin", None)
+        if origin is not None and self.clock.reports:
+            sender_time = self.clock.sender_time((timestamp + origin) % RTP_WRAP)
         self.sink(
             EncodedFrame(
                 kind=self.kind,
                 codec=str(codec.name),
                 data=bytes(frame.data),
-                timestamp=int(frame.timestamp),
+                timestamp=timestamp,
                 arrival=time.monotonic(),
+                sender_time=sender_time,
             )
         )
 
@@ -122,15 +210,25 @@ class EncodedFrameTap:
 
 def install_tap(receiver: RTCRtpReceiver, kind: str, sink: FrameSink) -> EncodedFrameTap:
     """Route the receiver's encoded frames to ``sink`` instead of its decoder. Must run before
-    the receiver starts (between setRemoteDescription and the transport connecting)."""
-    if not hasattr(receiver, DECODER_QUEUE_ATTR) or not hasattr(receiver, DECODER_THREAD_ATTR):
+    the receiver starts (between setRemoteDescription and the transport connecting). The
+    frames carry their sender time once the track's first RTCP sender report arrived."""
+    needed = (
+        DECODER_QUEUE_ATTR,
+        DECODER_THREAD_ATTR,
+        TIMESTAMP_MAPPER_ATTR,
+        RTCP_HANDLER_ATTR,
+        RTX_SSRC_ATTR,
+    )
+    missing = [name for name in needed if not hasattr(receiver, name)]
+    if missing or not hasattr(getattr(receiver, TIMESTAMP_MAPPER_ATTR), "_origin"):
         raise HookPointMoved(
-            f"aiortc RTCRtpReceiver has no {DECODER_QUEUE_ATTR}/{DECODER_THREAD_ATTR}: the recording "
-            "tap cannot attach (was aiortc upgraded? it is pinned exactly for this reason)"
+            f"aiortc RTCRtpReceiver has no {', '.join(missing) or TIMESTAMP_MAPPER_ATTR + '._origin'}: "
+            "the recording tap cannot attach (was aiortc upgraded? it is pinned exactly for this reason)"
         )
     if getattr(receiver, DECODER_THREAD_ATTR) is not None:
         raise HookPointMoved("the receiver's decoder already started; the tap must be installed first")
-    tap = EncodedFrameTap(kind, sink)
+    tap = EncodedFrameTap(kind, sink, getattr(receiver, TIMESTAMP_MAPPER_ATTR))
+    watch_sender_reports(receiver, tap.clock)
     setattr(receiver, DECODER_QUEUE_ATTR, tap)
     return tap
 
@@ -217,131 +315,3 @@ async def request_keyframe(receiver: RTCRtpReceiver) -> bool:
     for source in sources:
         await receiver._send_rtcp_pli(source.source)
     return bool(sources)
-
-
-@dataclass
-class WriterStats:
-    video_frames: int = 0
-    audio_frames: int = 0
-    dropped_before_keyframe: int = 0
-    bytes_in: int = 0
-
-
-CLUSTER_OPTIONS = {"cluster_time_limit": "1000", "flush_packets": "1"}
-
-
-class WebmWriter:
-    """Writes one participant's encoded VP8 and Opus frames to a WebM file by stream copy.
-
-    The file opens on the first video key frame (its size fixes the video stream); audio that
-    comes earlier waits for it. With ``expect_video=False`` (a voice call) it opens on the first
-    audio frame. Timestamps: each track's RTP timestamps are placed on one millisecond clock that
-    starts at the first written frame, anchored by the arrival time of the track's first frame.
-    """
-
-    def __init__(self, path: Path, *, expect_video: bool, expect_audio: bool = True) -> None:
-        self.path = path
-        self.expect_video = expect_video
-        self.expect_audio = expect_audio
-        self.stats = WriterStats()
-        self.started_monotonic: float | None = None
-        self.started_wall: float | None = None
-        self._container: Any = None
-        self._video: Any = None
-        self._audio: Any = None
-        self._pending_audio: list[EncodedFrame] = []
-        # Per kind: (first RTP timestamp, ms offset of that frame from the file start).
-        self._anchor: dict[str, tuple[int, int]] = {}
-        self._last_pts: dict[str, int] = {}
-        self._closed = False
-
-    @property
-    def opened(self) -> bool:
-        return self._container is not None
-
-    @property
-    def duration_ms(self) -> int:
-        return max(self._last_pts.values(), default=0)
-
-    def write(self, frame: EncodedFrame) -> None:
-        if self._closed:
-            return
-        self.stats.bytes_in += len(frame.data)
-        if not self.opened:
-            if frame.kind == "audio":
-                if not self.expect_video:
-                    self._open(None)
-                else:
-                    if len(self._pending_audio) >= MAX_PENDING_AUDIO:
-                        self._pending_audio.pop(0)
-                    self._pending_audio.append(frame)
-                    return
-            elif frame.keyframe:
-                self._open(frame)
-            else:
-                self.stats.dropped_before_keyframe += 1
-                return
-            pending, self._pending_audio = self._pending_audio, []
-            for early in pending:
-                self._mux(early)
-        self._mux(frame)
-
-    def _open(self, keyframe: EncodedFrame | None) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Short clusters, each written out when it closes: if this process dies mid-call, the
-        # part on the (shared) spool is readable up to the last second, and another process
-        # salvages it (recording/recorder.py).
-        container = av.open(str(self.path), mode="w", format="webm", options=CLUSTER_OPTIONS)
-        if keyframe is not None:
-            width, height = vp8_size(keyframe.data)
-            self._video = container.add_mux_stream("vp8", rate=30, width=width, height=height)
-            self._video.time_base = TIME_BASE
-        if self.expect_audio:
-            self._audio = container.add_mux_stream("opus", rate=AUDIO_CLOCK)
-            self._audio.codec_context_channels = 2
-            self._audio.time_base = TIME_BASE
-        self._container = container
-        first = keyframe.arrival if keyframe is not None else time.monotonic()
-        if self._pending_audio:
-            first = min(first, self._pending_audio[0].arrival)
-        self.started_monotonic = first
-        self.started_wall = time.time() - (time.monotonic() - first)
-
-    def _mux(self, frame: EncodedFrame) -> None:
-        stream = self._video if frame.kind == "video" else self._audio
-        if stream is None:
-            return
-        assert self.started_monotonic is not None
-        anchor = self._anchor.get(frame.kind)
-        if anchor is None:
-            offset = max(0, round((frame.arrival - self.started_monotonic) * 1000))
-            anchor = self._anchor[frame.kind] = (frame.timestamp, offset)
-        pts = anchor[1] + (frame.timestamp - anchor[0]) * 1000 // frame.clock_rate
-        last = self._last_pts.get(frame.kind, -1)
-        if pts <= last:
-            # Matroska needs increasing timestamps per track; a reordered or repeated frame
-            # gets the next millisecond rather than being dropped.
-            pts = last + 1
-        self._last_pts[frame.kind] = pts
-        packet = av.Packet(frame.data)
-        packet.stream = stream
-        packet.pts = pts
-        packet.dts = pts
-        packet.time_base = TIME_BASE
-        if frame.kind == "video":
-            packet.is_keyframe = frame.keyframe
-            self.stats.video_frames += 1
-        else:
-            packet.is_keyframe = True
-            self.stats.audio_frames += 1
-        self._container.mux(packet)
-
-    def close(self) -> bool:
-        """Finish the file; False if nothing was ever written (no file exists then)."""
-        if self._closed:
-            return self.opened
-        self._closed = True
-        if self._container is None:
-            return False
-        self._container.close()
-        return True

@@ -5,13 +5,21 @@ as four tracks, each part placed at its wall-clock offset from the first.
 Why one container of tracks rather than a composed picture: composing (side by side, mixed
 audio) means decoding and re-encoding the whole call — the cost the server leg exists to
 avoid — while a remux costs a few milliseconds of CPU per minute of call and keeps each
-participant's picture and sound exactly as sent. Players show the first video and audio track
-(browsers) or let you pick (VLC, ffplay); the playback page lets staff switch tracks.
+participant's picture and sound exactly as sent. Players show the default video and audio track
+(the shopper's, the first of each kind, is flagged default) or let you pick (VLC, ffplay); the
+playback page lets staff switch tracks.
+
+The parts' codec headers are copied (the Opus tracks keep their OpusHead, CodecDelay and
+SeekPreRoll, see calls/webm.py). A participant's picture size can change within the call (a
+browser scales its video down under load or on a slow link): Matroska has one pixel size per
+track, so the joined track states the size most of its frames have, read from the VP8 key
+frames' headers.
 """
 
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -19,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import av
+
+from livedesk.calls.media import is_vp8_keyframe, vp8_size
 
 PARTICIPANT_ORDER = ("shopper", "advisor")
 KIND_ORDER = ("video", "audio")
@@ -49,6 +59,25 @@ def _packets(container: Any, streams: dict[int, Any], offset_ms: int) -> Iterato
         yield pts_ms, order, (packet, streams[packet.stream.index])
 
 
+def frame_sizes(container: Any) -> Counter[tuple[int, int]]:
+    """How many video frames the file has at each pixel size (a key frame's VP8 header gives
+    the size of it and the frames after it)."""
+    sizes: Counter[tuple[int, int]] = Counter()
+    if not container.streams.video:
+        return sizes
+    size = None
+    for packet in container.demux(container.streams.video[0]):
+        if packet.size == 0:
+            continue
+        head = bytes(memoryview(packet)[:10])
+        if is_vp8_keyframe(head):
+            size = vp8_size(head)
+        if size is not None:
+            sizes[size] += 1
+    container.seek(0)
+    return sizes
+
+
 def join_parts(parts: list[PartFile], out_path: Path) -> Joined:
     """Remux ``parts`` into ``out_path`` (WebM). Blocking: run it in a thread."""
     inputs = [(part, av.open(str(part.path))) for part in parts]
@@ -64,9 +93,21 @@ def join_parts(parts: list[PartFile], out_path: Path) -> Joined:
                         template = next((s for s in container.streams if s.type == kind), None)
                         if template is None:
                             continue
-                        stream = out.add_stream_from_template(template)
+                        stream: Any = out.add_stream_from_template(template)
                         stream.time_base = TIME_BASE
                         stream.metadata["title"] = f"{participant} {kind}"
+                        # One default track per kind (the first: the shopper's when present).
+                        first = not any(k == kind for (_p, k) in targets)
+                        stream.disposition = av.stream.Disposition(
+                            av.stream.Disposition.default if first else 0
+                        )
+                        if kind == "video":
+                            sizes: Counter[tuple[int, int]] = Counter()
+                            for other, other_container in inputs:
+                                if other.participant == participant:
+                                    sizes += frame_sizes(other_container)
+                            if sizes:
+                                stream.width, stream.height = sizes.most_common(1)[0][0]
                         targets[(participant, kind)] = stream
                         break
             sources = []
@@ -81,8 +122,9 @@ def join_parts(parts: list[PartFile], out_path: Path) -> Joined:
             count = 0
             duration = 0
             for pts_ms, _order, (packet, stream) in heapq.merge(*sources, key=lambda row: (row[0], row[1])):
-                previous = last.get(stream.index, -1)
-                pts = pts_ms if pts_ms > previous else previous + 1
+                previous = last.get(stream.index)
+                # An Opus track may start a few ms below zero (its pre-skip, see calls/webm.py).
+                pts = pts_ms if previous is None or pts_ms > previous else previous + 1
                 last[stream.index] = pts
                 packet.stream = stream
                 packet.pts = pts

@@ -27,7 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from livedesk.calls.legs import LEGS, Leg, LegRegistry, rtc_configuration
-from livedesk.calls.media import WebmWriter
+from livedesk.calls.webm import WebmWriter
 from livedesk.calls.placement import PLACEMENT
 from livedesk.kit.background import BACKGROUND
 from livedesk.kit.clock import utcnow
@@ -140,7 +140,8 @@ class Recorder:
         # A PLI at start so the file opens on a key frame without waiting for the sender's next.
         leg, writer = entry.leg, entry.writer
         while not writer.opened and not leg.closed.is_set() and leg.id in self.writers:
-            if writer.expect_video:
+            # Once a key frame is in, the file only waits for the sender reports: no PLIs.
+            if writer.expect_video and not writer.has_keyframe:
                 await leg.request_keyframe()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(leg.closed.wait(), KEYFRAME_RETRY_SECONDS)
