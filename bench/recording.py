@@ -3,7 +3,7 @@
     python bench/recording.py [--quick] [--calls N] [--seconds S]
 
 The receiving side is livedesk's own media path — ``calls.legs.LegRegistry`` legs (aiortc
-peer connections with the encoded-frame tap) writing WebM parts with ``calls.media.WebmWriter``
+peer connections with the encoded-frame tap) writing WebM parts with ``calls.webm.WebmWriter``
 by stream copy, exactly what ``recording.recorder.Recorder.open_leg`` builds (the database and
 Socket.IO around it cost a few queries per leg, not per frame, and are left out).
 
@@ -265,6 +265,8 @@ async def measure(calls: int, seconds: float, sample_path: Path, workdir: Path) 
             "cpu_pct_per_stream": round(cpu_pct / streams, 2),
             "frames_sent": sent,
             "frames_written": written,
+            # Parts whose audio and video were placed by the senders' RTCP reports.
+            "legs_synced_by_sender_reports": sum(w.stats.synced for w in writers),
             "frames_lost_pct": round(lost_pct, 3),
             "video_frames_lost_pct": round(
                 max(0.0, (sent_video - written_video) / max(1, sent_video) * 100), 3

@@ -1,4 +1,4 @@
-"""The encoded-frame tap and the WebM stream-copy writer of the server media leg.
+"""The encoded-frame tap of the server media leg (the WebM writer it feeds is calls/webm.py).
 
 aiortc's ``RTCRtpReceiver`` reassembles each encoded frame in its jitter buffer and puts
 ``(codec, JitterFrame)`` on a private ``queue.Queue`` that a decoder thread reads. We replace
@@ -25,7 +25,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
 from aiortc import RTCPeerConnection, RTCRtpTransceiver
@@ -45,11 +44,6 @@ RTX_SSRC_ATTR = "_RTCRtpReceiver__rtx_ssrc"
 CODECS_ATTR = "_codecs"
 VIDEO_CLOCK = 90_000
 AUDIO_CLOCK = 48_000
-# Milliseconds: WebM (Matroska) stores timestamps in ms anyway.
-TIME_BASE = Fraction(1, 1000)
-# Audio that arrives before the first video keyframe is kept until the file opens; this bounds
-# it (10 s of Opus at 50 packets/s) should video never start.
-MAX_PENDING_AUDIO = 500
 # About four seconds of a 2 Mbit/s participant stream.
 RECEIVE_BUFFER_BYTES = 1 << 20
 

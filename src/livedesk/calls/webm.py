@@ -33,7 +33,8 @@ TIME_BASE = Fraction(1, 1000)
 # it (10 s of Opus at 50 packets/s) should video never start.
 MAX_PENDING_AUDIO = 500
 # How long the file waits, once it could start, for the sender reports that line audio and
-# video up. Browsers send their first report within a second or two (aiortc within 1.5 s).
+# video up. A browser's first reports come within the first seconds (audio reports are the
+# sparser: libwebrtc's audio report interval is 5 s against video's 1 s); aiortc's within 1.5 s.
 SYNC_WAIT_SECONDS = 5.0
 # Once every kind has its sender time, a little longer for a second report of each (aiortc
 # sends one every 0.5–1.5 s): the truest of them places the tracks (see SenderClock).

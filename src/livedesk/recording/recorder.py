@@ -27,8 +27,8 @@ from typing import Any
 from aiohttp import web
 
 from livedesk.calls.legs import LEGS, Leg, LegRegistry, rtc_configuration
-from livedesk.calls.webm import WebmWriter
 from livedesk.calls.placement import PLACEMENT
+from livedesk.calls.webm import WebmWriter
 from livedesk.kit.background import BACKGROUND
 from livedesk.kit.clock import utcnow
 from livedesk.kit.context import DB, SETTINGS
