@@ -37,9 +37,14 @@ class LineSource(enum.StrEnum):
 
 
 class RefundStatus(enum.StrEnum):
+    """A refund's state as the provider reports it (Stripe's names and spelling). Only
+    ``succeeded`` counts as money given back; ``pending`` holds the amount so nobody refunds it
+    twice meanwhile; ``failed`` and ``canceled`` give nothing back."""
+
     PENDING = "pending"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELED = "canceled"
 
 
 class PaymentRequest(IdMixin, TimestampMixin, Base):
@@ -93,17 +98,27 @@ class PaymentRequestLine(IdMixin, Base):
 
 
 class PaymentRefund(IdMixin, Base):
+    """One refund, as its own record with its own lifecycle (pending → succeeded, pending →
+    failed or canceled, and rarely succeeded → failed). Made by staff here or at the provider
+    (the Stripe dashboard); the provider's events and objects move its status."""
+
     __tablename__ = "payment_refunds"
 
     request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payment_requests.id", ondelete="CASCADE"))
-    # One key per refund the supervisor submits: resubmitting finds this row.
+    # One key per refund the supervisor submits: resubmitting finds this row. Refunds made at
+    # the provider get "provider-<refund id>".
     client_key: Mapped[str] = mapped_column(String(64))
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[RefundStatus] = mapped_column(str_enum(RefundStatus, 16))
-    provider_ref: Mapped[str | None] = mapped_column(String(128))
+    # The provider's refund (Stripe ``re_…``): one row per provider refund, whoever made it.
+    provider_ref: Mapped[str | None] = mapped_column(String(128), unique=True)
     reason: Mapped[str] = mapped_column(String(500), default="")
+    # Stripe's failure_reason when a refund failed (expired_or_canceled_card, lost_or_stolen_card …).
+    failure_reason: Mapped[str | None] = mapped_column(String(64))
     staff_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When we learnt the current status (None: still the status it was made with).
+    status_at: Mapped[datetime | None]
 
     __table_args__ = (
         UniqueConstraint("request_id", "client_key"),
