@@ -36,9 +36,10 @@ from livedesk.models import (
     TimelineKind,
 )
 from livedesk.outbox import webhooks as outgoing
-from livedesk.payments import receipts, refunds, repository
+from livedesk.payments import deposits, receipts, refunds, repository
 from livedesk.payments.providers import PaymentProvider, PaymentSnapshot, RefundFact
 from livedesk.payments.service import PAID_STATUSES, announce, check_checkout, pays
+from livedesk.settings import Settings
 from livedesk.timeline import append_event
 
 SUCCEEDED = "payment_intent.succeeded"
@@ -55,8 +56,12 @@ REFUND_FAILED = "refund.failed"
 REFUND_TYPES = frozenset(
     {CHARGE_REFUNDED, CHARGE_REFUND_UPDATED, REFUND_CREATED, REFUND_UPDATED, REFUND_FAILED}
 )
+# A held (manual-capture) payment is authorised: a booking's deposit that holds.
+AUTHORISED = deposits.AUTHORISED
 # The Stripe event types the webhook acts on; any other type is acknowledged and not stored.
-HANDLED_TYPES = frozenset({SUCCEEDED, FAILED, PROCESSING, REQUIRES_ACTION, CANCELED}) | REFUND_TYPES
+HANDLED_TYPES = (
+    frozenset({SUCCEEDED, FAILED, PROCESSING, REQUIRES_ACTION, CANCELED, AUTHORISED}) | REFUND_TYPES
+)
 OPEN_STATES = (PaymentStatus.OPEN, PaymentStatus.PROCESSING)
 
 
@@ -85,7 +90,9 @@ class EventOutcome:
     request: PaymentRequest | None = None
 
 
-async def apply_event(session: AsyncSession, event: ProviderEvent, *, test_mode: bool) -> EventOutcome:
+async def apply_event(
+    session: AsyncSession, event: ProviderEvent, *, test_mode: bool, settings: Settings | None = None
+) -> EventOutcome:
     """Act on one provider event, once. The payment request row is locked first, so two
     deliveries of events about one payment take turns; the (provider, event id) unique key
     makes a concurrent duplicate fail at commit (the handler answers it as a duplicate)."""
@@ -114,7 +121,15 @@ async def apply_event(session: AsyncSession, event: ProviderEvent, *, test_mode:
     session.add(stored)
     await session.flush()
     if r is None:
-        stored.outcome = "no payment request has this payment object"
+        # Not a payment request's: maybe a booking's deposit or price.
+        found = (
+            await deposits.apply_event(
+                session, settings, event.ref, event.event_type, (event.failure_code, event.failure_message)
+            )
+            if settings is not None
+            else None
+        )
+        stored.outcome = (found or "no payment request has this payment object")[:200]
         return EventOutcome(duplicate=False, outcome=stored.outcome)
     stored.outcome = await _act(session, r, event)
     if not stored.outcome.startswith("ignored"):

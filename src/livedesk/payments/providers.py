@@ -104,8 +104,24 @@ class PaymentProvider(Protocol):
     publishable_key: str
 
     async def create_intent(
-        self, *, amount_minor: int, currency: str, metadata: dict[str, str], idempotency_key: str
-    ) -> Intent: ...
+        self,
+        *,
+        amount_minor: int,
+        currency: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+        hold: bool = False,
+    ) -> Intent:
+        """A payment object for the shopper to pay; ``hold``: authorise only (manual capture)."""
+        ...
+
+    async def capture(self, *, ref: str, idempotency_key: str) -> None:
+        """Take the money of a held (authorised) payment."""
+        ...
+
+    async def release(self, *, ref: str, idempotency_key: str) -> None:
+        """Give a held payment back (cancel the authorisation), or drop an unpaid one."""
+        ...
 
     async def refund(
         self, *, ref: str, amount_minor: int, currency: str, metadata: dict[str, str], idempotency_key: str
@@ -126,11 +142,23 @@ class SandboxProvider:
     publishable_key = ""
 
     async def create_intent(
-        self, *, amount_minor: int, currency: str, metadata: dict[str, str], idempotency_key: str
+        self,
+        *,
+        amount_minor: int,
+        currency: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+        hold: bool = False,
     ) -> Intent:
         money.stripe_amount(amount_minor, currency)
         # Derived from the idempotency key, like Stripe: the same request makes the same intent.
         return Intent(ref=f"sbx_pi_{uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key).hex}", client_secret=None)
+
+    async def capture(self, *, ref: str, idempotency_key: str) -> None:
+        return None
+
+    async def release(self, *, ref: str, idempotency_key: str) -> None:
+        return None
 
     async def refund(
         self, *, ref: str, amount_minor: int, currency: str, metadata: dict[str, str], idempotency_key: str
@@ -160,7 +188,13 @@ class StripeProvider:
         self.client = stripe.StripeClient(secret_key, **options)
 
     async def create_intent(
-        self, *, amount_minor: int, currency: str, metadata: dict[str, str], idempotency_key: str
+        self,
+        *,
+        amount_minor: int,
+        currency: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+        hold: bool = False,
     ) -> Intent:
         params: dict[str, Any] = {
             "amount": money.stripe_amount(amount_minor, currency),
@@ -170,6 +204,9 @@ class StripeProvider:
             # need a redirect away from the call.
             "payment_method_types": ["card"],
         }
+        if hold:
+            # Authorise now, take later (or never): a card hold lasts about 7 days at Stripe.
+            params["capture_method"] = "manual"
         intent = await self._call(
             self.client.v1.payment_intents.create, params=params, options={"idempotency_key": idempotency_key}
         )
@@ -188,6 +225,16 @@ class StripeProvider:
         )
         return RefundOutcome(
             ref=refund.id, status=STRIPE_REFUND_STATUS.get(refund.status or "", RefundStatus.PENDING)
+        )
+
+    async def capture(self, *, ref: str, idempotency_key: str) -> None:
+        await self._call(
+            self.client.v1.payment_intents.capture, ref, options={"idempotency_key": idempotency_key}
+        )
+
+    async def release(self, *, ref: str, idempotency_key: str) -> None:
+        await self._call(
+            self.client.v1.payment_intents.cancel, ref, options={"idempotency_key": idempotency_key}
         )
 
     async def snapshot(self, ref: str) -> PaymentSnapshot | None:

@@ -129,7 +129,9 @@ async def stripe_webhook(
         event = await _with_truth(request, event)
     try:
         async with request.app[DB].transaction() as session:
-            outcome = await fulfilment.apply_event(session, event, test_mode=provider.test_mode)
+            outcome = await fulfilment.apply_event(
+                session, event, test_mode=provider.test_mode, settings=request.app[SETTINGS]
+            )
     except IntegrityError:
         async with request.app[DB].read() as session:
             stored = await session.scalar(
@@ -147,6 +149,6 @@ async def stripe_webhook(
         # The same event delivered twice at once: the other delivery stored and acted on it.
         return json_ok({"received": True, "duplicate": True, "outcome": "duplicate"})
     log.info("stripe event", event_id=event.event_id, event_type=event.event_type, outcome=outcome.outcome)
-    if outcome.outcome == "paid":
+    if outcome.outcome == "paid" or outcome.outcome.startswith("booking "):
         kick_soon(request.app)  # a booked consultation's receipt mail, if one was queued
     return json_ok({"received": True, "duplicate": outcome.duplicate, "outcome": outcome.outcome})
