@@ -113,6 +113,9 @@ async def test_a_charged_deposit_is_refunded_at_stripe_on_cancel(
     sdk: stripe.StripeClient,  # noqa: F811
 ) -> None:
     rec = recorder[0]
+    # The booking page admits Stripe.js (the Payment Element) with Stripe keys set.
+    async with client.get("/booking/") as r:
+        assert "script-src 'self' https://js.stripe.com" in r.headers["Content-Security-Policy"]
     w = await world(client, make_staff, deposit_amount=1000)
     status, made = await post(client, "/api/v1/bookings", booking_body(w["type"]["id"], next_slot(180)))
     token, booking_id = made["token"], made["booking"]["id"]
