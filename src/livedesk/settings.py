@@ -243,6 +243,18 @@ class Settings(BaseSettings):
     booking_pending_minutes: int = Field(
         30, ge=5, le=24 * 60, description="How long a pending booking holds its slot before it is released."
     )
+    booking_payment_minutes: int = Field(
+        20,
+        ge=5,
+        le=24 * 60,
+        description="How long a booking whose type takes a deposit or price waits for the payment "
+        "(pending, holding its slot) before it lapses.",
+    )
+    booking_refund_on_cancel: bool = Field(
+        True,
+        description="A cancelled booking's charged deposit or price is refunded (off: kept). A hold "
+        "is always released on cancel.",
+    )
     booking_link_days: int = Field(
         7, ge=1, le=365, description="Booking links stop working this many days after the booking ends."
     )

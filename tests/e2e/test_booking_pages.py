@@ -330,8 +330,9 @@ async def test_japanese_at_phone_width_books_confirms_and_releases(server: str, 
     price = re.compile("料金 [¥￥]3,300 · 予約金 [¥￥]1,000")
     await expect(page.locator("#type-list")).to_contain_text(price)
 
-    # Book, wait for the mail, confirm: all in Japanese at phone width.
-    await page.get_by_role("button", name=re.compile("メイクレッスン")).click()
+    # Book, wait for the mail, confirm: all in Japanese at phone width (a free type: the
+    # make-up lesson's deposit is paid first, see test_booking_deposit.py).
+    await page.get_by_role("button", name=re.compile("肌診断")).click()
     await page.locator("[data-advisor=any]").click()
     await page.locator("button.slot").first.click()
     await page.locator("#contact-name").fill("山田 花子")
@@ -362,7 +363,7 @@ async def test_japanese_at_phone_width_books_confirms_and_releases(server: str, 
 
     # A second booking with a mistyped address: the pending page releases the time.
     second = await london_page(f"{server}/booking/", width=390, height=844, locale="ja-JP")
-    await second.get_by_role("button", name=re.compile("メイクレッスン")).click()
+    await second.get_by_role("button", name=re.compile("肌診断")).click()
     await second.locator("[data-advisor=any]").click()
     await second.locator("button.slot").first.click()
     await second.locator("#contact-email").fill("hanako.yamda@example.jp")
@@ -388,7 +389,7 @@ async def test_widget_passes_the_signed_shop_customer_so_the_booking_is_confirme
     await expect(widget.locator("#type-title")).to_be_visible()
     # The booking page took the signed id out of the address at once.
     assert widget.url == f"{server}/booking/"
-    await widget.get_by_role("button", name=re.compile("Make-up lesson")).click()
+    await widget.get_by_role("button", name=re.compile("Skin check")).click()
     await widget.locator("[data-advisor=any]").click()
     await widget.locator("button.slot").first.click()
     await widget.locator("#contact-email").fill("signed.customer@example.co.uk")
@@ -597,13 +598,13 @@ async def test_survey_step_before_the_contact_details(
 
     db = Database(e2e_settings.effective_database_url)
     try:
-        # The admin shows the demo survey before make-up lessons.
+        # The admin shows the demo survey before skin checks (a free type: no payment step).
         async with db.transaction() as session:
             await surveys.set_assignment(
-                session, str(demo_id("consultation_type", "makeup-lesson")), DEMO_SURVEY_ID
+                session, str(demo_id("consultation_type", "skin-check")), DEMO_SURVEY_ID
             )
         page = await london_page(f"{server}/booking/")
-        await page.get_by_role("button", name=re.compile("Make-up lesson")).click()
+        await page.get_by_role("button", name=re.compile("Skin check")).click()
         await page.locator("[data-advisor=any]").click()
         await page.locator("button.slot").first.click()
         await expect(page.locator("#survey-title")).to_be_focused()

@@ -438,6 +438,8 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/bookings/{token}/calendar.ics"): gate(EVERYONE, PUBLIC_LINK),
     ("POST", "/api/v1/bookings/cancel"): gate(EVERYONE, PUBLIC_LINK + " (in the body)"),
     ("POST", "/api/v1/bookings/join"): gate(EVERYONE, PUBLIC_LINK + " (in the body)"),
+    ("POST", "/api/v1/bookings/payment"): gate(EVERYONE, PUBLIC_LINK + " (in the body)"),
+    ("POST", "/api/v1/bookings/payment/sandbox"): gate(EVERYONE, PUBLIC_LINK + " (in the body)"),
     ("POST", "/api/v1/bookings/reschedule"): gate(EVERYONE, PUBLIC_LINK + " (in the body)"),
     ("POST", "/api/v1/bookings/confirm"): gate(
         EVERYONE, "public: the mailed confirm link's token (single-use) is the credential"

@@ -66,6 +66,7 @@ function fill(type) {
   form.elements.required_skills.value = (type?.required_skills ?? []).join(", ");
   form.elements.languages.value = (type?.languages ?? []).join(", ");
   form.elements.currency.value = type?.currency ?? "";
+  form.elements.payment_capture.value = type?.payment_capture ?? "charge";
   form.elements.active.checked = type?.active ?? true;
   if (!type) {
     form.elements.duration_minutes.value = 30;
@@ -97,6 +98,7 @@ function body() {
   data.required_skills = listOf(form.elements.required_skills.value);
   data.languages = listOf(form.elements.languages.value);
   data.currency = form.elements.currency.value.trim().toUpperCase() || null;
+  data.payment_capture = form.elements.payment_capture.value;
   return data;
 }
 

@@ -13,12 +13,13 @@ import { request } from "/shared/api.js";
 import { mountSurvey } from "/shared/survey-form.js";
 import { joiner } from "/booking/join.js";
 import { mailCheck } from "/booking/pending.js";
+import { depositStep, paymentRow } from "/booking/deposit.js";
 import { fillRegions } from "/booking/phone-region.js";
 import { $, addDays, busy, dayLabel, summaryRows, today, whenLabel, zone, zoneName } from "/booking/util.js";
 import { el } from "/shared/dom.js";
 import { errorText as sharedErrorText } from "/shared/errors.js";
 
-const VIEWS = ["loading", "type", "advisor", "slot", "survey", "contact", "pending", "confirm", "done", "join"];
+const VIEWS = ["loading", "type", "advisor", "slot", "survey", "contact", "pay", "pending", "confirm", "done", "join"];
 const params = new URLSearchParams(location.search);
 
 const state = {
@@ -346,7 +347,12 @@ async function submitBooking(event) {
     state.token = result.data.token;
     state.justBooked = true;
     history.replaceState(null, "", `/booking/?manage=${encodeURIComponent(state.token)}`);
-    if (state.booking.status === "pending") {
+    if (state.booking.awaiting_payment) {
+      // The type takes a deposit or price: pay first (the mail link, if any, after).
+      state.pendingUntil = result.data.pending_until;
+      pending.remember();
+      await deposit.show();
+    } else if (state.booking.status === "pending") {
       state.pendingUntil = result.data.pending_until;
       pending.remember();
       pending.show();
@@ -400,7 +406,8 @@ function renderDone() {
       [t("booking.summary_with"), language() === "en" ? booking.advisor_name_en : booking.advisor_name],
       [t("booking.summary_when"), whenLabel(booking)],
       [t("booking.summary_status"), t(`booking.status.${booking.status}`)],
-    ]),
+      paymentRow(booking),
+    ].filter((row) => row !== null)),
   );
   $("done-actions").hidden = false;
   $("done-calendar").href = booking.links?.calendar ?? "#";
@@ -509,12 +516,14 @@ function wire() {
   $("cancel-yes").addEventListener("click", cancelBooking);
   $("join-now").addEventListener("click", () => join.join());
   $("pending-release").addEventListener("click", () => pending.release());
+  deposit.wire();
   $("confirm-button").addEventListener("click", () => pending.confirm(params.get("confirm")));
 }
 
-const page = { state, loadBooking, failed, clearError, showView, typeName, renderDone };
+const page = { state, loadBooking, failed, clearError, showView, typeName, renderDone, showPending: () => pending.show() };
 const join = joiner(page);
 const pending = mailCheck(page);
+const deposit = depositStep(page);
 
 function rerender() {
   $("step").textContent = stepInfo();
@@ -530,6 +539,7 @@ function rerender() {
   }
   if (state.view === "done" && state.booking) renderDone();
   if (state.view === "pending" && state.booking) pending.render();
+  if (state.view === "pay") deposit.render();
   if (state.view === "contact" && state.slot) showContact();
   fillRegions($("contact-phone-region"));
   state.surveyForm?.setLanguage(language());
@@ -547,6 +557,11 @@ async function main() {
   if (params.get("join")) return join.start();
   if (params.get("manage")) {
     if (await loadBooking()) {
+      if (state.booking.awaiting_payment) {
+        state.pendingUntil = state.booking.pending_until;
+        await deposit.show();
+        return;
+      }
       if (state.booking.status === "pending") {
         state.pendingUntil = pending.recall();
         await pending.show();

@@ -66,8 +66,29 @@ function customerName(r) {
   return r.shopper_name || r.shopper_email || t("ref.unnamed");
 }
 
+// Pending refunds hold their amount (the provider is still deciding): not refundable again.
+const HOLDING = new Set(["pending", "succeeded"]);
+
 function remaining(r) {
-  return r.total_minor - r.refunded_minor;
+  const held = (r.refunds ?? []).filter((x) => HOLDING.has(x.status)).reduce((sum, x) => sum + x.amount_minor, 0);
+  return r.total_minor - held;
+}
+
+/** Each refund of a payment with where it is (pending, refunded, failed, canceled). */
+function refundList(r) {
+  if (!r.refunds?.length) return null;
+  return el(
+    "ul",
+    { class: "ref-refunds", "aria-label": t("ref.refunds_of", { amount: formatMoney(r.total_minor, r.currency) }) },
+    r.refunds.map((x) =>
+      el("li", { class: `ref-refund-item ref-refund-${x.status}`, "data-refund-status": x.status }, [
+        el("span", { text: formatMoney(x.amount_minor, x.currency ?? r.currency), class: "num" }),
+        " ",
+        el("span", { text: t(`ref.refund_state.${x.status}`), class: "ref-refund-state" }),
+        x.failure_reason ? el("span", { text: ` (${x.failure_reason})`, class: "muted" }) : null,
+      ]),
+    ),
+  );
 }
 
 function refundForm(r) {
@@ -115,7 +136,7 @@ function render() {
       }
       const status = t(`pay.status.${r.status}`) + (r.test_mode ? ` (${t("ref.test_mode")})` : "");
       const refundCell = cell("ref.col.refund", undefined, { class: "ref-refund" });
-      if (r.status === "paid" || r.status === "partially_refunded") /** @type {HTMLElement} */ (refundCell.firstChild).append(refundForm(r));
+      if ((r.status === "paid" || r.status === "partially_refunded") && remaining(r) > 0) /** @type {HTMLElement} */ (refundCell.firstChild).append(refundForm(r));
       const customer = el("a", { text: customerName(r), href: `/history/?shopper=${encodeURIComponent(r.shopper_id)}`, class: "ref-customer" });
       row.append(
         cell("ref.col.when", when.format(new Date(r.paid_at ?? r.created_at))),
@@ -128,7 +149,7 @@ function render() {
         cell("ref.col.order", r.order_number ?? t("ref.no_order"), { class: r.order_number ? "ref-order" : "ref-order muted" }),
         cell("ref.col.total", formatMoney(r.total_minor, r.currency), { class: "num" }),
         cell("ref.col.status", status),
-        cell("ref.col.refunded", formatMoney(r.refunded_minor, r.currency), { class: "num" }),
+        cell("ref.col.refunded", formatMoney(r.refunded_minor, r.currency), { class: "num" }, [refundList(r)]),
         refundCell,
       );
       return row;
@@ -184,7 +205,9 @@ async function submit(event) {
   if (result.ok) {
     state.keys.delete(signature);
     const refunded = result.data.refunds.at(-1);
-    state.status = { key: "ref.done", params: { amount: formatMoney(refunded.amount_minor, r.currency) } };
+    // Stripe often answers "pending": the money is on its way, not back yet.
+    const key = refunded.status === "pending" ? "ref.done_pending" : "ref.done";
+    state.status = { key, params: { amount: formatMoney(refunded.amount_minor, r.currency) } };
     Object.assign(r, result.data);
   } else {
     state.error = result.error;

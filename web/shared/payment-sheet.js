@@ -13,8 +13,9 @@ const OPEN = new Set(["open", "processing"]);
 const PAID = new Set(["paid", "partially_refunded", "refunded"]);
 let stripeLoading = null;
 
-function loadStripe() {
-  // Only ever loaded on the call page with Stripe keys configured (the CSP allows it only then).
+export function loadStripe() {
+  // Only ever loaded on the call and booking pages with Stripe keys configured (the CSP allows it
+  // only then).
   if (window.Stripe) return Promise.resolve(window.Stripe);
   if (!stripeLoading) {
     stripeLoading = new Promise((resolve, reject) => {

@@ -51,6 +51,12 @@ def _check_money(ctype: ConsultationType) -> None:
     price, deposit = ctype.price_amount, ctype.deposit_amount
     if price is not None and deposit is not None and deposit > price:
         raise invalid("deposit_amount", "the deposit cannot be more than the price")
+    if ctype.payment_capture == "hold" and ctype.horizon_days > 6:
+        # A card authorisation lapses after about 7 days (Stripe): a hold must be booked
+        # within 6 days of the call so it can still be captured on a no-show.
+        raise invalid(
+            "payment_capture", "a hold needs horizon_days of 6 or less (card holds lapse after 7 days)"
+        )
 
 
 async def list_types(session: AsyncSession, *, include_inactive: bool = False) -> list[ConsultationType]:

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from livedesk.booking import catalog, mails
+from livedesk.booking import catalog, mails, payment_gate
 from livedesk.booking.records import load, record
 from livedesk.customers import guests, verification
 from livedesk.kit.clock import utcnow
@@ -40,6 +40,7 @@ async def hold(session: AsyncSession, settings: Settings, booking: Booking, now:
     booking.status = BookingStatus.PENDING
     booking.pending_until = now + timedelta(minutes=settings.booking_pending_minutes)
     booking.link_nonce = new_nonce()
+    payment_gate.mark_awaiting_email(booking)
     await verification.start(
         session,
         shopper_id=booking.shopper_id,
@@ -67,6 +68,14 @@ async def confirm(
     )
     # The merge re-pointed the row in the database; keep the object we hold in step.
     booking.shopper_id = proven.shopper_id
+    if payment_gate.email_confirmed_first(booking):
+        # Its deposit or price is not paid yet: confirmed once it is (payment_gate).
+        booking.link_nonce = new_nonce()
+        booking.updated_at = now
+        await _changed(
+            session, booking, "E-mail confirmed, waiting for the payment", {"change": "email_confirmed"}
+        )
+        return booking
     booking.status = BookingStatus.CONFIRMED
     booking.pending_until = None
     booking.link_nonce = new_nonce()

@@ -11,9 +11,10 @@ from datetime import date, datetime
 
 from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r201, r401, r404, r409, r410, r422, r429
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from livedesk.booking import catalog, confirmation, joining, mails, service
+from livedesk.booking import catalog, confirmation, joining, mails, payment_gate, service
 from livedesk.booking.jobs import JOBS, kick_soon
 from livedesk.booking.schemas import (
     BookingAction,
@@ -24,6 +25,7 @@ from livedesk.booking.schemas import (
     BookingCreated,
     BookingLinks,
     BookingOut,
+    BookingPaymentView,
     CancelByLink,
     Confirm,
     ConsultationTypeList,
@@ -39,7 +41,14 @@ from livedesk.identity import TOKENS
 from livedesk.kit.clock import utcnow
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.http import ErrorResponse, client_ip, endpoint, json_ok, model_json
-from livedesk.models import Booking, BookingStatus, ConsultationType, Staff
+from livedesk.models import (
+    Booking,
+    BookingPayment,
+    BookingStatus,
+    ConsultationType,
+    PaymentProviderName,
+    Staff,
+)
 from livedesk.settings import Settings
 from livedesk.surveys import service as surveys
 
@@ -88,6 +97,24 @@ async def booking_out(
         changeable=service.changeable(booking, utcnow()),
         pending_until=booking.pending_until,
         links=BookingLinks(**mails.links(settings, token)) if token and not closed else None,
+        awaiting_payment=payment_gate.awaits_payment(booking),
+        payment=await _payment_view(session, booking),
+    )
+
+
+async def _payment_view(session: AsyncSession, booking: Booking) -> BookingPaymentView | None:
+    row = await session.scalar(select(BookingPayment).where(BookingPayment.booking_id == booking.id))
+    if row is None:
+        return None
+    return BookingPaymentView(
+        status=row.status.value,
+        purpose=row.purpose,
+        capture=row.capture,
+        amount_minor=row.amount_minor,
+        currency=row.currency,
+        kept_minor=row.kept_minor,
+        test_mode=row.provider == PaymentProviderName.SANDBOX,
+        failure_code=row.failure_code,
     )
 
 

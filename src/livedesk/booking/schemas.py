@@ -89,6 +89,11 @@ class ConsultationTypeCreate(_TypeFields):
     price_amount: int | None = Field(None, ge=0, le=100_000_000)
     deposit_amount: int | None = Field(None, ge=0, le=100_000_000)
     currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+    payment_capture: Literal["charge", "hold"] = Field(
+        "charge",
+        description="How the deposit (else the price) is taken at booking: charge = at once (refunded on "
+        "cancel); hold = authorised only (released on cancel, captured on a no-show).",
+    )
     active: bool = True
     position: int = Field(0, ge=0, le=10_000)
 
@@ -112,6 +117,7 @@ class ConsultationTypeUpdate(_TypeFields):
     price_amount: int | None = Field(None, ge=0, le=100_000_000)
     deposit_amount: int | None = Field(None, ge=0, le=100_000_000)
     currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+    payment_capture: Literal["charge", "hold"] | None = None
     active: bool | None = None
     position: int | None = Field(None, ge=0, le=10_000)
 
@@ -136,6 +142,7 @@ class ConsultationTypeOut(OutModel):
     price_amount: int | None
     deposit_amount: int | None
     currency: str | None
+    payment_capture: str
     active: bool
     position: int
 
@@ -340,6 +347,20 @@ class BookingLinks(OutModel):
     calendar: str
 
 
+class BookingPaymentView(OutModel):
+    """The deposit or price taken at booking, and where it is (open: not paid yet; held:
+    authorised on the card; paid; released / refunded / canceled: given back or never taken)."""
+
+    status: str
+    purpose: str = Field(description="deposit or price")
+    capture: str = Field(description="charge (taken at once) or hold (authorised, taken later)")
+    amount_minor: int
+    currency: str
+    kept_minor: int = Field(description="What was finally kept, once the booking is settled.")
+    test_mode: bool
+    failure_code: str | None = None
+
+
 class BookingOut(OutModel):
     id: uuid.UUID
     status: str
@@ -367,6 +388,9 @@ class BookingOut(OutModel):
     links: BookingLinks | None = None
     # A pending booking holds its slot until then (null once confirmed).
     pending_until: datetime | None = None
+    # The type takes a deposit or price and it is not paid or held yet.
+    awaiting_payment: bool = False
+    payment: BookingPaymentView | None = None
 
 
 class BookingCreated(OutModel):

@@ -23,7 +23,7 @@ from sqlalchemy import func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from livedesk.booking import catalog, confirmation, mails
+from livedesk.booking import catalog, confirmation, mails, payment_gate
 from livedesk.booking.records import load, record, summary_data
 from livedesk.booking.schemas import MAX_SEARCH_DAYS, BookingCreate, SurveyAnswers
 from livedesk.booking.slots import AdvisorCalendar, DayException, SlotRules, free_starts, merged_starts, zone
@@ -415,6 +415,10 @@ async def create_booking(
     if pending:
         await _flush_or_taken(session)
         await confirmation.hold(session, settings, booking, now)
+    due = payment_gate.amount_due(ctype)
+    if due is not None:
+        # Confirmed once the deposit or price is paid or held (payments/deposits.py).
+        payment_gate.hold_for_payment(settings, booking, now)
     await _flush_or_taken(session)
     if data.survey is not None:
         booking.survey_response_id = await _submit_survey(session, data.survey, booking)
@@ -422,8 +426,10 @@ async def create_booking(
         f"Booked (waiting for e-mail confirmation): {ctype.name}" if pending else f"Booked: {ctype.name}"
     )
     await record(session, booking, ctype, summary, webhook=webhooks.BOOKING_CREATED)
-    kind = mails.BookingMailKind.VERIFY if pending else mails.BookingMailKind.CONFIRMATION
-    await mails.queue_for_change(session, settings, booking, kind, now)
+    if pending or due is None:
+        kind = mails.BookingMailKind.VERIFY if pending else mails.BookingMailKind.CONFIRMATION
+        await mails.queue_for_change(session, settings, booking, kind, now)
+    # else: the confirmation mail goes once it is paid (payment_gate.payment_done).
     return booking
 
 

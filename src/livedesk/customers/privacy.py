@@ -68,6 +68,7 @@ KEPT_ON_ANONYMISE = frozenset(
         "payment_requests",
         "payment_request_lines",
         "payment_refunds",
+        "booking_payments",
         "shopper_merges",
     }
 )

@@ -38,6 +38,8 @@ from livedesk.models.integrations import (
 )
 from livedesk.models.orders import OrderChannel, ShopOrder, ShopOrderLine
 from livedesk.models.payments import (
+    BookingPayment,
+    BookingPaymentStatus,
     LineSource,
     PaymentProviderName,
     PaymentRefund,
@@ -85,6 +87,8 @@ __all__ = [
     "Booking",
     "BookingMail",
     "BookingMailKind",
+    "BookingPayment",
+    "BookingPaymentStatus",
     "BookingStatus",
     "Brand",
     "ChannelEvent",

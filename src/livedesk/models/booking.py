@@ -44,6 +44,10 @@ class ConsultationType(IdMixin, TimestampMixin, Base):
     price_amount: Mapped[int | None] = mapped_column(Integer)
     deposit_amount: Mapped[int | None] = mapped_column(Integer)
     currency: Mapped[str | None] = mapped_column(String(3))
+    # How the deposit (or, without one, the price) is taken at booking: "charge" takes it at
+    # once (refunded on cancel); "hold" only authorises it (Stripe manual capture: released on
+    # cancel, captured on a no-show, and for a price, captured once the call took place).
+    payment_capture: Mapped[str] = mapped_column(String(10), default="charge")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
 

@@ -37,9 +37,14 @@ class LineSource(enum.StrEnum):
 
 
 class RefundStatus(enum.StrEnum):
+    """A refund's state as the provider reports it (Stripe's names and spelling). Only
+    ``succeeded`` counts as money given back; ``pending`` holds the amount so nobody refunds it
+    twice meanwhile; ``failed`` and ``canceled`` give nothing back."""
+
     PENDING = "pending"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELED = "canceled"
 
 
 class PaymentRequest(IdMixin, TimestampMixin, Base):
@@ -93,17 +98,27 @@ class PaymentRequestLine(IdMixin, Base):
 
 
 class PaymentRefund(IdMixin, Base):
+    """One refund, as its own record with its own lifecycle (pending → succeeded, pending →
+    failed or canceled, and rarely succeeded → failed). Made by staff here or at the provider
+    (the Stripe dashboard); the provider's events and objects move its status."""
+
     __tablename__ = "payment_refunds"
 
     request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payment_requests.id", ondelete="CASCADE"))
-    # One key per refund the supervisor submits: resubmitting finds this row.
+    # One key per refund the supervisor submits: resubmitting finds this row. Refunds made at
+    # the provider get "provider-<refund id>".
     client_key: Mapped[str] = mapped_column(String(64))
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[RefundStatus] = mapped_column(str_enum(RefundStatus, 16))
-    provider_ref: Mapped[str | None] = mapped_column(String(128))
+    # The provider's refund (Stripe ``re_…``): one row per provider refund, whoever made it.
+    provider_ref: Mapped[str | None] = mapped_column(String(128), unique=True)
     reason: Mapped[str] = mapped_column(String(500), default="")
+    # Stripe's failure_reason when a refund failed (expired_or_canceled_card, lost_or_stolen_card …).
+    failure_reason: Mapped[str | None] = mapped_column(String(64))
     staff_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When we learnt the current status (None: still the status it was made with).
+    status_at: Mapped[datetime | None]
 
     __table_args__ = (
         UniqueConstraint("request_id", "client_key"),
@@ -129,3 +144,42 @@ class PaymentWebhookEvent(IdMixin, Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("provider", "event_id"),)
+
+
+class BookingPaymentStatus(enum.StrEnum):
+    # Waiting for the shopper to pay (a declined card leaves it open for another try).
+    OPEN = "open"
+    # Authorised, not captured (a "hold" type): the money is reserved on the card.
+    HELD = "held"
+    PAID = "paid"
+    # What happened after: a hold given back, a payment refunded, or the booking lapsed first.
+    RELEASED = "released"
+    REFUNDED = "refunded"
+    CANCELED = "canceled"
+
+
+class BookingPayment(IdMixin, TimestampMixin, Base):
+    """The deposit or price of one booking, taken (or held) when the booking is made. The
+    booking is confirmed once it is paid or held; what happens to the money when the booking
+    is cancelled, missed or attended follows the type's capture mode (see payments/deposits.py)."""
+
+    __tablename__ = "booking_payments"
+
+    booking_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bookings.id", ondelete="CASCADE"), unique=True)
+    shopper_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shoppers.id", ondelete="CASCADE"))
+    # "deposit" or "price": which of the type's amounts this is.
+    purpose: Mapped[str] = mapped_column(String(10))
+    # "charge" or "hold" (the type's payment_capture when the booking was made).
+    capture: Mapped[str] = mapped_column(String(10))
+    status: Mapped[BookingPaymentStatus] = mapped_column(str_enum(BookingPaymentStatus, 16))
+    provider: Mapped[PaymentProviderName] = mapped_column(str_enum(PaymentProviderName, 16))
+    provider_ref: Mapped[str | None] = mapped_column(String(128), unique=True)
+    client_secret: Mapped[str | None] = mapped_column(String(256))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    # What was finally kept (captured or not refunded), once settled.
+    kept_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    paid_at: Mapped[datetime | None]
+    settled_at: Mapped[datetime | None]
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_message: Mapped[str | None] = mapped_column(String(500))

@@ -16,33 +16,30 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.booking import mails as booking_mails
-from livedesk.identity import Actor, Principal
+from livedesk.identity import Actor
 from livedesk.kit import money
 from livedesk.kit.clock import utcnow
-from livedesk.kit.errors import Conflict, NotFound, ValidationFailed
+from livedesk.kit.errors import Conflict, NotFound
 from livedesk.models import (
     OrderChannel,
     PaymentProviderName,
-    PaymentRefund,
     PaymentRequest,
     PaymentStatus,
     PaymentWebhookEvent,
-    RefundStatus,
     ShopOrder,
     ShopOrderLine,
     TimelineKind,
 )
 from livedesk.outbox import webhooks as outgoing
-from livedesk.payments import receipts, repository
-from livedesk.payments.providers import PaymentProvider
-from livedesk.payments.schemas import RefundCreate
+from livedesk.payments import deposits, receipts, refunds, repository
+from livedesk.payments.providers import PaymentProvider, PaymentSnapshot, RefundFact
 from livedesk.payments.service import PAID_STATUSES, announce, check_checkout, pays
+from livedesk.settings import Settings
 from livedesk.timeline import append_event
 
 SUCCEEDED = "payment_intent.succeeded"
@@ -51,8 +48,20 @@ PROCESSING = "payment_intent.processing"
 REQUIRES_ACTION = "payment_intent.requires_action"
 CANCELED = "payment_intent.canceled"
 CHARGE_REFUNDED = "charge.refunded"
+CHARGE_REFUND_UPDATED = "charge.refund.updated"
+REFUND_CREATED = "refund.created"
+REFUND_UPDATED = "refund.updated"
+REFUND_FAILED = "refund.failed"
+# News about refunds: the event's object is a Refund, or (charge.refunded) the Charge.
+REFUND_TYPES = frozenset(
+    {CHARGE_REFUNDED, CHARGE_REFUND_UPDATED, REFUND_CREATED, REFUND_UPDATED, REFUND_FAILED}
+)
+# A held (manual-capture) payment is authorised: a booking's deposit that holds.
+AUTHORISED = deposits.AUTHORISED
 # The Stripe event types the webhook acts on; any other type is acknowledged and not stored.
-HANDLED_TYPES = frozenset({SUCCEEDED, FAILED, PROCESSING, REQUIRES_ACTION, CANCELED, CHARGE_REFUNDED})
+HANDLED_TYPES = (
+    frozenset({SUCCEEDED, FAILED, PROCESSING, REQUIRES_ACTION, CANCELED, AUTHORISED}) | REFUND_TYPES
+)
 OPEN_STATES = (PaymentStatus.OPEN, PaymentStatus.PROCESSING)
 
 
@@ -67,8 +76,11 @@ class ProviderEvent:
     occurred_at: datetime | None = None
     failure_code: str | None = None
     failure_message: str | None = None
-    # charge.refunded: everything refunded so far (cumulative, so order does not matter).
-    amount_refunded: int | None = None
+    # Refund news: the refunds the event itself names (a Refund object, or a Charge's list).
+    refunds: tuple[RefundFact, ...] = ()
+    # Refund news: the provider's current truth, fetched before the transaction (None when the
+    # provider sends no events). It wins over the event's own copy, which may be stale.
+    snapshot: PaymentSnapshot | None = None
 
 
 @dataclass(frozen=True)
@@ -78,25 +90,9 @@ class EventOutcome:
     request: PaymentRequest | None = None
 
 
-def _payload(r: PaymentRequest) -> dict[str, Any]:
-    return {
-        "payment_request_id": r.id,
-        "consultation_id": r.consultation_id,
-        "shopper_id": r.shopper_id,
-        "status": r.status.value,
-        "currency": r.currency,
-        "total_minor": r.total_minor,
-        "refunded_minor": r.refunded_minor,
-        "order_id": r.order_id,
-        "provider": r.provider.value,
-        "items": [
-            {"sku": x.sku, "name": x.name, "quantity": x.quantity, "unit_price_minor": x.unit_price_minor}
-            for x in r.lines
-        ],
-    }
-
-
-async def apply_event(session: AsyncSession, event: ProviderEvent, *, test_mode: bool) -> EventOutcome:
+async def apply_event(
+    session: AsyncSession, event: ProviderEvent, *, test_mode: bool, settings: Settings | None = None
+) -> EventOutcome:
     """Act on one provider event, once. The payment request row is locked first, so two
     deliveries of events about one payment take turns; the (provider, event id) unique key
     makes a concurrent duplicate fail at commit (the handler answers it as a duplicate)."""
@@ -113,12 +109,27 @@ async def apply_event(session: AsyncSession, event: ProviderEvent, *, test_mode:
         event_id=event.event_id,
         event_type=event.event_type,
         request_id=r.id if r is not None else None,
-        data={"ref": event.ref, "failure_code": event.failure_code, "amount_refunded": event.amount_refunded},
+        data={
+            "ref": event.ref,
+            "failure_code": event.failure_code,
+            "refunds": [
+                {"ref": f.ref, "amount": f.amount_minor, "status": f.status.value} for f in event.refunds
+            ],
+            "intent_status": event.snapshot.intent_status if event.snapshot else None,
+        },
     )
     session.add(stored)
     await session.flush()
     if r is None:
-        stored.outcome = "no payment request has this payment object"
+        # Not a payment request's: maybe a booking's deposit or price.
+        found = (
+            await deposits.apply_event(
+                session, settings, event.ref, event.event_type, (event.failure_code, event.failure_message)
+            )
+            if settings is not None
+            else None
+        )
+        stored.outcome = (found or "no payment request has this payment object")[:200]
         return EventOutcome(duplicate=False, outcome=stored.outcome)
     stored.outcome = await _act(session, r, event)
     if not stored.outcome.startswith("ignored"):
@@ -133,8 +144,8 @@ async def _act(session: AsyncSession, r: PaymentRequest, event: ProviderEvent) -
             return "ignored: already paid"
         await _fulfil(session, r, event.occurred_at or utcnow())
         return "paid"
-    if kind == CHARGE_REFUNDED:
-        return await _sync_refunded(session, r, event)
+    if kind in REFUND_TYPES:
+        return await _refund_news(session, r, event)
     if r.status not in OPEN_STATES:
         # Older news about a payment that has since been paid, refunded or withdrawn.
         return f"ignored: request is {r.status.value}"
@@ -232,7 +243,7 @@ async def _fulfil(session: AsyncSession, r: PaymentRequest, paid_at: datetime) -
         TimelineKind.PAYMENT,
         f"Paid {amount} in the call: order {number}, {count}",
         {
-            **_payload(r),
+            **refunds.event_payload(r),
             "status": "paid",
             "external_id": number,
             "order_number": number,
@@ -245,63 +256,33 @@ async def _fulfil(session: AsyncSession, r: PaymentRequest, paid_at: datetime) -
     await booking_mails.queue_receipt(
         session, r.consultation_id, receipts.receipt_mail_id(r.id), receipts.receipt_mail_sequence(r.id)
     )
-    await outgoing.enqueue(session, outgoing.PAYMENT_SUCCEEDED, {**_payload(r), "order_number": number})
+    await outgoing.enqueue(
+        session, outgoing.PAYMENT_SUCCEEDED, {**refunds.event_payload(r), "order_number": number}
+    )
+    # Refunds that arrived before the payment's own success were kept: they count from now.
+    await refunds.settle(session, r, [])
 
 
-async def _sync_refunded(session: AsyncSession, r: PaymentRequest, event: ProviderEvent) -> str:
-    """A refund made outside livedesk (the Stripe dashboard): catch up. Refunds made here
-    already counted themselves, so their own charge.refunded changes nothing."""
-    total = event.amount_refunded
-    if total is None or total <= r.refunded_minor:
+async def _refund_news(session: AsyncSession, r: PaymentRequest, event: ProviderEvent) -> str:
+    """Refund news, in whatever order it comes. With the provider's current truth at hand, a
+    payment whose success we have not heard of yet is fulfilled first (Stripe says it
+    succeeded: refunds exist only of paid payments), then every refund is brought up to
+    date. Without it, the refunds the event names are kept on the payment and count once it
+    is paid."""
+    done: list[str] = []
+    truth = event.snapshot
+    if truth is not None and truth.intent_status == "succeeded" and r.status in OPEN_STATES:
+        await _fulfil(session, r, event.occurred_at or utcnow())
+        done.append("paid (from Stripe's PaymentIntent)")
+    changes = await refunds.record(session, r, truth.refunds if truth is not None else event.refunds)
+    if changes or done:
+        await refunds.settle(session, r, changes)
+    done += [f"refund {c.refund.provider_ref} {c.refund.status.value}" for c in changes]
+    if not done:
         return "ignored: refunds already known"
     if r.status not in PAID_STATUSES:
-        return f"ignored: request is {r.status.value}"
-    extra = min(total, r.total_minor) - r.refunded_minor
-    refund = PaymentRefund(
-        id=uuid.uuid4(),
-        request_id=r.id,
-        client_key=f"provider-{event.event_id}"[:64],
-        amount_minor=extra,
-        status=RefundStatus.SUCCEEDED,
-        reason="Refunded at the payment provider",
-    )
-    session.add(refund)
-    await _count_refund(session, r, refund, actor=None)
-    return "refunded"
-
-
-async def _count_refund(
-    session: AsyncSession, r: PaymentRequest, refund: PaymentRefund, actor: uuid.UUID | None
-) -> None:
-    r.refunded_minor += refund.amount_minor
-    r.status = (
-        PaymentStatus.REFUNDED if r.refunded_minor >= r.total_minor else PaymentStatus.PARTIALLY_REFUNDED
-    )
-    await session.flush()
-    amount = money.format_money(refund.amount_minor, r.currency)
-    whole = money.format_money(r.total_minor, r.currency)
-    await append_event(
-        session,
-        r.shopper_id,
-        TimelineKind.PAYMENT,
-        f"Refunded {amount} of {whole}" + (f": {refund.reason}" if refund.reason else ""),
-        {
-            "status": r.status.value,
-            "payment_request_id": r.id,
-            "refund_id": refund.id,
-            "amount_minor": refund.amount_minor,
-            "refunded_minor": r.refunded_minor,
-            "currency": r.currency,
-        },
-        actor_staff_id=actor,
-        consultation_id=r.consultation_id,
-        ref_id=str(r.id),
-    )
-    await outgoing.enqueue(
-        session,
-        outgoing.PAYMENT_REFUNDED,
-        {**_payload(r), "refund_id": refund.id, "amount_minor": refund.amount_minor},
-    )
+        done.append(f"kept until the payment succeeds (request is {r.status.value})")
+    return "; ".join(done)[:200]
 
 
 _SANDBOX_EVENTS = {
@@ -350,68 +331,3 @@ async def sandbox_act(
     outcome = await apply_event(session, event, test_mode=True)
     assert outcome.request is not None
     return outcome.request
-
-
-async def refund(
-    session: AsyncSession,
-    provider: PaymentProvider,
-    staff: Principal,
-    request_id: uuid.UUID,
-    body: RefundCreate,
-) -> tuple[PaymentRequest, PaymentRefund, bool]:
-    """Refund all or part of a paid request (supervisors and admins; the handler checks).
-
-    The request row is locked while the provider refunds, so two refunds cannot together
-    exceed what was paid. The same ``client_key`` again returns the first refund —
-    (request, refund, False) — and refunds nothing more; the provider is called with our own
-    idempotency key too.
-    """
-    r = await repository.load_request(session, request_id, lock=True)
-    if r is None:
-        raise NotFound("No such payment request", code="payment_request_not_found")
-    existing = await session.scalar(
-        select(PaymentRefund).where(
-            PaymentRefund.request_id == r.id, PaymentRefund.client_key == body.client_key
-        )
-    )
-    if existing is not None:
-        return r, existing, False
-    if r.status not in (PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED):
-        raise Conflict(
-            f"Only paid payments are refunded (this one is {r.status.value})", code="not_refundable"
-        )
-    if r.provider != provider.name or r.provider_ref is None:
-        raise Conflict("This payment was taken by a provider that is not set up now", code="provider_changed")
-    remaining = r.total_minor - r.refunded_minor
-    amount = body.amount_minor if body.amount_minor is not None else remaining
-    if amount > remaining:
-        raise ValidationFailed(
-            f"field 'amount_minor': at most {money.format_money(remaining, r.currency)} is left to refund",
-            code="refund_too_large",
-            details=[{"in": "body", "field": "amount_minor", "message": f"at most {remaining}"}],
-        )
-    outcome = await provider.refund(
-        ref=r.provider_ref,
-        amount_minor=amount,
-        currency=r.currency,
-        metadata={"livedesk_payment_request_id": str(r.id)},
-        idempotency_key=f"livedesk-refund-{r.id}-{body.client_key}",
-    )
-    row = PaymentRefund(
-        id=uuid.uuid4(),
-        request_id=r.id,
-        client_key=body.client_key,
-        amount_minor=amount,
-        status=outcome.status,
-        provider_ref=outcome.ref,
-        reason=body.reason,
-        staff_id=staff.staff_id,
-    )
-    session.add(row)
-    if outcome.status == RefundStatus.FAILED:
-        await session.flush()
-        raise Conflict("The payment provider refused the refund", code="refund_failed")
-    # A pending refund counts at once, so nobody can refund the same money twice meanwhile.
-    await _count_refund(session, r, row, actor=staff.staff_id)
-    announce(session, r, test_mode=provider.test_mode, order_number=await repository.order_number(session, r))
-    return r, row, True

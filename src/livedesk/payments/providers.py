@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import stripe
@@ -45,6 +47,56 @@ class RefundOutcome:
     status: RefundStatus
 
 
+@dataclass(frozen=True)
+class RefundFact:
+    """What the provider says about one of its refunds (a Stripe Refund object, read)."""
+
+    ref: str
+    amount_minor: int
+    status: RefundStatus
+    created: datetime | None = None
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class PaymentSnapshot:
+    """The provider's current truth about one payment: its PaymentIntent's status and every
+    refund made of it. Fetched when an event may have arrived before what it refers to."""
+
+    ref: str
+    intent_status: str
+    refunds: tuple[RefundFact, ...]
+
+
+# Stripe's refund statuses; requires_action is still waiting on the customer (pending to us).
+STRIPE_REFUND_STATUS = {
+    "succeeded": RefundStatus.SUCCEEDED,
+    "pending": RefundStatus.PENDING,
+    "requires_action": RefundStatus.PENDING,
+    "failed": RefundStatus.FAILED,
+    "canceled": RefundStatus.CANCELED,
+}
+
+
+def refund_fact(obj: Mapping[str, Any]) -> RefundFact | None:
+    """A Stripe Refund object (from an event or the API) read into a RefundFact; None when
+    it is not one (no ``re_`` id, no amount, an unknown status)."""
+    ref = obj.get("id")
+    amount = obj.get("amount")
+    status = STRIPE_REFUND_STATUS.get(str(obj.get("status") or ""))
+    if not isinstance(ref, str) or not ref or not isinstance(amount, int) or amount < 0 or status is None:
+        return None
+    created = obj.get("created")
+    reason = obj.get("failure_reason")
+    return RefundFact(
+        ref=ref[:128],
+        amount_minor=amount,
+        status=status,
+        created=datetime.fromtimestamp(created, UTC) if isinstance(created, int) else None,
+        failure_reason=str(reason)[:64] if reason else None,
+    )
+
+
 class PaymentProvider(Protocol):
     name: PaymentProviderName
     # Shown to everyone as "test mode": no real money moves.
@@ -52,12 +104,33 @@ class PaymentProvider(Protocol):
     publishable_key: str
 
     async def create_intent(
-        self, *, amount_minor: int, currency: str, metadata: dict[str, str], idempotency_key: str
-    ) -> Intent: ...
+        self,
+        *,
+        amount_minor: int,
+        currency: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+        hold: bool = False,
+    ) -> Intent:
+        """A payment object for the shopper to pay; ``hold``: authorise only (manual capture)."""
+        ...
+
+    async def capture(self, *, ref: str, idempotency_key: str) -> None:
+        """Take the money of a held (authorised) payment."""
+        ...
+
+    async def release(self, *, ref: str, idempotency_key: str) -> None:
+        """Give a held payment back (cancel the authorisation), or drop an unpaid one."""
+        ...
 
     async def refund(
         self, *, ref: str, amount_minor: int, currency: str, metadata: dict[str, str], idempotency_key: str
     ) -> RefundOutcome: ...
+
+    async def snapshot(self, ref: str) -> PaymentSnapshot | None:
+        """The provider's current state of payment ``ref`` and its refunds (None: the provider
+        sends no events, so there is nothing to reconcile)."""
+        ...
 
 
 class SandboxProvider:
@@ -69,11 +142,23 @@ class SandboxProvider:
     publishable_key = ""
 
     async def create_intent(
-        self, *, amount_minor: int, currency: str, metadata: dict[str, str], idempotency_key: str
+        self,
+        *,
+        amount_minor: int,
+        currency: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+        hold: bool = False,
     ) -> Intent:
         money.stripe_amount(amount_minor, currency)
         # Derived from the idempotency key, like Stripe: the same request makes the same intent.
         return Intent(ref=f"sbx_pi_{uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key).hex}", client_secret=None)
+
+    async def capture(self, *, ref: str, idempotency_key: str) -> None:
+        return None
+
+    async def release(self, *, ref: str, idempotency_key: str) -> None:
+        return None
 
     async def refund(
         self, *, ref: str, amount_minor: int, currency: str, metadata: dict[str, str], idempotency_key: str
@@ -81,14 +166,9 @@ class SandboxProvider:
         ref_id = uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key).hex
         return RefundOutcome(ref=f"sbx_re_{ref_id}", status=RefundStatus.SUCCEEDED)
 
-
-_REFUND_STATUS = {
-    "succeeded": RefundStatus.SUCCEEDED,
-    "pending": RefundStatus.PENDING,
-    "requires_action": RefundStatus.PENDING,
-    "failed": RefundStatus.FAILED,
-    "canceled": RefundStatus.FAILED,
-}
+    async def snapshot(self, ref: str) -> PaymentSnapshot | None:
+        # The sandbox decides at once and sends no webhooks: nothing can arrive out of order.
+        return None
 
 
 class StripeProvider:
@@ -108,7 +188,13 @@ class StripeProvider:
         self.client = stripe.StripeClient(secret_key, **options)
 
     async def create_intent(
-        self, *, amount_minor: int, currency: str, metadata: dict[str, str], idempotency_key: str
+        self,
+        *,
+        amount_minor: int,
+        currency: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+        hold: bool = False,
     ) -> Intent:
         params: dict[str, Any] = {
             "amount": money.stripe_amount(amount_minor, currency),
@@ -118,6 +204,9 @@ class StripeProvider:
             # need a redirect away from the call.
             "payment_method_types": ["card"],
         }
+        if hold:
+            # Authorise now, take later (or never): a card hold lasts about 7 days at Stripe.
+            params["capture_method"] = "manual"
         intent = await self._call(
             self.client.v1.payment_intents.create, params=params, options={"idempotency_key": idempotency_key}
         )
@@ -135,12 +224,39 @@ class StripeProvider:
             self.client.v1.refunds.create, params=params, options={"idempotency_key": idempotency_key}
         )
         return RefundOutcome(
-            ref=refund.id, status=_REFUND_STATUS.get(refund.status or "", RefundStatus.PENDING)
+            ref=refund.id, status=STRIPE_REFUND_STATUS.get(refund.status or "", RefundStatus.PENDING)
         )
 
-    async def _call(self, method: Any, **kwargs: Any) -> Any:
+    async def capture(self, *, ref: str, idempotency_key: str) -> None:
+        await self._call(
+            self.client.v1.payment_intents.capture, ref, options={"idempotency_key": idempotency_key}
+        )
+
+    async def release(self, *, ref: str, idempotency_key: str) -> None:
+        await self._call(
+            self.client.v1.payment_intents.cancel, ref, options={"idempotency_key": idempotency_key}
+        )
+
+    async def snapshot(self, ref: str) -> PaymentSnapshot | None:
+        """The PaymentIntent and all its refunds as Stripe holds them now (two GETs; a
+        payment with more than 100 refunds is read page by page)."""
+        intent = await self._call(self.client.v1.payment_intents.retrieve, ref)
+        facts: list[RefundFact] = []
+        params: dict[str, Any] = {"payment_intent": ref, "limit": 100}
+        while True:
+            page = await self._call(self.client.v1.refunds.list, params=params)
+            for item in page.data:
+                fact = refund_fact(item.to_dict())
+                if fact is not None:
+                    facts.append(fact)
+            if not page.has_more or not page.data:
+                break
+            params = {**params, "starting_after": page.data[-1].id}
+        return PaymentSnapshot(ref=ref, intent_status=str(intent.status), refunds=tuple(facts))
+
+    async def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return await asyncio.to_thread(method, **kwargs)
+            return await asyncio.to_thread(method, *args, **kwargs)
         except stripe.CardError as exc:
             raise ProviderError(exc.user_message or "The card was declined", code="card_declined") from None
         except stripe.InvalidRequestError as exc:

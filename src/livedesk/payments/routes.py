@@ -20,6 +20,7 @@ from livedesk.kit.errors import ValidationFailed
 from livedesk.kit.http import ErrorResponse, endpoint, model_json
 from livedesk.models import PaymentRefund, PaymentRequest, PaymentStatus, Role
 from livedesk.payments import fulfilment, repository, service
+from livedesk.payments import refunds as refunds_service
 from livedesk.payments.providers import PROVIDER
 from livedesk.payments.schemas import (
     CheckoutOut,
@@ -230,7 +231,9 @@ async def create_refund(
     """
     staff = await require_staff(request, *OVERSEERS)
     async with request.app[DB].transaction() as session:
-        r, _refund, created = await fulfilment.refund(session, request.app[PROVIDER], staff, request_id, body)
+        r, _refund, created = await refunds_service.refund(
+            session, request.app[PROVIDER], staff, request_id, body
+        )
         refunds = await repository.refunds_of(session, [r.id])
         out = _out(request, r, refunds[r.id], await repository.order_number(session, r))
     return model_json(out, status=201 if created else 200)

@@ -86,12 +86,18 @@ class LineOut(BaseModel):
 
 
 class RefundOut(BaseModel):
+    """One refund and where it is: pending (the provider is deciding; its amount is held),
+    succeeded (given back), failed or canceled (nothing given back)."""
+
     id: uuid.UUID
     amount_minor: int
     status: RefundStatus
     reason: str
-    staff_id: uuid.UUID | None
+    failure_reason: str | None = Field(None, description="The provider's reason when it failed.")
+    provider_ref: str | None = Field(None, description="The provider's refund (Stripe re_…).")
+    staff_id: uuid.UUID | None = Field(description="Who refunded here (None: made at the provider).")
     created_at: datetime
+    status_at: datetime | None = Field(None, description="When the current status was learnt.")
 
     @classmethod
     def of(cls, refund: PaymentRefund) -> RefundOut:
@@ -100,8 +106,11 @@ class RefundOut(BaseModel):
             amount_minor=refund.amount_minor,
             status=refund.status,
             reason=refund.reason,
+            failure_reason=refund.failure_reason,
+            provider_ref=refund.provider_ref,
             staff_id=refund.staff_id,
             created_at=refund.created_at,
+            status_at=refund.status_at,
         )
 
 
