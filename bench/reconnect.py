@@ -285,10 +285,12 @@ async def storm(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         victim.proc.send_signal(signal.SIGKILL)
         killed_at = time.monotonic()
         victim.proc.wait(timeout=10)
+        restart_s = 0.0  # with one process: how long the new one took to answer /readyz
         if len(servers) == 1:  # one process: the restart storm, on the same port
             servers[0] = start(0)
             survivors = [servers[0]]
             await servers[0].wait_ready("/readyz", within=60)
+            restart_s = time.monotonic() - killed_at
         await ask_all(clients, "chat after")
         deadline = killed_at + args.wait
         while True:
@@ -339,6 +341,7 @@ async def storm(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 "back": reconnected,
                 "not_back": {k: sum(r["not_back"][k] for r in reports) for k in ("shopper", "advisor")},
                 "all_back_s": round(all_back, 2),
+                "restart_ready_s": round(restart_s, 2),
                 "back_s_p50": round(percentile(back, 50), 2) if back else None,
                 "back_s_p99": round(percentile(back, 99), 2) if back else None,
                 "back_s_max": round(max(back), 2) if back else None,
