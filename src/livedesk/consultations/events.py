@@ -8,9 +8,9 @@ import uuid
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import delete
 
 from livedesk.consultations import queue, routing_runner, service
+from livedesk.consultations.connections import SHOPPER_CONNECTIONS
 from livedesk.consultations.schemas import (
     CloseConsultation,
     ConsultationRef,
@@ -22,7 +22,7 @@ from livedesk.identity import is_party
 from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
 from livedesk.kit.errors import Forbidden
-from livedesk.models import ConsultationKind, Role, ShopperConnection
+from livedesk.models import ConsultationKind, Role
 from livedesk.realtime.process import PROCESS
 from livedesk.realtime.protocol import EventContext, EventSpec, NoPayload
 from livedesk.surveys import mail as survey_mail
@@ -204,10 +204,7 @@ async def on_connect(ctx: EventContext) -> None:
     reconnecting client asks consultation.current and chat.sync)."""
     if ctx.shopper is None:
         return
-    async with ctx.app[DB].transaction() as session:
-        session.add(
-            ShopperConnection(sid=ctx.sid, shopper_id=ctx.shopper.shopper_id, process_id=ctx.app[PROCESS].id)
-        )
+    await ctx.app[SHOPPER_CONNECTIONS].opened(ctx.sid, ctx.shopper.shopper_id, ctx.app[PROCESS].id)
 
 
 async def on_disconnect(ctx: EventContext) -> None:
@@ -216,8 +213,7 @@ async def on_disconnect(ctx: EventContext) -> None:
     if ctx.shopper is None:
         return
     shopper_id = ctx.shopper.shopper_id
-    async with ctx.app[DB].transaction() as session:
-        await session.execute(delete(ShopperConnection).where(ShopperConnection.sid == ctx.sid))
+    await ctx.app[SHOPPER_CONNECTIONS].closed(ctx.sid)
     ctx.app[BACKGROUND].spawn(
         abandon_after_grace(ctx.app, {shopper_id}, ctx.app[SETTINGS].queue_leave_grace_seconds),
         name="queue-leave-grace",
@@ -228,7 +224,12 @@ async def abandon_after_grace(app: web.Application, shopper_ids: set[uuid.UUID],
     if grace:
         await asyncio.sleep(grace)
     abandoned = 0
-    for shopper_id in shopper_ids:
+    # One read first: after a process dies its thousands of shoppers come here at once, and
+    # nearly all are back elsewhere or were never waiting (a transaction each held up the
+    # reconnects). Only those the read names are judged, each under its row lock.
+    async with app[DB].read() as session:
+        waiting = await service.waiting_without_page(session, shopper_ids)
+    for shopper_id in waiting:
         async with app[DB].transaction() as session:
             abandoned += await service.abandon_if_gone(session, shopper_id)
     if abandoned:

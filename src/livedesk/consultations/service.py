@@ -394,3 +394,23 @@ async def abandon_if_gone(session: AsyncSession, shopper_id: uuid.UUID) -> int:
     for c in waiting:
         await leave_queue(session, c)
     return len(waiting)
+
+
+async def waiting_without_page(session: AsyncSession, shopper_ids: set[uuid.UUID]) -> list[uuid.UUID]:
+    """Of ``shopper_ids``, those waiting in the queue with no page open: the only ones
+    ``abandon_if_gone`` can act on (it checks again under the row lock). A few hundred ids
+    per query."""
+    found: list[uuid.UUID] = []
+    ids = list(shopper_ids)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        page_open = select(ShopperConnection.sid).where(
+            ShopperConnection.shopper_id == Consultation.shopper_id
+        )
+        rows = await session.scalars(
+            select(Consultation.shopper_id)
+            .where(Consultation.shopper_id.in_(chunk), Consultation.status.in_(WAITING), ~page_open.exists())
+            .distinct()
+        )
+        found += rows.all()
+    return found

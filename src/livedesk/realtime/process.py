@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
 
 from aiohttp import web
-from sqlalchemy import Select, delete, select, update
+from sqlalchemy import Select, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -35,32 +35,77 @@ DEAD_AFTER = timedelta(seconds=20)
 
 OnStaffGone = Callable[[set[uuid.UUID]], Awaitable[None]]
 OnShoppersGone = Callable[[set[uuid.UUID]], Awaitable[None]]
+# This process's open sockets as the transport knows them: (staff sid → staff id,
+# shopper sid → shopper id).
+OpenSockets = Callable[[], tuple[dict[str, uuid.UUID], dict[str, uuid.UUID]]]
 
 
 class ProcessRegistry:
-    def __init__(self, db: Database, on_staff_gone: OnStaffGone, on_shoppers_gone: OnShoppersGone) -> None:
+    def __init__(
+        self,
+        db: Database,
+        on_staff_gone: OnStaffGone,
+        on_shoppers_gone: OnShoppersGone,
+        open_sockets: OpenSockets | None = None,
+    ) -> None:
         self.db = db
         self.id = uuid.uuid4().hex
         self._on_staff_gone = on_staff_gone
         self._on_shoppers_gone = on_shoppers_gone
+        self._open_sockets = open_sockets
+        self._registered = False
         # A database blip fails one beat (logged), never the heartbeat.
         self._job = Periodic("livedesk-heartbeat", self._beat_and_sweep, every=HEARTBEAT_EVERY)
 
     async def start(self) -> None:
         try:
-            await self._beat()
+            await self.beat()
             await self.sweep()
         except Exception:  # the database may come up later: the heartbeat loop retries
             log.exception("could not register this process yet")
         self._job.start()
 
-    async def _beat(self) -> None:
+    async def beat(self) -> None:
+        """Tell the others this process is alive (and, if one of them swept it meanwhile, give
+        its open sockets their rows back)."""
+        restored: set[uuid.UUID] = set()
         async with self.db.transaction() as session:
             result = await session.execute(
                 update(AppProcess).where(AppProcess.id == self.id).values(heartbeat_at=utcnow())
             )
             if not result.rowcount:  # type: ignore[attr-defined]
                 session.add(AppProcess(id=self.id))
+                if self._registered:
+                    # Another process took this one for dead (its heartbeat ran late under a
+                    # burst: the beat waits on the pool like everything else) and swept its
+                    # rows, while its sockets are still open: write them again, in the same
+                    # transaction, so a failure leaves the next beat to try again.
+                    restored = await self._restore(session)
+        self._registered = True
+        if restored:
+            log.warning("connection rows restored after a peer's sweep", staff=len(restored))
+            # The same recompute as when tabs go: these advisors are back online.
+            await self._on_staff_gone(restored)
+
+    async def _restore(self, session: AsyncSession) -> set[uuid.UUID]:
+        if self._open_sockets is None:
+            return set()
+        staff, shoppers = self._open_sockets()
+        mine_staff = select(StaffConnection.sid).where(StaffConnection.process_id == self.id)
+        kept = set((await session.scalars(mine_staff)).all())
+        session.add_all(
+            StaffConnection(sid=sid, staff_id=who, process_id=self.id)
+            for sid, who in staff.items()
+            if sid not in kept
+        )
+        mine_shoppers = select(ShopperConnection.sid).where(ShopperConnection.process_id == self.id)
+        kept = set((await session.scalars(mine_shoppers)).all())
+        session.add_all(
+            ShopperConnection(sid=sid, shopper_id=who, process_id=self.id)
+            for sid, who in shoppers.items()
+            if sid not in kept
+        )
+        return set(staff.values())
 
     async def stop(self, hand_over: Collection[str] = (), grace_seconds: float = 0.0) -> None:
         """Forget this process's rows; the staff rows of ``hand_over`` (sids told to reconnect
@@ -95,7 +140,7 @@ class ProcessRegistry:
         return gone
 
     async def _beat_and_sweep(self) -> None:
-        await self._beat()
+        await self.beat()
         await self.sweep()
 
     async def sweep(self) -> None:
@@ -103,14 +148,17 @@ class ProcessRegistry:
         cutoff = utcnow() - DEAD_AFTER
         # Nearly always there is nothing to remove: find that out from a read, without the
         # write lock (on SQLite, the lock every chat send needs too).
+        # This process is never among the dead, however late its own heartbeat: under a
+        # burst (a reconnect storm) the beat can wait on the pool past the cutoff, and the
+        # sweep then dropped the rows of its own open sockets (their shoppers judged gone,
+        # their advisors offline).
         async with self.db.read() as session:
-            if not await _anything_to_sweep(session, cutoff):
+            if not await _anything_to_sweep(session, cutoff, self.id):
                 return
         async with self.db.transaction() as session:
-            dead = set(
-                (await session.scalars(select(AppProcess.id).where(AppProcess.heartbeat_at < cutoff))).all()
-            )
-            live = set((await session.scalars(select(AppProcess.id))).all()) - dead
+            stale = select(AppProcess.id).where(AppProcess.heartbeat_at < cutoff, AppProcess.id != self.id)
+            dead = set((await session.scalars(stale)).all())
+            live = (set((await session.scalars(select(AppProcess.id))).all()) - dead) | {self.id}
             gone = await _drop_connections(session, StaffConnection, StaffConnection.staff_id, live)
             shoppers = await _drop_connections(session, ShopperConnection, ShopperConnection.shopper_id, live)
             if dead:
@@ -123,10 +171,10 @@ class ProcessRegistry:
             await self._on_shoppers_gone(shoppers)
 
 
-async def _anything_to_sweep(session: AsyncSession, cutoff: datetime) -> bool:
-    live = select(AppProcess.id).where(AppProcess.heartbeat_at >= cutoff)
+async def _anything_to_sweep(session: AsyncSession, cutoff: datetime, me: str) -> bool:
+    live = select(AppProcess.id).where(or_(AppProcess.heartbeat_at >= cutoff, AppProcess.id == me))
     probes = [
-        select(AppProcess.id).where(AppProcess.heartbeat_at < cutoff),
+        select(AppProcess.id).where(AppProcess.heartbeat_at < cutoff, AppProcess.id != me),
         select(StaffConnection.sid).where(StaffConnection.process_id.not_in(live)),
         select(ShopperConnection.sid).where(ShopperConnection.process_id.not_in(live)),
         _shown_online_without_a_tab(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -129,7 +130,19 @@ async def _process(app: web.Application) -> AsyncIterator[None]:
         sio.manager_initialized = True
         sio.manager.initialize()
     table = app[EVENT_TABLE]
-    process = ProcessRegistry(app[DB], table.on_staff_gone(app), table.on_shoppers_gone(app))
+    staff, shoppers = app[STAFF_SOCKETS], app[SHOPPER_SOCKETS]
+
+    def open_sockets() -> tuple[dict[str, uuid.UUID], dict[str, uuid.UUID]]:
+        return (
+            {sid: ctx.staff.staff_id for sid, ctx in list(staff.contexts.items()) if ctx.staff is not None},
+            {
+                sid: ctx.shopper.shopper_id
+                for sid, ctx in list(shoppers.contexts.items())
+                if ctx.shopper is not None
+            },
+        )
+
+    process = ProcessRegistry(app[DB], table.on_staff_gone(app), table.on_shoppers_gone(app), open_sockets)
     app[PROCESS] = process
     await process.start()
     # The database or Redis may be away for a round: it is logged, and the next one tries again.

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from redis import asyncio as aioredis
 
+from livedesk.kit.batch import Batcher
 from livedesk.kit.logging import get_logger
 
 log = get_logger("livedesk.realtime")
@@ -75,6 +76,7 @@ class SocketCaps:
         self._shoppers: Counter[uuid.UUID] = Counter()
         self._addresses: Counter[str] = Counter()
         self._admit_script: Any = None
+        self._releases: Batcher[tuple[tuple[str, str], str]] = Batcher(self._release_shared)
         self._refresh_script: Any = None
 
     @property
@@ -133,12 +135,21 @@ class SocketCaps:
         _uncount(self._addresses, address)
         if self._redis is not None:
             try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for key in keys:
-                        pipe.zrem(key, self._member(sid))
-                    await pipe.execute()
+                await self._releases.submit((keys, self._member(sid)))
             except Exception as exc:  # it expires by itself
                 log.warning("socket cap not released in Redis", error=repr(exc))
+
+    async def _release_shared(self, members: list[tuple[tuple[str, str], str]]) -> None:
+        # One pipeline for every socket closed meanwhile: 2,000 sockets closing together made
+        # 2,000 pipelines at once, past the client's connection pool (MaxConnectionsError).
+        redis = self._redis
+        if redis is None:
+            return
+        async with redis.pipeline(transaction=False) as pipe:
+            for keys, member in members:
+                for key in keys:
+                    pipe.zrem(key, member)
+            await pipe.execute()
 
     async def refresh(self) -> None:
         """Push this process's members' expiry forward (all of them, a few hundred per call)."""
