@@ -294,6 +294,20 @@ class Settings(BaseSettings):
         1.0, ge=0, description="How often each process looks for webhooks to deliver; 0 = none here."
     )
     webhook_timeout_seconds: float = Field(10.0, gt=0, description="Give up on one webhook post after this.")
+    webhook_endpoint_concurrency: int = Field(
+        4,
+        ge=1,
+        le=100,
+        description=(
+            "Posts in flight to one webhook endpoint per process; a slow endpoint holds only its own slots."
+        ),
+    )
+    webhook_rotation_overlap_hours: float = Field(
+        24.0,
+        ge=0,
+        le=24 * 30,
+        description="After a webhook secret rotation, the old secret signs beside the new one this long.",
+    )
     webhook_max_attempts: int = Field(
         8, ge=1, description="Tries per webhook delivery before it is marked failed."
     )
