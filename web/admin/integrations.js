@@ -177,6 +177,8 @@ async function startImport(event) {
   const file = $("import-file").files[0];
   if (!file) return;
   const form = new FormData();
+  // Before the file: the server reads the fields in order and the file is streamed.
+  form.append("encoding", $("import-encoding").value);
   form.append("file", file, file.name);
   const button = $("import-start");
   button.disabled = true;
