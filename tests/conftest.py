@@ -341,17 +341,22 @@ class SmtpInbox(MessageHandler):
     def __init__(self) -> None:
         super().__init__(message_class=email.message.EmailMessage)
         self.messages: list[email.message.Message] = []
+        # The bytes as they came over SMTP: what a mail client reads (re-serialising a parsed
+        # message would fold its headers anew, hiding or adding folding faults).
+        self.raw: list[bytes] = []
         self.port = 0
+
+    def prepare_message(self, session: Any, envelope: Any) -> email.message.Message:
+        content = envelope.original_content or envelope.content
+        self.raw.append(content if isinstance(content, bytes) else content.encode())
+        return super().prepare_message(session, envelope)
 
     def handle_message(self, message: email.message.Message) -> None:
         self.messages.append(message)
 
     def parsed(self) -> list[email.message.EmailMessage]:
-        """The received mails, re-parsed with the modern policy (get_content, walk …)."""
-        return [
-            email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
-            for message in self.messages
-        ]
+        """The received mails as sent, parsed with the modern policy (get_content, walk …)."""
+        return [email.message_from_bytes(raw, policy=email.policy.default) for raw in self.raw]
 
 
 @pytest.fixture

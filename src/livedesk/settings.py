@@ -11,6 +11,7 @@ from email.headerregistry import Address
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from limits import parse_many
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
@@ -214,6 +215,13 @@ class Settings(BaseSettings):
     mail_from: str = Field(
         "livedesk <no-reply@livedesk.invalid>", description="From address of the mails livedesk sends."
     )
+    booking_reply_to: str = Field(
+        "",
+        description=(
+            "Address booking mails' Reply-To and calendar ORGANIZER use (a desk mailbox); "
+            "empty = the booked advisor's own address."
+        ),
+    )
     mail_outbox: bool = Field(
         False,
         description="Without an SMTP host, keep outgoing mails in <data dir>/outbox/ and list them at "
@@ -306,6 +314,20 @@ class Settings(BaseSettings):
         1.0, ge=0, description="How often each process looks for webhooks to deliver; 0 = none here."
     )
     webhook_timeout_seconds: float = Field(10.0, gt=0, description="Give up on one webhook post after this.")
+    webhook_endpoint_concurrency: int = Field(
+        4,
+        ge=1,
+        le=100,
+        description=(
+            "Posts in flight to one webhook endpoint per process; a slow endpoint holds only its own slots."
+        ),
+    )
+    webhook_rotation_overlap_hours: float = Field(
+        24.0,
+        ge=0,
+        le=24 * 30,
+        description="After a webhook secret rotation, the old secret signs beside the new one this long.",
+    )
     webhook_max_attempts: int = Field(
         8, ge=1, description="Tries per webhook delivery before it is marked failed."
     )
@@ -381,6 +403,14 @@ class Settings(BaseSettings):
             )
         return code
 
+    @field_validator("booking_reply_to")
+    @classmethod
+    def _reply_address(cls, value: str) -> str:
+        _, address = parseaddr(value)
+        if value and ("@" not in address or any(c in address for c in " <>\r\n")):
+            raise ValueError(f"LIVEDESK_BOOKING_REPLY_TO: '{value}' is not an e-mail address")
+        return value
+
     @field_validator("mail_from")
     @classmethod
     def _mail_address(cls, value: str) -> str:
@@ -448,6 +478,12 @@ class Settings(BaseSettings):
     @property
     def effective_public_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def mail_domain(self) -> str:
+        """The domain of Message-IDs: the public URL's host (``desk.shop.example``)."""
+        host = urlsplit(self.effective_public_url).hostname or ""
+        return host if host and ":" not in host else "livedesk.invalid"
 
 
 def _network(entry: str, info: ValidationInfo) -> None:

@@ -516,6 +516,8 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/webhooks/endpoints"): gate(ONLY_ADMIN),
     ("POST", "/api/v1/webhooks/endpoints"): gate(ONLY_ADMIN),
     ("PATCH", "/api/v1/webhooks/endpoints/{endpoint_id}"): gate(ONLY_ADMIN),
+    ("POST", "/api/v1/webhooks/endpoints/{endpoint_id}/rotate-secret"): gate(ONLY_ADMIN),
+    ("POST", "/api/v1/webhooks/endpoints/{endpoint_id}/test"): gate(ONLY_ADMIN),
     ("GET", "/api/v1/webhooks/deliveries"): gate(ONLY_ADMIN),
     ("GET", "/api/v1/webhooks/deliveries/{delivery_id}"): gate(ONLY_ADMIN),
     ("POST", "/api/v1/webhooks/deliveries/{delivery_id}/retry"): gate(ONLY_ADMIN),

@@ -100,6 +100,7 @@ async def drain(job: DeliveryJob, db: Database, within: float = 5.0) -> None:
 
     async def settled() -> bool:
         await job.run_once()
+        await job.settle()
         return all(d.status != DeliveryStatus.PENDING for d in await deliveries(db))
 
     await wait_until(settled, within=within, every=0.02)
@@ -114,6 +115,7 @@ async def test_enqueue_delivers_signed_once(db: Database, settings: Settings, re
     try:
         await drain(job, db)
         await job.run_once()
+        await job.settle()
     finally:
         await job.stop()
     assert len(receiver.received) == 1
@@ -183,6 +185,7 @@ async def test_retries_with_backoff_then_succeeds(
     job = DeliveryJob(db, settings)
     try:
         await job.run_once()
+        await job.settle()
         [row] = await deliveries(db)
         assert row.status == DeliveryStatus.PENDING
         assert row.attempts == 1
@@ -245,6 +248,7 @@ async def test_two_jobs_post_each_delivery_once(db: Database, settings: Settings
     try:
         for _ in range(4):
             await asyncio.gather(*(job.run_once() for job in jobs))
+            await asyncio.gather(*(job.settle() for job in jobs))
         await drain(jobs[0], db)
     finally:
         for job in jobs:

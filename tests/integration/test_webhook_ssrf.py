@@ -102,6 +102,7 @@ async def deliver_once(db: Database, settings: Settings) -> WebhookDelivery:
     job = DeliveryJob(db, settings)
     try:
         assert await job.run_once() == 1
+        await job.settle()
     finally:
         await job.stop()
     async with db.read() as session:

@@ -57,6 +57,8 @@ export const ACTIONS = [
   "integration.key.revoke",
   "webhook.endpoint.create",
   "webhook.endpoint.update",
+  "webhook.endpoint.rotate",
+  "webhook.endpoint.test",
   "webhook.delivery.retry",
 ];
 // Acts after which the record is gone: no link to a page that would say "not found".

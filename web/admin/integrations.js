@@ -1,7 +1,8 @@
 // @ts-check
 // Admin page for integrations: shop integrations and their API keys (a new key is shown
 // once), CSV imports with live progress and the rows refused by line, webhook endpoints
-// (the signing secret is shown once) and the delivery log with "send again".
+// (the signing secret is shown once; "send test event" with its answer; secret rotation) and
+// the delivery log with "send again".
 import { initI18n, onLanguageChange, t } from "/shared/i18n.js";
 import { NAV_AREA, StaffNav } from "/shared/staffnav.js";
 import { request, setCsrfToken } from "/shared/api.js";
@@ -16,6 +17,9 @@ const EVENT_TYPES = [
   "recording.ready",
 ];
 const state = { integrations: [], imports: [], hooks: [], log: [], polling: null };
+// Endpoint id → the state of its last "send test event": { key, params, error }.
+const testState = new Map();
+const TEST_WAIT_MS = 60000;
 
 function when(iso) {
   return iso ? new Date(iso).toLocaleString(document.documentElement.lang || undefined) : "";
@@ -173,6 +177,8 @@ async function startImport(event) {
   const file = $("import-file").files[0];
   if (!file) return;
   const form = new FormData();
+  // Before the file: the server reads the fields in order and the file is streamed.
+  form.append("encoding", $("import-encoding").value);
   form.append("file", file, file.name);
   const button = $("import-start");
   button.disabled = true;
@@ -217,10 +223,19 @@ function renderHooks() {
             if (!result.ok) return failed(result);
             await loadHooks();
           });
+          const test = el("button", { class: "button button-secondary button-small", text: t("integrations.hooks.test"), type: "button", "aria-label": `${t("integrations.hooks.test")} ${hook.url}` });
+          const testing = testState.get(hook.id);
+          if (testing?.key === "integrations.hooks.test_sending") test.setAttribute("disabled", "");
+          test.addEventListener("click", () => sendTest(hook));
+          const rotate = el("button", { class: "button button-secondary button-small", text: t("integrations.hooks.rotate"), type: "button", "aria-label": `${t("integrations.hooks.rotate")} ${hook.url}` });
+          rotate.addEventListener("click", () => rotateSecret(hook));
+          // Announced as it changes (sending → delivered / failed).
+          const status = el("span", { class: testing?.error ? "hook-test hook-test-error" : "hook-test", role: "status", text: testing ? t(testing.key, testing.params) : "" });
+          const overlap = hook.previous_secret_until ? el("small", { text: t("integrations.hooks.overlap_until", { when: when(hook.previous_secret_until) }) }) : "";
           return el("tr", {}, [
-            el("th", { text: hook.url, scope: "row" }),
+            el("th", { scope: "row" }, [hook.url, overlap ? el("br") : "", overlap]),
             el("td", { text: hook.event_types.length ? hook.event_types.join(", ") : "*" }),
-            el("td", { class: "actions" }, [toggle]),
+            el("td", { class: "actions" }, [toggle, test, rotate, status]),
           ]);
         })
       : [el("tr", {}, [el("td", { text: t("integrations.hooks.none"), colspan: "3" })])]),
@@ -252,12 +267,51 @@ function renderHooks() {
   );
 }
 
+/** Send a test event and follow its delivery until it has an answer (it is tried once). */
+async function sendTest(hook) {
+  testState.set(hook.id, { key: "integrations.hooks.test_sending", params: {} });
+  renderHooks();
+  const sent = await api.post(`/api/v1/webhooks/endpoints/${hook.id}/test`);
+  if (!sent.ok) {
+    testState.delete(hook.id);
+    renderHooks();
+    return failed(sent);
+  }
+  let row = sent.data;
+  const deadline = Date.now() + TEST_WAIT_MS;
+  while (row.status === "pending" && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const next = await api.get(`/api/v1/webhooks/deliveries/${row.id}`);
+    if (next.ok) row = next.data;
+  }
+  if (row.status === "succeeded") {
+    testState.set(hook.id, { key: "integrations.hooks.test_ok", params: { status: row.last_status_code ?? "" } });
+  } else if (row.status === "failed") {
+    testState.set(hook.id, { key: "integrations.hooks.test_failed", params: { reason: row.last_error }, error: true });
+  } else {
+    testState.set(hook.id, { key: "integrations.hooks.test_pending", params: {}, error: true });
+  }
+  await loadHooks();
+}
+
+/** A new signing secret, shown once; the old one keeps signing for the overlap window. */
+async function rotateSecret(hook) {
+  if (!window.confirm(t("integrations.hooks.rotate_confirm", { url: hook.url }))) return;
+  const result = await api.post(`/api/v1/webhooks/endpoints/${hook.id}/rotate-secret`, {});
+  if (!result.ok) return failed(result);
+  $("new-secret").hidden = false;
+  $("new-secret-label").textContent = t("integrations.hooks.rotated_secret", { when: when(result.data.previous_secret_until) || "—" });
+  $("new-secret-value").textContent = result.data.secret;
+  await loadHooks();
+}
+
 async function createHook(event) {
   event.preventDefault();
   const types = [...$("hook-types").querySelectorAll("input:checked")].map((box) => box.value);
   const result = await api.post("/api/v1/webhooks/endpoints", { url: $("hook-url").value, event_types: types });
   if (!result.ok) return failed(result);
   $("new-secret").hidden = false;
+  $("new-secret-label").textContent = t("integrations.hooks.secret");
   $("new-secret-value").textContent = result.data.secret;
   $("hook-form").reset();
   await loadHooks();

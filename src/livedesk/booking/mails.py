@@ -11,10 +11,13 @@ expires after ``CLAIM_SECONDS`` (then, and only then, the mail may go out twice)
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from email.utils import parseaddr
+from html import escape
 
 from aiohttp import web
 from icalendar import Calendar, Event, vCalAddress
@@ -233,22 +236,61 @@ def ics(facts: MailFacts, settings: Settings, link: dict[str, str], *, cancel: b
     event.add("url", link["join"])
     event.add("location", link["join"])
     event.add("status", "CANCELLED" if cancel else "CONFIRMED")
-    organizer = vCalAddress("mailto:" + _address(settings.mail_from))
-    organizer.params["cn"] = advisor.display_name
+    # The advisor (or the desk's mailbox, LIVEDESK_BOOKING_REPLY_TO) organises: a reply a
+    # calendar sends anyway reaches a person, never the no-reply sender.
+    organizer = vCalAddress("mailto:" + organizer_address(settings, advisor))
+    organizer.params["cn"] = advisor_name(advisor, lang)
     event.add("organizer", organizer)
     attendee = vCalAddress("mailto:" + booking.contact_email)
     attendee.params["cn"] = booking.contact_name or booking.contact_email
     attendee.params["role"] = "REQ-PARTICIPANT"
+    # No RSVP is asked: the shopper booked (and confirmed) the time, so the answer is known.
+    # Changes go through the manage link, which a calendar's Accept/Decline cannot reach.
+    attendee.params["partstat"] = "ACCEPTED"
+    attendee.params["rsvp"] = "FALSE"
     event.add("attendee", attendee)
     calendar.add_component(event)
-    calendar.add_missing_timezones()
+    # The zone's rules around the booking only (a year before to a year after): the default
+    # span (1970–2038) lists every transition as RDATEs and starts with a 1970 rule, which
+    # calendar readers that do not apply RDATEs take as the zone's offset (vobject put a
+    # December time in London at +01:00). The short form is read alike by every reader.
+    start, end = booking.starts_at.astimezone(tz), booking.ends_at.astimezone(tz)
+    calendar.add_missing_timezones(first_date=date(start.year - 1, 1, 1), last_date=date(end.year + 2, 1, 1))
     return bytes(calendar.to_ical())
 
 
-def _address(mail_from: str) -> str:
-    if "<" in mail_from and mail_from.endswith(">"):
-        return mail_from.rsplit("<", 1)[1][:-1]
-    return mail_from
+def organizer_address(settings: Settings, advisor: Staff) -> str:
+    """Where replies about a booking go: the desk's mailbox when one is set, else the advisor."""
+    return parseaddr(settings.booking_reply_to)[1] if settings.booking_reply_to else advisor.email
+
+
+def advisor_name(advisor: Staff, lang: str) -> str:
+    if lang == "en":
+        return str(advisor.extra.get("display_name_en", "")) or advisor.display_name
+    return advisor.display_name
+
+
+def _html(lines: list[str | tuple[str, str]], lang: str) -> str:
+    """The HTML alternative of the text: every value escaped; a (label, url) pair becomes a
+    link. Plain markup, inline styles only (mail clients drop style sheets)."""
+    body: list[str] = []
+    for line in lines:
+        if isinstance(line, tuple):
+            label, url = line
+            body.append(f'<p><a href="{escape(url, quote=True)}">{escape(label)}</a></p>')
+        elif line:
+            body.append(f"<p>{escape(line)}</p>")
+    return (
+        f'<!DOCTYPE html>\n<html lang="{lang}"><head><meta charset="utf-8"></head>\n'
+        '<body style="font-family: sans-serif; line-height: 1.6">\n' + "\n".join(body) + "\n</body></html>\n"
+    )
+
+
+def _text(lines: list[str | tuple[str, str]]) -> str:
+    out: list[str] = []
+    for line in lines:
+        out += [f"{line[0]}:", line[1]] if isinstance(line, tuple) else [line]
+    return "\n".join(out) + "\n"
 
 
 def compose(
@@ -265,42 +307,49 @@ def compose(
     link = links(settings, tokens.issue(booking.id, booking.link_nonce))
     when = local_when(booking, lang)
     type_name = ctype.name_en if lang == "en" and ctype.name_en else ctype.name
-    advisor_name = advisor.display_name
-    if lang == "en":
-        advisor_name = str(advisor.extra.get("display_name_en", "")) or advisor.display_name
     name = booking.contact_name or labels["guest"]
-    lines = [
+    # One list for both bodies: a line of text, or (label, url) — a link in the HTML.
+    lines: list[str | tuple[str, str]] = [
         _INTRO[lang][kind].format(name=name, minutes=settings.booking_pending_minutes),
         "",
         f"{labels['what']}: {type_name}",
-        f"{labels['with']}: {advisor_name}",
+        f"{labels['with']}: {advisor_name(advisor, lang)}",
         f"{labels['when']}: {when}",
         "",
     ]
+    # Names and times come from data: no run of spaces (a type name typed with two) may
+    # reach a subject, where clients show it as is.
+    subject = re.sub(r" {2,}", " ", _SUBJECTS[lang][kind].format(type=type_name, when=when)).strip()
+    reply_to = organizer_address(settings, advisor)
     if kind == BookingMailKind.VERIFY:
         # No calendar file and no join or manage links until the address is proven.
         assert verification_id is not None
-        lines += [f"{labels['confirm']}:", confirm_link(settings, tokens.verification.issue(verification_id))]
+        lines.append((labels["confirm"], confirm_link(settings, tokens.verification.issue(verification_id))))
         return Mail(
             to=booking.contact_email,
-            subject=_SUBJECTS[lang][kind].format(type=type_name, when=when),
-            text="\n".join(lines) + "\n",
+            subject=subject,
+            text=_text(lines),
+            html=_html(lines, lang),
+            reply_to=reply_to,
         )
     if kind == BookingMailKind.CANCELLED:
         lines.append(labels["book"])
     else:
-        lines += [f"{labels['join']}:", link["join"], "", f"{labels['manage']}:", link["manage"]]
+        lines += [(labels["join"], link["join"]), "", (labels["manage"], link["manage"])]
     cancel = kind == BookingMailKind.CANCELLED
     method = "CANCEL" if cancel else "REQUEST"
     return Mail(
         to=booking.contact_email,
-        subject=_SUBJECTS[lang][kind].format(type=type_name, when=when),
-        text="\n".join(lines) + "\n",
+        subject=subject,
+        text=_text(lines),
+        html=_html(lines, lang),
+        reply_to=reply_to,
         attachments=[
             MailAttachment(
                 "cancel.ics" if cancel else "invite.ics",
                 ics(facts, settings, link, cancel=cancel),
-                f"text/calendar; method={method}",
+                # SUMMARY and CN are often Japanese: say how the bytes are to be read.
+                f"text/calendar; method={method}; charset=UTF-8",
             )
         ],
     )

@@ -33,7 +33,7 @@ from livedesk.customers import service as customers
 from livedesk.customers.identity import DEFAULT_PHONE_REGION, IdentityError, normalize_email, normalize_phone
 from livedesk.identity import verify_shop_signature
 from livedesk.kit.clock import utcnow
-from livedesk.kit.errors import Conflict, Gone, NotFound, Unauthenticated
+from livedesk.kit.errors import Conflict, Gone, NotFound, Unauthenticated, ValidationFailed
 from livedesk.models import (
     LIVE_BOOKING_STATUSES,
     AvailabilityException,
@@ -503,9 +503,16 @@ async def reschedule(
     reminders are re-planned and a "moved" mail goes out."""
     now = now or utcnow()
     _must_be_changeable(booking, now)
+    new_start = _aware(start, "start")
+    if new_start == booking.starts_at:
+        # Not a move: no "moved" mail, no new SEQUENCE for calendars to apply.
+        raise ValidationFailed(
+            "The booking already starts at this time; choose another time to move it to",
+            code="same_start",
+            details={"start": booking.starts_at.isoformat()},
+        )
     if timezone is not None:
         booking.shopper_timezone = catalog.checked_timezone(timezone)
-    new_start = _aware(start, "start")
     ctype = await catalog.get_type(session, booking.consultation_type_id, active_only=False)
     await _serialise(session)
     staff = await session.get(Staff, booking.advisor_id)

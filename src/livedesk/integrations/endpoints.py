@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import secrets
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,8 +18,15 @@ from livedesk.integrations.schemas import EndpointCreate, EndpointUpdate
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import Conflict, NotFound, ValidationFailed
 from livedesk.models.integrations import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from livedesk.outbox.webhooks import TEST_EVENT
 
 MAX_LOG = 200
+
+
+def new_secret() -> str:
+    """``whsec_`` and 32 random bytes in standard base64: the form Standard Webhooks
+    libraries decode to the signing key (and our own scheme signs with the whole string)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def _audit(session: AsyncSession, actor: uuid.UUID | None, action: str, endpoint: WebhookEndpoint) -> None:
@@ -64,7 +73,7 @@ async def create_endpoint(
         id=uuid.uuid4(),
         url=data.url,
         description=data.description,
-        secret="whsec_" + secrets.token_urlsafe(32),
+        secret=new_secret(),
         event_types=list(data.event_types),
         active=True,
         created_at=utcnow(),
@@ -158,5 +167,75 @@ async def retry_delivery(
         target_type="webhook_delivery",
         target_id=delivery.id,
         details={"event_type": delivery.event_type},
+    )
+    return delivery
+
+
+async def _endpoint(session: AsyncSession, endpoint_id: uuid.UUID) -> WebhookEndpoint:
+    endpoint = await session.get(WebhookEndpoint, endpoint_id, with_for_update=True)
+    if endpoint is None:
+        raise NotFound("No such webhook endpoint", code="endpoint_not_found")
+    return endpoint
+
+
+async def rotate_secret(
+    session: AsyncSession,
+    endpoint_id: uuid.UUID,
+    *,
+    overlap: timedelta,
+    actor_staff_id: uuid.UUID | None,
+) -> WebhookEndpoint:
+    """A new signing secret (returned once by the route); the current one keeps signing too,
+    beside it, for ``overlap`` (zero: it stops at once). Rotating again inside a window
+    ends the older window: only the secret just replaced stays valid."""
+    endpoint = await _endpoint(session, endpoint_id)
+    now = utcnow()
+    endpoint.previous_secret = endpoint.secret if overlap > timedelta(0) else ""
+    endpoint.previous_secret_until = now + overlap if overlap > timedelta(0) else None
+    endpoint.secret = new_secret()
+    audit.record(
+        session,
+        actor=actor_staff_id,
+        action="webhook.endpoint.rotate",
+        target_type="webhook_endpoint",
+        target_id=endpoint.id,
+        details={"url": endpoint.url, "overlap_seconds": int(overlap.total_seconds())},
+    )
+    return endpoint
+
+
+async def send_test(
+    session: AsyncSession, endpoint_id: uuid.UUID, *, actor_staff_id: uuid.UUID | None
+) -> WebhookDelivery:
+    """Queue a ``webhook.test`` event for this endpoint only (paused or not: the admin asked),
+    due now and tried once; the delivery log shows its answer."""
+    endpoint = await _endpoint(session, endpoint_id)
+    now = utcnow()
+    event_id = uuid.uuid4()
+    delivery = WebhookDelivery(
+        id=uuid.uuid4(),
+        endpoint_id=endpoint.id,
+        event_id=event_id,
+        event_type=TEST_EVENT,
+        payload={
+            "id": str(event_id),
+            "type": TEST_EVENT,
+            "created_at": now.isoformat(),
+            "data": {"endpoint_id": str(endpoint.id), "message": "A test event sent from livedesk's admin."},
+        },
+        status=DeliveryStatus.PENDING,
+        attempts=0,
+        next_attempt_at=now,
+        last_error="",
+        created_at=now,
+    )
+    session.add(delivery)
+    audit.record(
+        session,
+        actor=actor_staff_id,
+        action="webhook.endpoint.test",
+        target_type="webhook_endpoint",
+        target_id=endpoint.id,
+        details={"url": endpoint.url},
     )
     return delivery

@@ -41,15 +41,21 @@ def import_out(job: ImportJob) -> ImportOut:
     )
 
 
-async def _read_body(request: web.Request) -> tuple[bytes, str | None]:
-    """The uploaded file and its name. A multipart upload (field ``file``) is streamed with
-    its own limit, since a bulk load is bigger than any API call; a raw ``text/csv`` body is
-    bounded by the request body limit."""
+async def _read_body(request: web.Request) -> tuple[bytes, str | None, str | None]:
+    """The uploaded file, its name and the ``encoding`` form field if one came before it. A
+    multipart upload (field ``file``) is streamed with its own limit, since a bulk load is
+    bigger than any API call; a raw ``text/csv`` body is bounded by the request body limit."""
     if not request.content_type.startswith("multipart/"):
-        return await request.read(), None
+        return await request.read(), None, None
     reader = await request.multipart()
+    encoding: str | None = None
     while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader) or part.name != "file":
+        if not isinstance(part, BodyPartReader):
+            continue
+        if part.name == "encoding":
+            encoding = (await part.read_chunk(64)).decode("ascii", errors="replace").strip()
+            continue
+        if part.name != "file":
             continue
         chunks: list[bytes] = []
         size = 0
@@ -58,7 +64,7 @@ async def _read_body(request: web.Request) -> tuple[bytes, str | None]:
             if size > imports.MAX_FILE_BYTES:
                 raise PayloadTooLarge(f"The file is larger than {imports.MAX_FILE_BYTES} bytes")
             chunks.append(chunk)
-        return b"".join(chunks), part.filename
+        return b"".join(chunks), part.filename, encoding
     raise ValidationFailed("The multipart body has no field named 'file'", code="no_file")
 
 
@@ -74,6 +80,16 @@ async def upload_import(
     request: web.Request,
     kind: Literal["customers", "orders", "events"],
     filename: Annotated[str, Field(max_length=300)] = "upload.csv",
+    encoding: Annotated[
+        str | None,
+        Field(
+            max_length=20,
+            description=(
+                "utf-8, cp932 (shift_jis), utf-16, utf-16-le, utf-16-be, euc-jp or auto (default: "
+                "BOM, else UTF-8, else CP932). A multipart upload may send it as a field before 'file'."
+            ),
+        ),
+    ] = None,
 ) -> (
     r201[ImportOut]
     | r200[ImportOut]
@@ -89,7 +105,7 @@ async def upload_import(
     Tags: imports
     """
     staff = await require_staff(request, ADMIN)
-    raw, sent_name = await _read_body(request)
+    raw, sent_name, form_encoding = await _read_body(request)
     job, created = await imports.create_job(
         request.app[DB],
         request.app[SETTINGS].data_dir,
@@ -97,6 +113,7 @@ async def upload_import(
         raw,
         sent_name or filename,
         actor_staff_id=staff.staff_id,
+        encoding=form_encoding or encoding,
     )
     if request.app[BACKGROUND].pending(f"{TASK}-{job.id}") == 0:
         _start(request.app, job.id)

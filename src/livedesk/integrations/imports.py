@@ -9,7 +9,12 @@ rest go on. The same file (by SHA-256) is the same job. Rows go through the shop
 service, so its identity rule holds here too: a row of a new shop customer id carrying
 another profile's e-mail or phone number is refused (by line), never attached to them.
 
-Columns (header row required, extra columns ignored, UTF-8 with or without BOM):
+The file may be UTF-8 (with or without BOM), CP932/Shift_JIS, UTF-16 with BOM (detected) or
+EUC-JP (when chosen): ``csv_text.py`` says how. The job keeps the text as UTF-8, so a resumed
+job reads it the same way. Full-width digits and signs in the columns parsed as numbers,
+dates, phone numbers and e-mail addresses are read as their ASCII forms.
+
+Columns (header row required, extra columns ignored):
 
 * customers: ``shop_customer_id``, and any of ``display_name``, ``email``, ``phone``,
   ``phone_region``, ``locale``
@@ -38,7 +43,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from livedesk.integrations import shop
+from livedesk.integrations import csv_text, shop
 from livedesk.integrations.schemas import ChannelEventUpsert, OrderUpsert, ShopperUpsert
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import Database
@@ -78,13 +83,6 @@ def _save(folder: Path, name: str, raw: bytes) -> None:
     (folder / name).write_bytes(raw)
 
 
-def _decode(raw: bytes) -> str:
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ValidationFailed(f"The file is not UTF-8 text (byte {exc.start})", code="bad_csv") from None
-
-
 def check_header(kind: str, text: str) -> list[str]:
     """The header's columns; ValidationFailed naming the missing required ones."""
     if kind not in KINDS:
@@ -110,7 +108,7 @@ def _rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
     for row in reader:
         # Line of the row's *end*; for one-line rows (the norm) that is its line.
         clean = {k: (v or "").strip() for k, v in row.items() if k is not None}
-        yield reader.line_num, clean
+        yield reader.line_num, csv_text.normalise(clean)
 
 
 def units(kind: str, text: str, start_line: int = 2) -> Iterator[Unit]:
@@ -196,12 +194,16 @@ async def create_job(
     filename: str,
     *,
     actor_staff_id: uuid.UUID | None,
+    encoding: str | None = None,
 ) -> tuple[ImportJob, bool]:
     """The job for this file: an unfinished job of the same content is resumed (False), else a
-    new one is made (True). The header is checked first (422 naming missing columns)."""
+    new one is made (True). The text is decoded first (``encoding``, or detected: 422
+    ``bad_encoding`` naming the line that cannot be), then the header checked (422 naming
+    missing columns)."""
     if len(raw) > MAX_FILE_BYTES:
         raise ValidationFailed(f"The file is larger than {MAX_FILE_BYTES} bytes", code="too_large")
-    text = _decode(raw)
+    decoded = csv_text.decode(raw, encoding)
+    text = decoded.text
     check_header(kind, text)
     digest = hashlib.sha256(raw).hexdigest()
     async with db.transaction() as session:
@@ -229,13 +231,14 @@ async def create_job(
             ok_rows=0,
             error_rows=0,
             errors=[],
-            message="",
+            message=f"read as {decoded.label}",
             created_by_staff_id=actor_staff_id,
             created_at=now,
             updated_at=now,
             bytes_total=len(raw),
         )
-        await asyncio.to_thread(_save, import_dir(data_dir), f"{job.id}.csv", raw)
+        # Kept as UTF-8 whatever it came in: the runner (and a resume) reads one encoding.
+        await asyncio.to_thread(_save, import_dir(data_dir), f"{job.id}.csv", text.encode())
         session.add(job)
     return job, True
 
@@ -273,7 +276,7 @@ async def run_job(
             job.message = "The uploaded file is gone from the data directory; upload it again"
             job.updated_at = utcnow()
         return job
-    text = _decode(await asyncio.to_thread(path.read_bytes))
+    text = csv_text.decode(await asyncio.to_thread(path.read_bytes), "utf-8").text
     pending = units(job.kind, text, job.next_line)
     while True:
         chunk: list[Unit] = []
@@ -314,7 +317,8 @@ async def run_job(
             else:
                 job.status = ImportStatus.DONE
                 job.finished_at = utcnow()
-                job.message = f"{job.ok_rows} rows imported, {job.error_rows} refused"
+                read_as = f" ({job.message})" if job.message.startswith("read as") else ""
+                job.message = f"{job.ok_rows} rows imported, {job.error_rows} refused{read_as}"
             job.updated_at = utcnow()
         if progress is not None:
             result = progress(job)

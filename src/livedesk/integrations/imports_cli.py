@@ -28,7 +28,12 @@ def _show(job: ImportJob) -> None:
 
 
 async def run_import(
-    settings: Settings, kind: str, path: Path, *, batch: int = imports.BATCH_ROWS
+    settings: Settings,
+    kind: str,
+    path: Path,
+    *,
+    batch: int = imports.BATCH_ROWS,
+    encoding: str | None = None,
 ) -> ImportJob:
     db = Database(settings.effective_database_url)
     try:
@@ -39,6 +44,7 @@ async def run_import(
             await asyncio.to_thread(path.read_bytes),
             path.name,
             actor_staff_id=None,
+            encoding=encoding,
         )
         if not created:
             sys.stderr.write(f"resuming import {job.id} at line {job.next_line}\n")
@@ -57,7 +63,7 @@ def cmd_import(args: argparse.Namespace) -> None:
     if not path.is_file():
         raise SystemExit(f"livedesk: no such file: {path}")
     try:
-        job = asyncio.run(run_import(settings, args.kind, path, batch=args.batch))
+        job = asyncio.run(run_import(settings, args.kind, path, batch=args.batch, encoding=args.encoding))
     except AppError as exc:
         raise SystemExit(f"livedesk: {exc.message}") from None
     except KeyboardInterrupt:
@@ -84,4 +90,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("kind", choices=imports.KINDS)
     parser.add_argument("file", help="CSV file with a header row (see docs/integration.md)")
     parser.add_argument("--batch", type=int, default=imports.BATCH_ROWS, help="rows per transaction")
+    parser.add_argument(
+        "--encoding",
+        default=None,
+        help="the file's encoding (utf-8, cp932/shift_jis, utf-16, utf-16-le, utf-16-be, euc-jp); "
+        "default: detected (BOM, else UTF-8, else CP932)",
+    )
     parser.set_defaults(func=cmd_import)

@@ -4,6 +4,7 @@ endpoints and the delivery log. Admins only."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Annotated
 
 from aiohttp import web
@@ -12,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from livedesk.identity import guarded, require_staff
 from livedesk.integrations import endpoints, keys
+from livedesk.integrations.delivery import DELIVERY_JOB
 from livedesk.integrations.egress import Network, parse_networks
 from livedesk.integrations.schemas import (
     AttemptOut,
@@ -26,6 +28,7 @@ from livedesk.integrations.schemas import (
     KeyOut,
     NewEndpointOut,
     NewKeyOut,
+    RotateSecret,
 )
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.errors import ValidationFailed
@@ -55,6 +58,7 @@ def endpoint_out(row: WebhookEndpoint) -> EndpointOut:
         event_types=list(row.event_types),
         active=row.active,
         created_at=row.created_at,
+        previous_secret_until=row.previous_secret_until if row.previous_secret else None,
     )
 
 
@@ -201,6 +205,56 @@ async def update_endpoint(
     return model_json(out)
 
 
+@guarded(ADMIN)
+async def rotate_secret(
+    request: web.Request, endpoint_id: uuid.UUID, /, body: RotateSecret
+) -> (
+    r200[NewEndpointOut]
+    | r401[ErrorResponse]
+    | r403[ErrorResponse]
+    | r404[ErrorResponse]
+    | r422[ErrorResponse]
+):
+    """Give the endpoint a new signing secret, shown in this answer only. The old one keeps
+    signing beside it (a second signature in each header) for the overlap window.
+
+    Tags: webhooks
+    """
+    staff = await require_staff(request, ADMIN)
+    hours = body.overlap_hours
+    if hours is None:
+        hours = request.app[SETTINGS].webhook_rotation_overlap_hours
+    async with request.app[DB].transaction() as session:
+        row = await endpoints.rotate_secret(
+            session, endpoint_id, overlap=timedelta(hours=hours), actor_staff_id=staff.staff_id
+        )
+        out = NewEndpointOut(**endpoint_out(row).model_dump(), secret=row.secret)
+    response = model_json(out, status=200)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@guarded(ADMIN)
+async def send_test_event(
+    request: web.Request, endpoint_id: uuid.UUID, /
+) -> r201[DeliveryOut] | r401[ErrorResponse] | r403[ErrorResponse] | r404[ErrorResponse]:
+    """Send a ``webhook.test`` event to this endpoint now (tried once). The answer is the
+    queued delivery: follow it with GET /api/v1/webhooks/deliveries/{id} until it is
+    succeeded or failed.
+
+    Tags: webhooks
+    """
+    staff = await require_staff(request, ADMIN)
+    async with request.app[DB].transaction() as session:
+        row = await endpoints.send_test(session, endpoint_id, actor_staff_id=staff.staff_id)
+        out = delivery_out(row)
+    job = request.app.get(DELIVERY_JOB)
+    if job is not None:
+        # Posted now rather than at the next poll: the admin is watching.
+        job.kick()
+    return model_json(out, status=201)
+
+
 def _status(value: str | None) -> DeliveryStatus | None:
     if value is None:
         return None
@@ -280,6 +334,8 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/webhooks/endpoints", list_endpoints)
     app.router.add_post("/api/v1/webhooks/endpoints", create_endpoint)
     app.router.add_patch("/api/v1/webhooks/endpoints/{endpoint_id}", update_endpoint)
+    app.router.add_post("/api/v1/webhooks/endpoints/{endpoint_id}/rotate-secret", rotate_secret)
+    app.router.add_post("/api/v1/webhooks/endpoints/{endpoint_id}/test", send_test_event)
     app.router.add_get("/api/v1/webhooks/deliveries", list_deliveries)
     app.router.add_get("/api/v1/webhooks/deliveries/{delivery_id}", get_delivery)
     app.router.add_post("/api/v1/webhooks/deliveries/{delivery_id}/retry", retry_delivery)

@@ -166,10 +166,30 @@ class EndpointOut(BaseModel):
     event_types: list[str]
     active: bool
     created_at: datetime
+    previous_secret_until: datetime | None = Field(
+        None, description="While a rotation's overlap lasts, the old secret signs too, until this time."
+    )
 
 
 class NewEndpointOut(EndpointOut):
-    secret: str = Field(description="Signing secret for Livedesk-Signature; shown this once only.")
+    secret: str = Field(
+        description=(
+            "Signing secret (whsec_ + base64) for Livedesk-Signature and the Standard Webhooks "
+            "webhook-signature; shown this once only."
+        )
+    )
+
+
+class RotateSecret(ApiModel):
+    overlap_hours: float | None = Field(
+        None,
+        ge=0,
+        le=24 * 30,
+        description=(
+            "How long the old secret keeps signing beside the new one; "
+            "default LIVEDESK_WEBHOOK_ROTATION_OVERLAP_HOURS; 0 = it stops at once."
+        ),
+    )
 
 
 class AttemptOut(BaseModel):

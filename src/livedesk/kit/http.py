@@ -161,6 +161,10 @@ async def _check_body(request: web.Request, json_body: bool) -> web.Response | N
     streamed by their handlers and not read here."""
     if not request.body_exists or request.content_type.startswith("multipart/"):
         return None
+    if not json_body and request.content_type == "application/octet-stream":
+        # Declared as bytes, not text: a handler that takes a file reads it in its own
+        # encoding (a CSV import in CP932 or UTF-16).
+        return None
     body = await request.read()  # bounded by client_max_size, and cached for the parser
     try:
         text = body.decode(request.charset or "utf-8")

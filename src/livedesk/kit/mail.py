@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
-from email.utils import formatdate, make_msgid, parsedate_to_datetime
+from email.utils import formatdate, make_msgid, parseaddr, parsedate_to_datetime
 from pathlib import Path
 
 import aiosmtplib
@@ -53,13 +53,15 @@ class Mail:
     attachments: Sequence[MailAttachment] = field(default_factory=tuple)
     reply_to: str | None = None
 
-    def to_message(self, sender: str) -> EmailMessage:
+    def to_message(self, sender: str, domain: str = "livedesk.invalid") -> EmailMessage:
+        """The MIME message: text, then HTML as its alternative, then the attachments;
+        the Message-ID in ``domain`` (the public URL's host: ``Settings.mail_domain``)."""
         message = EmailMessage()
         message["From"] = sender
         message["To"] = self.to
         message["Subject"] = self.subject
         message["Date"] = formatdate(localtime=False)
-        message["Message-ID"] = make_msgid(domain="livedesk")
+        message["Message-ID"] = make_msgid(domain=domain)
         if self.reply_to:
             message["Reply-To"] = self.reply_to
         message.set_content(self.text)
@@ -81,6 +83,22 @@ class Mail:
                 params=params,
             )
         return message
+
+
+# Headers are folded only past RFC 5322's hard limit: the standard library's folding at 78
+# columns mangles a header that mixes encoded words and plain text (a subject with an en
+# dash came back with a double space, a long ASCII one with a leading space).
+WIRE_POLICY = policy.SMTP.clone(max_line_length=998)
+
+
+def to_bytes(message: EmailMessage) -> bytes:
+    """The message as sent (CRLF line ends)."""
+    return message.as_bytes(policy=WIRE_POLICY)
+
+
+def envelope_address(sender: str) -> str:
+    """The bare address of a From value (``Shop <desk@shop.example>`` → ``desk@shop.example``)."""
+    return parseaddr(sender)[1]
 
 
 # How many mails the demo outbox keeps (the oldest go first).
@@ -117,7 +135,7 @@ class Outbox:
         # 0600: the mails hold booking links, which act for their booking.
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as file:
-            file.write(message.as_bytes(policy=policy.default))
+            file.write(message.as_bytes(policy=WIRE_POLICY.clone(linesep="\n")))
         os.replace(partial, final)
         self._prune()
         return final
@@ -185,7 +203,7 @@ class Mailer:
     async def send(self, mail: Mail) -> None:
         settings = self._settings
         if not settings.smtp_host and self.outbox is not None:
-            message = mail.to_message(settings.mail_from)
+            message = mail.to_message(settings.mail_from, settings.mail_domain)
             try:
                 await asyncio.to_thread(self.outbox.put, message)
             except OSError as exc:
@@ -196,7 +214,10 @@ class Mailer:
         password = settings.smtp_password.get_secret_value()
         try:
             await aiosmtplib.send(
-                mail.to_message(settings.mail_from),
+                # Flattened here, not by aiosmtplib (whose policy folds at 78: see WIRE_POLICY).
+                to_bytes(mail.to_message(settings.mail_from, settings.mail_domain)),
+                sender=envelope_address(settings.mail_from),
+                recipients=[mail.to],
                 hostname=settings.smtp_host,
                 port=settings.smtp_port,
                 username=settings.smtp_username or None,

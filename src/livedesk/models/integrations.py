@@ -52,6 +52,10 @@ class WebhookEndpoint(IdMixin, Base):
     # Signs every delivery (HMAC-SHA256); the receiver holds the same value, so it is kept
     # as is rather than hashed.
     secret: Mapped[str] = mapped_column(String(100))
+    # A rotation keeps the old secret signing too until ``previous_secret_until`` (the overlap
+    # window), so receivers can switch without refusing a delivery.
+    previous_secret: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    previous_secret_until: Mapped[datetime | None]
     event_types: Mapped[list[str]] = mapped_column(JSONType, default=list)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

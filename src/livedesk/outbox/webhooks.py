@@ -5,19 +5,32 @@ fact it reports; one outbox row per subscribed endpoint is written there, so a d
 exists exactly when the fact was committed. The delivery job (``integrations/delivery.py``)
 posts the rows later, signed, with retries.
 
-Signature: header ``Livedesk-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>`` over
-``f"{t}.{raw body}"`` with the endpoint's secret (the same scheme as Stripe's, so receivers
-know how to check it and refuse replays by the timestamp).
+Signatures, two schemes side by side on every post:
+
+- ``Livedesk-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>`` over ``f"{t}.{raw body}"``
+  keyed with the endpoint's secret string (Stripe's scheme, so receivers know how to check it
+  and refuse replays by the timestamp);
+- the Standard Webhooks headers (https://www.standardwebhooks.com): ``webhook-id`` (the event
+  id, the same on every retry), ``webhook-timestamp`` and ``webhook-signature: v1,<base64
+  HMAC-SHA256>`` over ``f"{id}.{timestamp}.{raw body}"`` keyed with the base64-decoded part of
+  the ``whsec_`` secret, so the standard libraries (``standardwebhooks`` and its ports)
+  verify a delivery with the secret as shown.
+
+During a secret rotation's overlap window both schemes carry one signature per secret (the
+new one first): ``t=…,v1=<new>,v1=<old>`` and ``v1,<new> v1,<old>``, so a receiver still
+holding the old secret keeps verifying until it switches.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic_core import PydanticSerializationError, to_jsonable_python
@@ -45,6 +58,12 @@ EVENT_TYPES: tuple[str, ...] = (
 SIGNATURE_HEADER = "Livedesk-Signature"
 EVENT_ID_HEADER = "Livedesk-Event-Id"
 EVENT_TYPE_HEADER = "Livedesk-Event-Type"
+# Standard Webhooks (lower-case as the spec writes them; HTTP header names are case-blind).
+STD_ID_HEADER = "webhook-id"
+STD_TIMESTAMP_HEADER = "webhook-timestamp"
+STD_SIGNATURE_HEADER = "webhook-signature"
+# Sent by "send test event" to one endpoint only; never enqueued for facts.
+TEST_EVENT = "webhook.test"
 # A receiver should refuse signatures older than this (replays).
 DEFAULT_TOLERANCE_SECONDS = 300
 
@@ -92,11 +111,51 @@ def body_of(delivery: WebhookDelivery) -> bytes:
     return json.dumps(delivery.payload, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
-    """The ``Livedesk-Signature`` header value for ``body``."""
+def sign(secret: str, body: bytes, timestamp: int | None = None, *, also: Sequence[str] = ()) -> str:
+    """The ``Livedesk-Signature`` header value for ``body``; ``also``: further secrets (a
+    rotation's old one) that sign it too, one more ``v1=`` each."""
     t = int(time.time()) if timestamp is None else timestamp
-    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={t},v1={mac}"
+    macs = [
+        hmac.new(key.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest() for key in (secret, *also)
+    ]
+    return f"t={t}," + ",".join(f"v1={mac}" for mac in macs)
+
+
+def standard_key(secret: str) -> bytes:
+    """The HMAC key of the Standard Webhooks signature: the base64 after ``whsec_``, decoded
+    exactly as the reference library does (lenient, padding added). New secrets are standard
+    base64; a secret made before (URL-safe base64) decodes the same way in the reference
+    library, and rotating it gives one that every port reads alike."""
+    rest = secret.removeprefix("whsec_")
+    try:
+        key = base64.b64decode(rest + "==")
+    except (binascii.Error, ValueError):
+        key = b""
+    return key or secret.encode()
+
+
+def standard_signature(
+    secret: str, msg_id: str, timestamp: int, body: bytes, *, also: Sequence[str] = ()
+) -> str:
+    """The ``webhook-signature`` header value: ``v1,<base64>`` per secret, space-separated."""
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    return " ".join(
+        "v1," + base64.b64encode(hmac.new(standard_key(key), signed, hashlib.sha256).digest()).decode()
+        for key in (secret, *also)
+    )
+
+
+def signed_headers(
+    secret: str, event_id: str, body: bytes, *, also: Sequence[str] = (), timestamp: int | None = None
+) -> dict[str, str]:
+    """Both signature schemes for one post (one timestamp for both)."""
+    t = int(time.time()) if timestamp is None else timestamp
+    return {
+        SIGNATURE_HEADER: sign(secret, body, t, also=also),
+        STD_ID_HEADER: event_id,
+        STD_TIMESTAMP_HEADER: str(t),
+        STD_SIGNATURE_HEADER: standard_signature(secret, event_id, t, body, also=also),
+    }
 
 
 def verify(
@@ -109,13 +168,14 @@ def verify(
 ) -> bool:
     """What a receiver does: True when ``header`` signs ``body`` with ``secret`` and is no
     older than ``tolerance`` seconds."""
-    parts = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+    pairs = [part.split("=", 1) for part in header.split(",") if "=" in part]
     try:
-        t = int(parts["t"])
-    except (KeyError, ValueError):
+        [t] = [int(value) for key, value in pairs if key == "t"]
+    except ValueError:
         return False
     current = int(time.time()) if now is None else now
     if abs(current - t) > tolerance:
         return False
     expected = sign(secret, body, t).split("v1=", 1)[1]
-    return hmac.compare_digest(expected, parts.get("v1", ""))
+    # Any of the signatures (one per secret during a rotation's overlap).
+    return any(hmac.compare_digest(expected, value) for key, value in pairs if key == "v1")
