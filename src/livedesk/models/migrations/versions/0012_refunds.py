@@ -2,7 +2,7 @@
 provider's failure reason, and when the current status was learnt; booking_payments (the
 deposit or price taken at booking) and consultation_types.payment_capture
 
-Revision ID: 0012_refunds
+Revision ID: 0012
 Revises: 0011
 Create Date: 2026-12-07 01:00:00.000000
 """
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012_refunds"
+revision: str = "0012"
 down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,7 +1,7 @@
 """webhook_endpoints: the previous secret and the end of its overlap window (secret rotation)
 
-Revision ID: 0012_webhook_rotation
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-07 01:00:00.000000
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012_webhook_rotation"
-down_revision: str | None = "0011"
+revision: str = "0013"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
