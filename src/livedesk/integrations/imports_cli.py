@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from livedesk.integrations import imports
-from livedesk.kit.db import Database
+from livedesk.kit.db import COMMAND_BUDGET, Database
 from livedesk.kit.errors import AppError
 from livedesk.kit.logging import configure_logging
 from livedesk.models.integrations import ImportJob, ImportStatus
@@ -30,7 +30,7 @@ def _show(job: ImportJob) -> None:
 async def run_import(
     settings: Settings, kind: str, path: Path, *, batch: int = imports.BATCH_ROWS
 ) -> ImportJob:
-    db = Database(settings.effective_database_url)
+    db = Database(settings.effective_database_url, budget=COMMAND_BUDGET)
     try:
         job, created = await imports.create_job(
             db,
