@@ -502,8 +502,12 @@ async def bench_fanout(workdir: Path, sizes: Sizes, shape: Shape) -> dict[str, A
 
 # --------------------------------------------------------------------------- main
 
+STEPS = frozenset({"ack", "idle", "fanout"})
 
-async def run(sizes: Sizes, shape: Shape, keep: Path | None = None) -> dict[str, Any]:
+
+async def run(
+    sizes: Sizes, shape: Shape, keep: Path | None = None, only: frozenset[str] = STEPS
+) -> dict[str, Any]:
     limit = raise_open_files_limit()
     say(f"mode {sizes.mode}; open-files limit {limit}")
     needed = sizes.idle_connections + 200
@@ -525,9 +529,12 @@ async def run(sizes: Sizes, shape: Shape, keep: Path | None = None) -> dict[str,
         if keep:
             os.makedirs(keep, exist_ok=True)
             say(f"keeping databases and server logs in {keep}")
-        result.update(await bench_ack(workdir, sizes, shape))
-        result.update(await bench_idle(workdir, sizes, shape))
-        result.update(await bench_fanout(workdir, sizes, shape))
+        if "ack" in only:
+            result.update(await bench_ack(workdir, sizes, shape))
+        if "idle" in only:
+            result.update(await bench_idle(workdir, sizes, shape))
+        if "fanout" in only:
+            result.update(await bench_fanout(workdir, sizes, shape))
     result["budgets"] = {
         "ack_ratio_max": 2.0,
         "idle_connections_min": 10_000,
@@ -552,6 +559,12 @@ def main() -> None:
     parser.add_argument(
         "--processes", type=int, default=1, help="livedesk serve processes (needs Redis if > 1)"
     )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=sorted(STEPS),
+        help="run only this measurement (repeatable); default all three",
+    )
     parser.add_argument("--serve-echo", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_echo:
@@ -562,7 +575,8 @@ def main() -> None:
     if args.processes > 1 and not args.database_url:
         parser.error("--processes above 1 needs --database-url (SQLite is one process's database)")
     shape = Shape(args.database_url, args.redis_url, args.processes)
-    result = asyncio.run(run(QUICK if args.quick else FULL, shape, args.keep))
+    only = frozenset(args.only) if args.only else STEPS
+    result = asyncio.run(run(QUICK if args.quick else FULL, shape, args.keep, only))
     print(json.dumps(result), flush=True)
 
 

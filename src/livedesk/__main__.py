@@ -15,7 +15,7 @@ from pydantic import SecretStr, ValidationError
 from livedesk.app import create_app
 from livedesk.integrations import imports_cli
 from livedesk.kit import gc_policy
-from livedesk.kit.db import Database
+from livedesk.kit.db import COMMAND_BUDGET, Database
 from livedesk.kit.errors import AppError
 from livedesk.kit.logging import configure_logging
 from livedesk.kit.mail import outbox_of
@@ -83,7 +83,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
     async def prepare() -> list[tuple[str, str, str]]:
         await upgrade(settings.effective_database_url)
-        db = Database(settings.effective_database_url)
+        db = Database(settings.effective_database_url, budget=COMMAND_BUDGET)
         try:
             logins = await seed_demo(db)
             await show_demo_survey(db)
@@ -134,7 +134,7 @@ def cmd_staff_add(args: argparse.Namespace) -> None:
         raise SystemExit(f"livedesk: {exc}") from None
 
     async def add() -> str:
-        db = Database(settings.effective_database_url)
+        db = Database(settings.effective_database_url, budget=COMMAND_BUDGET)
         try:
             async with db.transaction() as session:
                 staff = await create_staff(session, data, actor_id=None)

@@ -15,7 +15,7 @@ from livedesk.customers import setup as customers
 from livedesk.integrations import setup as integrations
 from livedesk.kit.background import BACKGROUND, Background
 from livedesk.kit.context import DB, RATE_LIMITS, SETTINGS
-from livedesk.kit.db import Database
+from livedesk.kit.db import Database, PoolBudget
 from livedesk.kit.http import MAX_BODY_KEY, error_middleware, log_response
 from livedesk.kit.mail import MAILER, Mailer
 from livedesk.kit.ratelimit import RateLimits
@@ -86,7 +86,8 @@ def create_app(settings: Settings) -> web.Application:
 async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app[DB] = Database(settings.effective_database_url)
+    budget = PoolBudget(settings.db_max_connections, settings.db_pool_timeout_seconds)
+    app[DB] = Database(settings.effective_database_url, budget=budget)
     yield
     await app[DB].dispose()
 

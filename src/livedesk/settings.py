@@ -40,6 +40,21 @@ class Settings(BaseSettings):
         "", description="Public base URL (for links in mails and the widget); default http://HOST:PORT."
     )
     database_url: str = Field("", description="SQLAlchemy async URL; default SQLite in the data directory.")
+    db_max_connections: int = Field(
+        20,
+        ge=2,
+        le=1000,
+        description=(
+            "PostgreSQL connections one process may hold at most (half for the chat store, half for"
+            " everything else); replicas × this must stay below the server's max_connections."
+        ),
+    )
+    db_pool_timeout_seconds: float = Field(
+        8.0,
+        gt=0,
+        le=60,
+        description="How long a request waits for a free database connection before it answers 503.",
+    )
     redis_url: str = Field(
         "", description="Redis URL for fan-out and shared rate limits between processes; empty = one process."
     )

@@ -47,12 +47,15 @@ from tests.conftest import wait_until
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    # Eleven tabs of one shopper (more than the default cap of sockets per shopper).
+    # Eleven tabs of one shopper (more than the default cap of sockets per shopper), and twelve
+    # sends held behind one lock at once: more than the default budget's ten chat-store
+    # connections (kit/db.PoolBudget), each waiting send holding one.
     return settings.model_copy(
         update={
             "presence_grace_seconds": 0.0,
             "chat_rate_limit": "1000/10seconds",
             "shopper_sockets_per_token": 20,
+            "db_max_connections": 30,
         }
     )
 

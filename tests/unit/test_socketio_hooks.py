@@ -2,7 +2,10 @@
 
 realtime/fanout.py calls the server's private ``_send_eio_packet`` and leans on
 ``AsyncPubSubManager._handle_emit`` reaching the next manager in the MRO for its local
-delivery; realtime/server.py overrides the private ``_engineio_server_class`` and
+delivery; realtime/redis_fanout.py (issue 22, item 3) learns of every room membership change
+from ``basic_enter_room``/``basic_leave_room``, replaces ``_publish`` and the listener
+``_thread`` and hands received messages to the library's ``_handle_*`` methods;
+realtime/server.py overrides the private ``_engineio_server_class`` and
 ``_handle_eio_connect``; realtime/wire.py subclasses the packet class and overrides ``decode``
 and ``data_is_binary``. python-socketio is pinned exactly in pyproject.toml; if an upgrade moves
 any of these, this fails loudly instead of the server silently losing its fan-out, its hostile
@@ -18,7 +21,8 @@ import socketio
 from socketio import async_pubsub_manager, async_server, base_manager, packet
 
 from livedesk.realtime.engine_server import LivedeskEngineServer
-from livedesk.realtime.fanout import LocalFanout, RedisFanout
+from livedesk.realtime.fanout import LocalFanout
+from livedesk.realtime.redis_fanout import RedisFanout
 from livedesk.realtime.server import LivedeskSocketServer
 from livedesk.realtime.wire import WirePacket
 
@@ -75,3 +79,47 @@ def test_the_packet_overrides_still_override_something() -> None:
     init = inspect.getsource(socketio.base_server.BaseServer.__init__)
     assert "self.packet_class = serializer" in init
     assert "self.packet_class.json = json" in init
+
+
+def test_every_room_membership_change_goes_through_the_two_basic_methods() -> None:
+    # RedisFanout subscribes a room's channel when its first local socket enters and
+    # unsubscribes when the last leaves, from these two methods alone: if the library changed
+    # rooms anywhere else, a process would stop hearing a room it has sockets in.
+    base = base_manager.BaseManager
+    assert _params(base.basic_enter_room) == ["self", "sid", "namespace", "room", "eio_sid"]
+    assert _params(base.basic_leave_room) == ["self", "sid", "namespace", "room"]
+    writes = [
+        name
+        for name, fn in inspect.getmembers(base, inspect.isfunction)
+        if "self.rooms[namespace][room][sid] =" in inspect.getsource(fn)
+        or "del self.rooms[namespace][room][sid]" in inspect.getsource(fn)
+    ]
+    assert sorted(writes) == ["basic_enter_room", "basic_leave_room"]
+    assert inspect.getsource(base.pre_connect).count("self.basic_enter_room(") == 2
+    assert "self.basic_leave_room(" in inspect.getsource(base.basic_disconnect)
+    assert "self.basic_leave_room(" in inspect.getsource(base.basic_close_room)
+    manager = socketio.AsyncManager
+    assert "self.basic_enter_room(" in inspect.getsource(manager.enter_room)
+    assert "self.basic_leave_room(" in inspect.getsource(manager.leave_room)
+    assert "self.basic_disconnect(" in inspect.getsource(manager.disconnect)
+    assert "self.basic_close_room(" in inspect.getsource(manager.close_room)
+    assert RedisFanout.basic_enter_room is not base.basic_enter_room
+    assert RedisFanout.basic_leave_room is not base.basic_leave_room
+
+
+def test_the_pubsub_hooks_room_fanout_replaces_still_exist() -> None:
+    pubsub = async_pubsub_manager.AsyncPubSubManager
+    # initialize() starts the listener from _thread, which RedisFanout replaces.
+    assert "self.server.start_background_task(self._thread)" in inspect.getsource(pubsub.initialize)
+    assert RedisFanout._thread is not pubsub._thread
+    # Every control message goes out through _publish (which RedisFanout routes by channel).
+    assert _params(pubsub._publish) == ["self", "data"]
+    for name in ("disconnect", "can_disconnect", "enter_room", "leave_room", "close_room", "emit"):
+        assert "await self._publish(" in inspect.getsource(getattr(pubsub, name)), name
+    assert "'method': 'callback', 'host_id': host_id" in inspect.getsource(pubsub._return_callback)
+    # The handlers RedisFanout hands received messages to, with the message dict only.
+    for name in ("emit", "callback", "disconnect", "enter_room", "leave_room", "close_room"):
+        assert _params(getattr(pubsub, f"_handle_{name}")) == ["self", "message"], name
+    emit = inspect.getsource(pubsub.emit)
+    for key in ("'method': 'emit'", "'event': event", "'data': data", "'room': room", "'skip_sid'"):
+        assert key in emit, key

@@ -2,9 +2,9 @@
 
 A message is committed and acknowledged before it is fanned out (``chat.send``), so the
 fan-out can be lost with a committed message: the sender's process dies between its ack and
-its Redis publish, or Redis refuses the publish (python-socketio logs it and gives up —
-with Redis, even the sender's own process delivers only what comes back from Redis). The
-other party then saw the message only once a later one exposed the gap.
+its Redis publish, or Redis refuses the publish or drops it in a blip (``realtime/
+redis_fanout.py`` logs it; the sender's own process has delivered to its sockets already).
+The other party then saw the message only once a later one exposed the gap.
 
 Every process therefore compares, once a second, the stored ``last_seq`` of the open
 consultations its sockets take part in with the newest sequence its fan-out delivered here
@@ -202,8 +202,8 @@ class Redelivery:
                     missing.append(_Missing(key, row, have, target))
                 if row.last_seq > max(have, target):
                     suspect[key] = row.last_seq
-        # Forget consultations no local socket takes part in any more (with Redis, every
-        # process hears every message, so this is what keeps the map small).
+        # Forget consultations no local socket takes part in any more (a room's fan-out may
+        # still arrive for a moment after its last socket left).
         for key in [k for k in delivered if k not in seen]:
             del delivered[key]
         for table in (suspect, self.first):

@@ -22,6 +22,7 @@ meets the unique key once the first commits, and the careful path then answers w
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,7 +44,7 @@ from livedesk.consultations.chat_store import (
 from livedesk.consultations.parties import authorise_chat_send
 from livedesk.identity import Parties, authorise_party
 from livedesk.kit.clock import utcnow
-from livedesk.kit.db import DB_WAIT_SECONDS
+from livedesk.kit.db import DB_WAIT_SECONDS, PoolBudget
 from livedesk.kit.errors import AppError, NotFound
 from livedesk.kit.http import DATABASE_UNAVAILABLE
 from livedesk.kit.logging import get_logger
@@ -51,9 +52,9 @@ from livedesk.models import ConsultationStatus, MessageKind, SenderKind, Timelin
 
 log = get_logger("livedesk.chat")
 
-# Enough connections for the sends one process has in flight at once (each holds one only for
-# its statement); they are closed again after a minute unused.
-POOL_MAX = 20
+# The pool's size is the chat store's share of the process's connection budget
+# (kit/db.PoolBudget, LIVEDESK_DB_MAX_CONNECTIONS): each send holds a connection only for its
+# statement; they are closed again after a minute unused.
 # Consultations whose parties and status the store remembers (about 150 bytes each).
 KNOWN_MAX = 20_000
 
@@ -142,36 +143,38 @@ def asyncpg_dsn(url: str) -> str:
 class PgChatStore:
     """See the module docstring."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, acquire_seconds: float = DB_WAIT_SECONDS) -> None:
         self._pool = pool
+        self._acquire_seconds = acquire_seconds
         self._known: dict[uuid.UUID, _Parties] = {}
         # Round trips to the database so far (for tests: the hot path's cost is one).
         self.round_trips = 0
 
     @classmethod
-    async def open(cls, url: str) -> PgChatStore:
+    async def open(cls, url: str, budget: PoolBudget) -> PgChatStore:
         pool = await asyncpg.create_pool(
             asyncpg_dsn(url),
             # None opened up front: a database that is down at startup fails sends (which the
             # clients retry), not the server's start.
             min_size=0,
-            max_size=POOL_MAX,
+            max_size=budget.chat,
             timeout=DB_WAIT_SECONDS,
             max_inactive_connection_lifetime=60.0,
             # The same waits as the app's engine (kit/db.py): a send never hangs on a lock.
             server_settings={
+                "application_name": f"livedesk-chat/{os.getpid()}",
                 "lock_timeout": str(int(DB_WAIT_SECONDS * 1000)),
                 "statement_timeout": str(int(DB_WAIT_SECONDS * 2000)),
             },
         )
-        return cls(pool)
+        return cls(pool, budget.timeout_seconds)
 
     async def close(self) -> None:
         await self._pool.close()
 
     async def send(self, command: SendCommand) -> StoredMessage:
         try:
-            async with self._pool.acquire(timeout=DB_WAIT_SECONDS) as conn:
+            async with self._pool.acquire(timeout=self._acquire_seconds) as conn:
                 known = self._known.get(command.consultation_id)
                 if known is not None and self._fast_path_fits(command, known):
                     stored = await self._send_fast(conn, command, known)
@@ -179,7 +182,8 @@ class PgChatStore:
                         return stored
                 return await self._send_careful(conn, command)
         except _UNAVAILABLE as exc:
-            log.warning("chat message not stored", error=repr(exc))
+            # A TimeoutError here is the pool's wait: every connection of the budget was busy.
+            log.warning("chat message not stored", error=repr(exc), pool_size=self._pool.get_size())
             # The answer every other path gives while the database is away (the client retries).
             code, message = DATABASE_UNAVAILABLE
             raise StoreUnavailable(message, code=code) from None

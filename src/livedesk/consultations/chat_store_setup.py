@@ -34,7 +34,7 @@ async def chat_store_ctx(app: web.Application) -> AsyncIterator[None]:
     if path is not None:
         store = SqliteChatStore(path)
     elif make_url(db.url).drivername.startswith("postgresql"):
-        store = await PgChatStore.open(db.url)
+        store = await PgChatStore.open(db.url, db.budget)
     else:
         store = OrmChatStore(db)
     app[CHAT_STORE] = store

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from livedesk.integrations import imports
-from livedesk.kit.db import Database
+from livedesk.kit.db import COMMAND_BUDGET, Database
 from livedesk.kit.errors import AppError
 from livedesk.kit.logging import configure_logging
 from livedesk.models.integrations import ImportJob, ImportStatus
@@ -35,7 +35,7 @@ async def run_import(
     batch: int = imports.BATCH_ROWS,
     encoding: str | None = None,
 ) -> ImportJob:
-    db = Database(settings.effective_database_url)
+    db = Database(settings.effective_database_url, budget=COMMAND_BUDGET)
     try:
         job, created = await imports.create_job(
             db,

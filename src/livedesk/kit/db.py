@@ -13,6 +13,7 @@ hold the Socket.IO server: the composition root hands the database its sink.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -44,6 +45,33 @@ class Outgoing:
 EventSink = Callable[[Outgoing], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class PoolBudget:
+    """How many PostgreSQL connections one process may hold, and how long a request waits
+    for one. The budget is hard: ``replicas × max_connections`` plus what migrations and
+    admins need must stay below the server's ``max_connections`` (README, "Connection
+    budget"). Half goes to the chat store's own pool (``consultations/chat_store_pg.py``:
+    one short statement per send), the rest to the engine behind every other transaction.
+    A wait that runs out is ``is_unavailable`` (a JSON 503 / ``database_unavailable`` ack),
+    never a hang: the default wait ends well before a socket's ping timeout."""
+
+    max_connections: int = 20
+    timeout_seconds: float = DB_WAIT_SECONDS
+
+    @property
+    def chat(self) -> int:
+        return max(1, self.max_connections // 2)
+
+    @property
+    def engine(self) -> int:
+        return max(1, self.max_connections - self.chat)
+
+
+# Commands (migrations, imports, staff add) need few connections: they leave the rest to the
+# replicas (README, "Connection budget").
+COMMAND_BUDGET = PoolBudget(max_connections=4)
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` says the database cannot be reached or is too busy right now (a
     connection refused or dropped, a lock or pool wait that ran out), as opposed to a bug:
@@ -61,7 +89,9 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def make_engine(url: str, *, echo: bool = False, immediate: bool = True) -> AsyncEngine:
+def make_engine(
+    url: str, *, echo: bool = False, immediate: bool = True, budget: PoolBudget = PoolBudget()
+) -> AsyncEngine:
     if is_sqlite(url):
         # One file, many readers and one writer: WAL lets reads go on during a write, and the
         # busy timeout makes writers queue instead of failing at once.
@@ -77,11 +107,15 @@ def make_engine(url: str, *, echo: bool = False, immediate: bool = True) -> Asyn
     return create_async_engine(
         url,
         echo=echo,
-        pool_size=10,
-        max_overflow=20,
+        # The budget is a ceiling, so no overflow; connections open as they are needed.
+        pool_size=budget.engine,
+        max_overflow=0,
+        pool_timeout=budget.timeout_seconds,
         pool_pre_ping=True,
         connect_args={
             "server_settings": {
+                # Seen in pg_stat_activity: whose connections these are (and which process's).
+                "application_name": f"livedesk/{os.getpid()}",
                 "lock_timeout": str(int(DB_WAIT_SECONDS * 1000)),
                 "statement_timeout": str(int(DB_WAIT_SECONDS * 2000)),
             }
@@ -134,9 +168,10 @@ class Database:
             await cursor.close()
         return row is not None and int(row[0]) == 0
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, budget: PoolBudget = PoolBudget()) -> None:
         self.url = url
-        self.engine = make_engine(url, echo=echo)
+        self.budget = budget
+        self.engine = make_engine(url, echo=echo, budget=budget)
         # On SQLite reads get their own engine whose transactions don't take the write lock;
         # PostgreSQL needs no such split.
         self.read_engine = make_engine(url, echo=echo, immediate=False) if is_sqlite(url) else self.engine

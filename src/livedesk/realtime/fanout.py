@@ -7,8 +7,9 @@ nothing and cost a task, a wait and several loop turns per message — on the ch
 was as much as the rest of the fan-out together. ``LocalFanout`` puts the packet on each
 queue in turn instead. Emits that ask for a callback keep the library's path.
 
-With Redis, ``RedisFanout`` publishes as before and each process delivers locally through the
-same loop (``AsyncPubSubManager`` calls the next manager in the MRO for its local delivery).
+With Redis, ``redis_fanout.RedisFanout`` publishes each emit on its rooms' channels and every
+process delivers locally through the same loop (``AsyncPubSubManager`` calls the next manager
+in the MRO for its local delivery).
 
 Each process also notes the newest chat sequence it has delivered per consultation and
 namespace (``delivered``): a message committed elsewhere whose fan-out never arrived (the
@@ -80,7 +81,3 @@ class LocalFanout(socketio.AsyncManager):  # type: ignore[misc]
         for eio_sid in recipients:
             for frame in frames:
                 await self.server._send_eio_packet(eio_sid, frame)
-
-
-class RedisFanout(socketio.AsyncRedisManager, LocalFanout):  # type: ignore[misc]
-    """Fan-out through Redis; each process's local delivery is ``LocalFanout``'s."""

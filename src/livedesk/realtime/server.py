@@ -21,9 +21,10 @@ from livedesk.realtime.drain import DRAIN
 from livedesk.realtime.emit import SIO, sink_for
 from livedesk.realtime.engine import serve_lean
 from livedesk.realtime.engine_server import LivedeskEngineServer
-from livedesk.realtime.fanout import LocalFanout, RedisFanout
+from livedesk.realtime.fanout import LocalFanout
 from livedesk.realtime.namespaces import ShopperNamespace, StaffNamespace
 from livedesk.realtime.process import PROCESS, ProcessRegistry
+from livedesk.realtime.redis_fanout import RedisFanout
 from livedesk.realtime.socket_caps import REFRESH_SECONDS
 from livedesk.realtime.table import EventTable
 from livedesk.realtime.wire import OrjsonCodec, WirePacket
