@@ -27,13 +27,14 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import make_url, text
 
 from livedesk.consultations.chat_store_pg import asyncpg_dsn
 from livedesk.identity import VisitorClaims, VisitorTokens
 from livedesk.kit.clock import utcnow
 from livedesk.kit.context import DB
-from livedesk.kit.db import Database
+from livedesk.kit.db import Database, is_unavailable
 from livedesk.models import Consultation, ConsultationKind, ConsultationStatus, Role, Shopper
 from livedesk.settings import Settings
 from tests.conftest import SocketClient
@@ -173,3 +174,32 @@ async def test_an_exhausted_pool_answers_503_and_an_error_ack_not_a_hang(live: A
     response = await live.http.post("/api/v1/visitors", json={})
     assert response.status == 201, await response.text()
     assert (await shopper.call("consultation.current"))["ok"] is True
+
+
+async def test_a_server_that_refuses_connections_is_an_outage_not_a_bug(database_url: str) -> None:
+    """PostgreSQL full up (too_many_connections: replicas together past max_connections, seen in
+    the reconnect-storm bench) is answered as ``database_unavailable``, never ``internal``. A
+    role allowed no connections gets the same refusal (SQLSTATE 53300) from the real server."""
+    role = f"livedesk_full_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await admin.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 0')
+        url = make_url(database_url).set(username=role, password=None)
+        # Through the engine (every request and event) …
+        refused = Database(url.render_as_string(hide_password=False))
+        try:
+            with pytest.raises(sa_exc.DBAPIError) as through_engine:
+                async with refused.read() as session:
+                    await session.execute(text("SELECT 1"))
+            assert is_unavailable(through_engine.value), through_engine.value
+        finally:
+            await refused.dispose()
+        # … and through asyncpg itself (the chat store's pool).
+        with pytest.raises(asyncpg.PostgresError) as direct:
+            await asyncpg.connect(asyncpg_dsn(url.render_as_string(hide_password=False)))
+        assert is_unavailable(direct.value), direct.value
+        # A real bug stays a bug.
+        assert not is_unavailable(ValueError("no"))
+    finally:
+        await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+        await admin.close()

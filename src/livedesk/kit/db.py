@@ -81,8 +81,19 @@ def is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, sa_exc.DBAPIError):
         # A dropped connection, or SQLite's writer lock held past the busy timeout. (A file
         # that cannot be opened at all is a configuration error, not an outage.)
-        return exc.connection_invalidated or "database is locked" in str(exc.orig)
-    return False
+        return (
+            exc.connection_invalidated
+            or "database is locked" in str(exc.orig)
+            or getattr(exc.orig, "sqlstate", None) in _BUSY_SQLSTATES
+        )
+    # The chat store's own asyncpg pool raises asyncpg's errors unwrapped.
+    return getattr(exc, "sqlstate", None) in _BUSY_SQLSTATES
+
+
+# PostgreSQL refusing a new connection because it is full (53300 too_many_connections; seen
+# when replicas together outgrow max_connections) or still starting / shutting down (57P03
+# cannot_connect_now): an outage to wait out, not a bug.
+_BUSY_SQLSTATES = frozenset({"53300", "57P03"})
 
 
 def is_sqlite(url: str) -> bool:
