@@ -67,16 +67,18 @@ async def queue_join(ctx: EventContext, payload: QueueJoin) -> dict[str, Any]:
         if intake is not None:
             await survey_service.link_to_consultation(session, intake, c)
         result = service.out(c)
-    await routing_runner.kick(ctx.app)
+    await routing_runner.kick(ctx.app, consultation=c.id)
     return result
 
 
 async def queue_leave(ctx: EventContext, payload: ConsultationRef) -> dict[str, Any]:
     async with ctx.app[DB].transaction() as session:
         c = await service.load_for_party(session, payload.consultation_id, ctx.actor)
+        offered_to = c.offered_to_id
         await service.leave_queue(session, c)
         result = service.out(c)
-    await routing_runner.kick(ctx.app)
+    # The places behind move up; an advisor it was offered to is free again.
+    await routing_runner.kick(ctx.app, advisors=(offered_to,), general=False)
     return result
 
 
@@ -86,7 +88,7 @@ async def queue_update(ctx: EventContext, payload: QueueUpdate) -> dict[str, Any
         c = await service.load_for_party(session, payload.consultation_id, ctx.actor)
         await service.set_wait_for_nominated(session, c, payload.wait_for_nominated)
         result = service.out(c)
-    await routing_runner.kick(ctx.app)
+    await routing_runner.kick(ctx.app, consultation=c.id)
     return result
 
 
@@ -125,7 +127,8 @@ async def offer_accept(ctx: EventContext, payload: ConsultationRef) -> dict[str,
         c = await service.load_for_party(session, payload.consultation_id, ctx.actor)
         await service.accept_offer(session, c, staff.staff_id)
         result = service.out(c)
-    await routing_runner.kick(ctx.app)
+    # With a chat accepted she may take another (no offer in hand any more).
+    await routing_runner.kick(ctx.app, advisors=(staff.staff_id,))
     return result
 
 
@@ -135,7 +138,7 @@ async def offer_decline(ctx: EventContext, payload: ConsultationRef) -> dict[str
         c = await service.load_for_party(session, payload.consultation_id, ctx.actor)
         await service.decline_offer(session, c, staff.staff_id, "declined")
         result = service.out(c)
-    await routing_runner.kick(ctx.app)
+    await routing_runner.kick(ctx.app, consultation=c.id, advisors=(staff.staff_id,))
     return result
 
 
@@ -144,7 +147,7 @@ async def end(ctx: EventContext, payload: ConsultationRef) -> dict[str, Any]:
         c = await service.load_for_party(session, payload.consultation_id, ctx.actor)
         await service.end(session, c, ctx.actor)
         result = service.out(c)
-    await routing_runner.kick(ctx.app)
+    await routing_runner.kick(ctx.app, advisors=(c.advisor_id,), general=c.advisor_id is None)
     return result
 
 
@@ -157,7 +160,7 @@ async def close(ctx: EventContext, payload: CloseConsultation) -> dict[str, Any]
         result = service.out(c)
     if invited:
         survey_mail.send_soon(ctx.app, c.id)
-    await routing_runner.kick(ctx.app)
+    await routing_runner.kick(ctx.app, advisors=(staff.staff_id,))
     return result
 
 
