@@ -135,14 +135,16 @@ _QUEUED_COLUMNS = (
 
 async def _queued(
     session: AsyncSession, consultation_id: uuid.UUID | None, limit: int, page: int
-) -> AsyncIterator[Row[Any]]:
+) -> AsyncIterator[Row[Any] | Consultation]:
     """The queued consultation ``consultation_id``, or the queue oldest first (up to
     ``limit``), read ``page`` rows at a time so that a decision found early reads no more."""
-    query = select(*_QUEUED_COLUMNS).where(Consultation.status == S.QUEUED)
     if consultation_id is not None:
-        for row in (await session.execute(query.where(Consultation.id == consultation_id))).all():
-            yield row
+        # One consultation: locked straight away (one statement less per join).
+        c = await _lock_queued(session, consultation_id)
+        if c is not None:
+            yield c
         return
+    query = select(*_QUEUED_COLUMNS).where(Consultation.status == S.QUEUED)
     seen = 0
     after: tuple[datetime | None, uuid.UUID] | None = None
     while seen < limit:
@@ -241,7 +243,7 @@ async def decide(
             continue
         if routing.choose_advisor(_request(row), free, max_chats) is None:
             continue
-        c = await _lock_queued(session, row.id)
+        c = row if isinstance(row, Consultation) else await _lock_queued(session, row.id)
         if c is None:
             continue
         request = _request(c)  # the locked row's, which may have moved since the read

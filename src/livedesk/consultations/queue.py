@@ -229,9 +229,19 @@ async def positions(session: AsyncSession, settings: Settings) -> list[tuple[uui
     is given up after a grace period) or a client that queued and dropped its sockets does
     not push the others back meanwhile."""
     present = exists().where(ShopperConnection.shopper_id == Consultation.shopper_id)
+    # Plain columns, not entities: a long queue is read on every change.
     waiting = (
-        await session.scalars(
-            select(Consultation)
+        await session.execute(
+            select(
+                Consultation.id,
+                Consultation.shopper_id,
+                Consultation.kind,
+                Consultation.status,
+                Consultation.offered_to_id,
+                Consultation.nominated_advisor_id,
+                Consultation.wait_for_nominated,
+                Consultation.passed_over,
+            )
             .where(Consultation.status.in_((S.QUEUED, S.OFFERED)), present)
             .order_by(Consultation.queued_at)
         )
@@ -245,7 +255,7 @@ async def positions(session: AsyncSession, settings: Settings) -> list[tuple[uui
             offered_to=c.offered_to_id if c.status == S.OFFERED else None,
             nominated=c.nominated_advisor_id,
             wait_for_nominated=c.wait_for_nominated,
-            passed_over=frozenset(uuid.UUID(s) for s in c.passed_over),
+            passed_over=frozenset(uuid.UUID(s) for s in c.passed_over or ()),
         )
         for c in waiting
     ]
@@ -262,7 +272,8 @@ async def positions(session: AsyncSession, settings: Settings) -> list[tuple[uui
         places.append(
             (
                 c.shopper_id,
-                QueuePosition(
+                # Built from our own values: no validation to pay a thousand times.
+                QueuePosition.model_construct(
                     consultation_id=c.id,
                     position=index,
                     estimated_wait_seconds=seconds,

@@ -105,7 +105,10 @@ def estimate(waiters: Sequence[Waiter], desks: Iterable[Desk], max_chats: int) -
     # Offers in hand come first: that advisor is deciding on it now.
     for w in waiters:
         if w.offered_to is not None:
-            asked = sum(1 for s in order if w.may_go_to(s) or s == w.offered_to)
+            if w.passed_over or (w.wait_for_nominated and w.nominated is not None):
+                asked = sum(1 for s in order if w.may_go_to(s) or s == w.offered_to)
+            else:
+                asked = len(order)  # anyone may be asked
             out[w.consultation_id] = Estimate(0, asked)
             if w.offered_to in free:
                 free[w.offered_to].take(w.kind, 0.0)
