@@ -41,10 +41,12 @@ from sqlalchemy import insert, select, text, update
 
 from _realtime_seed import fresh_database
 from livedesk.consultations import dispatch, queue, routing
+from livedesk.consultations.routing_runner import LocalBook, PlaceBook, RedisBook
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import Database, Outgoing
 from livedesk.models import (
     AdvisorPresence,
+    AppProcess,
     Consultation,
     ConsultationKind,
     ConsultationStatus,
@@ -53,10 +55,12 @@ from livedesk.models import (
     Shopper,
     ShopperConnection,
     Staff,
+    StaffConnection,
 )
 from livedesk.settings import Settings
 
 S = ConsultationStatus
+HERE = Path(__file__).resolve().parent
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -196,6 +200,13 @@ async def seed(db: Database, advisors: int, waiting: int) -> tuple[list[uuid.UUI
                 }
                 for n, s in enumerate(staff)
             ],
+        )
+        # Every page and console held by a process that beats (far ahead), so no process sweep
+        # or attendance check changes anything while an idle server is measured.
+        await session.execute(insert(AppProcess), [{"id": "bench", "heartbeat_at": now + timedelta(days=1)}])
+        await session.execute(
+            insert(StaffConnection),
+            [{"sid": uuid.uuid4().hex, "staff_id": s, "process_id": "bench"} for s in staff],
         )
         await session.execute(insert(Shopper), [{"id": s, "display_name": "s"} for s in shoppers])
         await session.execute(
@@ -378,7 +389,14 @@ async def main() -> None:
     parser.add_argument("--database-url", default="", help="PostgreSQL (a database of the bench's own)")
     parser.add_argument("--advisors", type=int, default=500)
     parser.add_argument("--waiting", type=int, default=1000)
-    parser.add_argument("--quick", action="store_true", help="fewer decisions")
+    parser.add_argument("--quick", action="store_true", help="fewer decisions, shorter idle windows")
+    parser.add_argument("--redis-url", default="", help="keep the places last told in Redis (as replicas do)")
+    parser.add_argument(
+        "--baseline-src",
+        default="",
+        help="a checkout's src/ with the old routing pass (e.g. the main branch): its idle server is "
+        "measured beside this one's",
+    )
     args = parser.parse_args()
     decisions = 60 if args.quick else 200
     with tempfile.TemporaryDirectory() as tmp:
@@ -431,10 +449,156 @@ async def main() -> None:
                     old / max(results["advisor_frees"]["cpu_ms_per_decision"], 1e-6), 1
                 ),
             }
+            results["places_events"] = await places_events(db, settings, args.redis_url)
+            window = 10.0 if args.quick else 30.0
+            results["idle_server"] = await idle_servers(Path(tmp), args, window)
             results["loadavg"] = os.getloadavg()
             print(json.dumps(results, indent=2))
         finally:
             await db.dispose()
+
+
+async def places_events(db: Database, settings: Settings, redis_url: str) -> dict[str, Any]:
+    """How many shoppers are told a new place after each kind of change (the recompute
+    diffed against the places last told: a Redis hash with ``--redis-url``)."""
+    from redis import asyncio as aioredis
+
+    redis = aioredis.Redis.from_url(redis_url) if redis_url else None
+    book: PlaceBook = LocalBook()
+    if redis is not None:
+        key = f"bench-routing-{uuid.uuid4().hex}:queue-places"
+        book = RedisBook(redis, key)
+    out: dict[str, Any] = {"book": "redis" if redis else "local"}
+
+    async def told() -> int:
+        async with db.read() as session:
+            places = await queue.positions(session, settings)
+        values = {str(p.consultation_id): f"{p.position}:{p.estimated_wait_seconds}" for _, p in places}
+        return len(await book.changed(values))
+
+    try:
+        wall, cpu = time.perf_counter(), time.process_time()
+        out["first_recompute"] = await told()
+        out["recompute_ms"] = round((time.perf_counter() - wall) * 1000, 1)
+        out["recompute_cpu_ms"] = round((time.process_time() - cpu) * 1000, 1)
+        out["no_change"] = await told()
+        shopper = uuid.uuid4()
+        async with db.transaction() as session:
+            session.add(Shopper(id=shopper, display_name="late"))
+            await session.flush()
+            session.add(ShopperConnection(sid=uuid.uuid4().hex, shopper_id=shopper, process_id="bench"))
+            session.add(
+                Consultation(
+                    shopper_id=shopper,
+                    kind=ConsultationKind.CHAT,
+                    status=S.QUEUED,
+                    queued_at=utcnow(),
+                    skills=[],
+                    passed_over=[],
+                    extra={},
+                )
+            )
+        out["join_at_the_back"] = await told()
+        async with db.transaction() as session:
+            head = await session.scalar(
+                select(Consultation.id)
+                .where(Consultation.status == S.QUEUED)
+                .order_by(Consultation.queued_at)
+                .limit(1)
+            )
+            await session.execute(
+                update(Consultation).where(Consultation.id == head).values(status=S.ABANDONED)
+            )
+        out["head_leaves"] = await told()
+    finally:
+        if redis is not None:
+            await redis.delete(key)
+            await redis.aclose()
+    return out
+
+
+async def idle_servers(tmp: Path, args: argparse.Namespace, window: float) -> dict[str, Any]:
+    """A real ``livedesk serve`` left idle with the seeded queue (nothing changes): its CPU
+    per second, this checkout's and (``--baseline-src``) the old one's, one after the other."""
+    out: dict[str, Any] = {"window_s": window}
+    runs = [("new", str(HERE.parent / "src"))]
+    if args.baseline_src:
+        runs.insert(0, ("old", args.baseline_src))
+    for name, src in runs:
+        url = await fresh_database(tmp / f"idle-{name}", args.database_url)
+        db = Database(url)
+        try:
+            await seed(db, args.advisors, args.waiting)
+        finally:
+            await db.dispose()
+        out[f"{name}_cpu_ms_per_s"] = await _idle_cpu(url, src, tmp / f"idle-{name}", args.redis_url, window)
+    if "old_cpu_ms_per_s" in out:
+        out["ratio_old_over_new"] = round(out["old_cpu_ms_per_s"] / max(out["new_cpu_ms_per_s"], 1e-6), 1)
+    return out
+
+
+async def _idle_cpu(url: str, src: str, data: Path, redis_url: str, window: float) -> float:
+    import socket
+    import subprocess
+
+    import aiohttp
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEDESK_")}
+    env.update(
+        {
+            "PYTHONPATH": src,
+            "LIVEDESK_HOST": "127.0.0.1",
+            "LIVEDESK_PORT": str(port),
+            "LIVEDESK_DATA_DIR": str(data / "data"),
+            "LIVEDESK_DATABASE_URL": url,
+            "LIVEDESK_SECRET_KEY": "bench-" + uuid.uuid4().hex,
+            "LIVEDESK_LOG_LEVEL": "warning",
+            "LIVEDESK_REDIS_URL": redis_url,
+            "LIVEDESK_REDIS_CHANNEL": f"bench-routing-{uuid.uuid4().hex}",
+        }
+    )
+    with (data / "server.log").open("wb") as log:
+        proc = subprocess.Popen(  # noqa: ASYNC220 - started once, stopped by its handle below
+            [sys.executable, "-m", "livedesk", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 120
+        async with aiohttp.ClientSession() as http:
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"server exited: {(data / 'server.log').read_text()[-2000:]}")
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                if loop.time() > deadline:
+                    raise RuntimeError("server not ready")
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(3)  # start-up work (migrations checked, caches) out of the window
+        before = _cpu_seconds(proc.pid)
+        await asyncio.sleep(window)
+        used = _cpu_seconds(proc.pid) - before
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    return round(used / window * 1000, 2)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (from /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _positions(db: Database, settings: Settings) -> None:
