@@ -41,7 +41,7 @@ from sqlalchemy import insert, select, text, update
 
 from _realtime_seed import fresh_database
 from livedesk.consultations import dispatch, queue, routing
-from livedesk.consultations.routing_runner import LocalBook, PlaceBook, RedisBook
+from livedesk.consultations.place_book import LocalBook, PlaceBook, RedisBook
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import Database, Outgoing
 from livedesk.models import (
@@ -453,7 +453,7 @@ async def main() -> None:
             window = 10.0 if args.quick else 30.0
             results["idle_server"] = await idle_servers(Path(tmp), args, window)
             results["loadavg"] = os.getloadavg()
-            print(json.dumps(results, indent=2))
+            print(json.dumps(results))
         finally:
             await db.dispose()
 
@@ -473,7 +473,7 @@ async def places_events(db: Database, settings: Settings, redis_url: str) -> dic
     async def told() -> int:
         async with db.read() as session:
             places = await queue.positions(session, settings)
-        values = {str(p.consultation_id): f"{p.position}:{p.estimated_wait_seconds}" for _, p in places}
+        values = {str(p.consultation_id): told(p) for _, p in places}
         return len(await book.changed(values))
 
     try:

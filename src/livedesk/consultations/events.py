@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.consultations import queue, routing_runner, service
 from livedesk.consultations.schemas import (
@@ -16,6 +17,7 @@ from livedesk.consultations.schemas import (
     ConsultationRef,
     Escalate,
     QueueJoin,
+    QueuePosition,
     QueueUpdate,
 )
 from livedesk.identity import is_party
@@ -103,9 +105,9 @@ async def current(ctx: EventContext, _payload: NoPayload) -> list[dict[str, Any]
             for c in await service.open_for_shopper(session, ctx.shopper.shopper_id)
             if is_party(ctx.shopper, c, write=False)
         ]
-        # A page that comes back needs its place in the queue now, not at the next change.
-        listed = await queue.positions(session, ctx.app[SETTINGS]) if rows else []
-        places = {place.consultation_id: place for _, place in listed}
+        # A page that comes back needs its place in the queue now, not at the next change:
+        # the place last told (routing_runner keeps it), or, not told yet, the whole queue's.
+        places = await _places(ctx.app, session, [c.id for c in rows if c.status in service.WAITING])
         result = []
         for c in rows:
             item = service.out(c)
@@ -113,6 +115,24 @@ async def current(ctx: EventContext, _payload: NoPayload) -> list[dict[str, Any]
                 item["queue"] = places[c.id].model_dump(mode="json")
             result.append(item)
         return result
+
+
+async def _places(
+    app: web.Application, session: AsyncSession, waiting: list[uuid.UUID]
+) -> dict[uuid.UUID, QueuePosition]:
+    if not waiting:
+        return {}
+    places: dict[uuid.UUID, QueuePosition] = {}
+    runner = app.get(routing_runner.RUNNER)
+    if runner is not None:
+        for consultation_id in waiting:
+            place = await runner.place_of(consultation_id)
+            if place is not None:
+                places[consultation_id] = place
+    if len(places) < len(waiting):
+        listed = await queue.positions(session, app[SETTINGS])
+        places = {place.consultation_id: place for _, place in listed}
+    return places
 
 
 async def get(ctx: EventContext, payload: ConsultationRef) -> dict[str, Any]:

@@ -20,13 +20,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterable
-from typing import Protocol
 
 from aiohttp import web
 from redis import asyncio as aioredis
 from sqlalchemy import text
 
 from livedesk.consultations import attendance, dispatch, queue
+from livedesk.consultations.place_book import LocalBook, PlaceBook, RedisBook, place_from, told
 from livedesk.consultations.schemas import QueuePosition
 from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB, SETTINGS
@@ -41,52 +41,6 @@ log = get_logger("livedesk.routing")
 PLACES_LOCK = 727003
 # A timer fires a little after the deadline, so the database clock agrees it has passed.
 DEADLINE_MARGIN = 0.05
-
-
-class PlaceBook(Protocol):
-    """The place and estimate each waiting consultation's shopper was last told."""
-
-    async def changed(self, places: dict[str, str]) -> set[str]:
-        """Store ``places`` (consultation id → "position:seconds") as the last told; forget
-        any not in it. Returns the ids whose value differs from what was stored."""
-        ...
-
-
-class LocalBook:
-    """One process (SQLite, tests)."""
-
-    def __init__(self) -> None:
-        self._told: dict[str, str] = {}
-
-    async def changed(self, places: dict[str, str]) -> set[str]:
-        moved = {k for k, v in places.items() if self._told.get(k) != v}
-        self._told = dict(places)
-        return moved
-
-
-class RedisBook:
-    """Every process sharing one Redis: a hash of the places last told."""
-
-    def __init__(self, redis: aioredis.Redis, key: str) -> None:
-        self._redis = redis
-        self._key = key
-
-    async def changed(self, places: dict[str, str]) -> set[str]:
-        raw = await self._redis.hgetall(self._key)
-        told = {_text(k): _text(v) for k, v in raw.items()}
-        moved = {k for k, v in places.items() if told.get(k) != v}
-        gone = [k for k in told if k not in places]
-        async with self._redis.pipeline(transaction=True) as pipe:
-            if moved:
-                pipe.hset(self._key, mapping={k: places[k] for k in moved})
-            if gone:
-                pipe.hdel(self._key, *gone)
-            await pipe.execute()
-        return moved
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class RoutingRunner:
@@ -234,7 +188,7 @@ class RoutingRunner:
             await self._tell(places)
 
     async def _tell(self, places: list[tuple[uuid.UUID, QueuePosition]]) -> None:
-        values = {str(p.consultation_id): f"{p.position}:{p.estimated_wait_seconds}" for _, p in places}
+        values = {str(p.consultation_id): told(p) for _, p in places}
         moved = await self._book.changed(values)
         send = self.app[DB].sink()
         for shopper_id, place in places:
@@ -244,6 +198,11 @@ class RoutingRunner:
                     Outgoing(queue.QUEUE_POSITION, place.model_dump(mode="json"), room, rooms.SHOPPER_NS)
                 )
                 self.places_sent += 1
+
+    async def place_of(self, consultation_id: uuid.UUID) -> QueuePosition | None:
+        """The place this consultation's shopper was last told (None: not told yet)."""
+        value = await self._book.get(str(consultation_id))
+        return place_from(consultation_id, value) if value is not None else None
 
     # --- attendance -----------------------------------------------------------------------
 
