@@ -232,6 +232,8 @@ async def seed(db: Database, advisors: int, waiting: int) -> tuple[list[uuid.UUI
                 for n, s in enumerate(staff)
             ],
         )
+        if not waiting:
+            return staff, calls
         await session.execute(
             insert(Consultation),
             [
@@ -521,18 +523,22 @@ async def idle_servers(tmp: Path, args: argparse.Namespace, window: float) -> di
     """A real ``livedesk serve`` left idle with the seeded queue (nothing changes): its CPU
     per second, this checkout's and (``--baseline-src``) the old one's, one after the other."""
     out: dict[str, Any] = {"window_s": window}
-    runs = [("new", str(HERE.parent / "src"))]
+    # "floor": this checkout with the same advisors and calls but nobody waiting: what every
+    # other periodic job costs (the watchers of 500 calls, heartbeats...), not routing.
+    runs = [("floor", str(HERE.parent / "src"), 0), ("new", str(HERE.parent / "src"), args.waiting)]
     if args.baseline_src:
-        runs.insert(0, ("old", args.baseline_src))
-    for name, src in runs:
+        runs.insert(0, ("old", args.baseline_src, args.waiting))
+    for name, src, waiting in runs:
         url = await fresh_database(tmp / f"idle-{name}", args.database_url)
         db = Database(url)
         try:
-            await seed(db, args.advisors, args.waiting)
+            await seed(db, args.advisors, waiting)
         finally:
             await db.dispose()
         out[f"{name}_cpu_ms_per_s"] = await _idle_cpu(url, src, tmp / f"idle-{name}", args.redis_url, window)
+    out["new_routing_share_ms_per_s"] = round(out["new_cpu_ms_per_s"] - out["floor_cpu_ms_per_s"], 2)
     if "old_cpu_ms_per_s" in out:
+        out["old_routing_share_ms_per_s"] = round(out["old_cpu_ms_per_s"] - out["floor_cpu_ms_per_s"], 2)
         out["ratio_old_over_new"] = round(out["old_cpu_ms_per_s"] / max(out["new_cpu_ms_per_s"], 1e-6), 1)
     return out
 

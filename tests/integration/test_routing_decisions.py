@@ -188,6 +188,9 @@ async def test_queue_places_go_only_to_those_whose_place_moved(live: Any) -> Non
     assert len(third.received("queue.position")) == 2
     assert len(fourth.received("queue.position")) == 2
     assert len(fifth.received("queue.position")) == 1
+    # A page that comes back reads the place it was last told (no recompute of the queue).
+    [mine] = await third.ok("consultation.current")
+    assert mine["queue"]["position"] == 2
 
 
 async def _settled(live: Any) -> bool:
