@@ -231,6 +231,8 @@ async def on_connect(ctx: EventContext) -> None:
         session.add(
             ShopperConnection(sid=ctx.sid, shopper_id=ctx.shopper.shopper_id, process_id=ctx.app[PROCESS].id)
         )
+    # Only shoppers with a page open hold a place: places may move (recomputed within a second).
+    routing_runner.places_moved(ctx.app)
 
 
 async def on_disconnect(ctx: EventContext) -> None:
@@ -241,6 +243,7 @@ async def on_disconnect(ctx: EventContext) -> None:
     shopper_id = ctx.shopper.shopper_id
     async with ctx.app[DB].transaction() as session:
         await session.execute(delete(ShopperConnection).where(ShopperConnection.sid == ctx.sid))
+    routing_runner.places_moved(ctx.app)
     ctx.app[BACKGROUND].spawn(
         abandon_after_grace(ctx.app, {shopper_id}, ctx.app[SETTINGS].queue_leave_grace_seconds),
         name="queue-leave-grace",

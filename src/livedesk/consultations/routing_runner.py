@@ -39,6 +39,8 @@ log = get_logger("livedesk.routing")
 
 # Serialises queue-place recomputes across processes (PostgreSQL, transaction-scoped).
 PLACES_LOCK = 727003
+# Pages opening and closing move places; they are recomputed this long after the first.
+PLACES_SETTLE = 1.0
 # A timer fires a little after the deadline, so the database clock agrees it has passed.
 DEADLINE_MARGIN = 0.05
 
@@ -57,6 +59,7 @@ class RoutingRunner:
         self._advisors: set[uuid.UUID] = set()
         self._general = False
         self._timers: dict[uuid.UUID, asyncio.TimerHandle] = {}
+        self._places_timer: asyncio.TimerHandle | None = None
         # Kicks only (never on a clock): coalesced decisions, then queue places.
         self._decide = Periodic("livedesk-routing", self._drain, every=3600.0)
         self._places = Periodic("livedesk-queue-places", self._send_places, every=3600.0)
@@ -156,6 +159,18 @@ class RoutingRunner:
 
     # --- queue places ---------------------------------------------------------------------
 
+    def places_later(self) -> None:
+        """A shopper's page opened or closed: only present shoppers hold a place, so places
+        move. Recomputed at most once per ``PLACES_SETTLE`` seconds however many pages come
+        and go (a reconnect storm makes one recompute a second, not one per socket)."""
+        if self._places_timer is None:
+            loop = asyncio.get_running_loop()
+            self._places_timer = loop.call_later(PLACES_SETTLE, self._places_due)
+
+    def _places_due(self) -> None:
+        self._places_timer = None
+        self.places_soon()
+
     def places_soon(self) -> None:
         if BACKGROUND in self.app:
             self._places_pending += 1
@@ -232,6 +247,8 @@ class RoutingRunner:
         await self._sweep.stop()
         for timer in self._timers.values():
             timer.cancel()
+        if self._places_timer is not None:
+            self._places_timer.cancel()
         self._timers.clear()
         if self._redis is not None:
             await self._redis.aclose()
@@ -256,6 +273,12 @@ async def kick(
         general = consultation is None and not any(a is not None for a in advisors)
     if RUNNER in app:
         await app[RUNNER].kick(consultation=consultation, advisors=advisors, general=general)
+
+
+def places_moved(app: web.Application) -> None:
+    """A shopper's page opened or closed (see ``RoutingRunner.places_later``)."""
+    if RUNNER in app:
+        app[RUNNER].places_later()
 
 
 async def runner_ctx(app: web.Application) -> AsyncIterator[None]:
