@@ -89,9 +89,11 @@ async def test_two_processes_deciding_at_once_never_double_offer(
     first, second = Database(database_url), Database(database_url)
     first.event_sink = second.event_sink = _discard
     made: list[dispatch.Offer] = []
+    # A few connections each (the database server is shared): still decisions side by side.
+    slots = {id(first): asyncio.Semaphore(4), id(second): asyncio.Semaphore(4)}
 
     async def decide(pool: Database, **hint: Any) -> None:
-        async with pool.transaction() as session:
+        async with slots[id(pool)], pool.transaction() as session:
             made.extend(await dispatch.decide(session, settings, **hint))
 
     try:
