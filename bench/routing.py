@@ -41,7 +41,7 @@ from sqlalchemy import insert, select, text, update
 
 from _realtime_seed import fresh_database
 from livedesk.consultations import dispatch, queue, routing
-from livedesk.consultations.place_book import LocalBook, PlaceBook, RedisBook
+from livedesk.consultations.place_book import LocalBook, PlaceBook, RedisBook, told
 from livedesk.kit.clock import utcnow
 from livedesk.kit.db import Database, Outgoing
 from livedesk.models import (
@@ -472,7 +472,7 @@ async def places_events(db: Database, settings: Settings, redis_url: str) -> dic
         book = RedisBook(redis, key)
     out: dict[str, Any] = {"book": "redis" if redis else "local"}
 
-    async def told() -> int:
+    async def sent() -> int:
         async with db.read() as session:
             places = await queue.positions(session, settings)
         values = {str(p.consultation_id): told(p) for _, p in places}
@@ -480,10 +480,10 @@ async def places_events(db: Database, settings: Settings, redis_url: str) -> dic
 
     try:
         wall, cpu = time.perf_counter(), time.process_time()
-        out["first_recompute"] = await told()
+        out["first_recompute"] = await sent()
         out["recompute_ms"] = round((time.perf_counter() - wall) * 1000, 1)
         out["recompute_cpu_ms"] = round((time.process_time() - cpu) * 1000, 1)
-        out["no_change"] = await told()
+        out["no_change"] = await sent()
         shopper = uuid.uuid4()
         async with db.transaction() as session:
             session.add(Shopper(id=shopper, display_name="late"))
@@ -500,7 +500,7 @@ async def places_events(db: Database, settings: Settings, redis_url: str) -> dic
                     extra={},
                 )
             )
-        out["join_at_the_back"] = await told()
+        out["join_at_the_back"] = await sent()
         async with db.transaction() as session:
             head = await session.scalar(
                 select(Consultation.id)
@@ -511,7 +511,7 @@ async def places_events(db: Database, settings: Settings, redis_url: str) -> dic
             await session.execute(
                 update(Consultation).where(Consultation.id == head).values(status=S.ABANDONED)
             )
-        out["head_leaves"] = await told()
+        out["head_leaves"] = await sent()
     finally:
         if redis is not None:
             await redis.delete(key)
