@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     offer_timeout_seconds: float = Field(
         30.0, gt=0, description="An unanswered offer moves to the next advisor after this."
     )
+    routing_sweep_seconds: float = Field(
+        15.0,
+        gt=0,
+        description="Routing decides on each change; this slow sweep (one process at a time) catches "
+        "what a lost change missed: due offers, stale waits, queue places.",
+    )
     max_chats_per_advisor: int = Field(
         3, ge=1, description="Chats an advisor may hold at once (calls: always one)."
     )

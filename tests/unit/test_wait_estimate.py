@@ -4,7 +4,9 @@ take the shopper."""
 
 from __future__ import annotations
 
+import random
 import uuid
+from typing import Any
 
 from livedesk.consultations.wait_estimate import Desk, Waiter, estimate
 from livedesk.models import ConsultationKind
@@ -91,3 +93,61 @@ def test_nobody_who_could_take_her_is_online() -> None:
     waiting_for = Waiter(c, VIDEO, nominated=uuid.uuid4(), wait_for_nominated=True)
     got = estimate([waiting_for], [Desk(other, handle_seconds=60)], 3)
     assert (got[c].seconds, got[c].advisors) == (None, 0)
+
+
+def _reference(waiters: list[Waiter], desks: list[Desk], max_chats: int) -> dict[uuid.UUID, Any]:
+    """The plain scan over every desk for every waiter (what ``estimate`` computed before the
+    heaps): the heaps must give the very same answers."""
+    from livedesk.consultations.wait_estimate import Estimate, _desk_state
+
+    free = {d.staff_id: _desk_state(d, max_chats) for d in desks}
+    order = sorted(free)
+    out: dict[uuid.UUID, Any] = {}
+    for w in waiters:
+        if w.offered_to is not None:
+            out[w.consultation_id] = Estimate(0, sum(1 for s in order if w.may_go_to(s) or s == w.offered_to))
+            if w.offered_to in free:
+                free[w.offered_to].take(w.kind, 0.0)
+    for w in waiters:
+        if w.offered_to is not None:
+            continue
+        reach = [s for s in order if w.may_go_to(s)]
+        if not reach:
+            out[w.consultation_id] = Estimate(None, 0)
+            continue
+        best = min(reach, key=lambda s: free[s].start(w.kind))
+        at = free[best].start(w.kind)
+        free[best].take(w.kind, at)
+        out[w.consultation_id] = Estimate(round(at), len(reach))
+    return out
+
+
+def test_the_heaps_answer_as_the_plain_scan_does() -> None:
+    rng = random.Random(22)
+    kinds = list(ConsultationKind)
+    for _ in range(300):
+        staff = [uuid.uuid4() for _ in range(rng.randint(0, 8))]
+        desks = [
+            Desk(
+                staff_id=s,
+                handle_seconds=rng.choice([60.0, 120.0, 300.0]),
+                call_elapsed=rng.choice([None, 30.0, 400.0]),
+                chats_elapsed=tuple(rng.choice([10.0, 200.0]) for _ in range(rng.randint(0, 3))),
+            )
+            for s in staff
+        ]
+        waiters = []
+        for _ in range(rng.randint(0, 25)):
+            nominated = rng.choice([None, *staff]) if staff else None
+            waiters.append(
+                Waiter(
+                    consultation_id=uuid.uuid4(),
+                    kind=rng.choice(kinds),
+                    offered_to=rng.choice(staff) if staff and rng.random() < 0.1 else None,
+                    nominated=nominated,
+                    wait_for_nominated=nominated is not None and rng.random() < 0.3,
+                    passed_over=frozenset(s for s in staff if rng.random() < 0.1),
+                )
+            )
+        max_chats = rng.randint(1, 3)
+        assert estimate(waiters, desks, max_chats) == _reference(waiters, desks, max_chats)

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from livedesk.consultations import queue, routing_runner, service
 from livedesk.consultations.connections import SHOPPER_CONNECTIONS
@@ -16,6 +17,7 @@ from livedesk.consultations.schemas import (
     ConsultationRef,
     Escalate,
     QueueJoin,
+    QueuePosition,
     QueueUpdate,
 )
 from livedesk.identity import is_party
@@ -67,16 +69,18 @@ async def queue_join(ctx: EventContext, payload: QueueJoin) -> dict[str, Any]:
         if intake is not None:
             await survey_service.link_to_consultation(session, intake, c)
         result = service.out(c)
-    await routing_runner.kick(ctx.app)
+    await routing_runner.kick(ctx.app, consultation=c.id)
     return result
 
 
 async def queue_leave(ctx: EventContext, payload: ConsultationRef) -> dict[str, Any]:
     async with ctx.app[DB].transaction() as session:
         c = await service.load_for_party(session, payload.consultation_id, ctx.actor)
+        offered_to = c.offered_to_id
         await service.leave_queue(session, c)
         result = service.out(c)
-    await routing_runner.kick(ctx.app)
+    # The places behind move up; an advisor it was offered to is free again.
+    await routing_runner.kick(ctx.app, advisors=(offered_to,), general=False)
     return result
 
 
@@ -86,7 +90,7 @@ async def queue_update(ctx: EventContext, payload: QueueUpdate) -> dict[str, Any
         c = await service.load_for_party(session, payload.consultation_id, ctx.actor)
         await service.set_wait_for_nominated(session, c, payload.wait_for_nominated)
         result = service.out(c)
-    await routing_runner.kick(ctx.app)
+    await routing_runner.kick(ctx.app, consultation=c.id)
     return result
 
 
@@ -101,9 +105,9 @@ async def current(ctx: EventContext, _payload: NoPayload) -> list[dict[str, Any]
             for c in await service.open_for_shopper(session, ctx.shopper.shopper_id)
             if is_party(ctx.shopper, c, write=False)
         ]
-        # A page that comes back needs its place in the queue now, not at the next change.
-        listed = await queue.positions(session, ctx.app[SETTINGS]) if rows else []
-        places = {place.consultation_id: place for _, place in listed}
+        # A page that comes back needs its place in the queue now, not at the next change:
+        # the place last told (routing_runner keeps it), or, not told yet, the whole queue's.
+        places = await _places(ctx.app, session, [c.id for c in rows if c.status in service.WAITING])
         result = []
         for c in rows:
             item = service.out(c)
@@ -111,6 +115,24 @@ async def current(ctx: EventContext, _payload: NoPayload) -> list[dict[str, Any]
                 item["queue"] = places[c.id].model_dump(mode="json")
             result.append(item)
         return result
+
+
+async def _places(
+    app: web.Application, session: AsyncSession, waiting: list[uuid.UUID]
+) -> dict[uuid.UUID, QueuePosition]:
+    if not waiting:
+        return {}
+    places: dict[uuid.UUID, QueuePosition] = {}
+    runner = app.get(routing_runner.RUNNER)
+    if runner is not None:
+        for consultation_id in waiting:
+            place = await runner.place_of(consultation_id)
+            if place is not None:
+                places[consultation_id] = place
+    if len(places) < len(waiting):
+        listed = await queue.positions(session, app[SETTINGS])
+        places = {place.consultation_id: place for _, place in listed}
+    return places
 
 
 async def get(ctx: EventContext, payload: ConsultationRef) -> dict[str, Any]:
@@ -125,7 +147,8 @@ async def offer_accept(ctx: EventContext, payload: ConsultationRef) -> dict[str,
         c = await service.load_for_party(session, payload.consultation_id, ctx.actor)
         await service.accept_offer(session, c, staff.staff_id)
         result = service.out(c)
-    await routing_runner.kick(ctx.app)
+    # With a chat accepted she may take another (no offer in hand any more).
+    await routing_runner.kick(ctx.app, advisors=(staff.staff_id,))
     return result
 
 
@@ -135,7 +158,7 @@ async def offer_decline(ctx: EventContext, payload: ConsultationRef) -> dict[str
         c = await service.load_for_party(session, payload.consultation_id, ctx.actor)
         await service.decline_offer(session, c, staff.staff_id, "declined")
         result = service.out(c)
-    await routing_runner.kick(ctx.app)
+    await routing_runner.kick(ctx.app, consultation=c.id, advisors=(staff.staff_id,))
     return result
 
 
@@ -144,7 +167,7 @@ async def end(ctx: EventContext, payload: ConsultationRef) -> dict[str, Any]:
         c = await service.load_for_party(session, payload.consultation_id, ctx.actor)
         await service.end(session, c, ctx.actor)
         result = service.out(c)
-    await routing_runner.kick(ctx.app)
+    await routing_runner.kick(ctx.app, advisors=(c.advisor_id,), general=c.advisor_id is None)
     return result
 
 
@@ -157,7 +180,7 @@ async def close(ctx: EventContext, payload: CloseConsultation) -> dict[str, Any]
         result = service.out(c)
     if invited:
         survey_mail.send_soon(ctx.app, c.id)
-    await routing_runner.kick(ctx.app)
+    await routing_runner.kick(ctx.app, advisors=(staff.staff_id,))
     return result
 
 
@@ -205,6 +228,8 @@ async def on_connect(ctx: EventContext) -> None:
     if ctx.shopper is None:
         return
     await ctx.app[SHOPPER_CONNECTIONS].opened(ctx.sid, ctx.shopper.shopper_id, ctx.app[PROCESS].id)
+    # Only shoppers with a page open hold a place: places may move (recomputed within a second).
+    routing_runner.places_moved(ctx.app)
 
 
 async def on_disconnect(ctx: EventContext) -> None:
@@ -214,6 +239,7 @@ async def on_disconnect(ctx: EventContext) -> None:
         return
     shopper_id = ctx.shopper.shopper_id
     await ctx.app[SHOPPER_CONNECTIONS].closed(ctx.sid)
+    routing_runner.places_moved(ctx.app)
     ctx.app[BACKGROUND].spawn(
         abandon_after_grace(ctx.app, {shopper_id}, ctx.app[SETTINGS].queue_leave_grace_seconds),
         name="queue-leave-grace",

@@ -14,12 +14,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import exists, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from livedesk.consultations import routing, service, wait_estimate
-from livedesk.consultations.outgoing import OFFER_NEW
+from livedesk.consultations import service, wait_estimate
 
 # Re-exported: routing_runner sends the places after each pass.
 from livedesk.consultations.outgoing import QUEUE_POSITION as QUEUE_POSITION
-from livedesk.consultations.schemas import ConsultationOut, QueuePosition
+from livedesk.consultations.schemas import QueuePosition
 from livedesk.kit.clock import utcnow
 from livedesk.kit.errors import TooManyRequests
 from livedesk.models import (
@@ -32,20 +31,10 @@ from livedesk.models import (
     ShopperConnection,
     Staff,
 )
-from livedesk.realtime import rooms
-from livedesk.realtime.emit import emit
 from livedesk.settings import Settings
 
 S = ConsultationStatus
 DEFAULT_HANDLE_SECONDS = 300.0
-
-
-async def _serialise(session: AsyncSession) -> None:
-    """One routing pass at a time across processes. SQLite's write transaction already is
-    exclusive; PostgreSQL needs a transaction-scoped advisory lock."""
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(727001)"))
 
 
 # --- surge protection -------------------------------------------------------------------------
@@ -137,150 +126,8 @@ def mark_origin(c: Consultation, origin: Origin) -> None:
     c.extra = {**(c.extra or {}), ORIGIN_ADDRESS: origin.address, ORIGIN_NETWORK: origin.network}
 
 
-# --- routing ----------------------------------------------------------------------------------
-
-
-async def _candidates(session: AsyncSession) -> list[routing.Candidate]:
-    rows = (
-        await session.execute(
-            select(Staff, AdvisorPresence)
-            .join(AdvisorPresence, AdvisorPresence.staff_id == Staff.id)
-            .where(
-                AdvisorPresence.status == PresenceStatus.AVAILABLE,
-                Staff.active.is_(True),
-                Staff.role == Role.ADVISOR,
-            )
-        )
-    ).all()
-    if not rows:
-        return []
-    ids = [staff.id for staff, _ in rows]
-    load = (
-        await session.execute(
-            select(
-                Consultation.advisor_id, Consultation.offered_to_id, Consultation.kind, Consultation.status
-            ).where(
-                Consultation.status.in_((S.ACTIVE, S.OFFERED)),
-                (Consultation.advisor_id.in_(ids)) | (Consultation.offered_to_id.in_(ids)),
-            )
-        )
-    ).all()
-    chats: dict[uuid.UUID, int] = {}
-    calls: set[uuid.UUID] = set()
-    offers: set[uuid.UUID] = set()
-    for advisor_id, offered_to_id, kind, status in load:
-        if status == S.OFFERED and offered_to_id is not None:
-            offers.add(offered_to_id)
-        elif status == S.ACTIVE and advisor_id is not None:
-            if kind == ConsultationKind.CHAT:
-                chats[advisor_id] = chats.get(advisor_id, 0) + 1
-            else:
-                calls.add(advisor_id)
-    return [
-        routing.Candidate(
-            staff_id=staff.id,
-            skills=frozenset(staff.skills),
-            languages=frozenset(staff.languages),
-            idle_since=state.idle_since,
-            chats=chats.get(staff.id, 0),
-            in_call=staff.id in calls,
-            has_pending_offer=staff.id in offers,
-            team_id=staff.team_id,
-        )
-        for staff, state in rows
-    ]
-
-
-def _request(c: Consultation) -> routing.Request:
-    return routing.Request(
-        kind=c.kind,
-        nominated=c.nominated_advisor_id,
-        wait_for_nominated=c.wait_for_nominated,
-        skills=frozenset(c.skills),
-        language=c.language,
-        passed_over=frozenset(uuid.UUID(s) for s in c.passed_over),
-        teams=frozenset(uuid.UUID(t) for t in c.extra.get("team_ids", [])),
-    )
-
-
-async def anything_waiting(session: AsyncSession) -> bool:
-    """Whether a routing pass has anything to do: a consultation queued or offered (an offer
-    may expire). A read on the status index, so the idle tick takes no write lock."""
-    found = await session.scalar(
-        select(Consultation.id).where(Consultation.status.in_((S.QUEUED, S.OFFERED))).limit(1)
-    )
-    return found is not None
-
-
-async def route(session: AsyncSession, settings: Settings) -> int:
-    """Offer as many waiting consultations as there are advisors to take them, oldest
-    first. Returns how many offers were made."""
-    await _serialise(session)
-    now = utcnow()
-    await _expire_offers(session, settings, now)
-    await _give_up(session, settings, now)
-    waiting = (
-        await session.scalars(
-            select(Consultation)
-            .where(Consultation.status == S.QUEUED)
-            .order_by(Consultation.queued_at)
-            .limit(200)
-        )
-    ).all()
-    if not waiting:
-        return 0
-    candidates = await _candidates(session)
-    made = 0
-    for c in waiting:
-        if not candidates:
-            break
-        chosen = routing.choose_advisor(_request(c), candidates, settings.max_chats_per_advisor)
-        if chosen is None:
-            continue
-        c.status = S.OFFERED
-        c.offered_to_id = chosen
-        c.offer_expires_at = now + timedelta(seconds=settings.offer_timeout_seconds)
-        await service.record_step(session, c, "offered to an advisor", actor=chosen)
-        payload = {
-            **ConsultationOut.of(c).model_dump(mode="json"),
-            "offer_expires_at": c.offer_expires_at.isoformat(),
-        }
-        emit(session, OFFER_NEW, payload, room=rooms.staff(chosen), namespace=rooms.STAFF_NS)
-        service.announce(session, c)
-        # The chosen advisor has an offer in hand now: not eligible for another this pass.
-        candidates = [
-            cand
-            if cand.staff_id != chosen
-            else routing.Candidate(**{**cand.__dict__, "has_pending_offer": True})
-            for cand in candidates
-        ]
-        made += 1
-    return made
-
-
-async def _expire_offers(session: AsyncSession, settings: Settings, now: object) -> None:
-    expired = (
-        await session.scalars(
-            select(Consultation).where(Consultation.status == S.OFFERED, Consultation.offer_expires_at < now)
-        )
-    ).all()
-    for c in expired:
-        assert c.offered_to_id is not None
-        await service.miss_offer(session, c, c.offered_to_id, set_away=settings.away_after_missed_offer)
-
-
-async def _give_up(session: AsyncSession, settings: Settings, now: object) -> None:
-    cutoff = utcnow() - timedelta(seconds=settings.queue_max_wait_seconds)
-    stale = (
-        await session.scalars(
-            select(Consultation).where(Consultation.status == S.QUEUED, Consultation.queued_at < cutoff)
-        )
-    ).all()
-    for c in stale:
-        c.status = S.MISSED
-        c.closed_at = utcnow()
-        await service.record_step(session, c, "nobody was free to answer")
-        service.announce(session, c)
+# --- queue places -----------------------------------------------------------------------------
+# (Routing decisions are consultations/dispatch.py's, one change at a time.)
 
 
 # Handle times that describe an advisor's pace: her latest ones, not older than this.
@@ -382,9 +229,19 @@ async def positions(session: AsyncSession, settings: Settings) -> list[tuple[uui
     is given up after a grace period) or a client that queued and dropped its sockets does
     not push the others back meanwhile."""
     present = exists().where(ShopperConnection.shopper_id == Consultation.shopper_id)
+    # Plain columns, not entities: a long queue is read on every change.
     waiting = (
-        await session.scalars(
-            select(Consultation)
+        await session.execute(
+            select(
+                Consultation.id,
+                Consultation.shopper_id,
+                Consultation.kind,
+                Consultation.status,
+                Consultation.offered_to_id,
+                Consultation.nominated_advisor_id,
+                Consultation.wait_for_nominated,
+                Consultation.passed_over,
+            )
             .where(Consultation.status.in_((S.QUEUED, S.OFFERED)), present)
             .order_by(Consultation.queued_at)
         )
@@ -398,7 +255,7 @@ async def positions(session: AsyncSession, settings: Settings) -> list[tuple[uui
             offered_to=c.offered_to_id if c.status == S.OFFERED else None,
             nominated=c.nominated_advisor_id,
             wait_for_nominated=c.wait_for_nominated,
-            passed_over=frozenset(uuid.UUID(s) for s in c.passed_over),
+            passed_over=frozenset(uuid.UUID(s) for s in c.passed_over or ()),
         )
         for c in waiting
     ]
@@ -415,7 +272,8 @@ async def positions(session: AsyncSession, settings: Settings) -> list[tuple[uui
         places.append(
             (
                 c.shopper_id,
-                QueuePosition(
+                # Built from our own values: no validation to pay a thousand times.
+                QueuePosition.model_construct(
                     consultation_id=c.id,
                     position=index,
                     estimated_wait_seconds=seconds,

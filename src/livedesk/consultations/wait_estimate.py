@@ -14,6 +14,7 @@ online, there is nothing to play forward: ``None``.
 
 from __future__ import annotations
 
+import heapq
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -104,19 +105,69 @@ def estimate(waiters: Sequence[Waiter], desks: Iterable[Desk], max_chats: int) -
     # Offers in hand come first: that advisor is deciding on it now.
     for w in waiters:
         if w.offered_to is not None:
-            asked = sum(1 for s in order if w.may_go_to(s) or s == w.offered_to)
+            if w.passed_over or (w.wait_for_nominated and w.nominated is not None):
+                asked = sum(1 for s in order if w.may_go_to(s) or s == w.offered_to)
+            else:
+                asked = len(order)  # anyone may be asked
             out[w.consultation_id] = Estimate(0, asked)
             if w.offered_to in free:
                 free[w.offered_to].take(w.kind, 0.0)
+    # Most waiters may go to anyone: the desk that frees first comes off a heap per kind
+    # (first in ``order`` among equals, as the scan below picks), so a long queue before many
+    # desks costs a log per waiter, not a pass over every desk.
+    soonest = _Soonest(free, order)
     for w in waiters:
         if w.offered_to is not None:
             continue
-        reach = [s for s in order if w.may_go_to(s)]
-        if not reach:
-            out[w.consultation_id] = Estimate(None, 0)
-            continue
-        best = min(reach, key=lambda s: free[s].start(w.kind))
-        at = free[best].start(w.kind)
+        if not w.passed_over and not (w.wait_for_nominated and w.nominated is not None):
+            if not order:
+                out[w.consultation_id] = Estimate(None, 0)
+                continue
+            best, at = soonest.pop(w.kind)
+            reached = len(order)
+        else:
+            reach = [s for s in order if w.may_go_to(s)]
+            if not reach:
+                out[w.consultation_id] = Estimate(None, 0)
+                continue
+            best = min(reach, key=lambda s: free[s].start(w.kind))
+            at = free[best].start(w.kind)
+            reached = len(reach)
         free[best].take(w.kind, at)
-        out[w.consultation_id] = Estimate(round(at), len(reach))
+        soonest.moved(best)
+        out[w.consultation_id] = Estimate(round(at), reached)
     return out
+
+
+class _Soonest:
+    """Per kind, a heap of (when the desk can start it, its place in ``order``), kept
+    current lazily: a desk that takes work gets fresh entries, its older ones are skipped."""
+
+    def __init__(self, free: dict[uuid.UUID, _Free], order: list[uuid.UUID]) -> None:
+        self._free = free
+        self._order = order
+        self._index = {s: n for n, s in enumerate(order)}
+        self._version = dict.fromkeys(order, 0)
+        self._heaps: dict[ConsultationKind, list[tuple[float, int, int]]] = {}
+
+    def _heap(self, kind: ConsultationKind) -> list[tuple[float, int, int]]:
+        if kind not in self._heaps:
+            heap = [(self._free[s].start(kind), n, self._version[s]) for n, s in enumerate(self._order)]
+            heapq.heapify(heap)
+            self._heaps[kind] = heap
+        return self._heaps[kind]
+
+    def pop(self, kind: ConsultationKind) -> tuple[uuid.UUID, float]:
+        heap = self._heap(kind)
+        while True:
+            at, n, version = heap[0]
+            staff_id = self._order[n]
+            if version == self._version[staff_id]:
+                return staff_id, at
+            heapq.heappop(heap)
+
+    def moved(self, staff_id: uuid.UUID) -> None:
+        self._version[staff_id] += 1
+        version, n = self._version[staff_id], self._index[staff_id]
+        for kind, heap in self._heaps.items():
+            heapq.heappush(heap, (self._free[staff_id].start(kind), n, version))

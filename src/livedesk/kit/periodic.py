@@ -33,7 +33,7 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from livedesk.kit.background import Background
 from livedesk.kit.logging import get_logger
@@ -88,7 +88,8 @@ return 0
 
 
 class _Redis(Protocol):
-    async def eval(self, script: str, numkeys: int, *keys_and_args: str) -> object: ...
+    # A plain def returning an awaitable: redis-py's own client declares it so.
+    def eval(self, script: str, numkeys: int, *keys_and_args: Any) -> Awaitable[Any]: ...
 
 
 class RedisClaim:
@@ -100,7 +101,7 @@ class RedisClaim:
 
     async def take(self, name: str, holder: str, ttl: float) -> bool:
         won = await self._redis.eval(_TAKE, 1, self._prefix + name, holder, str(max(1, int(ttl * 1000))))
-        return bool(int(won))  # type: ignore[call-overload]
+        return bool(int(won))
 
 
 class Periodic:
@@ -213,6 +214,11 @@ class Periodic:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    @property
+    def busy(self) -> bool:
+        """A pass is under way (a kick's or the tick's)."""
+        return self._lock.locked()
 
     @property
     def running(self) -> bool:
