@@ -244,3 +244,35 @@ async def test_a_redis_claim_is_held_by_one_process_at_a_time() -> None:
 
 async def _never() -> None:
     return None
+
+
+class _Lines:
+    """Records what a job's failure report wrote (a logger at the edge)."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, dict[str, object]]] = []
+
+    def warning(self, event: str, **fields: object) -> None:
+        self.lines.append(("warning", event, fields))
+
+    def exception(self, event: str, **fields: object) -> None:
+        self.lines.append(("exception", event, fields))
+
+
+def test_a_database_outage_is_one_line_and_a_bug_keeps_its_traceback() -> None:
+    """During an outage every job fails on every tick: a traceback each (with locals, seconds of
+    the loop under load) held up socket answers in the outage test. An outage is one line."""
+    from sqlalchemy import exc as sa_exc
+
+    from livedesk.kit.periodic import log_job_failure
+
+    lines = _Lines()
+    log_job_failure(lines, "pass failed", ConnectionRefusedError(111, "refused"), job="j")
+    log_job_failure(lines, "pass failed", sa_exc.TimeoutError("pool"), job="j")
+    log_job_failure(lines, "pass failed", KeyError("bug"), job="j")
+    assert [(kind, fields.get("job")) for kind, _, fields in lines.lines] == [
+        ("warning", "j"),
+        ("warning", "j"),
+        ("exception", "j"),
+    ]
+    assert "refused" in str(lines.lines[0][2]["error"])

@@ -16,7 +16,7 @@ from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.logging import get_logger
 from livedesk.kit.mail import MAILER
-from livedesk.kit.periodic import Periodic
+from livedesk.kit.periodic import Periodic, log_job_failure
 
 log = get_logger("livedesk.booking.jobs")
 
@@ -56,8 +56,8 @@ class BookingJobs:
             self.sent += await mails.send_due(
                 app[DB], app[MAILER], app[SETTINGS], self.tokens, composers=app.get(mails.MAIL_COMPOSERS)
             )
-        except Exception:  # a failed pass is retried on the next tick
-            log.exception("booking jobs pass failed")
+        except Exception as exc:  # a failed pass is retried on the next tick
+            log_job_failure(log, "booking jobs pass failed", exc)
         self.passes += 1
 
     async def start(self) -> None:

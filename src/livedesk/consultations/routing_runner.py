@@ -32,7 +32,7 @@ from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.db import Outgoing
 from livedesk.kit.logging import get_logger
-from livedesk.kit.periodic import Claim, LocalClaim, Periodic, RedisClaim
+from livedesk.kit.periodic import Claim, LocalClaim, Periodic, RedisClaim, log_job_failure
 from livedesk.realtime import rooms
 
 log = get_logger("livedesk.routing")
@@ -233,8 +233,8 @@ class RoutingRunner:
                 async with app[DB].transaction() as session:
                     outcome = await attendance.judge(session, app[SETTINGS], consultation_id)
                 acted = acted or outcome.ended or outcome.abandoned
-        except Exception:  # retried on the next tick
-            log.exception("attendance check failed")
+        except Exception as exc:  # retried on the next tick
+            log_job_failure(log, "attendance check failed", exc)
         if acted:
             await self.kick(general=True)
 

@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from livedesk.kit.background import Background
+from livedesk.kit.db import is_unavailable
 from livedesk.kit.logging import get_logger
 
 # A random source of its own: the jitter must not draw from (and move) the global one that
@@ -185,7 +186,7 @@ class Periodic:
             if self._quiet:
                 log.warning("periodic job failed", job=self.name, error=repr(exc))
             else:
-                log.exception("periodic job failed", job=self.name)
+                log_job_failure(log, "periodic job failed", exc, job=self.name)
             return None
         self.runs += 1
         return result
@@ -223,3 +224,14 @@ class Periodic:
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
+
+
+def log_job_failure(logger: Any, event: str, exc: BaseException, **fields: Any) -> None:
+    """A background pass that failed: a database outage is expected and said in one line; anything
+    else is a bug and logged with its traceback. During an outage every job fails on every tick,
+    and rendering a traceback with its locals takes the event loop for a long moment each (under
+    load, seconds: long enough to hold up the answers sockets are waiting for)."""
+    if is_unavailable(exc):
+        logger.warning(event, error=repr(exc), **fields)
+    else:
+        logger.exception(event, **fields)

@@ -10,7 +10,7 @@ from aiohttp import web
 from livedesk.kit.background import BACKGROUND
 from livedesk.kit.context import DB, SETTINGS
 from livedesk.kit.logging import get_logger
-from livedesk.kit.periodic import Periodic
+from livedesk.kit.periodic import Periodic, log_job_failure
 from livedesk.payments import deposits
 from livedesk.payments.providers import PROVIDER
 
@@ -32,8 +32,8 @@ class DepositJobs:
     async def _pass(self) -> None:
         try:
             self.settled += await deposits.settle_due(self.app[DB], self.app[PROVIDER], self.app[SETTINGS])
-        except Exception:  # a failed pass is retried on the next tick
-            log.exception("deposit jobs pass failed")
+        except Exception as exc:  # a failed pass is retried on the next tick
+            log_job_failure(log, "deposit jobs pass failed", exc)
 
 
 DEPOSIT_JOBS = web.AppKey("deposit_jobs", DepositJobs)
