@@ -156,12 +156,15 @@ class ShopperNamespace(LivedeskNamespace):
         ctx.address = address
         await self._admit(ctx)
         try:
+            # The connect hooks (the page's connection row, in a group commit) before the rooms:
+            # python-socketio answers the connect only once this returns, and a socket already
+            # in its rooms would hear their events for all that time before its answer.
+            await self._connected(ctx)
             if actor.consultation_id is not None:
                 # A booked call's token hears of that consultation only.
                 await self.enter_room(sid, rooms.consultation_shopper(actor.consultation_id))
             else:
                 await self.enter_room(sid, rooms.shopper(actor.shopper_id))
-            await self._connected(ctx)
         except BaseException:
             await self._release(ctx)
             raise
