@@ -251,6 +251,11 @@ class RoutingRunner:
             self._places_timer.cancel()
         self._timers.clear()
         if self._redis is not None:
+            # A places pass or a returning page's read may still come after this (they run as
+            # background tasks and socket events, which end later in shutdown): they get a local
+            # book, since a closed redis-py client would quietly open a new connection and leave
+            # it to the garbage collector.
+            self._book = LocalBook()
             await self._redis.aclose()
 
 
